@@ -1,0 +1,10 @@
+// The logging surface the core needs; pino (Fastify's logger) and console both fit.
+export interface Logger {
+  debug: (obj: object, msg: string) => void
+  info: (obj: object, msg: string) => void
+  warn: (obj: object, msg: string) => void
+  error: (obj: object, msg: string) => void
+}
+
+const nothing = (): void => {}
+export const silentLogger: Logger = { debug: nothing, info: nothing, warn: nothing, error: nothing }

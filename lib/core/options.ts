@@ -1,0 +1,157 @@
+import { parseDuration } from './duration.js'
+import { compilePatterns, type PathMatcher, type PathPattern } from './path-match.js'
+import type { CookieSettings } from './cookie.js'
+import type { NodeState } from './node-state.js'
+
+/** A duration: milliseconds, or a string such as "5s", "250ms", "1m". */
+export type Duration = number | string
+
+/** Options shared by every adapter (Fastify, Express, node:http). */
+export interface LitefsOptions {
+  /** Database file name inside the mount whose TXID is tracked (LiteFS `proxy.db`). Required. */
+  db: string
+  /** LiteFS FUSE mount directory. Default `/litefs`. */
+  mount?: string
+  /** LiteFS HTTP API base URL, or `false` for the mount files alone. Default `http://localhost:20202`. */
+  api?: string | false
+  /**
+   * This node's role when LiteFS's API cannot tell (`api: false`, or the API
+   * down). Without it a node with no `.primary` file is "unknown": its writes
+   * are held, then answered 503. Default: taken from LiteFS.
+   */
+  role?: 'primary' | 'replica'
+  /** A node state to use instead of a LiteFS mount (the dev cluster's, or your own). */
+  state?: NodeState
+  /** Paths handed to the app untouched: LiteFS globs (`*` spans `/`) or RegExps. */
+  passthrough?: PathPattern[]
+  /** Paths whose reads are treated as writes (OAuth callbacks that write, say). */
+  alwaysForward?: PathPattern[]
+  /** How long a read waits for the replica to catch up before 504. Default `5s`. */
+  readTimeout?: Duration
+  /** How long a write waits for a primary to be known before 503. Default `5s`. */
+  primaryRedirectTimeout?: Duration
+  /** Health answers 503 above this replication lag; 0 disables. Default `10s`. */
+  maxLag?: Duration
+  /** Path of the health check, or false for none. Default `/litefs/health`. */
+  healthPath?: string | false
+  /** Cookie name. Default `litefs-txid` (LiteFS's own proxy uses `__txid`). */
+  cookieName?: string
+  /** Cookie lifetime. Default `5m` (as LiteFS). */
+  cookieMaxAge?: Duration
+  /** HMAC secret(s) to sign the cookie, so clients cannot forge a TXID far ahead. First signs; all verify. */
+  secret?: string | string[]
+  /** File poll interval while requests wait and the event stream is down. Default `1ms` (as LiteFS). */
+  pollInterval?: Duration
+}
+
+/** Per-route options (`config: { litefs: … }` in Fastify). `false` is passthrough. */
+export interface LitefsRouteOptions {
+  /** Treat reads on this route as writes (they go to the primary). */
+  alwaysForward?: boolean
+}
+
+export interface ResolvedOptions {
+  db: string
+  mount: string
+  api: string | false
+  role: 'primary' | 'replica' | undefined
+  state: NodeState | undefined
+  passthrough: PathMatcher
+  alwaysForward: PathMatcher
+  readTimeout: number
+  primaryRedirectTimeout: number
+  maxLag: number
+  healthPath: string | false
+  cookie: CookieSettings
+  pollInterval: number
+}
+
+/** A bad option, thrown when the plugin or middleware is created. */
+export class LitefsOptionsError extends TypeError {
+  readonly code = 'LITEFS_BAD_OPTION'
+}
+
+function fail (name: string, expected: string, got: unknown): never {
+  const shown = typeof got === 'string' ? JSON.stringify(got) : typeof got === 'object' ? JSON.stringify(got) ?? String(got) : String(got)
+  throw new LitefsOptionsError(`litefs-proxy: option "${name}" must be ${expected}, got ${shown}`)
+}
+
+function duration (opts: Record<string, unknown>, name: string, fallback: number, positive: boolean): number {
+  const raw = opts[name]
+  if (raw === undefined) return fallback
+  const ms = parseDuration(raw)
+  if (ms === undefined || (positive && ms === 0)) {
+    fail(name, `a ${positive ? 'positive ' : ''}duration (milliseconds, or a string such as "5s" or "250ms")`, raw)
+  }
+  return ms
+}
+
+function patterns (opts: Record<string, unknown>, name: string): PathMatcher {
+  const raw = opts[name] ?? []
+  if (!Array.isArray(raw) || !raw.every(p => (typeof p === 'string' && p.startsWith('/')) || p instanceof RegExp)) {
+    fail(name, 'an array of path globs starting with "/" or RegExps', raw)
+  }
+  return compilePatterns(raw)
+}
+
+function text (opts: Record<string, unknown>, name: string, fallback: string, check: RegExp, expected: string): string {
+  const raw = opts[name] ?? fallback
+  if (typeof raw !== 'string' || !check.test(raw)) fail(name, expected, raw)
+  return raw
+}
+
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // an RFC 6265 token
+
+const KNOWN = new Set([
+  'db', 'mount', 'api', 'role', 'state', 'passthrough', 'alwaysForward', 'readTimeout',
+  'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'secret',
+  'pollInterval'
+])
+
+/** Validate and fill in defaults. `extra` names adapter- or feature-specific options to let through. */
+export function resolveOptions (input: unknown, extra: readonly string[] = []): ResolvedOptions {
+  if (typeof input !== 'object' || input === null) fail('options', 'an object', input)
+  const opts = input as Record<string, unknown>
+  for (const key of Object.keys(opts)) {
+    if (!KNOWN.has(key) && !extra.includes(key)) {
+      throw new LitefsOptionsError(`litefs-proxy: unknown option "${key}"`)
+    }
+  }
+  const db = text(opts, 'db', '', /^[^/\0]+$/, 'the database file name inside the mount (e.g. "app.db")')
+  const state = opts.state
+  if (state !== undefined && (typeof state !== 'object' || state === null || typeof (state as NodeState).waitForPosition !== 'function')) {
+    fail('state', 'a NodeState (from the dev cluster or openLitefsNode)', state)
+  }
+  const api = opts.api ?? 'http://localhost:20202'
+  if (api !== false && (typeof api !== 'string' || !URL.canParse(api) || !/^https?:$/.test(new URL(api).protocol))) {
+    fail('api', 'an http(s) URL of LiteFS\'s API or false', api)
+  }
+  const role = opts.role
+  if (role !== undefined && role !== 'primary' && role !== 'replica') fail('role', '"primary" or "replica"', role)
+  const health = opts.healthPath ?? '/litefs/health'
+  if (health !== false && (typeof health !== 'string' || !health.startsWith('/'))) fail('healthPath', 'a path starting with "/" or false', health)
+  const secret = opts.secret ?? []
+  const secrets = typeof secret === 'string' ? [secret] : secret
+  if (!Array.isArray(secrets) || !secrets.every(s => typeof s === 'string' && s.length >= 16)) {
+    fail('secret', 'a string of at least 16 characters, or an array of them', secret)
+  }
+  return {
+    db,
+    mount: text(opts, 'mount', '/litefs', /^.+$/, 'a directory path'),
+    api,
+    role,
+    state: state as NodeState | undefined,
+    passthrough: patterns(opts, 'passthrough'),
+    alwaysForward: patterns(opts, 'alwaysForward'),
+    readTimeout: duration(opts, 'readTimeout', 5000, true),
+    primaryRedirectTimeout: duration(opts, 'primaryRedirectTimeout', 5000, false),
+    maxLag: duration(opts, 'maxLag', 10_000, false),
+    healthPath: health,
+    cookie: {
+      name: text(opts, 'cookieName', 'litefs-txid', COOKIE_NAME, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)'),
+      maxAge: Math.round(duration(opts, 'cookieMaxAge', 300_000, true) / 1000),
+      secrets
+    },
+    pollInterval: duration(opts, 'pollInterval', 1, true)
+  }
+}
