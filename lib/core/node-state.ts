@@ -192,8 +192,8 @@ export class NodeState {
       if (this.primaryWaiters.size === 0) this.changedDemand()
       return
     }
-    const heap = this.waiting.get(w.db)
-    if (heap === undefined) return
+    // A waiter still on the deadline heap is still on its database's heap.
+    const heap = this.waiting.get(w.db) as IndexedHeap<Waiter>
     heap.remove(w)
     if (heap.size === 0) {
       this.waiting.delete(w.db)
@@ -205,6 +205,12 @@ export class NodeState {
   private finish (w: Waiter, result: WaitResult): void {
     if (w.db === undefined) this.primaryWaiters.delete(w)
     this.deadlines.remove(w)
+    if (this.deadlines.size === 0 && this.timer !== undefined) {
+      // Nobody waits: no timer keeps the process alive or fires for nothing.
+      clearTimeout(this.timer)
+      this.timer = undefined
+      this.timerAt = Infinity
+    }
     w.done(result)
   }
 

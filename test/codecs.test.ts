@@ -1,0 +1,87 @@
+import t from 'tap'
+import { parseTxid, formatTxid, parsePos } from '../lib/core/txid.js'
+import { parseDuration } from '../lib/core/duration.js'
+import { compilePatterns, pathOf } from '../lib/core/path-match.js'
+import { readTxidCookie, txidSetCookie, type CookieSettings } from '../lib/core/cookie.js'
+
+t.test('TXID codec', async t => {
+  t.equal(parseTxid('0000000000000005'), 5n)
+  t.equal(parseTxid('FFFFFFFFFFFFFFFF'), 0xffffffffffffffffn, 'the full unsigned 64-bit range, beyond 2^53')
+  for (const bad of ['', '5', '000000000000005', '00000000000000005', 'ffffffffffffffff0', '000000000000000g', ' 000000000000005', '0x00000000000005']) {
+    t.equal(parseTxid(bad), undefined, `rejects ${JSON.stringify(bad)}`)
+  }
+  t.equal(formatTxid(5n), '0000000000000005')
+  t.equal(formatTxid(0xabcdef0123456789n), 'abcdef0123456789')
+  t.equal(formatTxid(parseTxid('9007199254740993') as bigint), '9007199254740993', 'round trip past Number precision')
+  t.equal(parsePos('0000000000000005/92605ba1fc098252\n'), 5n, 'the recorded -pos bytes')
+  t.equal(parsePos('0000000000000005'), undefined)
+  t.equal(parsePos('0000000000000005-92605ba1fc098252\n'), undefined)
+  t.equal(parsePos('zzzzzzzzzzzzzzzz/92605ba1fc098252\n'), undefined)
+})
+
+t.test('durations', async t => {
+  t.equal(parseDuration(250), 250)
+  t.equal(parseDuration('5s'), 5000)
+  t.equal(parseDuration('250ms'), 250)
+  t.equal(parseDuration('1.5s'), 1500)
+  t.equal(parseDuration('2m'), 120_000)
+  t.equal(parseDuration('1h'), 3_600_000)
+  t.equal(parseDuration('40'), 40)
+  for (const bad of [-1, Infinity, NaN, 'abc', '5 seconds', '', null, {}, '-5s']) {
+    t.equal(parseDuration(bad), undefined, `rejects ${String(bad)}`)
+  }
+})
+
+t.test('path patterns: LiteFS globs and RegExps', async t => {
+  const m = compilePatterns(['/static/*', '/health', '/a*b', '/x.y(z)'])
+  t.ok(m('/static/js/app.js'), '* spans slashes')
+  t.ok(m('/static/'))
+  t.ok(m('/health'))
+  t.notOk(m('/healthz'), 'anchored on the whole path')
+  t.notOk(m('/api/health'), 'anchored at the start')
+  t.ok(m('/a/any/b'))
+  t.ok(m('/x.y(z)'), 'regex characters in globs are literal')
+  t.notOk(m('/xzy(z)'))
+  const r = compilePatterns([/^\/oauth\//, /^\/CASE$/i, '/plain'])
+  t.ok(r('/oauth/callback'))
+  t.ok(r('/case'), 'a RegExp keeps its flags')
+  t.ok(r('/plain'))
+  t.notOk(r('/other'))
+  const g = compilePatterns([/^\/g$/g])
+  t.ok(g('/g'))
+  t.ok(g('/g'), 'a global RegExp does not alternate through lastIndex')
+  t.notOk(compilePatterns([])('/anything'))
+  t.equal(pathOf('/a/b?x=1'), '/a/b')
+  t.equal(pathOf('/a/b'), '/a/b')
+})
+
+t.test('cookie codec', async t => {
+  const plain: CookieSettings = { name: 'litefs-txid', maxAge: 300, secrets: [] }
+  t.equal(readTxidCookie(plain, undefined), undefined)
+  t.equal(readTxidCookie(plain, 'litefs-txid=0000000000000007'), 7n)
+  t.equal(readTxidCookie(plain, 'a=1; litefs-txid=0000000000000007; b=2'), 7n)
+  t.equal(readTxidCookie(plain, 'a=1;litefs-txid=0000000000000007'), 7n)
+  t.equal(readTxidCookie(plain, 'xlitefs-txid=0000000000000007'), undefined, 'a longer name is another cookie')
+  t.equal(readTxidCookie(plain, 'litefs-txidx=0000000000000007'), undefined)
+  t.equal(readTxidCookie(plain, 'a=litefs-txid=0000000000000007'), undefined, 'inside another value')
+  t.equal(readTxidCookie(plain, 'litefs-txid=0000000000000003; litefs-txid=0000000000000009; litefs-txid=zz'), 9n, 'duplicates: the highest valid wins')
+  t.equal(readTxidCookie(plain, 'litefs-txid=0000000000000009; litefs-txid=0000000000000003'), 9n)
+  for (const bad of ['litefs-txid=', 'litefs-txid=000000000000007', 'litefs-txid=00000000000000070', 'litefs-txid=ffffffffffffffff0', 'litefs-txid=nothexnothexnoth', 'litefs-txid']) {
+    t.equal(readTxidCookie(plain, bad), undefined, `ignores ${bad}`)
+  }
+  t.equal(readTxidCookie(plain, 'x=' + 'a'.repeat(8192) + '; litefs-txid=0000000000000002'), 2n, '8 KB header')
+  t.equal(txidSetCookie(plain, 7n, false), 'litefs-txid=0000000000000007; Path=/; HttpOnly; SameSite=Lax; Max-Age=300')
+  t.equal(txidSetCookie(plain, 7n, true), 'litefs-txid=0000000000000007; Path=/; HttpOnly; SameSite=Lax; Max-Age=300; Secure')
+
+  const signed: CookieSettings = { name: 't', maxAge: 60, secrets: ['new-secret-0123456789', 'old-secret-0123456789'] }
+  const set = txidSetCookie(signed, 7n, false)
+  const value = set.slice(2, set.indexOf(';'))
+  t.match(value, /^0000000000000007\.[A-Za-z0-9_-]{43}$/)
+  t.equal(readTxidCookie(signed, `t=${value}`), 7n, 'a signed value verifies')
+  const old = txidSetCookie({ ...signed, secrets: ['old-secret-0123456789'] }, 8n, false)
+  t.equal(readTxidCookie(signed, old.slice(0, old.indexOf(';'))), 8n, 'a value signed with an older secret still verifies')
+  t.equal(readTxidCookie(signed, `t=ffffffffffffffff${value.slice(16)}`), undefined, 'a forged TXID fails')
+  t.equal(readTxidCookie(signed, 't=0000000000000007'), undefined, 'an unsigned value is refused')
+  t.equal(readTxidCookie(signed, `t=${value}x`), undefined)
+  t.equal(readTxidCookie(signed, 't=00000000000000007.abc'), undefined)
+})

@@ -1,0 +1,160 @@
+import t from 'tap'
+import { NodeState, type StateDriver, type WaitResult } from '../lib/core/node-state.js'
+import { until } from './helpers/fake-litefs.js'
+
+function driver (): StateDriver & { demands: Array<[string[], boolean]>, pos: bigint | undefined, lag: number | undefined, closed: boolean } {
+  const d = {
+    demands: [] as Array<[string[], boolean]>,
+    pos: undefined as bigint | undefined,
+    lag: 12 as number | undefined,
+    closed: false,
+    readPosition: () => d.pos,
+    readLag: () => d.lag,
+    demand: (dbs: ReadonlySet<string>, primary: boolean) => { d.demands.push([[...dbs], primary]) },
+    close: () => { d.closed = true }
+  }
+  return d
+}
+
+t.test('one position change releases every satisfied waiter, in one pass', async t => {
+  const d = driver()
+  const s = new NodeState(d)
+  const results: Array<[number, WaitResult]> = []
+  for (let i = 1; i <= 10; i++) s.waitForPosition('app.db', BigInt(i), 60_000, r => results.push([i, r]))
+  s.waitForPosition('other.db', 1n, 60_000, r => results.push([99, r]))
+  t.equal(s.waiterCount, 11)
+  t.same(d.demands.at(-1), [['app.db', 'other.db'], false], 'the driver learns what is awaited')
+  s.setPosition('app.db', 6n)
+  t.same(results.map(r => r[0]).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6])
+  t.ok(results.every(r => r[1] === 'ready'))
+  t.equal(s.waiterCount, 5)
+  s.setPosition('app.db', 6n) // nothing more to release
+  s.setPosition('nobody.db', 100n)
+  t.equal(s.position('nobody.db'), 100n)
+  s.setPosition('app.db', 10n)
+  t.equal(s.waiterCount, 1)
+  t.same(d.demands.at(-1), [['other.db'], false], 'app.db no longer awaited')
+  s.setPosition('other.db', 1n)
+  t.same(d.demands.at(-1), [[], false])
+  t.equal(s.waiterCount, 0)
+})
+
+t.test('already reached: answered at once, nothing held', async t => {
+  const s = new NodeState(driver())
+  s.setPosition('app.db', 5n)
+  let r: WaitResult | undefined
+  t.equal(s.waitForPosition('app.db', 5n, 1000, x => { r = x }), undefined)
+  t.equal(r, 'ready')
+  t.equal(s.waiterCount, 0)
+})
+
+t.test('timeouts: one timer, earliest first, re-armed for later deadlines', async t => {
+  const s = new NodeState(driver())
+  const order: string[] = []
+  s.waitForPosition('app.db', 9n, 30, r => order.push(`late ${r}`))
+  s.waitForPosition('app.db', 9n, 1, r => order.push(`early ${r}`))
+  s.waitForPosition('app.db', 9n, 60_000, r => order.push(`never ${r}`))
+  await until(() => order.length === 2, 'two timeouts')
+  t.same(order, ['early timeout', 'late timeout'])
+  t.equal(s.waiterCount, 1)
+  await s.close()
+  t.same(order, ['early timeout', 'late timeout', 'never closed'])
+})
+
+t.test('cancel removes a waiter at once', async t => {
+  const d = driver()
+  const s = new NodeState(d)
+  const got: WaitResult[] = []
+  const w = s.waitForPosition('app.db', 3n, 60_000, r => got.push(r))
+  const w2 = s.waitForPosition('app.db', 4n, 60_000, r => got.push(r))
+  s.cancel(w)
+  t.same(got, ['cancelled'])
+  t.equal(s.waiterCount, 1)
+  s.cancel(w) // twice: nothing
+  s.cancel(undefined)
+  t.same(got, ['cancelled'])
+  s.cancel(w2)
+  t.same(d.demands.at(-1), [[], false], 'nothing awaited any more')
+  const p = s.waitForPrimary(60_000, r => got.push(r))
+  s.cancel(p)
+  t.same(got, ['cancelled', 'cancelled', 'cancelled'])
+  t.same(d.demands.at(-1), [[], false])
+  await s.close()
+})
+
+t.test('waiting for a primary', async t => {
+  const d = driver()
+  const s = new NodeState(d)
+  const got: string[] = []
+  t.equal(s.primaryKnown, false)
+  s.waitForPrimary(60_000, r => got.push(`a ${r}`))
+  s.waitForPrimary(60_000, r => got.push(`b ${r}`))
+  t.same(d.demands.at(-1), [[], true])
+  s.setRole('replica', undefined)
+  s.setRole('replica', '')
+  t.same(got, [], 'a replica without a primary hostname is no help')
+  s.setRole('replica', 'node-b')
+  t.same(got, ['a ready', 'b ready'])
+  t.equal(s.primaryHostname, 'node-b')
+  t.same(d.demands.at(-1), [[], false])
+  let now: string | undefined
+  s.waitForPrimary(10, r => { now = r })
+  t.equal(now, 'ready', 'known already: answered at once')
+  s.setRole('primary', 'ignored')
+  t.equal(s.primaryHostname, undefined)
+  t.equal(s.primaryKnown, true)
+  s.setRole('unknown')
+  s.waitForPrimary(1, r => got.push(`c ${r}`))
+  await until(() => got.length === 3)
+  t.same(got.at(-1), 'c timeout')
+  await s.close()
+})
+
+t.test('promotion releases held reads: a primary has every transaction there is', async t => {
+  const s = new NodeState(driver())
+  s.setRole('replica', 'node-a')
+  const got: WaitResult[] = []
+  s.waitForPosition('app.db', 50n, 60_000, r => got.push(r))
+  s.waitForPosition('b.db', 50n, 60_000, r => got.push(r))
+  s.setRole('replica', 'node-c')
+  t.same(got, [])
+  s.setRole('primary')
+  t.same(got, ['ready', 'ready'])
+  t.equal(s.waiterCount, 0)
+  await s.close()
+})
+
+t.test('authoritative reads, lag and close', async t => {
+  const d = driver()
+  const s = new NodeState(d)
+  t.equal(s.readPosition('app.db'), undefined)
+  t.equal(s.position('app.db'), 0n)
+  d.pos = 8n
+  t.equal(s.readPosition('app.db'), 8n)
+  t.equal(s.position('app.db'), 8n, 'an authoritative read refreshes the cache')
+  t.same(s.databases, ['app.db'])
+  t.equal(s.readLag(), 12)
+  s.setRole('primary')
+  t.equal(s.readLag(), 0, 'the primary has no lag')
+  s.refresh() // a driver without refresh: nothing to do
+  await s.close()
+  await s.close()
+  t.ok(d.closed)
+  const got: WaitResult[] = []
+  s.waitForPosition('app.db', 99n, 10, r => got.push(r))
+  s.waitForPrimary(10, r => got.push(r))
+  t.same(got, ['closed', 'closed'], 'a closed state holds nothing')
+  const bare = new NodeState({ readPosition: () => undefined, readLag: () => undefined })
+  bare.waitForPosition('x', 1n, 60_000, () => {})
+  await bare.close()
+})
+
+t.test('10,000 held reads released by one change', async t => {
+  const s = new NodeState(driver())
+  let released = 0
+  for (let i = 0; i < 10_000; i++) s.waitForPosition('app.db', BigInt(1 + (i % 100)), 60_000, () => { released++ })
+  s.setPosition('app.db', 100n)
+  t.equal(released, 10_000)
+  t.equal(s.waiterCount, 0)
+  await s.close()
+})
