@@ -5,6 +5,7 @@ import type { LitefsOptions, LitefsRouteOptions } from './core/options.js'
 
 export type { LitefsInfo, LitefsOptions, LitefsRouteOptions }
 export { LitefsHttpError } from './core/errors.js'
+export { LitefsCore } from './core/proxy.js'
 export { LitefsOptionsError } from './core/options.js'
 
 /** Options of the Fastify plugin: the core's (see LitefsOptions). */
@@ -14,6 +15,10 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** litefs-proxy for this route: `false` hands it to the handler untouched (passthrough). */
     litefs?: LitefsRouteOptions | false
+  }
+  interface FastifyInstance {
+    /** The plugin's core: `state` (role, positions, held requests), `health()`, resolved `options`. */
+    litefs: LitefsCore
   }
   interface FastifyRequest {
     /** What litefs-proxy did with this request; null before its onRequest hook ran. */
@@ -41,6 +46,7 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
     next()
   }
 
+  fastify.decorate('litefs', core)
   fastify.decorateRequest('litefs', null)
 
   if (core.options.healthPath !== false) {
