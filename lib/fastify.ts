@@ -70,7 +70,7 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
   // onSend runs after the handler committed: the position read now includes its write.
   fastify.addHook('onSend', (request, reply, payload, next) => {
     const info = request.litefs
-    if (info?.local === true) {
+    if (info !== null) {
       const cookie = core.cookie(info, request.protocol === 'https')
       if (cookie !== undefined) {
         void reply.header('set-cookie', cookie) // appends: the app's own cookies stay

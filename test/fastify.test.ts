@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import { litefs } from '../lib/fastify.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 import { serveFastify, type Served } from './helpers/apps.js'
-import type { NodeState } from '../lib/core/node-state.js'
+import { NodeState } from '../lib/core/node-state.js'
 
 type Test = typeof t
 
@@ -260,6 +260,21 @@ t.test('works beside @fastify/cookie', async t => {
   t.equal(cookies.length, 2)
   t.ok(cookies.some(c => c.startsWith('session=abc')))
   t.ok(cookies.some(c => c.startsWith('litefs-txid=0000000000000006')))
+})
+
+t.test('option state: any NodeState drives the plugin (the dev cluster uses this)', async t => {
+  let pos = 3n
+  const state = new NodeState({ readPosition: () => pos, readLag: () => 0 })
+  state.setRole('primary')
+  const app = Fastify()
+  await app.register(litefs, { db: 'app.db', state })
+  app.post('/w', async () => { pos = 4n; return 'ok' })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const res = await request(`http://127.0.0.1:${(app.server.address() as any).port}/w`, { method: 'POST' })
+  await res.body.dump()
+  t.match(res.headers['set-cookie'], /^litefs-txid=0000000000000004;/)
+  t.equal(app.litefs.state, state)
 })
 
 t.test('bad options fail registration, naming the option', async t => {

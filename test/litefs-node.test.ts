@@ -59,6 +59,9 @@ t.test('a stream cut mid-line, then the API gone: polling takes over, and the st
   await until(() => fake.requests === 2 && streaming(s), 'resubscribed')
   t.equal(s.position('app.db'), 8n, 'the half line is dropped; the position is re-read on resubscribing')
 
+  fake.endStreams() // LiteFS stopping: the stream just ends
+  await until(() => fake.requests === 3 && streaming(s), 'resubscribed after a clean end')
+
   await fake.stopApi()
   await until(() => !streaming(s), 'stream lost')
   const got: WaitResult[] = []
@@ -76,7 +79,9 @@ t.test('a stream cut mid-line, then the API gone: polling takes over, and the st
 t.test('an API that answers an error, or a line without end, is not trusted', async t => {
   const fake = await FakeLitefs.start({ role: 'replica', txid: 2n, api: false })
   let mode: 'error' | 'flood' = 'error'
+  let asked = 0
   const server = createServer((_req, res) => {
+    asked++
     if (mode === 'error') { res.writeHead(500).end('nope'); return }
     res.writeHead(200)
     res.write('{"type":"init","data":{"isPrimary":false,"hostname":"node-a"}}\n')
@@ -85,11 +90,14 @@ t.test('an API that answers an error, or a line without end, is not trusted', as
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const s = open(fake, `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
   t.teardown(async () => { await s.close(); server.closeAllConnections(); server.close(); await fake.close() })
-  await until(() => s.primaryHostname === 'node-a', 'role from the files while the API errs')
+  await until(() => asked === 2, 'asked twice, refused twice')
+  t.equal(s.primaryHostname, 'node-a', 'role from the files while the API errs')
   t.equal(streaming(s), false)
   mode = 'flood'
   await until(() => streaming(s), 'subscribed')
   await until(() => !streaming(s), 'an endless line drops the connection')
+  const before = asked
+  await until(() => asked > before, 'and it subscribes again')
 })
 
 t.test('files only: role from .primary, or from the role option', async t => {
@@ -127,6 +135,30 @@ t.test('files only: role from .primary, or from the role option', async t => {
   rmSync(join(fresh.mount, '.primary'))
   primary.refresh()
   t.equal(primary.role, 'primary')
+})
+
+t.test('a primary whose API goes away stays primary while no .primary appears', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
+  const s = openLitefsNode({ mount: fake.mount, api: fake.apiUrl, databases: ['app.db'], pollInterval: 1 })
+  t.teardown(async () => { await s.close(); await fake.close() })
+  await until(() => streaming(s) && s.role === 'primary')
+  await fake.stopApi()
+  await until(() => !streaming(s))
+  s.refresh()
+  t.equal(s.role, 'primary')
+})
+
+t.test('before the database exists there is no -pos file: no position', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', api: false })
+  const s = open(fake, false)
+  t.teardown(async () => { await s.close(); await fake.close() })
+  t.equal(s.readPosition('app.db'), undefined)
+  t.equal(s.position('app.db'), 0n)
+  const got: WaitResult[] = []
+  s.waitForPosition('app.db', 1n, 60_000, r => got.push(r))
+  await until(() => (s.driver as any).polling === true, 'polled once while absent')
+  fake.advance(1n, { event: false })
+  await until(() => got.length === 1, 'the database appears')
 })
 
 t.test('while streaming, refresh reads no file', async t => {

@@ -82,7 +82,9 @@ export class EventsFeed {
         this.line(pending.slice(0, nl))
         pending = pending.slice(nl + 1)
       }
-      if (pending.length > MAX_LINE) throw new Error('event line too long')
+      if (pending.length > MAX_LINE) {
+        throw new Error('event line too long')
+      }
     }
   }
 
@@ -112,7 +114,6 @@ export class EventsFeed {
   }
 
   private lose (): void {
-    if (this.abort.signal.aborted) return
     this.connected = false
     this.on.lost()
     this.retry = setTimeout(() => { this.running = this.subscribe() }, this.backoff)

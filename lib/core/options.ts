@@ -71,8 +71,17 @@ export class LitefsOptionsError extends TypeError {
   readonly code = 'LITEFS_BAD_OPTION'
 }
 
+function show (value: unknown): string {
+  if (typeof value !== 'string' && (typeof value !== 'object' || value === null)) return String(value)
+  try {
+    return JSON.stringify(value)
+  } catch {
+    return Object.prototype.toString.call(value) // circular
+  }
+}
+
 function fail (name: string, expected: string, got: unknown): never {
-  const shown = typeof got === 'string' ? JSON.stringify(got) : typeof got === 'object' ? JSON.stringify(got) ?? String(got) : String(got)
+  const shown = show(got)
   throw new LitefsOptionsError(`litefs-proxy: option "${name}" must be ${expected}, got ${shown}`)
 }
 

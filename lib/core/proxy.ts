@@ -79,8 +79,8 @@ export class LitefsCore {
    * app; `info.aborted`: the client left, answer nothing.
    */
   decide (req: IncomingMessage, res: ServerResponse, route: RouteSetting, log: Logger): LitefsInfo | Promise<LitefsInfo> {
-    const method = req.method ?? 'GET'
-    const info: LitefsInfo = { kind: this.classify(method, req.url ?? '/', route), role: this.state.role, local: false }
+    // A server's IncomingMessage always has both (the types also cover client responses).
+    const info: LitefsInfo = { kind: this.classify(req.method as string, req.url as string, route), role: this.state.role, local: false }
     switch (info.kind) {
       case 'read': return this.read(req, res, info, log)
       case 'write': return this.write(info, log)

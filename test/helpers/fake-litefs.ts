@@ -129,6 +129,11 @@ export class FakeLitefs {
     for (const s of this.streams) s.write(text)
   }
 
+  /** End every stream cleanly, as LiteFS does when it stops. */
+  endStreams (): void {
+    for (const s of this.streams) s.end()
+  }
+
   /** Cut every stream after sending the first half of a tx line. */
   cutMidLine (txid: bigint): void {
     const line = JSON.stringify({ ...TX, db: this.db, data: { ...TX.data, txID: hex16(txid) } })

@@ -1,0 +1,91 @@
+import t from 'tap'
+import { resolveOptions, LitefsOptionsError } from '../lib/core/options.js'
+import { NodeState } from '../lib/core/node-state.js'
+
+t.test('defaults follow LiteFS and DESIGN §3', async t => {
+  const o = resolveOptions({ db: 'app.db' })
+  t.equal(o.mount, '/litefs')
+  t.equal(o.api, 'http://localhost:20202')
+  t.equal(o.role, undefined)
+  t.equal(o.readTimeout, 5000)
+  t.equal(o.primaryRedirectTimeout, 5000)
+  t.equal(o.maxLag, 10_000)
+  t.equal(o.healthPath, '/litefs/health')
+  t.same(o.cookie, { name: 'litefs-txid', maxAge: 300, secrets: [] })
+  t.equal(o.pollInterval, 1)
+  t.equal(o.passthrough('/x'), false)
+})
+
+t.test('every option is read', async t => {
+  const state = new NodeState({ readPosition: () => undefined, readLag: () => undefined })
+  const o = resolveOptions({
+    db: 'data.db',
+    mount: '/mnt/litefs',
+    api: false,
+    role: 'primary',
+    state,
+    passthrough: ['/static/*', /^\/assets\//],
+    alwaysForward: ['/oauth/*'],
+    readTimeout: '2s',
+    primaryRedirectTimeout: 1500,
+    maxLag: '0',
+    healthPath: false,
+    cookieName: '__txid',
+    cookieMaxAge: '1m',
+    secret: 'a-secret-of-16-chars',
+    pollInterval: '5ms'
+  })
+  t.equal(o.db, 'data.db')
+  t.equal(o.api, false)
+  t.equal(o.role, 'primary')
+  t.equal(o.state, state)
+  t.ok(o.passthrough('/assets/x.css'))
+  t.ok(o.alwaysForward('/oauth/cb'))
+  t.equal(o.readTimeout, 2000)
+  t.equal(o.primaryRedirectTimeout, 1500)
+  t.equal(o.maxLag, 0)
+  t.equal(o.healthPath, false)
+  t.same(o.cookie, { name: '__txid', maxAge: 60, secrets: ['a-secret-of-16-chars'] })
+  t.equal(o.pollInterval, 5)
+  t.same(resolveOptions({ db: 'a', secret: ['0123456789abcdef', 'fedcba9876543210'] }).cookie.secrets, ['0123456789abcdef', 'fedcba9876543210'])
+  t.equal(resolveOptions({ db: 'a', api: 'https://litefs.internal:20202' }).api, 'https://litefs.internal:20202')
+  t.same(resolveOptions({ db: 'a', future: 1 }, ['future']).db, 'a', 'adapters may let their own options through')
+})
+
+t.test('bad options throw, naming the option and what it expected', async t => {
+  const cases: Array<[unknown, RegExp]> = [
+    [null, /"options" must be an object, got null/],
+    ['app.db', /"options" must be an object, got "app.db"/],
+    [{}, /"db" must be the database file name/],
+    [{ db: 'dir/app.db' }, /"db"/],
+    [{ db: 'a', mount: '' }, /"mount" must be a directory path, got ""/],
+    [{ db: 'a', api: 'localhost:20202' }, /"api" must be an http\(s\) URL/],
+    [{ db: 'a', api: true }, /"api"/],
+    [{ db: 'a', role: 'leader' }, /"role" must be "primary" or "replica", got "leader"/],
+    [{ db: 'a', state: {} }, /"state" must be a NodeState/],
+    [{ db: 'a', state: 'x' }, /"state"/],
+    [{ db: 'a', passthrough: '/static/*' }, /"passthrough" must be an array of path globs/],
+    [{ db: 'a', alwaysForward: ['oauth'] }, /"alwaysForward"/],
+    [{ db: 'a', readTimeout: 0 }, /"readTimeout" must be a positive duration/],
+    [{ db: 'a', readTimeout: 'soon' }, /got "soon"/],
+    [{ db: 'a', maxLag: -1 }, /"maxLag" must be a duration.*got -1/],
+    [{ db: 'a', primaryRedirectTimeout: {} }, /got \{\}/],
+    [{ db: 'a', healthPath: 'health' }, /"healthPath"/],
+    [{ db: 'a', cookieName: 'bad name' }, /"cookieName"/],
+    [{ db: 'a', secret: 'short' }, /"secret" must be a string of at least 16 characters/],
+    [{ db: 'a', secret: 5 }, /"secret"/],
+    [{ db: 'a', pollInterval: 0 }, /"pollInterval"/],
+    [{ db: 'a', dbName: 'x' }, /unknown option "dbName"/]
+  ]
+  for (const [input, message] of cases) {
+    t.throws(() => resolveOptions(input), message, `${JSON.stringify(input)}`)
+  }
+  const err = (() => { try { resolveOptions({}) } catch (e) { return e } })()
+  t.type(err, LitefsOptionsError)
+  t.equal((err as LitefsOptionsError).code, 'LITEFS_BAD_OPTION')
+  t.throws(() => resolveOptions({ db: 'a', state: { waitForPosition: 1 } }), /"state"/)
+  t.throws(() => resolveOptions({ db: 'a', readTimeout: () => 1 }), /got \(\) => 1/)
+  const circular: Record<string, unknown> = {}
+  circular.self = circular
+  t.throws(() => resolveOptions({ db: 'a', maxLag: circular }), /got \[object Object\]/)
+})

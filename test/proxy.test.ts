@@ -1,0 +1,73 @@
+// The core's decisions, without a framework (the adapters' tests cover sockets).
+import t from 'tap'
+import { EventEmitter } from 'node:events'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { LitefsCore } from '../lib/core/proxy.js'
+import { NodeState } from '../lib/core/node-state.js'
+
+function core (opts: Record<string, unknown> = {}, pos?: bigint, lag?: number): LitefsCore {
+  const state = new NodeState({ readPosition: () => pos, readLag: () => lag })
+  return new LitefsCore({ db: 'app.db', state, ...opts })
+}
+const req = (method: string, url: string, cookie?: string): IncomingMessage =>
+  ({ method, url, headers: cookie === undefined ? {} : { cookie } }) as unknown as IncomingMessage
+const res = (): ServerResponse => new EventEmitter() as unknown as ServerResponse
+
+t.test('classification follows DESIGN §3, in order', async t => {
+  const c = core({ passthrough: ['/static/*', '/litefs/health'], alwaysForward: ['/oauth/*'], healthPath: '/healthz' })
+  t.equal(c.classify('POST', '/static/x?y=1', undefined), 'passthrough', 'passthrough first, query ignored')
+  t.equal(c.classify('GET', '/anything', false), 'passthrough', 'a route may opt out')
+  t.equal(c.classify('GET', '/healthz', undefined), 'health')
+  t.equal(c.classify('HEAD', '/healthz?x', undefined), 'health')
+  t.equal(c.classify('POST', '/healthz', undefined), 'write', 'health answers GET and HEAD only')
+  for (const m of ['GET', 'HEAD', 'OPTIONS']) t.equal(c.classify(m, '/items', undefined), 'read', `${m} is a read`)
+  for (const m of ['POST', 'PUT', 'PATCH', 'DELETE', 'PROPFIND']) t.equal(c.classify(m, '/items', undefined), 'write', `${m} is a write`)
+  t.equal(c.classify('GET', '/oauth/callback', undefined), 'write', 'alwaysForward')
+  t.equal(c.classify('GET', '/items', { alwaysForward: true }), 'write', 'a route may say so')
+  t.equal(c.classify('GET', '/items', {}), 'read')
+  await c.close()
+})
+
+t.test('a replica whose database does not exist yet holds a read with a cookie', async t => {
+  const c = core({ readTimeout: 5 })
+  c.state.setRole('replica', 'node-a')
+  const info = await c.decide(req('GET', '/', 'litefs-txid=0000000000000001'), res(), undefined, silent)
+  t.equal(info.error?.statusCode, 504, 'no position is position 0: the write has not arrived')
+  await c.close()
+})
+
+t.test('a read decided while the app closes answers 503', async t => {
+  const c = core()
+  c.state.setRole('replica', 'node-a')
+  await c.state.close()
+  const info = await c.decide(req('GET', '/', 'litefs-txid=0000000000000001'), res(), undefined, silent)
+  t.equal(info.error?.statusCode, 503)
+  t.equal(info.error?.code, 'LITEFS_CLOSED')
+  t.equal(info.error?.headers['retry-after'], '1')
+})
+
+t.test('no cookie for a write when the database has no position yet', async t => {
+  const c = core()
+  c.state.setRole('primary')
+  const info = await c.decide(req('POST', '/'), res(), undefined, silent)
+  t.equal(info.local, true)
+  t.equal(c.cookie(info, false), undefined)
+  t.equal(c.cookie({ ...info, local: false }, false), undefined, 'and never for a response not served here as primary')
+  await c.close()
+})
+
+t.test('health reports what it knows', async t => {
+  const c = core({}, 4n, undefined)
+  c.state.setRole('replica', 'node-a')
+  c.state.readPosition('app.db')
+  t.same(c.health(), { statusCode: 503, body: '{"status":"lagging","role":"replica","primary":"node-a","lag":null,"txid":"0000000000000004"}' }, 'unknown lag on a replica is not healthy')
+  const d = core({}, 4n, 20)
+  d.state.setRole('replica', 'node-a')
+  t.equal(d.health().statusCode, 200)
+  d.state.setRole('primary')
+  t.same(JSON.parse(d.health().body), { status: 'ok', role: 'primary', primary: null, lag: 0, txid: '0000000000000000' })
+  await c.close()
+  await d.close()
+})
+
+const silent = { debug () {}, info () {}, warn () {}, error () {} }
