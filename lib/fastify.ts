@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
-import type { FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { LitefsCore, type LitefsInfo } from './core/proxy.js'
+import type { FastifyPluginCallback, FastifyReply, HookHandlerDoneFunction } from 'fastify'
+import { LitefsCore, nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo } from './core/proxy.js'
 import type { LitefsOptions, LitefsRouteOptions } from './core/options.js'
 
-export type { LitefsInfo, LitefsOptions, LitefsRouteOptions }
+export type { LitefsAnswer, LitefsInfo, LitefsOptions, LitefsRouteOptions }
 export { LitefsHttpError } from './core/errors.js'
 export { LitefsCore } from './core/proxy.js'
 export { LitefsOptionsError } from './core/options.js'
@@ -18,7 +18,7 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     /** The plugin's core: `state` (role, positions, held requests), `health()`, resolved `options`. */
-    litefs: LitefsCore
+    litefs: LitefsCore<FastifyReply>
   }
   interface FastifyRequest {
     /** What litefs-proxy did with this request; null before its onRequest hook ran. */
@@ -26,44 +26,49 @@ declare module 'fastify' {
   }
 }
 
-function answer (reply: FastifyReply, info: LitefsInfo): void {
-  const err = info.error as NonNullable<LitefsInfo['error']>
-  reply.code(err.statusCode).headers(err.headers).type('application/json; charset=utf-8').send(err.body)
+// Fastify's reply reaches everything the core asks about (reply.request, reply.raw).
+const hooks: AdapterHooks<FastifyReply> = {
+  req: reply => reply.request.raw,
+  res: reply => reply.raw,
+  route: reply => reply.request.routeOptions.config.litefs,
+  log: reply => reply.log,
+  secure: reply => reply.request.protocol === 'https', // honours trustProxy
+  bodyLimit: reply => reply.request.routeOptions.bodyLimit,
+  takeOver: reply => { reply.hijack() }
+}
+
+function settle (reply: FastifyReply, info: LitefsInfo, next: HookHandlerDoneFunction): void {
+  reply.request.litefs = info
+  switch (nextStep(info)) {
+    case 'app': return next()
+    case 'answer': {
+      const answer = info.answer as LitefsAnswer
+      void reply.code(answer.statusCode).headers(answer.headers)
+      if (answer instanceof Error) void reply.type('application/json; charset=utf-8')
+      void reply.send(answer.body)
+    }
+  }
 }
 
 const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, done) => {
-  let core: LitefsCore
+  let core: LitefsCore<FastifyReply>
   try {
-    core = new LitefsCore(options, fastify.log)
+    core = new LitefsCore(options, hooks, fastify.log)
   } catch (err) {
     return done(err as Error) // `await app.register(…)` / `app.ready()` reject with it
-  }
-
-  const settle = (request: FastifyRequest, reply: FastifyReply, info: LitefsInfo, next: HookHandlerDoneFunction): void => {
-    request.litefs = info
-    if (info.aborted === true) return // the client is gone; there is nobody to answer
-    if (info.error !== undefined) return answer(reply, info)
-    next()
   }
 
   fastify.decorate('litefs', core)
   fastify.decorateRequest('litefs', null)
 
-  if (core.options.healthPath !== false) {
-    fastify.get(core.options.healthPath, { config: { litefs: false }, logLevel: 'warn' }, (_request, reply) => {
-      const { statusCode, body } = core.health()
-      void reply.code(statusCode).type('application/json; charset=utf-8').send(body)
-    })
-  }
-
   // onRequest runs before the body is read: a held read costs no parsing, and a
-  // write can still be streamed elsewhere untouched.
-  fastify.addHook('onRequest', (request, reply, next) => {
-    const decided = core.decide(request.raw, reply.raw, request.routeOptions.config.litefs, request.log)
+  // write can still be streamed to the primary untouched.
+  fastify.addHook('onRequest', (_request, reply, next) => {
+    const decided = core.decide(reply)
     if (decided instanceof Promise) {
-      decided.then(info => settle(request, reply, info, next), next)
+      decided.then(info => settle(reply, info, next), next)
     } else {
-      settle(request, reply, decided, next)
+      settle(reply, decided, next)
     }
   })
 
@@ -71,7 +76,7 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
   fastify.addHook('onSend', (request, reply, payload, next) => {
     const info = request.litefs
     if (info !== null) {
-      const cookie = core.cookie(info, request.protocol === 'https')
+      const cookie = core.cookie(info, reply)
       if (cookie !== undefined) {
         void reply.header('set-cookie', cookie) // appends: the app's own cookies stay
         request.log.debug({ txid: info.setTxid }, 'litefs-proxy: set TXID cookie')

@@ -146,7 +146,7 @@ t.test('Secure over HTTPS, honouring trustProxy', async t => {
 
 t.test('passthrough: no wait, no cookie; alwaysForward makes a GET a write', async t => {
   const fake = await FakeLitefs.start({ role: 'replica', txid: 5n })
-  const served = await serveFastify(fake, { passthrough: ['/static/*'], alwaysForward: ['/oauth/*'] })
+  const served = await serveFastify(fake, { passthrough: ['/static/*'], alwaysForward: ['/oauth/*'], forward: 'fly-replay' })
   t.teardown(async () => { await served.app.close(); await fake.close() })
   await until(() => stateOf(served).role === 'replica' && stateOf(served).primaryHostname === 'node-a')
   for (const path of ['/static/app.js', '/opt-out']) {
@@ -156,9 +156,9 @@ t.test('passthrough: no wait, no cookie; alwaysForward makes a GET a write', asy
   }
   for (const path of ['/oauth/callback', '/to-primary']) {
     const res = await get(`${served.url}${path}`)
-    t.equal(res.status, 503, `${path} is a write: refused on a replica`)
-    t.equal(res.body.code, 'LITEFS_NOT_PRIMARY')
-    t.equal(res.headers['litefs-primary'], 'node-a')
+    t.equal(res.status, 200, `${path} is a write: replayed on the primary`)
+    t.equal(res.headers['fly-replay'], 'instance=node-a')
+    t.equal(res.body, '', 'the app did not run')
   }
   fake.becomePrimary()
   await until(() => stateOf(served).role === 'primary')
@@ -177,9 +177,9 @@ t.test('OPTIONS is a read: a CORS preflight is not a write', async t => {
   t.not(res.statusCode, 503)
 })
 
-t.test('a write on a replica without a known primary: 503 with Retry-After', async t => {
+t.test('a write on a replica without a known primary: held, then 503 with Retry-After', async t => {
   const fake = await FakeLitefs.start({ role: 'replica', txid: 5n })
-  const served = await serveFastify(fake)
+  const served = await serveFastify(fake, { primaryRedirectTimeout: 20 })
   t.teardown(async () => { await served.app.close(); await fake.close() })
   await until(() => stateOf(served).primaryHostname === 'node-a')
   fake.losePrimary()
@@ -187,7 +187,7 @@ t.test('a write on a replica without a known primary: 503 with Retry-After', asy
   const w = await request(`${served.url}/items`, { method: 'POST' })
   t.equal(w.statusCode, 503)
   t.equal(w.headers['retry-after'], '1')
-  t.equal((await w.body.json() as any).code, 'LITEFS_NOT_PRIMARY')
+  t.equal((await w.body.json() as any).code, 'LITEFS_NO_PRIMARY')
   t.equal(served.writes, 0, 'the handler never ran')
 })
 

@@ -2,16 +2,28 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { LitefsCore } from '../lib/core/proxy.js'
+import { LitefsCore, type AdapterHooks } from '../lib/core/proxy.js'
 import { NodeState } from '../lib/core/node-state.js'
 
-function core (opts: Record<string, unknown> = {}, pos?: bigint, lag?: number): LitefsCore {
-  const state = new NodeState({ readPosition: () => pos, readLag: () => lag })
-  return new LitefsCore({ db: 'app.db', state, ...opts })
+interface Ctx { req: IncomingMessage, res: ServerResponse }
+const silent = { debug () {}, info () {}, warn () {}, error () {} }
+const hooks: AdapterHooks<Ctx> = {
+  req: c => c.req,
+  res: c => c.res,
+  route: () => undefined,
+  log: () => silent,
+  secure: () => false,
+  bodyLimit: () => 1024,
+  takeOver: () => {}
 }
-const req = (method: string, url: string, cookie?: string): IncomingMessage =>
-  ({ method, url, headers: cookie === undefined ? {} : { cookie } }) as unknown as IncomingMessage
-const res = (): ServerResponse => new EventEmitter() as unknown as ServerResponse
+function core (opts: Record<string, unknown> = {}, pos?: bigint, lag?: number): LitefsCore<Ctx> {
+  const state = new NodeState({ readPosition: () => pos, readLag: () => lag })
+  return new LitefsCore({ db: 'app.db', state, ...opts }, hooks)
+}
+const ctx = (method: string, url: string, cookie?: string): Ctx => ({
+  req: { method, url, headers: cookie === undefined ? {} : { cookie } } as unknown as IncomingMessage,
+  res: new EventEmitter() as unknown as ServerResponse
+})
 
 t.test('classification follows DESIGN §3, in order', async t => {
   const c = core({ passthrough: ['/static/*', '/litefs/health'], alwaysForward: ['/oauth/*'], healthPath: '/healthz' })
@@ -31,8 +43,8 @@ t.test('classification follows DESIGN §3, in order', async t => {
 t.test('a replica whose database does not exist yet holds a read with a cookie', async t => {
   const c = core({ readTimeout: 5 })
   c.state.setRole('replica', 'node-a')
-  const info = await c.decide(req('GET', '/', 'litefs-txid=0000000000000001'), res(), undefined, silent)
-  t.equal(info.error?.statusCode, 504, 'no position is position 0: the write has not arrived')
+  const info = await c.decide(ctx('GET', '/', 'litefs-txid=0000000000000001'))
+  t.equal(info.answer?.statusCode, 504, 'no position is position 0: the write has not arrived')
   await c.close()
 })
 
@@ -40,19 +52,20 @@ t.test('a read decided while the app closes answers 503', async t => {
   const c = core()
   c.state.setRole('replica', 'node-a')
   await c.state.close()
-  const info = await c.decide(req('GET', '/', 'litefs-txid=0000000000000001'), res(), undefined, silent)
-  t.equal(info.error?.statusCode, 503)
-  t.equal(info.error?.code, 'LITEFS_CLOSED')
-  t.equal(info.error?.headers['retry-after'], '1')
+  const info = await c.decide(ctx('GET', '/', 'litefs-txid=0000000000000001'))
+  t.equal(info.answer?.statusCode, 503)
+  t.match(info.answer, { code: 'LITEFS_CLOSED' })
+  t.equal(info.answer?.headers['retry-after'], '1')
 })
 
 t.test('no cookie for a write when the database has no position yet', async t => {
   const c = core()
   c.state.setRole('primary')
-  const info = await c.decide(req('POST', '/'), res(), undefined, silent)
+  const c1 = ctx('POST', '/')
+  const info = await c.decide(c1)
   t.equal(info.local, true)
-  t.equal(c.cookie(info, false), undefined)
-  t.equal(c.cookie({ ...info, local: false }, false), undefined, 'and never for a response not served here as primary')
+  t.equal(c.cookie(info, c1), undefined)
+  t.equal(c.cookie({ ...info, local: false }, c1), undefined, 'and never for a response not served here as primary')
   await c.close()
 })
 
@@ -60,7 +73,7 @@ t.test('health reports what it knows', async t => {
   const c = core({}, 4n, undefined)
   c.state.setRole('replica', 'node-a')
   c.state.readPosition('app.db')
-  t.same(c.health(), { statusCode: 503, body: '{"status":"lagging","role":"replica","primary":"node-a","lag":null,"txid":"0000000000000004"}' }, 'unknown lag on a replica is not healthy')
+  t.same(c.health(), { statusCode: 503, headers: { 'content-type': 'application/json; charset=utf-8' }, body: '{"status":"lagging","role":"replica","primary":"node-a","lag":null,"txid":"0000000000000004"}' }, 'unknown lag on a replica is not healthy')
   const d = core({}, 4n, 20)
   d.state.setRole('replica', 'node-a')
   t.equal(d.health().statusCode, 200)
@@ -69,5 +82,3 @@ t.test('health reports what it knows', async t => {
   await c.close()
   await d.close()
 })
-
-const silent = { debug () {}, info () {}, warn () {}, error () {} }

@@ -31,7 +31,8 @@ export class Waiter {
     readonly db: string | undefined, // undefined: waits for a primary
     readonly txid: bigint,
     readonly deadline: number,
-    readonly done: (result: WaitResult) => void
+    readonly done: (result: WaitResult) => void,
+    readonly self = false // waits for this node to become primary, not for any primary
   ) {}
 }
 
@@ -101,8 +102,10 @@ export class NodeState {
       this.changedDemand()
     }
     if (this.primaryWaiters.size > 0 && this.primaryKnown) {
-      for (const w of this.primaryWaiters) this.finish(w, 'ready')
-      this.changedDemand()
+      for (const w of this.primaryWaiters) {
+        if (role === 'primary' || !w.self) this.finish(w, 'ready')
+      }
+      if (this.primaryWaiters.size === 0) this.changedDemand()
     }
   }
 
@@ -141,11 +144,14 @@ export class NodeState {
     return w
   }
 
-  /** Call `done` once a primary is known (or this node is it), or after `timeoutMs`. */
-  waitForPrimary (timeoutMs: number, done: (r: WaitResult) => void): Waiter | undefined {
+  /**
+   * Call `done` once a primary is known (or this node is it) — with `self`, once
+   * this node is the primary — or after `timeoutMs`.
+   */
+  waitForPrimary (timeoutMs: number, done: (r: WaitResult) => void, self = false): Waiter | undefined {
     if (this.closed) { done('closed'); return undefined }
-    if (this.primaryKnown) { done('ready'); return undefined }
-    const w = new Waiter(undefined, 0n, performance.now() + timeoutMs, done)
+    if (self ? this.role === 'primary' : this.primaryKnown) { done('ready'); return undefined }
+    const w = new Waiter(undefined, 0n, performance.now() + timeoutMs, done, self)
     this.primaryWaiters.add(w)
     this.track(w)
     if (this.primaryWaiters.size === 1) this.changedDemand()

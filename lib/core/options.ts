@@ -42,6 +42,22 @@ export interface LitefsOptions {
   secret?: string | string[]
   /** File poll interval while requests wait and the event stream is down. Default `1ms` (as LiteFS). */
   pollInterval?: Duration
+  /**
+   * What a replica does with a write: `'http'` streams it to the primary and the
+   * answer back; `'fly-replay'` answers `fly-replay: instance=<primary>` for
+   * Fly.io's edge to replay. Default `'fly-replay'` when `FLY_APP_NAME` is set, else `'http'`.
+   */
+  forward?: 'http' | 'fly-replay'
+  /**
+   * The primary's app URL, from the hostname LiteFS reports: a template with
+   * `{hostname}` and `{port}` (this server's port), or a function. Default
+   * `http://{hostname}:{port}`.
+   */
+  primaryUrl?: string | ((hostname: string) => string)
+  /** How long a forwarded request waits for the primary's response headers before 504. Default `30s`. */
+  forwardTimeout?: Duration
+  /** A read held past `readTimeout`: `'error'` answers 504 (as LiteFS); `'primary'` forwards it to the primary. Default `'error'`. */
+  readTimeoutAction?: 'error' | 'primary'
 }
 
 /** Per-route options (`config: { litefs: … }` in Fastify). `false` is passthrough. */
@@ -64,6 +80,11 @@ export interface ResolvedOptions {
   healthPath: string | false
   cookie: CookieSettings
   pollInterval: number
+  forward: 'http' | 'fly-replay'
+  /** The primary's origin for a hostname, given this server's port. */
+  primaryOrigin: (hostname: string, port: number) => string
+  forwardTimeout: number
+  readTimeoutAction: 'error' | 'primary'
 }
 
 /** A bad option, thrown when the plugin or middleware is created. */
@@ -114,8 +135,38 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // an RFC 6265 token
 const KNOWN = new Set([
   'db', 'mount', 'api', 'role', 'state', 'passthrough', 'alwaysForward', 'readTimeout',
   'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'secret',
-  'pollInterval'
+  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'readTimeoutAction'
 ])
+
+function oneOf<T extends string> (opts: Record<string, unknown>, name: string, values: readonly T[], fallback: T): T {
+  const raw = opts[name] ?? fallback
+  if (!values.includes(raw as T)) fail(name, values.map(v => `"${v}"`).join(' or '), raw)
+  return raw as T
+}
+
+function primaryOrigin (raw: unknown): (hostname: string, port: number) => string {
+  const fill = (template: string, hostname: string, port: number): string =>
+    template.replaceAll('{hostname}', hostname).replaceAll('{port}', String(port))
+  if (typeof raw === 'function') {
+    return (hostname: string) => new URL(String(raw(hostname))).origin
+  }
+  const template = raw ?? 'http://{hostname}:{port}'
+  const sample = typeof template === 'string' ? fill(template, 'node-a', 8080) : ''
+  if (typeof template !== 'string' || !template.includes('{hostname}') || !URL.canParse(sample) || !/^https?:$/.test(new URL(sample).protocol)) {
+    fail('primaryUrl', 'an http(s) URL template containing "{hostname}" (and optionally "{port}"), or a function (hostname) => url', raw)
+  }
+  // One origin per primary and port: computed once, not once per forwarded request.
+  const cache = new Map<string, string>()
+  return (hostname: string, port: number) => {
+    const key = `${hostname}:${port}`
+    let origin = cache.get(key)
+    if (origin === undefined) {
+      origin = new URL(fill(template, hostname, port)).origin
+      cache.set(key, origin)
+    }
+    return origin
+  }
+}
 
 /** Validate and fill in defaults. `extra` names adapter- or feature-specific options to let through. */
 export function resolveOptions (input: unknown, extra: readonly string[] = []): ResolvedOptions {
@@ -135,8 +186,7 @@ export function resolveOptions (input: unknown, extra: readonly string[] = []): 
   if (api !== false && (typeof api !== 'string' || !URL.canParse(api) || !/^https?:$/.test(new URL(api).protocol))) {
     fail('api', 'an http(s) URL of LiteFS\'s API or false', api)
   }
-  const role = opts.role
-  if (role !== undefined && role !== 'primary' && role !== 'replica') fail('role', '"primary" or "replica"', role)
+  const role = opts.role === undefined ? undefined : oneOf(opts, 'role', ['primary', 'replica'], 'primary')
   const health = opts.healthPath ?? '/litefs/health'
   if (health !== false && (typeof health !== 'string' || !health.startsWith('/'))) fail('healthPath', 'a path starting with "/" or false', health)
   const secret = opts.secret ?? []
@@ -161,6 +211,10 @@ export function resolveOptions (input: unknown, extra: readonly string[] = []): 
       maxAge: Math.round(duration(opts, 'cookieMaxAge', 300_000, true) / 1000),
       secrets
     },
-    pollInterval: duration(opts, 'pollInterval', 1, true)
+    pollInterval: duration(opts, 'pollInterval', 1, true),
+    forward: oneOf(opts, 'forward', ['http', 'fly-replay'], process.env.FLY_APP_NAME !== undefined && process.env.FLY_APP_NAME !== '' ? 'fly-replay' : 'http'),
+    primaryOrigin: primaryOrigin(opts.primaryUrl),
+    forwardTimeout: duration(opts, 'forwardTimeout', 30_000, true),
+    readTimeoutAction: oneOf(opts, 'readTimeoutAction', ['error', 'primary'], 'error')
   }
 }

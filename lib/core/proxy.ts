@@ -1,7 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { hostname as osHostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent } from 'undici'
 import { readTxidCookie, txidSetCookie } from './cookie.js'
 import { LitefsHttpError } from './errors.js'
+import { FORWARDED_HEADER, forward } from './forward.js'
 import { acquireLitefsNode, type NodeLease } from './litefs-node.js'
 import { silentLogger, type Logger } from './logger.js'
 import type { NodeState, Role, WaitResult } from './node-state.js'
@@ -10,6 +14,13 @@ import { pathOf } from './path-match.js'
 import { formatTxid } from './txid.js'
 
 export type RequestKind = 'passthrough' | 'health' | 'read' | 'write'
+
+/** An answer the proxy gives instead of the app (errors are LitefsHttpError). */
+export interface LitefsAnswer {
+  statusCode: number
+  headers: Record<string, string>
+  body: string
+}
 
 /** What litefs-proxy did with one request (`request.litefs` in Fastify, `req.litefs` elsewhere). */
 export interface LitefsInfo {
@@ -20,12 +31,17 @@ export interface LitefsInfo {
   awaitedTxid?: string
   /** Milliseconds a read was held for the replica to catch up. */
   waitedMs?: number
+  /** Milliseconds a write was held for a primary to be known. */
+  heldMs?: number
   /** The TXID set in the response cookie, as 16 hex digits. */
   setTxid?: string
   /** A write served by this node as primary: its response gets the cookie. */
   local: boolean
-  /** Set when the proxy answers instead of the app. */
-  error?: LitefsHttpError
+  /** The primary's origin the request was streamed to, and how long the exchange took. */
+  forwardedTo?: string
+  forwardMs?: number
+  /** The proxy's own answer (an error, the health check, a fly-replay), sent instead of the app's. */
+  answer?: LitefsAnswer
   /** The client went away while the request was held: answer nothing. */
   aborted?: boolean
 }
@@ -33,20 +49,58 @@ export interface LitefsInfo {
 /** A route's litefs setting: options, `false` (passthrough), or nothing. */
 export type RouteSetting = LitefsRouteOptions | false | undefined
 
+/**
+ * How an adapter exposes one request to the core. `C` is whatever the adapter
+ * holds per request (Fastify's reply, a ServerResponse): the core asks through
+ * these functions instead of building a context object per request.
+ */
+export interface AdapterHooks<C> {
+  req: (c: C) => IncomingMessage
+  res: (c: C) => ServerResponse
+  route: (c: C) => RouteSetting
+  log: (c: C) => Logger
+  /** The client's request came over HTTPS (the adapter applies its trust-proxy rules). */
+  secure: (c: C) => boolean
+  /** Bytes of body the app accepts; forwarded bodies obey it too. */
+  bodyLimit: (c: C) => number
+  /** The core is about to write a forwarded answer straight to the raw response. */
+  takeOver: (c: C) => void
+}
+
+/** What the adapter does after `decide`: run the app, send `info.answer`, or nothing (answered or client gone). */
+export function nextStep (info: LitefsInfo): 'app' | 'answer' | 'none' {
+  if (info.aborted === true || info.forwardedTo !== undefined) return 'none'
+  return info.answer === undefined ? 'app' : 'answer'
+}
+
+/**
+ * An answer given instead of the app's leaves the request body unread: close the
+ * connection after it, or a client still uploading keeps the socket busy (and a
+ * closing server waiting) long after the answer went out.
+ */
+function closeIfUnread (info: LitefsInfo): LitefsInfo {
+  if (info.answer !== undefined) info.answer.headers.connection = 'close'
+  return info
+}
+
 const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
+const RETRY_EVERY = 100 // ms between connection attempts to a primary that refuses (as LiteFS)
 
 /**
  * The framework-free core: classifies a request, holds reads until the replica
- * has the client's last write, rejects or routes writes, and writes the cookie.
- * Adapters only translate between their framework and these calls.
+ * has the client's last write, serves, forwards or replays writes, and writes
+ * the cookie. Adapters only translate between their framework and these calls.
  */
-export class LitefsCore {
+export class LitefsCore<C = ServerResponse> {
   readonly options: ResolvedOptions
   readonly state: NodeState
+  /** This node's name in the loop-guard header of the requests it forwards. */
+  readonly nodeName = osHostname()
   private readonly lease: NodeLease | undefined
+  private readonly dispatcher = new Agent({ connectTimeout: 2000 })
 
-  constructor (input: unknown, log: Logger = silentLogger, extraOptions: readonly string[] = []) {
-    const options = resolveOptions(input, extraOptions)
+  constructor (input: unknown, private readonly hooks: AdapterHooks<C>, log: Logger = silentLogger) {
+    const options = resolveOptions(input)
     this.options = options
     if (options.state !== undefined) {
       this.state = options.state
@@ -75,20 +129,23 @@ export class LitefsCore {
 
   /**
    * Decide a request before the app sees it. Synchronous on the fast paths; a
-   * Promise when the request is held. `info.error` set: answer it instead of the
-   * app; `info.aborted`: the client left, answer nothing.
+   * Promise when the request is held or forwarded. Then see `nextStep(info)`.
    */
-  decide (req: IncomingMessage, res: ServerResponse, route: RouteSetting, log: Logger): LitefsInfo | Promise<LitefsInfo> {
+  decide (c: C): LitefsInfo | Promise<LitefsInfo> {
+    const req = this.hooks.req(c)
     // A server's IncomingMessage always has both (the types also cover client responses).
-    const info: LitefsInfo = { kind: this.classify(req.method as string, req.url as string, route), role: this.state.role, local: false }
+    const info: LitefsInfo = { kind: this.classify(req.method as string, req.url as string, this.hooks.route(c)), role: this.state.role, local: false }
+    let decided: LitefsInfo | Promise<LitefsInfo>
     switch (info.kind) {
-      case 'read': return this.read(req, res, info, log)
-      case 'write': return this.write(info, log)
+      case 'read': decided = this.read(c, req, info); break
+      case 'write': decided = this.write(c, req, info); break
+      case 'health': info.answer = this.health(); return info
       default: return info
     }
+    return decided instanceof Promise ? decided.then(closeIfUnread) : decided
   }
 
-  private read (req: IncomingMessage, res: ServerResponse, info: LitefsInfo, log: Logger): LitefsInfo | Promise<LitefsInfo> {
+  private read (c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
     const txid = readTxidCookie(this.options.cookie, req.headers.cookie)
     if (txid === undefined || txid === 0n) return info
     info.awaitedTxid = formatTxid(txid)
@@ -97,43 +154,34 @@ export class LitefsCore {
     if (this.state.role === 'primary') return info
     const db = this.options.db
     if (this.state.position(db) >= txid || (this.state.readPosition(db) ?? 0n) >= txid) return info
-    return this.hold(res, info, txid, log)
+    return this.hold(c, info, txid)
   }
 
-  private async hold (res: ServerResponse, info: LitefsInfo, txid: bigint, log: Logger): Promise<LitefsInfo> {
+  private async hold (c: C, info: LitefsInfo, txid: bigint): Promise<LitefsInfo> {
     const state = this.state
     const db = this.options.db
+    const log = this.hooks.log(c)
     const started = performance.now()
     log.debug({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: holding read until the replica catches up')
-    const result = await new Promise<WaitResult>(resolve => {
-      let gone: (() => void) | undefined
-      const waiter = state.waitForPosition(db, txid, this.options.readTimeout, r => {
-        if (gone !== undefined) res.off('close', gone)
-        resolve(r)
-      })
-      if (waiter === undefined) return
-      // A client that disconnects while held takes its waiter with it at once.
-      gone = () => { state.cancel(waiter) }
-      res.once('close', gone)
-    })
+    const result = await this.waitFor(c, done => state.waitForPosition(db, txid, this.options.readTimeout, done))
     info.waitedMs = performance.now() - started
     info.role = state.role
     if (result === 'ready') {
       log.debug({ db, txid: info.awaitedTxid, waitedMs: info.waitedMs }, 'litefs-proxy: replica caught up; serving read')
-    } else if (result === 'cancelled') {
-      info.aborted = true
-      log.debug({ db, txid: info.awaitedTxid, waitedMs: info.waitedMs }, 'litefs-proxy: client left while its read was held')
     } else if (result === 'timeout') {
-      info.error = new LitefsHttpError(504, 'LITEFS_READ_TIMEOUT',
-        `replica did not reach TXID ${info.awaitedTxid as string} within ${this.options.readTimeout} ms (at ${formatTxid(state.position(db))})`)
       log.warn({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: read timed out waiting for replication')
+      if (this.options.readTimeoutAction === 'primary' && state.primaryKnown && state.role !== 'primary') {
+        return await this.elsewhere(c, info, performance.now() + this.options.primaryRedirectTimeout)
+      }
+      info.answer = new LitefsHttpError(504, 'LITEFS_READ_TIMEOUT',
+        `replica did not reach TXID ${info.awaitedTxid as string} within ${this.options.readTimeout} ms (at ${formatTxid(state.position(db))})`)
     } else {
-      info.error = shuttingDown()
+      this.ended(info, result)
     }
     return info
   }
 
-  private write (info: LitefsInfo, log: Logger): LitefsInfo {
+  private write (c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
     const state = this.state
     state.refresh()
     info.role = state.role
@@ -141,16 +189,122 @@ export class LitefsCore {
       info.local = true
       return info
     }
-    const primary = state.primaryHostname
-    info.error = new LitefsHttpError(503, 'LITEFS_NOT_PRIMARY',
-      primary === undefined ? 'this node is not the primary and no primary is known' : `this node is not the primary; the primary is ${primary}`,
-      primary === undefined ? { 'retry-after': '1' } : { 'litefs-primary': primary })
-    log.warn({ role: state.role, primary }, 'litefs-proxy: write refused on a replica')
+    const deadline = performance.now() + this.options.primaryRedirectTimeout
+    // Loop guard: a request another node already forwarded is never forwarded again.
+    if (req.headers[FORWARDED_HEADER] !== undefined) return this.holdForPrimaryRole(c, info, deadline)
+    return this.elsewhere(c, info, deadline)
+  }
+
+  /**
+   * Send a request to the primary (stream it, or ask Fly.io to replay it),
+   * holding it while no primary is known, until `deadline`.
+   */
+  private async elsewhere (c: C, info: LitefsInfo, deadline: number): Promise<LitefsInfo> {
+    const state = this.state
+    const req = this.hooks.req(c)
+    const res = this.hooks.res(c)
+    const log = this.hooks.log(c)
+    const started = performance.now()
+    for (;;) {
+      state.refresh()
+      info.role = state.role
+      if (state.role === 'primary') {
+        // Promoted while the request waited: serve it here.
+        info.local = info.kind === 'write'
+        info.heldMs = performance.now() - started
+        return info
+      }
+      const primary = state.primaryHostname
+      if (primary === undefined) {
+        const result = await this.waitFor(c, done => state.waitForPrimary(Math.max(0, deadline - performance.now()), done))
+        if (result === 'timeout') return this.noPrimary(info, log)
+        if (result !== 'ready') return this.ended(info, result)
+        continue
+      }
+      info.heldMs = performance.now() - started
+      if (this.options.forward === 'fly-replay') {
+        info.answer = { statusCode: 200, headers: { 'fly-replay': `instance=${primary}` }, body: '' }
+        log.debug({ primary }, 'litefs-proxy: asking Fly.io to replay the request on the primary')
+        return info
+      }
+      const origin = this.options.primaryOrigin(primary, req.socket.localPort as number)
+      const sentAt = performance.now()
+      const result = await forward({
+        req,
+        res,
+        origin,
+        secure: this.hooks.secure(c),
+        marker: this.nodeName,
+        bodyLimit: this.hooks.bodyLimit(c),
+        timeout: this.options.forwardTimeout,
+        dispatcher: this.dispatcher,
+        takeOver: () => this.hooks.takeOver(c)
+      })
+      if (result.outcome === 'gone') return this.ended(info, 'cancelled')
+      if (result.outcome === 'sent') {
+        info.forwardedTo = origin
+        info.forwardMs = performance.now() - sentAt
+        log.debug({ primary: origin, forwardMs: info.forwardMs, heldMs: info.heldMs }, 'litefs-proxy: forwarded to the primary')
+        return info
+      }
+      if (!result.retry || performance.now() + RETRY_EVERY > deadline) {
+        log.warn({ primary: origin, code: result.error.code, err: result.error.message }, 'litefs-proxy: forwarding to the primary failed')
+        info.answer = result.error
+        return info
+      }
+      // Refused at connect: nothing was sent. The primary may be restarting or
+      // gone; look again shortly (LiteFS itself retries every 100 ms).
+      log.debug({ primary: origin }, 'litefs-proxy: primary refused the connection; retrying')
+      await sleep(RETRY_EVERY)
+    }
+  }
+
+  /** A forwarded request on a node that is not primary: only this node becoming primary can serve it. */
+  private async holdForPrimaryRole (c: C, info: LitefsInfo, deadline: number): Promise<LitefsInfo> {
+    const log = this.hooks.log(c)
+    log.debug({ from: this.hooks.req(c).headers[FORWARDED_HEADER] }, 'litefs-proxy: a forwarded write reached a replica; not forwarding it again')
+    const started = performance.now()
+    const result = await this.waitFor(c, done => this.state.waitForPrimary(Math.max(0, deadline - started), done, true))
+    info.heldMs = performance.now() - started
+    info.role = this.state.role
+    if (result === 'ready') {
+      info.local = true
+      return info
+    }
+    if (result === 'timeout') return this.noPrimary(info, log)
+    return this.ended(info, result)
+  }
+
+  /** Run one wait, cancelling it if the client disconnects meanwhile. */
+  private async waitFor (c: C, start: (done: (r: WaitResult) => void) => ReturnType<NodeState['waitForPosition']>): Promise<WaitResult> {
+    const res = this.hooks.res(c)
+    return await new Promise<WaitResult>(resolve => {
+      let gone: (() => void) | undefined
+      const waiter = start(r => {
+        if (gone !== undefined) res.off('close', gone)
+        resolve(r)
+      })
+      if (waiter === undefined) return
+      gone = () => { this.state.cancel(waiter) }
+      res.once('close', gone)
+    })
+  }
+
+  private noPrimary (info: LitefsInfo, log: Logger): LitefsInfo {
+    info.answer = new LitefsHttpError(503, 'LITEFS_NO_PRIMARY',
+      `no primary became available within ${this.options.primaryRedirectTimeout} ms`, { 'retry-after': '1' })
+    log.warn({ role: this.state.role }, 'litefs-proxy: no primary available for a write')
+    return info
+  }
+
+  private ended (info: LitefsInfo, result: 'cancelled' | 'closed'): LitefsInfo {
+    if (result === 'cancelled') info.aborted = true
+    else info.answer = new LitefsHttpError(503, 'LITEFS_CLOSED', 'the server is shutting down', { 'retry-after': '1' })
     return info
   }
 
   /** The health check's answer: 200, or 503 when the lag is above `maxLag` (or unknown). */
-  health (): { statusCode: number, body: string } {
+  health (): LitefsAnswer {
     const state = this.state
     const lag = state.readLag()
     const max = this.options.maxLag
@@ -162,7 +316,7 @@ export class LitefsCore {
       lag: lag ?? null,
       txid: formatTxid(state.position(this.options.db))
     }
-    return { statusCode: ok ? 200 : 503, body: JSON.stringify(body) }
+    return { statusCode: ok ? 200 : 503, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) }
   }
 
   /**
@@ -170,19 +324,16 @@ export class LitefsCore {
    * write served here as primary gets one, and its TXID is read from the
    * authority at this instant so it includes the handler's own commit.
    */
-  cookie (info: LitefsInfo, secure: boolean): string | undefined {
+  cookie (info: LitefsInfo, c: C): string | undefined {
     if (!info.local) return undefined
     const txid = this.state.readPosition(this.options.db)
     if (txid === undefined || txid === 0n) return undefined
     info.setTxid = formatTxid(txid)
-    return txidSetCookie(this.options.cookie, txid, secure)
+    return txidSetCookie(this.options.cookie, txid, this.hooks.secure(c))
   }
 
   async close (): Promise<void> {
     await this.lease?.release()
+    await this.dispatcher.close()
   }
-}
-
-function shuttingDown (): LitefsHttpError {
-  return new LitefsHttpError(503, 'LITEFS_CLOSED', 'the server is shutting down', { 'retry-after': '1' })
 }

@@ -1,0 +1,171 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { errors, type Dispatcher } from 'undici'
+import { LitefsHttpError } from './errors.js'
+
+// Streams one request to the primary and its answer back, never buffering a
+// body whole. The one property that matters most: a request whose bytes may
+// have reached the primary is never sent twice. Only a failure to connect
+// (nothing sent) is reported as retryable.
+
+/** The header a forwarding node adds; a node that is not primary never forwards a request carrying it. */
+export const FORWARDED_HEADER = 'litefs-forwarded'
+
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
+  'expect', // the replica's server already answered 100-continue; undici refuses it
+  'http2-settings'
+])
+
+/** Connect-phase failures: the request never left this node. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
+
+function dropped (headers: IncomingHttpHeaders): Set<string> | undefined {
+  const connection = headers.connection
+  if (connection === undefined) return undefined
+  return new Set(connection.toLowerCase().split(',').map(s => s.trim()))
+}
+
+function isHopByHop (name: string, named: Set<string> | undefined): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || named?.has(name) === true
+}
+
+export function requestHeaders (req: IncomingMessage, secure: boolean, marker: string): Record<string, string | string[]> {
+  const named = dropped(req.headers)
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined && !isHopByHop(name, named)) out[name] = value
+  }
+  const peer = req.socket.remoteAddress ?? 'unknown'
+  const xff = req.headers['x-forwarded-for']
+  out['x-forwarded-for'] = xff === undefined ? peer : `${xff}, ${peer}`
+  out['x-forwarded-proto'] ??= secure ? 'https' : 'http'
+  if (req.headers.host !== undefined) out['x-forwarded-host'] ??= req.headers.host
+  out[FORWARDED_HEADER] = marker
+  return out
+}
+
+export function responseHeaders (headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const named = dropped(headers)
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !isHopByHop(name, named)) out[name] = value
+  }
+  return out
+}
+
+/**
+ * The request body as a fresh stream for one attempt. It pulls from the client
+ * only when undici starts sending, so an attempt refused at connect leaves the
+ * client's body untouched for the next one; and it counts bytes against the limit.
+ */
+class AttemptBody extends Readable {
+  started = false
+  tooLarge = false
+  private bytes = 0
+
+  constructor (private readonly source: IncomingMessage, private readonly limit: number) {
+    super()
+  }
+
+  override _read (): void {
+    if (!this.started) {
+      this.started = true
+      this.source.on('data', this.onData)
+      this.source.once('end', () => this.push(null))
+      this.source.once('error', err => this.destroy(err))
+    }
+    this.source.resume()
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.bytes += chunk.length
+    if (this.bytes > this.limit) {
+      this.tooLarge = true
+      this.source.pause()
+      this.source.off('data', this.onData)
+      this.destroy(new Error('request body larger than bodyLimit'))
+    } else if (!this.push(chunk)) {
+      this.source.pause()
+    }
+  }
+}
+
+export interface ForwardRequest {
+  req: IncomingMessage
+  res: ServerResponse
+  /** Origin of the primary, e.g. `http://node-a:8080`. */
+  origin: string
+  secure: boolean
+  marker: string
+  bodyLimit: number
+  timeout: number
+  dispatcher: Dispatcher
+  /** Called once, just before the primary's answer is written to `res`. */
+  takeOver: () => void
+}
+
+export type ForwardResult =
+  | { outcome: 'sent' } // the primary's answer went to the client
+  | { outcome: 'gone' } // the client left; nobody to answer
+  | { outcome: 'failed', retry: boolean, error: LitefsHttpError }
+
+export function tooLarge (limit: number): LitefsHttpError {
+  return new LitefsHttpError(413, 'LITEFS_BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes`)
+}
+
+function hasBody (req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
+}
+
+export async function forward (f: ForwardRequest): Promise<ForwardResult> {
+  const { req, res } = f
+  const length = Number(req.headers['content-length'])
+  if (length > f.bodyLimit) return { outcome: 'failed', retry: false, error: tooLarge(f.bodyLimit) }
+  const body = hasBody(req) ? new AttemptBody(req, f.bodyLimit) : undefined
+  // A client that leaves mid-forward takes the upstream request with it.
+  const abort = new AbortController()
+  const gone = (): void => abort.abort()
+  res.once('close', gone)
+  let upstream: Dispatcher.ResponseData
+  try {
+    upstream = await f.dispatcher.request({
+      origin: f.origin,
+      path: req.url as string,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: requestHeaders(req, f.secure, f.marker),
+      body,
+      signal: abort.signal,
+      headersTimeout: f.timeout,
+      bodyTimeout: 0 // a server-sent-events answer may be quiet for long
+    })
+  } catch (err) {
+    res.off('close', gone)
+    if (abort.signal.aborted) return { outcome: 'gone' }
+    return { outcome: 'failed', ...failure(err as Error & { code?: string }, f, body) }
+  }
+  f.takeOver()
+  res.writeHead(upstream.statusCode, responseHeaders(upstream.headers))
+  res.flushHeaders() // an event stream's client learns at once that it is connected
+  try {
+    await pipeline(upstream.body, res)
+  } catch {
+    // The client left or the primary broke mid-answer: nothing more can be said
+    // on this response; pipeline has destroyed both ends.
+  }
+  res.off('close', gone)
+  return { outcome: 'sent' }
+}
+
+function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined): { retry: boolean, error: LitefsHttpError } {
+  if (body?.tooLarge === true) return { retry: false, error: tooLarge(f.bodyLimit) }
+  if (NOT_SENT.has(err.code ?? '') && body?.started !== true) {
+    return { retry: true, error: new LitefsHttpError(503, 'LITEFS_NO_PRIMARY', `the primary at ${f.origin} refused the connection (${err.code as string})`, { 'retry-after': '1' }) }
+  }
+  if (err instanceof errors.HeadersTimeoutError) {
+    return { retry: false, error: new LitefsHttpError(504, 'LITEFS_FORWARD_TIMEOUT', `the primary at ${f.origin} did not answer within ${f.timeout} ms`) }
+  }
+  return { retry: false, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed (${err.code ?? err.message}); the write was not retried`) }
+}
