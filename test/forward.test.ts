@@ -63,6 +63,11 @@ async function pair (t: Test, replicaOpts: Record<string, unknown> = {}): Promis
       request.raw.socket.destroy() // the primary goes away mid-request
       return await new Promise(() => {})
     })
+    // Reads its body only once released: the replica must stop pulling from its client meanwhile.
+    app.post('/slow-body', { bodyLimit: 64 << 20, preParsing: async (_req, _reply, payload) => { await hold; return payload } }, async request => {
+      hit('slow-body')
+      return { bytes: (request.body as Buffer).length }
+    })
     app.post('/slow', async () => {
       hit('slow')
       await hold
@@ -134,6 +139,24 @@ t.test('a 5 MB body arrives intact, streamed', async t => {
   t.equal(body.bytes, big.length)
   t.equal(body.sha256, expected, 'same bytes on the primary')
   t.equal(primary.hits.hash, 1)
+})
+
+t.test('backpressure: a primary that reads slowly slows the client down, nothing piles up', async t => {
+  const { primary } = await pair(t)
+  const rfake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  let raw: import('node:http').IncomingMessage | undefined
+  const replica = await serveFastify(rfake, { primaryUrl: () => primary.url }, app => {
+    app.server.on('request', (req: import('node:http').IncomingMessage) => { raw = req })
+  }, { bodyLimit: 64 << 20 })
+  t.teardown(async () => { await replica.app.close(); await rfake.close() })
+  await until(() => replica.app.litefs.state.primaryHostname === 'node-a')
+  const chunk = Buffer.alloc(1 << 20, 1)
+  const body = async function * (): AsyncGenerator<Buffer> { for (let i = 0; i < 48; i++) yield chunk }
+  const pending = request(`${replica.url}/slow-body`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: Readable.from(body()) })
+  await until(() => raw?.isPaused() === true, 'the replica paused its client')
+  primary.release()
+  const res = await pending
+  t.same(await res.body.json(), { bytes: 48 << 20 })
 })
 
 t.test('a server-sent-events answer arrives event by event', async t => {
@@ -247,7 +270,7 @@ t.test('a client that leaves mid-forward: nothing is answered, nothing is left',
 })
 
 t.test('loop guard: a forwarded request reaching a replica is not forwarded again', async t => {
-  const { primary, replica } = await pair(t, { primaryRedirectTimeout: 30 })
+  const { primary, replica } = await pair(t, { primaryRedirectTimeout: 200 })
   for (const marker of ['node-x', 'forged-by-a-client']) {
     const res = await request(`${replica.url}/full`, { method: 'POST', headers: { [FORWARDED_HEADER]: marker, 'content-type': 'application/json' }, body: '{}' })
     t.equal(res.statusCode, 503)
@@ -255,6 +278,13 @@ t.test('loop guard: a forwarded request reaching a replica is not forwarded agai
   }
   t.equal(primary.hits.full, undefined, 'never forwarded')
   t.equal(replica.writes, 0, 'never written locally on a replica')
+  // A client that gives up while held leaves nothing behind.
+  const ac = new AbortController()
+  const gone = request(`${replica.url}/full`, { method: 'POST', headers: { [FORWARDED_HEADER]: 'node-x' }, body: '{}', signal: ac.signal })
+  await until(() => replica.app.litefs.state.waiterCount === 1)
+  ac.abort()
+  await t.rejects(gone)
+  await until(() => replica.app.litefs.state.waiterCount === 0)
   // Held for the primary role: if this node is promoted meanwhile, it serves the write.
   const pending = request(`${replica.url}/items`, { method: 'POST', headers: { [FORWARDED_HEADER]: 'node-x' } })
   await until(() => replica.app.litefs.state.waiterCount === 1)

@@ -50,6 +50,20 @@ t.test('every option is read', async t => {
   t.same(resolveOptions({ db: 'a', secret: ['0123456789abcdef', 'fedcba9876543210'] }).cookie.secrets, ['0123456789abcdef', 'fedcba9876543210'])
   t.equal(resolveOptions({ db: 'a', api: 'https://litefs.internal:20202' }).api, 'https://litefs.internal:20202')
   t.same(resolveOptions({ db: 'a', future: 1 }, ['future']).db, 'a', 'adapters may let their own options through')
+  const d = resolveOptions({ db: 'a' })
+  t.equal(d.primaryOrigin('node-a', 8080), 'http://node-a:8080', 'default: the hostname and this server\'s port')
+  t.equal(d.primaryOrigin('node-a', 8080), 'http://node-a:8080', 'cached')
+  t.equal(d.forward, 'http')
+  t.equal(d.forwardTimeout, 30_000)
+  t.equal(d.readTimeoutAction, 'error')
+  const k8s = resolveOptions({ db: 'a', primaryUrl: 'https://{hostname}.app.default.svc:{port}/ignored/path' })
+  t.equal(k8s.primaryOrigin('app-0', 3000), 'https://app-0.app.default.svc:3000')
+  const fn = resolveOptions({ db: 'a', primaryUrl: (h: string) => `http://10.0.0.${h.slice(-1)}:80/x` })
+  t.equal(fn.primaryOrigin('node-3', 1), 'http://10.0.0.3', 'a function; the origin is kept')
+  process.env.FLY_APP_NAME = 'my-app'
+  t.equal(resolveOptions({ db: 'a' }).forward, 'fly-replay', 'on Fly.io, replay by default')
+  t.equal(resolveOptions({ db: 'a', forward: 'http' }).forward, 'http')
+  delete process.env.FLY_APP_NAME
 })
 
 t.test('bad options throw, naming the option and what it expected', async t => {
@@ -75,7 +89,14 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [{ db: 'a', secret: 'short' }, /"secret" must be a string of at least 16 characters/],
     [{ db: 'a', secret: 5 }, /"secret"/],
     [{ db: 'a', pollInterval: 0 }, /"pollInterval"/],
-    [{ db: 'a', dbName: 'x' }, /unknown option "dbName"/]
+    [{ db: 'a', dbName: 'x' }, /unknown option "dbName"/],
+    [{ db: 'a', forward: 'proxy' }, /"forward" must be "http" or "fly-replay", got "proxy"/],
+    [{ db: 'a', readTimeoutAction: 'retry' }, /"readTimeoutAction" must be "error" or "primary"/],
+    [{ db: 'a', primaryUrl: 'http://node-a:8080' }, /"primaryUrl" must be an http\(s\) URL template containing "\{hostname\}"/],
+    [{ db: 'a', primaryUrl: 'ftp://{hostname}' }, /"primaryUrl"/],
+    [{ db: 'a', primaryUrl: '{hostname}' }, /"primaryUrl"/],
+    [{ db: 'a', primaryUrl: 8080 }, /"primaryUrl".*got 8080/],
+    [{ db: 'a', forwardTimeout: 0 }, /"forwardTimeout"/]
   ]
   for (const [input, message] of cases) {
     t.throws(() => resolveOptions(input), message, `${JSON.stringify(input)}`)
