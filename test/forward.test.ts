@@ -53,6 +53,7 @@ async function pair (t: Test, replicaOpts: Record<string, unknown> = {}): Promis
     })
     app.get('/sse', { config: { litefs: { alwaysForward: true } } }, (_request, reply) => {
       hit('sse')
+      reply.raw.once('close', () => hit('sse-closed'))
       reply.hijack()
       reply.raw.writeHead(200, { 'content-type': 'text/event-stream' })
       reply.raw.write('data: 1\n\n')
@@ -68,8 +69,9 @@ async function pair (t: Test, replicaOpts: Record<string, unknown> = {}): Promis
       hit('slow-body')
       return { bytes: (request.body as Buffer).length }
     })
-    app.post('/slow', async () => {
+    app.post('/slow', async request => {
       hit('slow')
+      request.raw.socket.once('close', () => hit('slow-abandoned'))
       await hold
       return 'late'
     })
@@ -173,6 +175,16 @@ t.test('a server-sent-events answer arrives event by event', async t => {
   t.equal(primary.hits.sse, 1)
 })
 
+t.test('a client that leaves mid-answer closes the stream from the primary too', async t => {
+  const { primary, replica } = await pair(t)
+  const res = await new Promise<import('node:http').IncomingMessage>(resolve => httpRequest(`${replica.url}/sse`, { agent: false }, resolve).end())
+  const first = await new Promise<string>(resolve => res.once('data', chunk => resolve(String(chunk))))
+  t.equal(first, 'data: 1\n\n')
+  res.destroy()
+  await until(() => primary.hits['sse-closed'] === 1, 'the primary\'s stream ended')
+  t.pass('the replica let go of both ends')
+})
+
 t.test('primary gone, a new one announced within the window: the write lands once', async t => {
   const { primary, replica, urls } = await pair(t)
   replica.fake.losePrimary()
@@ -186,6 +198,19 @@ t.test('primary gone, a new one announced within the window: the write lands onc
   t.equal(res.statusCode, 201)
   t.same(body.echo, { n: 1 })
   t.equal(primary.hits.full, 1, 'exactly once')
+})
+
+t.test('a client that gives up while its write waits for a primary leaves nothing behind', async t => {
+  const { primary, replica } = await pair(t)
+  replica.fake.losePrimary()
+  await until(() => replica.app.litefs.state.primaryHostname === undefined)
+  const client = httpRequest(`${replica.url}/full`, { method: 'POST', agent: false })
+  client.on('error', () => {})
+  client.end('{}')
+  await until(() => replica.app.litefs.state.waiterCount === 1)
+  client.destroy()
+  await until(() => replica.app.litefs.state.waiterCount === 0, 'waiter gone')
+  t.equal(primary.hits.full, undefined)
 })
 
 t.test('this node promoted while a write waits: served here', async t => {
@@ -261,12 +286,15 @@ t.test('past forwardTimeout: 504', async t => {
 
 t.test('a client that leaves mid-forward: nothing is answered, nothing is left', async t => {
   const { primary, replica } = await pair(t)
-  const ac = new AbortController()
-  const pending = request(`${replica.url}/slow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: ac.signal })
+  const client = httpRequest(`${replica.url}/slow`, { method: 'POST', headers: { 'content-type': 'application/json' }, agent: false })
+  client.on('error', () => {})
+  client.end('{}')
   await until(() => primary.hits.slow === 1, 'reached the primary')
-  ac.abort()
-  await t.rejects(pending)
-  t.equal(replica.app.litefs.state.waiterCount, 0)
+  client.destroy() // the client hangs up while the primary works
+  await until(() => primary.hits['slow-abandoned'] === 1, 'the replica dropped its request to the primary')
+  const after = await request(`${replica.url}/full`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+  await after.body.dump()
+  t.equal(primary.hits.slow, 1, 'and did not send it again')
 })
 
 t.test('loop guard: a forwarded request reaching a replica is not forwarded again', async t => {
