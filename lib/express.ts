@@ -1,0 +1,48 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express'
+import type { ServerResponse } from 'node:http'
+import { LitefsHttpError } from './core/errors.js'
+import { createNodeCore, markRoute, runNode, sendAnswer, type NodeAdapterOptions } from './core/node-adapter.js'
+import type { LitefsCore } from './core/proxy.js'
+
+export type { NodeAdapterOptions as ExpressLitefsOptions } from './core/node-adapter.js'
+export type { LitefsInfo, LitefsAnswer } from './core/proxy.js'
+export { LitefsHttpError } from './core/errors.js'
+export { LitefsOptionsError } from './core/options.js'
+
+/** The middleware, with its core (`state`, `health()`, `options`) and `close()`. */
+export interface LitefsMiddleware extends RequestHandler {
+  core: LitefsCore<ServerResponse>
+  /** End the LiteFS event stream and timers (call on shutdown). */
+  close: () => Promise<void>
+}
+
+/**
+ * Express/Connect middleware. Mount it before any body parser (a forwarded
+ * write is streamed as it came). Proxy errors go to `next(err)` as
+ * LitefsHttpError (`status`, `code`, `headers`, one-line JSON `body`): render
+ * them with `litefs.errorHandler()` or your own error middleware.
+ */
+export function litefs (options: NodeAdapterOptions): LitefsMiddleware {
+  const core = createNodeCore(options)
+  const middleware: RequestHandler = (req, res, next) => {
+    runNode(core, req, res, next, answer => {
+      if (answer instanceof LitefsHttpError) next(answer)
+      else sendAnswer(res, answer)
+    }, next)
+  }
+  return Object.assign(middleware, { core, close: async () => await core.close() })
+}
+
+/** Mount before the proxy on paths it must leave alone: no wait, no forwarding, no cookie. */
+litefs.skip = (): RequestHandler => (req, _res, next) => { markRoute(req, false); next() }
+
+/** Mount before the proxy on paths whose reads write (OAuth callbacks): they go to the primary. */
+litefs.alwaysForward = (): RequestHandler => (req, _res, next) => { markRoute(req, { alwaysForward: true }); next() }
+
+/** Renders LitefsHttpError as its status, headers and one-line JSON body; passes anything else on. */
+litefs.errorHandler = (): ErrorRequestHandler => (err, _req, res, next) => {
+  if (!(err instanceof LitefsHttpError) || res.headersSent) return next(err)
+  sendAnswer(res, err)
+}
+
+export default litefs

@@ -1,0 +1,33 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
+import { LitefsHttpError } from './core/errors.js'
+import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions } from './core/node-adapter.js'
+import type { LitefsCore } from './core/proxy.js'
+
+export type { NodeAdapterOptions as HttpLitefsOptions } from './core/node-adapter.js'
+export type { LitefsInfo, LitefsAnswer } from './core/proxy.js'
+export { LitefsHttpError } from './core/errors.js'
+export { LitefsOptionsError } from './core/options.js'
+
+/** The wrapped listener, with its core (`state`, `health()`, `options`) and `close()`. */
+export interface WrappedListener extends RequestListener {
+  core: LitefsCore<ServerResponse>
+  /** End the LiteFS event stream and timers (call on shutdown). */
+  close: () => Promise<void>
+}
+
+/**
+ * Wrap a plain `node:http` request listener: `http.createServer(wrap(handler, { db: 'app.db' }))`.
+ * Proxy answers (errors, health, fly-replay) are written directly; `req.litefs` tells the handler what happened.
+ */
+export function wrap (handler: (req: IncomingMessage, res: ServerResponse) => void, options: NodeAdapterOptions): WrappedListener {
+  const core = createNodeCore(options)
+  const fail = (res: ServerResponse, err: Error): void => {
+    sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
+  }
+  const listener: RequestListener = (req, res) => {
+    runNode(core, req, res, () => handler(req, res), answer => sendAnswer(res, answer), err => fail(res, err))
+  }
+  return Object.assign(listener, { core, close: async () => await core.close() })
+}
+
+export default wrap
