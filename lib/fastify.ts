@@ -30,6 +30,7 @@ declare module 'fastify' {
 const hooks: AdapterHooks<FastifyReply> = {
   req: reply => reply.request.raw,
   res: reply => reply.raw,
+  url: reply => reply.request.url,
   route: reply => reply.request.routeOptions.config.litefs,
   log: reply => reply.log,
   secure: reply => reply.request.protocol === 'https', // honours trustProxy

@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici'
 import { forward, requestHeaders, responseHeaders, FORWARDED_HEADER } from '../lib/core/forward.js'
 
 const req = (headers: Record<string, string>, remoteAddress?: string): IncomingMessage =>
-  Object.assign(new EventEmitter(), { method: 'POST', url: '/x', headers, socket: { remoteAddress } }) as unknown as IncomingMessage
+  Object.assign(new EventEmitter(), { method: 'POST', url: '/x', headers, socket: { remoteAddress }, resume () {} }) as unknown as IncomingMessage
 
 t.test('request headers: hop-by-hop dropped, forwarding headers added', async t => {
   const h = requestHeaders(req({ host: 'app.example', connection: 'Keep-Alive, X-Secret', 'x-secret': '1', 'keep-alive': 'timeout=5', te: 'trailers', 'transfer-encoding': 'chunked', upgrade: 'websocket', 'proxy-foo': '1', expect: '100-continue', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'edge.example', 'x-keep': 'yes' }, '10.1.2.3'), false, 'node-b')
@@ -28,6 +28,7 @@ function failing (err: Error & { code?: string }): Dispatcher {
 }
 const base = {
   res: new EventEmitter() as unknown as ServerResponse,
+  path: '/x',
   origin: 'http://node-a:8080',
   secure: false,
   marker: 'node-b',

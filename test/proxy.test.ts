@@ -10,6 +10,7 @@ const silent = { debug () {}, info () {}, warn () {}, error () {} }
 const hooks: AdapterHooks<Ctx> = {
   req: c => c.req,
   res: c => c.res,
+  url: c => c.req.url as string,
   route: () => undefined,
   log: () => silent,
   secure: () => false,

@@ -80,12 +80,20 @@ class AttemptBody extends Readable {
     this.source.resume()
   }
 
+  /**
+   * Stop feeding this attempt and let the rest of the client's body drain, so
+   * the answer given instead (413, 502…) reaches a client still uploading.
+   */
+  release (): void {
+    this.source.off('data', this.onData)
+    this.source.resume()
+  }
+
   private readonly onData = (chunk: Buffer): void => {
     this.bytes += chunk.length
     if (this.bytes > this.limit) {
       this.tooLarge = true
-      this.source.pause()
-      this.source.off('data', this.onData)
+      this.release()
       this.destroy(new Error('request body larger than bodyLimit'))
     } else if (!this.push(chunk)) {
       this.source.pause()
@@ -96,6 +104,8 @@ class AttemptBody extends Readable {
 export interface ForwardRequest {
   req: IncomingMessage
   res: ServerResponse
+  /** The request target to ask the primary for (path and query, as the client sent it). */
+  path: string
   /** Origin of the primary, e.g. `http://node-a:8080`. */
   origin: string
   secure: boolean
@@ -133,7 +143,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   try {
     upstream = await f.dispatcher.request({
       origin: f.origin,
-      path: req.url as string,
+      path: f.path,
       method: req.method as Dispatcher.HttpMethod,
       headers: requestHeaders(req, f.secure, f.marker),
       body,
@@ -143,6 +153,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
     })
   } catch (err) {
     res.off('close', gone)
+    body?.release()
     if (abort.signal.aborted) return { outcome: 'gone' }
     return { outcome: 'failed', ...failure(err as Error & { code?: string }, f, body) }
   }

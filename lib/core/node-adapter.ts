@@ -1,6 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { LitefsHttpError } from './errors.js'
-import type { Logger } from './logger.js'
+import { silentLogger, type Logger } from './logger.js'
 import { LitefsCore, nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo, type RouteSetting } from './proxy.js'
 import type { LitefsOptions, LitefsRouteOptions } from './options.js'
 
@@ -29,7 +29,7 @@ export interface NodeAdapterOptions extends LitefsOptions {
 }
 
 const ROUTE = Symbol('litefs-proxy.route')
-type Marked = IncomingMessage & { [ROUTE]?: RouteSetting, secure?: boolean }
+type Marked = IncomingMessage & { [ROUTE]?: RouteSetting, secure?: boolean, originalUrl?: string }
 
 /** Mark a request's route setting (used by `skip()` / `alwaysForward()` middlewares mounted before the proxy). */
 export function markRoute (req: IncomingMessage, setting: LitefsRouteOptions | false): void {
@@ -37,8 +37,7 @@ export function markRoute (req: IncomingMessage, setting: LitefsRouteOptions | f
 }
 
 const consoleLogger: Logger = {
-  debug () {},
-  info () {},
+  ...silentLogger,
   warn: (obj, msg) => console.warn(msg, obj),
   error: (obj, msg) => console.error(msg, obj)
 }
@@ -55,6 +54,7 @@ export function createNodeCore (opts: NodeAdapterOptions): LitefsCore<ServerResp
   const hooks: AdapterHooks<ServerResponse> = {
     req: res => res.req,
     res: res => res,
+    url: res => (res.req as Marked).originalUrl ?? res.req.url as string,
     route: res => (res.req as Marked)[ROUTE],
     log: () => logger,
     // Express's req.secure applies its `trust proxy` setting; plain node:http has only the socket.

@@ -57,6 +57,8 @@ export type RouteSetting = LitefsRouteOptions | false | undefined
 export interface AdapterHooks<C> {
   req: (c: C) => IncomingMessage
   res: (c: C) => ServerResponse
+  /** The request target as the client sent it (Express rewrites `req.url` inside mounted routers). */
+  url: (c: C) => string
   route: (c: C) => RouteSetting
   log: (c: C) => Logger
   /** The client's request came over HTTPS (the adapter applies its trust-proxy rules). */
@@ -71,16 +73,6 @@ export interface AdapterHooks<C> {
 export function nextStep (info: LitefsInfo): 'app' | 'answer' | 'none' {
   if (info.aborted === true || info.forwardedTo !== undefined) return 'none'
   return info.answer === undefined ? 'app' : 'answer'
-}
-
-/**
- * An answer given instead of the app's leaves the request body unread: close the
- * connection after it, or a client still uploading keeps the socket busy (and a
- * closing server waiting) long after the answer went out.
- */
-function closeIfUnread (info: LitefsInfo): LitefsInfo {
-  if (info.answer !== undefined) info.answer.headers.connection = 'close'
-  return info
 }
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -133,16 +125,14 @@ export class LitefsCore<C = ServerResponse> {
    */
   decide (c: C): LitefsInfo | Promise<LitefsInfo> {
     const req = this.hooks.req(c)
-    // A server's IncomingMessage always has both (the types also cover client responses).
-    const info: LitefsInfo = { kind: this.classify(req.method as string, req.url as string, this.hooks.route(c)), role: this.state.role, local: false }
-    let decided: LitefsInfo | Promise<LitefsInfo>
+    // A server's IncomingMessage always has a method (the type also covers client responses).
+    const info: LitefsInfo = { kind: this.classify(req.method as string, this.hooks.url(c), this.hooks.route(c)), role: this.state.role, local: false }
     switch (info.kind) {
-      case 'read': decided = this.read(c, req, info); break
-      case 'write': decided = this.write(c, req, info); break
+      case 'read': return this.read(c, req, info)
+      case 'write': return this.write(c, req, info)
       case 'health': info.answer = this.health(); return info
       default: return info
     }
-    return decided instanceof Promise ? decided.then(closeIfUnread) : decided
   }
 
   private read (c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
@@ -232,6 +222,7 @@ export class LitefsCore<C = ServerResponse> {
       const result = await forward({
         req,
         res,
+        path: this.hooks.url(c),
         origin,
         secure: this.hooks.secure(c),
         marker: this.nodeName,

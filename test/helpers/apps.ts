@@ -1,32 +1,203 @@
-// Real Fastify servers on loopback with the plugin, for end-to-end tests.
+// The same small app in each adapter (Fastify plugin, Express middleware,
+// node:http wrapper), on a real loopback port, so one behaviour suite runs
+// against all three.
 import Fastify, { type FastifyInstance } from 'fastify'
+import express from 'express'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { litefs, type FastifyLitefsOptions } from '../../lib/fastify.js'
+import { litefs as fastifyLitefs } from '../../lib/fastify.js'
+import { litefs as expressLitefs } from '../../lib/express.js'
+import { wrap } from '../../lib/http.js'
+import type { LitefsOptions } from '../../lib/core/options.js'
+import type { LitefsInfo } from '../../lib/core/proxy.js'
+import type { NodeState } from '../../lib/core/node-state.js'
 import type { FakeLitefs } from './fake-litefs.js'
 
-export interface Served {
-  app: FastifyInstance
+export type AdapterName = 'fastify' | 'express' | 'http'
+export const ADAPTERS: readonly AdapterName[] = ['fastify', 'express', 'http']
+
+export interface Ctx {
+  method: string
   url: string
-  writes: number
+  headers: IncomingHttpHeaders
+  raw: IncomingMessage
+  body: Buffer
+  litefs: LitefsInfo | undefined
 }
 
-/** A small app: GET/POST /items (a POST commits one transaction on the fake), passthrough /static/*. */
-export async function serveFastify (fake: FakeLitefs, opts: Partial<FastifyLitefsOptions> = {}, setup?: (app: FastifyInstance) => void, fastifyOpts = {}): Promise<Served> {
-  const app = Fastify(fastifyOpts)
-  const served: Served = { app, url: '', writes: 0 }
-  await app.register(litefs, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, ...opts })
-  app.get('/items', async request => ({ litefs: request.litefs }))
-  app.post('/items', async request => {
-    served.writes++
-    fake.advance(fake.txid + 1n, { event: false }) // the handler's commit: -pos moves now, the event comes later
-    return { litefs: request.litefs }
+export interface Reply {
+  status?: number
+  headers?: Record<string, string | string[]>
+  body?: unknown // JSON unless a string
+}
+
+export interface RouteDef {
+  method: string
+  /** An exact path, or a prefix ending in `*`. */
+  path: string
+  /** Route-level setting: `false` is passthrough. */
+  setting?: false | { alwaysForward: true }
+  handler?: (ctx: Ctx) => Reply | Promise<Reply>
+  /** Take over the raw response (server-sent events). */
+  stream?: (res: ServerResponse) => void
+  /** The body is read only once this resolves (a slow reader). */
+  bodyAfter?: Promise<void>
+}
+
+export interface Served {
+  adapter: AdapterName
+  url: string
+  state: NodeState
+  /** POST /items handled here. */
+  writes: number
+  close: () => Promise<void>
+  server: Server
+}
+
+export interface ServeOptions {
+  routes?: RouteDef[]
+  /** Largest body the app (and so forwarding) accepts. */
+  bodyLimit?: number
+  trustProxy?: boolean
+}
+
+const quiet = { debug () {}, info () {}, warn () {}, error () {} }
+
+/** The standard routes: GET/POST /items (a POST commits one transaction on the fake), passthrough and alwaysForward examples. */
+function standardRoutes (fake: FakeLitefs, served: { writes: number }): RouteDef[] {
+  const show = (ctx: Ctx): Reply => ({ body: { litefs: ctx.litefs ?? null } })
+  return [
+    { method: 'GET', path: '/items', handler: show },
+    {
+      method: 'POST',
+      path: '/items',
+      handler: ctx => {
+        served.writes++
+        fake.advance(fake.txid + 1n, { event: false }) // the handler's commit: -pos moves now, the event comes later
+        return show(ctx)
+      }
+    },
+    { method: 'GET', path: '/static/*', handler: show },
+    { method: 'POST', path: '/static/*', handler: show },
+    { method: 'GET', path: '/oauth/callback', handler: show },
+    { method: 'GET', path: '/opt-out', setting: false, handler: show },
+    { method: 'GET', path: '/to-primary', setting: { alwaysForward: true }, handler: show },
+    { method: 'OPTIONS', path: '/items', handler: () => ({ status: 204 }) }
+  ]
+}
+
+async function readBody (req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of req) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
+
+function matches (route: RouteDef, method: string, path: string): boolean {
+  if (route.method !== method) return false
+  return route.path.endsWith('*') ? path.startsWith(route.path.slice(0, -1)) : path === route.path
+}
+
+/** Run a route on Node's req/res (Express and node:http). */
+async function runRaw (route: RouteDef | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (route === undefined) {
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}')
+    return
+  }
+  if (route.stream !== undefined) return route.stream(res)
+  await route.bodyAfter
+  const body = await readBody(req)
+  const reply = await (route.handler as NonNullable<RouteDef['handler']>)({ method: req.method as string, url: req.url as string, headers: req.headers, raw: req, body, litefs: req.litefs })
+  const text = typeof reply.body === 'string' ? reply.body : reply.body === undefined ? '' : JSON.stringify(reply.body)
+  res.writeHead(reply.status ?? 200, { 'content-type': typeof reply.body === 'string' ? 'text/plain' : 'application/json', ...reply.headers })
+  res.end(text)
+}
+
+export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Partial<LitefsOptions> = {}, extra: ServeOptions = {}): Promise<Served> {
+  const served = { writes: 0 }
+  const routes = [...(extra.routes ?? []), ...standardRoutes(fake, served)]
+  const options = { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, ...opts }
+  const find = (method: string, url: string): RouteDef | undefined => {
+    const path = url.split('?')[0]
+    return routes.find(r => matches(r, method, path))
+  }
+  let server: Server
+  let state: NodeState
+  let close: () => Promise<void>
+
+  if (adapter === 'fastify') {
+    // An answer given before a body was read leaves Node draining it on a keep-alive
+    // connection; tests close servers at once rather than wait for it to idle.
+    const app: FastifyInstance = Fastify({ bodyLimit: extra.bodyLimit, trustProxy: extra.trustProxy, forceCloseConnections: true })
+    await app.register(fastifyLitefs, options)
+    app.removeAllContentTypeParsers()
+    app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+    for (const route of routes) {
+      app.route({
+        method: route.method as 'GET',
+        url: route.path,
+        config: route.setting === undefined ? {} : { litefs: route.setting },
+        preParsing: async (_request, _reply, payload) => { await route.bodyAfter; return payload },
+        handler: async (request, reply) => {
+          if (route.stream !== undefined) { reply.hijack(); route.stream(reply.raw); return reply }
+          const r = await (route.handler as NonNullable<RouteDef['handler']>)({ method: request.method, url: request.url, headers: request.headers, raw: request.raw, body: (request.body as Buffer | undefined) ?? Buffer.alloc(0), litefs: request.litefs ?? undefined })
+          void reply.code(r.status ?? 200)
+          for (const [k, v] of Object.entries(r.headers ?? {})) void reply.header(k, v)
+          return await reply.send(r.body ?? '')
+        }
+      })
+    }
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    server = app.server
+    state = app.litefs.state
+    close = async () => { await app.close() }
+  } else if (adapter === 'express') {
+    const proxy = expressLitefs({ ...options, bodyLimit: extra.bodyLimit, logger: quiet })
+    const app = express()
+    app.set('trust proxy', extra.trustProxy === true)
+    // Route-level settings: mounted before the proxy, as the README shows.
+    for (const route of routes) {
+      if (route.setting === false) app.use(route.path, expressLitefs.skip())
+      else if (route.setting !== undefined) app.use(route.path, expressLitefs.alwaysForward())
+    }
+    app.use(proxy)
+    app.use((req, res, next) => { runRaw(find(req.method, req.originalUrl), req, res).catch(next) })
+    app.use(expressLitefs.errorHandler())
+    server = createServer(app)
+    state = proxy.core.state
+    close = async () => { await closeServer(server); await proxy.close() }
+    await listen(server)
+  } else {
+    // node:http has no router: route-level settings become the equivalent path options.
+    const passthrough = routes.filter(r => r.setting === false).map(r => r.path)
+    const alwaysForward = routes.filter(r => r.setting !== undefined && r.setting !== false).map(r => r.path)
+    // A request aborted mid-body (a replica giving up on a forward) rejects the body read.
+    const listener = wrap((req, res) => { runRaw(find(req.method as string, req.url as string), req, res).catch(() => res.destroy()) }, {
+      ...options,
+      passthrough: [...(options.passthrough ?? []), ...passthrough],
+      alwaysForward: [...(options.alwaysForward ?? []), ...alwaysForward],
+      bodyLimit: extra.bodyLimit,
+      trustProxy: extra.trustProxy,
+      logger: quiet
+    })
+    server = createServer(listener)
+    state = listener.core.state
+    close = async () => { await closeServer(server); await listener.close() }
+    await listen(server)
+  }
+  return Object.assign(served, {
+    adapter,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    state,
+    close,
+    server
   })
-  app.get('/static/*', async request => ({ litefs: request.litefs }))
-  app.get('/oauth/callback', async request => ({ litefs: request.litefs }))
-  app.get('/opt-out', { config: { litefs: false } }, async request => ({ litefs: request.litefs }))
-  app.get('/to-primary', { config: { litefs: { alwaysForward: true } } }, async request => ({ litefs: request.litefs }))
-  setup?.(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  served.url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  return served
+}
+
+async function listen (server: Server): Promise<void> {
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+}
+
+async function closeServer (server: Server): Promise<void> {
+  server.closeAllConnections()
+  await new Promise(resolve => server.close(resolve))
 }

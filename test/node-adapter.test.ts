@@ -1,0 +1,128 @@
+// What only the Express middleware and the node:http wrapper have: the cookie
+// hooked on whatever sends the head, Express mounting and error conventions.
+import t from 'tap'
+import express from 'express'
+import { createServer, type RequestListener, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { request } from 'undici'
+import { wrap } from '../lib/http.js'
+import { litefs } from '../lib/express.js'
+import { FakeLitefs, until } from './helpers/fake-litefs.js'
+
+type Test = typeof t
+const quiet = { debug () {}, info () {}, warn () {}, error () {} }
+
+async function listen (t: Test, listener: RequestListener): Promise<string> {
+  const server: Server = createServer(listener)
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+t.test('the cookie survives every way a handler sends its head', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
+  t.teardown(() => fake.close())
+  const listener = wrap((req, res) => {
+    fake.advance(fake.txid + 1n, { event: false })
+    switch (req.url) {
+      case '/reason': res.writeHead(201, 'Made', { 'Set-Cookie': 'a=1' }).end(); break
+      case '/raw-array': res.writeHead(200, ['Set-Cookie', 'a=1', 'content-type', 'text/plain']).end(); break
+      case '/implicit': res.setHeader('set-cookie', 'a=1'); res.end('x'); break
+      case '/plain': res.writeHead(200, { 'content-type': 'text/plain' }).end(); break
+      default: res.writeHead(204).end()
+    }
+  }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: quiet })
+  t.teardown(() => listener.close())
+  const url = await listen(t, listener)
+  await until(() => listener.core.state.role === 'primary')
+  let txid = 1
+  for (const [path, status, app] of [['/reason', 201, true], ['/raw-array', 200, true], ['/implicit', 200, true], ['/plain', 200, false], ['/bare', 204, false]] as const) {
+    const res = await request(`${url}${path}`, { method: 'POST' })
+    await res.body.dump()
+    txid++
+    const ours = `litefs-txid=${String(txid).padStart(16, '0')}; Path=/; HttpOnly; SameSite=Lax; Max-Age=300`
+    t.equal(res.statusCode, status, path)
+    t.same(res.headers['set-cookie'], app ? ['a=1', ours] : ours, `${path}: ${app ? "the app's cookie and ours" : 'ours'}`)
+  }
+})
+
+t.test('bad adapter options throw at once', async t => {
+  t.throws(() => wrap(() => {}, { db: 'app.db', bodyLimit: -1 }), /"bodyLimit" must be a number of bytes, got -1/)
+  t.throws(() => litefs({ db: 'app.db', trustProxy: 'yes' as unknown as boolean }), /"trustProxy" must be true or false/)
+  t.throws(() => litefs({ db: 'app.db', mount: '' }), /"mount"/)
+})
+
+t.test('an adapter failure is a 500, not a hang', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', txid: 1n })
+  t.teardown(() => fake.close())
+  const broken = (): string => { throw new Error('no such primary mapping') }
+  const listener = wrap(() => {}, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: quiet, primaryUrl: broken })
+  const proxy = litefs({ db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: quiet, primaryUrl: broken })
+  t.teardown(async () => { await listener.close(); await proxy.close() })
+  const app = express()
+  app.set('env', 'test') // Express's default handler would print the stack
+  app.use(proxy)
+  const httpUrl = await listen(t, listener)
+  const expressUrl = await listen(t, app)
+  await until(() => listener.core.state.primaryHostname === 'node-a' && proxy.core.state.primaryHostname === 'node-a')
+  const a = await request(`${httpUrl}/w`, { method: 'POST' })
+  t.equal(a.statusCode, 500)
+  t.same(await a.body.json(), { error: 'no such primary mapping', code: 'LITEFS_INTERNAL' })
+  const b = await request(`${expressUrl}/w`, { method: 'POST' })
+  await b.body.dump()
+  t.equal(b.statusCode, 500, "Express's own handler answers next(err)")
+})
+
+t.test('Express: mounted under a path, globs see the whole path and forwarding keeps it', async t => {
+  const pfake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+  const rfake = await FakeLitefs.start({ role: 'replica', txid: 3n })
+  t.teardown(async () => { await pfake.close(); await rfake.close() })
+  const seen: string[] = []
+  const primaryApp = express()
+  const primaryProxy = litefs({ db: 'app.db', mount: pfake.mount, api: pfake.apiUrl, logger: quiet })
+  primaryApp.use('/api', primaryProxy, (req, res) => { seen.push(req.originalUrl); res.json({ ok: true }) })
+  const primaryUrl = await listen(t, primaryApp)
+  const replicaProxy = litefs({ db: 'app.db', mount: rfake.mount, api: rfake.apiUrl, logger: quiet, primaryUrl: () => primaryUrl, passthrough: ['/api/public/*'] })
+  t.teardown(async () => { await primaryProxy.close(); await replicaProxy.close() })
+  const replicaApp = express()
+  replicaApp.use('/api', replicaProxy, (req, res) => { res.json({ kind: req.litefs?.kind }) })
+  replicaApp.use(litefs.errorHandler())
+  const replicaUrl = await listen(t, replicaApp)
+  await until(() => replicaProxy.core.state.primaryHostname === 'node-a' && primaryProxy.core.state.role === 'primary')
+  const pub = await request(`${replicaUrl}/api/public/x`)
+  t.same(await pub.body.json(), { kind: 'passthrough' }, 'the glob names the whole path')
+  const w = await request(`${replicaUrl}/api/items?x=1`, { method: 'POST' })
+  await w.body.dump()
+  t.equal(w.statusCode, 200)
+  t.same(seen, ['/api/items?x=1'], 'the primary got the whole path and query')
+})
+
+t.test('Express errorHandler leaves other errors and sent responses alone', async t => {
+  const handler = litefs.errorHandler()
+  const passed: unknown[] = []
+  const res = { headersSent: false } as any
+  handler(new Error('app'), {} as any, res, err => passed.push(err))
+  const { LitefsHttpError } = await import('../lib/core/errors.js')
+  const late = new LitefsHttpError(504, 'LITEFS_READ_TIMEOUT', 'late')
+  handler(late, {} as any, { headersSent: true } as any, err => passed.push(err))
+  t.equal(passed.length, 2)
+  t.equal(passed[1], late)
+})
+
+t.test('defaults: warnings go to the console; HTTPS sockets get Secure cookies', async t => {
+  const { createNodeCore } = await import('../lib/core/node-adapter.js')
+  const { NodeState } = await import('../lib/core/node-state.js')
+  t.throws(() => createNodeCore(undefined as any), /"db"/, 'no options: says what is missing')
+  const state = new NodeState({ readPosition: () => 7n, readLag: () => 0 })
+  const core = createNodeCore({ db: 'app.db', state, readTimeout: 1 })
+  const warned = t.capture(console, 'warn')
+  const errored = t.capture(console, 'error')
+  const hooks = (core as any).hooks
+  hooks.log().warn({ x: 1 }, 'w')
+  hooks.log().error({ y: 2 }, 'e')
+  t.same(warned().map((c: any) => c.args), [['w', { x: 1 }]])
+  t.same(errored().map((c: any) => c.args), [['e', { y: 2 }]])
+  const res = { req: { headers: {}, socket: { encrypted: true } } } as any
+  t.match(core.cookie({ kind: 'write', role: 'primary', local: true }, res), /; Secure$/)
+  await core.close()
+})
