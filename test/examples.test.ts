@@ -1,0 +1,17 @@
+// The runnable examples, run as a user runs them (built package, real sockets,
+// the embedded dev cluster): each must show read-your-writes and exit 0.
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+
+const root = new URL('..', import.meta.url).pathname
+const run = promisify(execFile)
+
+for (const example of ['examples/express/dev.mjs', 'examples/node-http/dev.mjs']) {
+  t.test(example, async t => {
+    // The examples import the built package (dist), which is not the source under coverage.
+    const { stdout } = await run(process.execPath, [example], { cwd: root, env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }, timeout: 60_000 })
+    t.match(stdout, /POST \/notes on node-2 \(a replica\) → 201 .*cookie litefs-txid=[0-9a-f]{16}/)
+    t.match(stdout, /GET on node-3 with the cookie → 1 note\(s\)/)
+  })
+}
