@@ -13,6 +13,10 @@ t.test('request headers: hop-by-hop dropped, forwarding headers added', async t 
   const h = requestHeaders(req({ host: 'app.example', connection: 'Keep-Alive, X-Secret', 'x-secret': '1', 'keep-alive': 'timeout=5', te: 'trailers', 'transfer-encoding': 'chunked', upgrade: 'websocket', 'proxy-foo': '1', expect: '100-continue', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'edge.example', 'x-keep': 'yes' }, '10.1.2.3'), false, 'node-b')
   t.same(h, { host: 'app.example', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'edge.example', 'x-keep': 'yes', 'x-forwarded-for': '10.1.2.3', [FORWARDED_HEADER]: 'node-b' },
     'what an earlier proxy said about the scheme and host is kept')
+  const tricky = requestHeaders(req({ host: 'app.example', connection: 'host, cookie, x-forwarded-for', cookie: 'a=1', 'x-forwarded-for': '6.6.6.6' }, '10.1.2.3'), false, 'node-b')
+  t.equal(tricky.host, 'app.example', '`Connection: host` does not take the Host away')
+  t.equal(tricky.cookie, undefined, 'other named headers go')
+  t.equal(tricky['x-forwarded-for'], '6.6.6.6, 10.1.2.3', 'X-Forwarded-For is the list so far plus this hop, named or not')
   const bare = requestHeaders(req({}), true, 'node-b')
   t.same(bare, { 'x-forwarded-for': 'unknown', 'x-forwarded-proto': 'https', [FORWARDED_HEADER]: 'node-b' }, 'HTTPS; no Host; a socket already gone')
 })

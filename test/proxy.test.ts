@@ -49,6 +49,17 @@ t.test('a replica whose database does not exist yet holds a read with a cookie',
   await c.close()
 })
 
+t.test('a client gone before its read is held is not waited for', async t => {
+  const c = core({ readTimeout: 60_000 })
+  c.state.setRole('replica', 'node-a')
+  const x = ctx('GET', '/', 'litefs-txid=0000000000000009')
+  ;(x.res as any).socket = { destroyed: true }
+  const info = await c.decide(x)
+  t.equal(info.aborted, true)
+  t.equal(c.state.waiterCount, 0)
+  await c.close()
+})
+
 t.test('a read decided while the app closes answers 503', async t => {
   const c = core()
   c.state.setRole('replica', 'node-a')

@@ -36,7 +36,8 @@ export function requestHeaders (req: IncomingMessage, secure: boolean, marker: s
   const named = dropped(req.headers)
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined && !isHopByHop(name, named)) out[name] = value
+    // Host stays even when `Connection: host` names it: the primary routes by it.
+    if (value !== undefined && (name === 'host' || !isHopByHop(name, named))) out[name] = value
   }
   const peer = req.socket.remoteAddress ?? 'unknown'
   const xff = req.headers['x-forwarded-for']

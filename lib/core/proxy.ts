@@ -278,6 +278,8 @@ export class LitefsCore<C = ServerResponse> {
       if (waiter === undefined) return
       gone = () => { this.state.cancel(waiter) }
       res.once('close', gone)
+      // A client already gone before the wait began sends no 'close' any more.
+      if (res.socket?.destroyed === true) gone()
     })
   }
 
