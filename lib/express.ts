@@ -1,7 +1,7 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express'
+import type { ErrorRequestHandler, NextFunction, RequestHandler } from 'express'
 import type { ServerResponse } from 'node:http'
 import { LitefsHttpError } from './core/errors.js'
-import { createNodeCore, markRoute, runNode, sendAnswer, type NodeAdapterOptions } from './core/node-adapter.js'
+import { createNodeCore, markRoute, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from './core/node-adapter.js'
 import type { LitefsCore } from './core/proxy.js'
 
 export type { NodeAdapterOptions as ExpressLitefsOptions } from './core/node-adapter.js'
@@ -22,14 +22,18 @@ export interface LitefsMiddleware extends RequestHandler {
  * LitefsHttpError (`status`, `code`, `headers`, one-line JSON `body`): render
  * them with `litefs.errorHandler()` or your own error middleware.
  */
+const ending: NodeEnding<NextFunction> = {
+  app: (_res, next) => next(),
+  answer: (res, answer, next) => {
+    if (answer instanceof LitefsHttpError) next(answer)
+    else sendAnswer(res, answer)
+  },
+  fail: (_res, err, next) => next(err)
+}
+
 export function litefs (options: NodeAdapterOptions): LitefsMiddleware {
   const core = createNodeCore(options)
-  const middleware: RequestHandler = (req, res, next) => {
-    runNode(core, req, res, next, answer => {
-      if (answer instanceof LitefsHttpError) next(answer)
-      else sendAnswer(res, answer)
-    }, next)
-  }
+  const middleware: RequestHandler = (_req, res, next) => { runNode(core, res, ending, next) }
   return Object.assign(middleware, { core, close: async () => await core.close() })
 }
 

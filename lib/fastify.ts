@@ -35,11 +35,11 @@ const hooks: AdapterHooks<FastifyReply> = {
   log: reply => reply.log,
   secure: reply => reply.request.protocol === 'https', // honours trustProxy
   bodyLimit: reply => reply.request.routeOptions.bodyLimit,
-  takeOver: reply => { reply.hijack() }
+  takeOver: reply => { reply.hijack() },
+  attach: (reply, info) => { reply.request.litefs = info }
 }
 
 function settle (reply: FastifyReply, info: LitefsInfo, next: HookHandlerDoneFunction): void {
-  reply.request.litefs = info
   switch (nextStep(info)) {
     case 'app': return next()
     case 'answer': {

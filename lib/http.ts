@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
 import { LitefsHttpError } from './core/errors.js'
-import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions } from './core/node-adapter.js'
+import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from './core/node-adapter.js'
 import type { LitefsCore } from './core/proxy.js'
 
 export type { NodeAdapterOptions as HttpLitefsOptions } from './core/node-adapter.js'
@@ -21,12 +21,12 @@ export interface WrappedListener extends RequestListener {
  */
 export function wrap (handler: (req: IncomingMessage, res: ServerResponse) => void, options: NodeAdapterOptions): WrappedListener {
   const core = createNodeCore(options)
-  const fail = (res: ServerResponse, err: Error): void => {
-    sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
+  const ending: NodeEnding<undefined> = {
+    app: res => handler(res.req, res),
+    answer: sendAnswer,
+    fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
   }
-  const listener: RequestListener = (req, res) => {
-    runNode(core, req, res, () => handler(req, res), answer => sendAnswer(res, answer), err => fail(res, err))
-  }
+  const listener: RequestListener = (_req, res) => { runNode(core, res, ending, undefined) }
   return Object.assign(listener, { core, close: async () => await core.close() })
 }
 

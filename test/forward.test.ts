@@ -33,6 +33,8 @@ interface Pair {
   primary: Node & { release: () => void }
   replica: Node
   urls: Record<string, string>
+  /** Hostnames the replica looked up, one per forwarding attempt. */
+  tried: string[]
 }
 
 /** The routes both nodes run (the same app everywhere, as in production); `hits` counts where they ran. */
@@ -110,9 +112,11 @@ async function pair (t: Test, adapter: AdapterName, replicaOpts: Record<string, 
   t.teardown(async () => { await rfake.close(); await pfake.close() })
   const primary = await node(t, adapter, pfake, {}, hold, 64 << 20)
   const urls: Record<string, string> = { 'node-a': primary.url }
-  const replica = await node(t, adapter, rfake, { primaryUrl: (host: string) => urls[host] ?? `http://${host}.invalid`, ...replicaOpts }, hold, replicaBodyLimit)
+  const tried: string[] = []
+  const primaryUrl = (host: string): string => { tried.push(host); return urls[host] ?? `http://${host}.invalid` }
+  const replica = await node(t, adapter, rfake, { primaryUrl, ...replicaOpts }, hold, replicaBodyLimit)
   await until(() => primary.state.role === 'primary' && replica.state.primaryHostname === 'node-a', 'roles known')
-  return { primary: Object.assign(primary, { release }), replica, urls }
+  return { primary: Object.assign(primary, { release }), replica, urls, tried }
 }
 
 for (const adapter of ADAPTERS) {
@@ -263,19 +267,22 @@ for (const adapter of ADAPTERS) {
     })
 
     t.test('a connection refused before sending is retried against a fresh primary', async t => {
-      const { primary, replica, urls } = await pair(t, adapter)
+      const { primary, replica, urls, tried } = await pair(t, adapter)
       const closed = createServer()
       await new Promise<void>(resolve => closed.listen(0, '127.0.0.1', resolve))
       const deadPort = (closed.address() as AddressInfo).port
       await new Promise(resolve => closed.close(resolve))
       urls['node-a'] = `http://127.0.0.1:${deadPort}` // the old primary: nothing listens there any more
       const pending = request(`${replica.url}/full`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":2}' })
+      await until(() => tried.length === 1, 'the old primary tried (and refused)')
       urls['node-b'] = primary.url
       replica.fake.becomeReplica('node-b')
       const res = await pending
       t.equal(res.statusCode, 201)
-      t.same((await res.body.json() as any).echo, { n: 2 })
+      t.same((await res.body.json() as any).echo, { n: 2 }, 'the body survived the refused attempt')
       t.equal(primary.hits.full, 1, 'once')
+      t.equal(tried[0], 'node-a')
+      t.equal(tried.at(-1), 'node-b')
     })
 
     t.test('a refused connection past the window: 503', async t => {

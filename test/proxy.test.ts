@@ -15,7 +15,8 @@ const hooks: AdapterHooks<Ctx> = {
   log: () => silent,
   secure: () => false,
   bodyLimit: () => 1024,
-  takeOver: () => {}
+  takeOver: () => {},
+  attach: () => {}
 }
 function core (opts: Record<string, unknown> = {}, pos?: bigint, lag?: number): LitefsCore<Ctx> {
   const state = new NodeState({ readPosition: () => pos, readLag: () => lag })

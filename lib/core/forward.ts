@@ -154,9 +154,12 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
     })
   } catch (err) {
     res.off('close', gone)
-    body?.release()
     if (abort.signal.aborted) return { outcome: 'gone' }
-    return { outcome: 'failed', ...failure(err as Error & { code?: string }, f, body) }
+    const failed = failure(err as Error & { code?: string }, f, body)
+    // A retry needs the client's body untouched; any other end lets it drain so
+    // the answer given instead reaches a client still uploading.
+    if (!failed.retry) body?.release()
+    return { outcome: 'failed', ...failed }
   }
   f.takeOver()
   res.writeHead(upstream.statusCode, responseHeaders(upstream.headers))

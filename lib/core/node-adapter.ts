@@ -65,7 +65,8 @@ export function createNodeCore (opts: NodeAdapterOptions): LitefsCore<ServerResp
       return trustProxy && String(req.headers['x-forwarded-proto']).split(',')[0].trim() === 'https'
     },
     bodyLimit: () => bodyLimit,
-    takeOver: () => {}
+    takeOver: () => {},
+    attach: (res, info) => { res.req.litefs = info }
   }
   return new LitefsCore(core, hooks, logger)
 }
@@ -105,25 +106,28 @@ function cookieOnHead (core: LitefsCore<ServerResponse>, res: ServerResponse, in
   } as ServerResponse['writeHead']
 }
 
-/** Decide, then run `app` (with the cookie hooked on), or hand the answer to `answer`. */
-export function runNode (
-  core: LitefsCore<ServerResponse>,
-  req: IncomingMessage,
-  res: ServerResponse,
-  app: () => void,
-  answer: (a: LitefsAnswer) => void,
-  fail: (err: Error) => void
-): void {
-  const settle = (info: LitefsInfo): void => {
-    req.litefs = info
-    switch (nextStep(info)) {
-      case 'app':
-        if (info.local) cookieOnHead(core, res, info)
-        return app()
-      case 'answer': return answer(info.answer as LitefsAnswer)
-    }
+/** How one adapter ends a request: run the app, send a proxy answer, report a failure. Made once, not per request. */
+export interface NodeEnding<N> {
+  app: (res: ServerResponse, next: N) => void
+  answer: (res: ServerResponse, answer: LitefsAnswer, next: N) => void
+  fail: (res: ServerResponse, err: Error, next: N) => void
+}
+
+function settle<N> (core: LitefsCore<ServerResponse>, res: ServerResponse, info: LitefsInfo, ending: NodeEnding<N>, next: N): void {
+  switch (nextStep(info)) {
+    case 'app':
+      if (info.local) cookieOnHead(core, res, info)
+      return ending.app(res, next)
+    case 'answer': return ending.answer(res, info.answer as LitefsAnswer, next)
   }
+}
+
+/** Decide, then run the app (with the cookie hooked on) or send the proxy's answer. */
+export function runNode<N> (core: LitefsCore<ServerResponse>, res: ServerResponse, ending: NodeEnding<N>, next: N): void {
   const decided = core.decide(res)
-  if (decided instanceof Promise) decided.then(settle, fail)
-  else settle(decided)
+  if (decided instanceof Promise) {
+    decided.then(info => settle(core, res, info, ending, next), (err: Error) => ending.fail(res, err, next))
+  } else {
+    settle(core, res, decided, ending, next)
+  }
 }

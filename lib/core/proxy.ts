@@ -67,6 +67,8 @@ export interface AdapterHooks<C> {
   bodyLimit: (c: C) => number
   /** The core is about to write a forwarded answer straight to the raw response. */
   takeOver: (c: C) => void
+  /** Make `info` visible on the request at once (hooks that run while it is held or forwarded see it). */
+  attach: (c: C, info: LitefsInfo) => void
 }
 
 /** What the adapter does after `decide`: run the app, send `info.answer`, or nothing (answered or client gone). */
@@ -127,6 +129,7 @@ export class LitefsCore<C = ServerResponse> {
     const req = this.hooks.req(c)
     // A server's IncomingMessage always has a method (the type also covers client responses).
     const info: LitefsInfo = { kind: this.classify(req.method as string, this.hooks.url(c), this.hooks.route(c)), role: this.state.role, local: false }
+    this.hooks.attach(c, info)
     switch (info.kind) {
       case 'read': return this.read(c, req, info)
       case 'write': return this.write(c, req, info)
