@@ -73,17 +73,18 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
     }
   })
 
-  // onSend runs after the handler committed: the position read now includes its write.
+  // onSend runs after the handler committed: the position read from here on
+  // includes its write. One read serves every write answered in the same turn.
   fastify.addHook('onSend', (request, reply, payload, next) => {
     const info = request.litefs
-    if (info !== null) {
-      const cookie = core.cookie(info, reply)
+    if (info === null || !info.local) return next(null, payload)
+    core.cookieSoon(info, reply, cookie => {
       if (cookie !== undefined) {
         void reply.header('set-cookie', cookie) // appends: the app's own cookies stay
         request.log.debug({ txid: info.setTxid }, 'litefs-proxy: set TXID cookie')
       }
-    }
-    next(null, payload)
+      next(null, payload)
+    })
   })
 
   fastify.addHook('onClose', (_instance, next) => {

@@ -135,6 +135,29 @@ for (const adapter of ADAPTERS) {
       t.same(res2.headers['set-cookie'], ['app=1; Path=/', 'app2=2; Path=/', 'litefs-txid=0000000000000007; Path=/; HttpOnly; SameSite=Lax; Max-Age=300'])
     })
 
+    t.test('concurrent writes: each cookie is at or after that write\'s own commit', async t => {
+      const { fake, served } = await start(t, adapter, { role: 'primary', txid: 5n }, {}, {
+        routes: [{
+          method: 'POST',
+          path: '/commit',
+          handler: () => {
+            fake.advance(fake.txid + 1n, { event: false })
+            return { body: { committed: Number(fake.txid) } }
+          }
+        }]
+      })
+      await until(() => served.state.role === 'primary')
+      const agent = new Agent({ connections: 50 })
+      t.teardown(() => agent.close())
+      const results = await Promise.all(Array.from({ length: 200 }, async () => {
+        const res = await request(`${served.url}/commit`, { method: 'POST', dispatcher: agent })
+        const { committed } = await res.body.json() as { committed: number }
+        return { committed, cookie: parseInt(/litefs-txid=([0-9a-f]{16})/.exec(String(res.headers['set-cookie']))?.[1] ?? '0', 16) }
+      }))
+      t.ok(results.every(r => r.cookie >= r.committed), 'no cookie behind its own write')
+      t.equal(new Set(results.map(r => r.committed)).size, 200, '200 distinct commits')
+    })
+
     t.test('Secure over HTTPS, behind a trusted proxy', async t => {
       const { served } = await start(t, adapter, { role: 'primary', txid: 1n }, {}, { trustProxy: true })
       await until(() => served.state.role === 'primary')

@@ -156,20 +156,9 @@ t.test('before the database exists there is no -pos file: no position', async t 
   t.equal(s.position('app.db'), 0n)
   const got: WaitResult[] = []
   s.waitForPosition('app.db', 1n, 60_000, r => got.push(r))
-  await until(() => (s.driver as any).polling === true, 'polled once while absent')
+  await new Promise(resolve => setTimeout(resolve, 5)) // polls meet a missing file first (not a timing assertion)
   fake.advance(1n, { event: false })
   await until(() => got.length === 1, 'the database appears')
-})
-
-t.test('a poll still reading when the state closes changes nothing', async t => {
-  const fake = await FakeLitefs.start({ role: 'replica', txid: 1n, api: false })
-  t.teardown(() => fake.close())
-  const s = open(fake, false)
-  s.waitForPosition('app.db', 5n, 60_000, () => {})
-  fake.advance(5n, { event: false })
-  await until(() => (s.driver as any).polling === true, 'a poll in flight')
-  await s.close()
-  t.equal(s.position('app.db'), 1n, 'the poll that finished after close did not apply')
 })
 
 t.test('while streaming, refresh reads no file', async t => {

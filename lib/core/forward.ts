@@ -138,7 +138,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   const body = hasBody(req) ? new AttemptBody(req, f.bodyLimit) : undefined
   // A client that leaves mid-forward takes the upstream request with it.
   const abort = new AbortController()
-  const gone = (): void => abort.abort()
+  const gone = (): void => { if (!res.writableFinished) abort.abort() }
   res.once('close', gone)
   let upstream: Dispatcher.ResponseData
   try {
@@ -163,7 +163,9 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   }
   f.takeOver()
   res.writeHead(upstream.statusCode, responseHeaders(upstream.headers))
-  res.flushHeaders() // an event stream's client learns at once that it is connected
+  // A streamed answer (server-sent events) goes out head first, so the client
+  // learns at once that it is connected; a sized one leaves with its body.
+  if (upstream.headers['content-length'] === undefined) res.flushHeaders()
   try {
     await pipeline(upstream.body, res)
   } catch {

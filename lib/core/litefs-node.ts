@@ -34,7 +34,6 @@ class LitefsDriver implements StateDriver {
   private demanded: ReadonlySet<string> = new Set()
   private wantsPrimary = false
   private poll: NodeJS.Timeout | undefined
-  private polling = false
   private closed = false
 
   constructor (private readonly opts: LitefsNodeOptions, private readonly log: Logger) {
@@ -100,7 +99,7 @@ class LitefsDriver implements StateDriver {
   private schedule (): void {
     const needed = !this.closed && !this.streaming && (this.demanded.size > 0 || this.wantsPrimary)
     if (!needed) return this.stopPolling()
-    if (this.poll === undefined && !this.polling) this.poll = setTimeout(this.tick, this.opts.pollInterval)
+    if (this.poll === undefined) this.poll = setTimeout(this.tick, this.opts.pollInterval)
   }
 
   private stopPolling (): void {
@@ -110,25 +109,12 @@ class LitefsDriver implements StateDriver {
 
   private readonly tick = (): void => {
     this.poll = undefined
-    this.polling = true
-    void this.pollOnce().finally(() => {
-      this.polling = false
-      this.schedule()
-    })
-  }
-
-  private async pollOnce (): Promise<void> {
-    const dbs = [...this.demanded]
-    const [positions, primary] = await Promise.all([
-      Promise.all(dbs.map(async db => await this.files.readPositionAsync(db))),
-      this.wantsPrimary ? this.files.readPrimaryAsync() : undefined
-    ])
-    if (this.closed || this.streaming) return
-    dbs.forEach((db, i) => {
-      const pos = positions[i]
+    for (const db of this.demanded) {
+      const pos = this.files.readPosition(db)
       if (pos !== undefined) this.state.setPosition(db, pos)
-    })
-    if (this.wantsPrimary) this.applyPrimaryFile(primary)
+    }
+    if (this.wantsPrimary) this.refreshFromFiles()
+    this.schedule()
   }
 }
 

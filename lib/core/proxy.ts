@@ -322,7 +322,28 @@ export class LitefsCore<C = ServerResponse> {
    */
   cookie (info: LitefsInfo, c: C): string | undefined {
     if (!info.local) return undefined
+    return this.cookieAt(info, c, this.state.readPosition(this.options.db))
+  }
+
+  /**
+   * The same, for adapters that may answer a moment later (Fastify's onSend):
+   * the write responses of one event-loop turn share one read of the position.
+   * Each of them was committed before it got here, so that read includes them all.
+   * For responses with `info.local` only.
+   */
+  cookieSoon (info: LitefsInfo, c: C, done: (cookie: string | undefined) => void): void {
+    if (this.cookieQueue.length === 0) setImmediate(this.flushCookies)
+    this.cookieQueue.push({ info, c, done })
+  }
+
+  private readonly cookieQueue: Array<{ info: LitefsInfo, c: C, done: (cookie: string | undefined) => void }> = []
+
+  private readonly flushCookies = (): void => {
     const txid = this.state.readPosition(this.options.db)
+    for (const { info, c, done } of this.cookieQueue.splice(0)) done(this.cookieAt(info, c, txid))
+  }
+
+  private cookieAt (info: LitefsInfo, c: C, txid: bigint | undefined): string | undefined {
     if (txid === undefined || txid === 0n) return undefined
     info.setTxid = formatTxid(txid)
     return txidSetCookie(this.options.cookie, txid, this.hooks.secure(c))
