@@ -72,6 +72,34 @@ function appRoutes (fake: FakeLitefs, hits: Hits, hold: Promise<void>): RouteDef
       }
     },
     {
+      method: 'GET',
+      path: '/big',
+      setting: { alwaysForward: true },
+      stream: res => {
+        // 64 MB, written only as fast as it is taken: more than every buffer between here and a client that does not read.
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(64 << 20) })
+        const chunk = Buffer.alloc(1 << 20, 7)
+        let sent = 0
+        const more = (): void => {
+          while (sent < 64) {
+            sent++
+            if (!res.write(chunk)) { hit('big-blocked'); res.once('drain', more); return }
+          }
+          res.end()
+        }
+        more()
+      }
+    },
+    {
+      method: 'POST',
+      path: '/hints',
+      stream: res => {
+        hit('hints')
+        res.writeEarlyHints({ link: '</app.css>; rel=preload' }) // a 103 before the answer
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('after the hints')
+      }
+    },
+    {
       method: 'POST',
       path: '/die',
       handler: async ctx => {
@@ -187,6 +215,20 @@ for (const adapter of ADAPTERS) {
       t.same(await res.body.json(), { bytes: 48 << 20 })
     })
 
+    t.test('a large answer to a client that reads late: the replica waits for it, then all arrives', async t => {
+      const { replica } = await pair(t, adapter, { alwaysForward: ['/big'] })
+      let toClient: import('node:http').ServerResponse | undefined
+      replica.server.on('request', (_req: unknown, r: import('node:http').ServerResponse) => { toClient = r })
+      const res = await new Promise<import('node:http').IncomingMessage>(resolve => httpRequest(`${replica.url}/big`, { agent: false }, resolve).end())
+      res.pause()
+      await until(() => toClient?.writableNeedDrain === true, 'the replica\'s answer to the client is backed up')
+      let bytes = 0
+      res.on('data', (c: Buffer) => { bytes += c.length })
+      res.resume()
+      await new Promise(resolve => res.on('end', resolve))
+      t.equal(bytes, 64 << 20, 'all of it arrived once read')
+    })
+
     t.test('a server-sent-events answer arrives event by event', async t => {
       const { primary, replica } = await pair(t, adapter)
       const res = await request(`${replica.url}/sse`)
@@ -293,6 +335,14 @@ for (const adapter of ADAPTERS) {
       const body = await res.body.json() as any
       t.equal(body.code, 'LITEFS_NO_PRIMARY')
       t.match(body.error, /refused the connection/)
+    })
+
+    t.test('an informational 103 from the primary is skipped; the final answer comes through', async t => {
+      const { primary, replica } = await pair(t, adapter)
+      const res = await request(`${replica.url}/hints`, { method: 'POST', body: '{}' })
+      t.equal(res.statusCode, 200)
+      t.equal(await res.body.text(), 'after the hints')
+      t.equal(primary.hits.hints, 1)
     })
 
     t.test('the primary dies mid-request: 502, and the write is not retried', async t => {

@@ -1,6 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { errors, type Dispatcher } from 'undici'
 import { LitefsHttpError } from './errors.js'
 
@@ -48,13 +47,29 @@ export function requestHeaders (req: IncomingMessage, secure: boolean, marker: s
   return out
 }
 
-export function responseHeaders (headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const named = dropped(headers)
-  const out: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !isHopByHop(name, named)) out[name] = value
+/**
+ * The primary's response headers (raw name/value pairs) less the hop-by-hop
+ * ones, repeated names (Set-Cookie) gathered into arrays: headers an app set
+ * before (Express's X-Powered-By) make writeHead apply each name with
+ * setHeader, which keeps only the last of a repeated one.
+ */
+export function responseHeaders (raw: Buffer[]): { headers: Record<string, string | string[]>, sized: boolean } {
+  const pairs: string[] = []
+  let named: Set<string> | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1').toLowerCase()
+    const value = raw[i + 1].toString('latin1')
+    if (name === 'connection') named = dropped({ connection: value })
+    pairs.push(name, value)
   }
-  return out
+  const headers: Record<string, string | string[]> = {}
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = pairs[i]
+    if (isHopByHop(name, named)) continue
+    const seen = headers[name]
+    headers[name] = seen === undefined ? pairs[i + 1] : ([] as string[]).concat(seen, pairs[i + 1])
+  }
+  return { headers, sized: headers['content-length'] !== undefined }
 }
 
 /**
@@ -136,44 +151,69 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   const length = Number(req.headers['content-length'])
   if (length > f.bodyLimit) return { outcome: 'failed', retry: false, error: tooLarge(f.bodyLimit) }
   const body = hasBody(req) ? new AttemptBody(req, f.bodyLimit) : undefined
-  // A client that leaves mid-forward takes the upstream request with it.
-  const abort = new AbortController()
-  const gone = (): void => { if (!res.writableFinished) abort.abort() }
-  res.once('close', gone)
-  let upstream: Dispatcher.ResponseData
-  try {
-    upstream = await f.dispatcher.request({
+  // undici's dispatch() with a plain handler: the answer is written straight to
+  // `res` as it arrives — no response stream, no pipeline, no AbortController.
+  return await new Promise<ForwardResult>(resolve => {
+    let abort: ((err?: Error) => void) | undefined
+    let started = false // the primary's answer began: from here on, only `res` can fail
+    let left = false
+    let resume: (() => void) | undefined
+    // A client that leaves mid-forward takes the upstream request with it.
+    const gone = (): void => {
+      left = true
+      abort?.(new Error('the client went away'))
+    }
+    const done = (result: ForwardResult): void => {
+      res.off('close', gone)
+      resolve(result)
+    }
+    res.once('close', gone)
+    f.dispatcher.dispatch({
       origin: f.origin,
       path: f.path,
       method: req.method as Dispatcher.HttpMethod,
       headers: requestHeaders(req, f.secure, f.marker),
       body,
-      signal: abort.signal,
       headersTimeout: f.timeout,
       bodyTimeout: 0 // a server-sent-events answer may be quiet for long
+    }, {
+      onConnect: a => { abort = a },
+      onHeaders: (statusCode, raw, resumeUpstream) => {
+        if (statusCode < 200) return true // 1xx: the real answer follows
+        started = true
+        f.takeOver()
+        const { headers, sized } = responseHeaders(raw)
+        res.writeHead(statusCode, headers)
+        // A streamed answer (server-sent events) goes out head first, so the
+        // client learns at once that it is connected; a sized one leaves with its body.
+        if (!sized) res.flushHeaders()
+        resume = resumeUpstream
+        return true
+      },
+      onData: chunk => {
+        if (res.write(chunk)) return true
+        res.once('drain', resume as () => void) // backpressure: the primary waits for a slow client
+        return false
+      },
+      onComplete: () => {
+        res.end()
+        done({ outcome: 'sent' })
+      },
+      onError: err => {
+        if (started) {
+          // The client left or the primary broke mid-answer: nothing more can be said.
+          res.destroy()
+          return done({ outcome: 'sent' })
+        }
+        if (left) return done({ outcome: 'gone' })
+        const failed = failure(err as Error & { code?: string }, f, body)
+        // A retry needs the client's body untouched; any other end lets it drain so
+        // the answer given instead reaches a client still uploading.
+        if (!failed.retry) body?.release()
+        done({ outcome: 'failed', ...failed })
+      }
     })
-  } catch (err) {
-    res.off('close', gone)
-    if (abort.signal.aborted) return { outcome: 'gone' }
-    const failed = failure(err as Error & { code?: string }, f, body)
-    // A retry needs the client's body untouched; any other end lets it drain so
-    // the answer given instead reaches a client still uploading.
-    if (!failed.retry) body?.release()
-    return { outcome: 'failed', ...failed }
-  }
-  f.takeOver()
-  res.writeHead(upstream.statusCode, responseHeaders(upstream.headers))
-  // A streamed answer (server-sent events) goes out head first, so the client
-  // learns at once that it is connected; a sized one leaves with its body.
-  if (upstream.headers['content-length'] === undefined) res.flushHeaders()
-  try {
-    await pipeline(upstream.body, res)
-  } catch {
-    // The client left or the primary broke mid-answer: nothing more can be said
-    // on this response; pipeline has destroyed both ends.
-  }
-  res.off('close', gone)
-  return { outcome: 'sent' }
+  })
 }
 
 function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined): { retry: boolean, error: LitefsHttpError } {
