@@ -49,7 +49,6 @@ t.test('every option is read', async t => {
   t.equal(o.pollInterval, 5)
   t.same(resolveOptions({ db: 'a', secret: ['0123456789abcdef', 'fedcba9876543210'] }).cookie.secrets, ['0123456789abcdef', 'fedcba9876543210'])
   t.equal(resolveOptions({ db: 'a', api: 'https://litefs.internal:20202' }).api, 'https://litefs.internal:20202')
-  t.same(resolveOptions({ db: 'a', future: 1 }, ['future']).db, 'a', 'adapters may let their own options through')
   const d = resolveOptions({ db: 'a' })
   t.equal(d.primaryOrigin('node-a', 8080), 'http://node-a:8080', 'default: the hostname and this server\'s port')
   t.equal(d.primaryOrigin('node-a', 8080), 'http://node-a:8080', 'cached')

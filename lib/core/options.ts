@@ -168,12 +168,12 @@ function primaryOrigin (raw: unknown): (hostname: string, port: number) => strin
   }
 }
 
-/** Validate and fill in defaults. `extra` names adapter- or feature-specific options to let through. */
-export function resolveOptions (input: unknown, extra: readonly string[] = []): ResolvedOptions {
+/** Validate and fill in defaults. Adapters remove their own options (bodyLimit, logger…) first. */
+export function resolveOptions (input: unknown): ResolvedOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'an object', input)
   const opts = input as Record<string, unknown>
   for (const key of Object.keys(opts)) {
-    if (!KNOWN.has(key) && !extra.includes(key)) {
+    if (!KNOWN.has(key)) {
       throw new LitefsOptionsError(`litefs-proxy: unknown option "${key}"`)
     }
   }
