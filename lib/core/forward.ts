@@ -138,7 +138,7 @@ export type ForwardResult =
   | { outcome: 'gone' } // the client left; nobody to answer
   | { outcome: 'failed', retry: boolean, error: LitefsHttpError }
 
-export function tooLarge (limit: number): LitefsHttpError {
+function tooLarge (limit: number): LitefsHttpError {
   return new LitefsHttpError(413, 'LITEFS_BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes`)
 }
 
