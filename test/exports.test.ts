@@ -23,9 +23,12 @@ t.test('require() and import both load every entry point, with the same API', as
 t.test('the CommonJS build registers in a CommonJS Fastify app', async t => {
   const out = run(['-e', `
     const Fastify = require('fastify')
+    const fs = require('fs'), os = require('os'), path = require('path')
+    const mount = fs.mkdtempSync(path.join(os.tmpdir(), 'mount-'))
+    fs.writeFileSync(path.join(mount, '.lag'), '+000000000\\n') // a live LiteFS mount, as the primary has it
     const app = Fastify()
-    app.register(require('litefs-proxy/fastify'), { db: 'app.db', mount: '/nonexistent', api: false, role: 'primary' })
-    app.ready().then(async () => { const r = await app.inject('/litefs/health'); console.log(r.statusCode, r.json().role); await app.close() })`])
+    app.register(require('litefs-proxy/fastify'), { db: 'app.db', mount, api: false, role: 'primary' })
+    app.ready().then(async () => { const r = await app.inject('/litefs/health'); console.log(r.statusCode, r.json().role); await app.close(); fs.rmSync(mount, { recursive: true }) })`])
   t.equal(out.trim(), '200 primary')
 })
 

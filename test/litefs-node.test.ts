@@ -1,5 +1,6 @@
 import t from 'tap'
-import { writeFileSync, rmSync } from 'node:fs'
+import { mkdirSync, writeFileSync, rmSync } from 'node:fs'
+import { mountFiles } from '../lib/core/mount-files.js'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -22,6 +23,8 @@ t.test('the /events stream drives role and positions', async t => {
   t.equal(s.position('app.db'), 5n, '-pos read once after subscribing (init carries no position)')
   fake.advance(6n, { file: false })
   await until(() => s.position('app.db') === 6n, 'tx event')
+  fake.becomeReplica('node-a') // named again while already confirmed: nothing changes
+  t.equal(s.primaryHostname, 'node-a')
   fake.losePrimary()
   await until(() => s.primaryHostname === undefined, 'primary lost')
   t.equal(s.role, 'replica', 'a replica without a primary is still a replica, not a primary')
@@ -91,7 +94,9 @@ t.test('an API that answers an error, or a line without end, is not trusted', as
   const s = open(fake, `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
   t.teardown(async () => { await s.close(); server.closeAllConnections(); server.close(); await fake.close() })
   await until(() => asked === 2, 'asked twice, refused twice')
-  t.equal(s.primaryHostname, 'node-a', 'role from the files while the API errs')
+  t.equal(s.litefs, 'stream-lost', 'the mount answers, the API does not')
+  t.equal(s.role, 'unknown', 'no role is believed without the API')
+  t.equal(s.primaryKnown, false)
   t.equal(streaming(s), false)
   mode = 'flood'
   await until(() => streaming(s), 'subscribed')
@@ -100,27 +105,28 @@ t.test('an API that answers an error, or a line without end, is not trusted', as
   await until(() => asked > before, 'and it subscribes again')
 })
 
-t.test('files only: role from .primary, or from the role option', async t => {
+t.test('files only: role from .primary, or from the role option, while the mount answers', async t => {
   const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 3n, api: false })
   const s = open(fake, false)
   t.teardown(async () => { await s.close(); await fake.close() })
+  t.equal(s.litefs, 'up', 'the mount answers')
   t.equal(s.role, 'replica')
-  t.equal(s.primaryHostname, 'node-a')
+  t.equal(s.primaryHostname, 'node-a', 'a fresh .lag (829 ms) at the first look: connected')
   t.equal(s.position('app.db'), 3n)
   t.equal(s.readLag(), 829)
   writeFileSync(join(fake.mount, '.lag'), 'garbage')
   t.equal(s.readLag(), undefined)
-  rmSync(join(fake.mount, '.lag'))
-  t.equal(s.readLag(), undefined)
+  fake.setLag(829)
+  t.equal(mountFiles(join(fake.mount, 'nowhere')).readLag(), undefined, 'no .lag at all')
 
   rmSync(join(fake.mount, '.primary'))
   s.refresh()
-  t.equal(s.role, 'replica', 'no .primary after being a replica: a cut-off replica, not a primary')
+  t.equal(s.role, 'unknown', 'no .primary, no role option: a primary or a cut-off replica, the files cannot tell')
   t.equal(s.primaryKnown, false)
   const got: WaitResult[] = []
   s.waitForPrimary(60_000, r => got.push(r))
   writeFileSync(join(fake.mount, '.primary'), 'node-b\n')
-  await until(() => got.length === 1, 'primary found by polling .primary')
+  await until(() => got.length === 1, 'primary found by polling .primary, once .lag shows contact')
   t.equal(s.primaryHostname, 'node-b')
 
   const fresh = await FakeLitefs.start({ role: 'primary', txid: 1n, api: false })
@@ -135,17 +141,39 @@ t.test('files only: role from .primary, or from the role option', async t => {
   rmSync(join(fresh.mount, '.primary'))
   primary.refresh()
   t.equal(primary.role, 'primary')
+
+  await fresh.stop() // LiteFS goes away: the mount is a plain directory
+  primary.refresh()
+  t.equal(primary.litefs, 'down')
+  t.equal(primary.role, 'unknown', 'the role option never outlives the mount')
+  t.equal(primary.readPosition('app.db'), undefined)
+  await fresh.restart()
+  primary.refresh()
+  t.equal(primary.litefs, 'up')
+  t.equal(primary.role, 'primary')
 })
 
-t.test('a primary whose API goes away stays primary while no .primary appears', async t => {
+t.test('a primary whose LiteFS goes away is no longer primary; it is again once LiteFS is back', async t => {
   const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
   const s = openLitefsNode({ mount: fake.mount, api: fake.apiUrl, databases: ['app.db'], pollInterval: 1 })
   t.teardown(async () => { await s.close(); await fake.close() })
   await until(() => streaming(s) && s.role === 'primary')
-  await fake.stopApi()
+  t.equal(s.readPosition('app.db'), 1n)
+  await fake.stopApi() // the API alone: the mount still answers
   await until(() => !streaming(s))
+  t.equal(s.litefs, 'stream-lost')
+  t.equal(s.role, 'unknown', 'a primary is primary only while LiteFS says so now')
   s.refresh()
-  t.equal(s.role, 'primary')
+  t.equal(s.role, 'unknown', 'the files cannot make it primary again')
+  await fake.startApi()
+  await until(() => s.role === 'primary', 'back on the stream')
+  await fake.stop()
+  await until(() => s.litefs === 'down', 'mount gone')
+  t.equal(s.readPosition('app.db'), undefined, 'no kept fd answers for a mount that is gone')
+  fake.txid = 4n
+  await fake.restart()
+  await until(() => s.litefs === 'up' && s.role === 'primary')
+  t.equal(s.position('app.db'), 4n, 'positions read again from the new mount')
 })
 
 t.test('before the database exists there is no -pos file: no position', async t => {
@@ -188,4 +216,38 @@ t.test('one shared state per mount, closed with its last user', async t => {
   const c = acquireLitefsNode(opts)
   t.not(c.state, a.state, 'a new state after the last release')
   await c.release()
+})
+
+t.test('-pos through a kept fd: read with pread, dropped when unreadable, closed on request', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 2n, api: false })
+  t.teardown(async () => { await fake.close() })
+  const files = mountFiles(fake.mount)
+  files.keep(true)
+  t.equal(files.readPosition('app.db'), 2n)
+  fake.advance(3n, { event: false }) // rewritten in place: the same file, a new content
+  t.equal(files.readPosition('app.db'), 3n, 'the kept fd sees the new content')
+  t.equal(files.readPosition('none.db'), undefined, 'no database yet: nothing kept, tried again next time')
+  // A -pos that cannot be read (here a directory: EISDIR; on a dead mount ENOTCONN):
+  // the kept fd is dropped and a fresh read tried, which fails too.
+  mkdirSync(join(fake.mount, 'odd.db-pos'))
+  t.equal(files.readPosition('odd.db'), undefined)
+  t.equal(files.readPosition('odd.db'), undefined, 'and again, from scratch')
+  files.keep(false)
+  fake.advance(4n, { event: false })
+  t.equal(files.readPosition('app.db'), 4n, 'fresh reads once no longer kept')
+  t.equal(files.live(), true)
+  await fake.stop()
+  t.equal(files.live(), false, 'no .lag: not a live LiteFS mount')
+})
+
+t.test('an app started while its LiteFS is down waits for it', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+  await fake.stop()
+  const s = open(fake)
+  t.teardown(async () => { await s.close(); await fake.close() })
+  t.equal(s.litefs, 'down', 'the mount does not answer: down from the start')
+  await until(() => !streaming(s) && fake.requests === 0)
+  await fake.restart()
+  await until(() => s.litefs === 'up' && s.role === 'primary')
+  t.equal(s.position('app.db'), 3n)
 })

@@ -95,3 +95,22 @@ t.test('health reports what it knows', async t => {
   await c.close()
   await d.close()
 })
+
+t.test('a read held for a dead mount: released when LiteFS is back, answered when the app closes', async t => {
+  const c = core({ readTimeout: 60_000 })
+  c.state.setLitefs('down')
+  const back = c.decide(ctx('GET', '/', 'litefs-txid=0000000000000003')) as Promise<any>
+  t.equal(c.state.waiterCount, 1, 'held, cookie or not')
+  c.state.setLitefs('up')
+  c.state.setRole('replica', 'node-a')
+  c.state.setPosition('app.db', 3n)
+  const info = await back
+  t.equal(info.answer, undefined, 'served')
+  t.equal(info.awaitedTxid, '0000000000000003')
+  t.type(info.waitedMs, 'number')
+  c.state.setLitefs('down')
+  const closing = c.decide(ctx('GET', '/')) as Promise<any>
+  await c.state.close()
+  t.equal((await closing).answer.code, 'LITEFS_CLOSED')
+  await c.close()
+})

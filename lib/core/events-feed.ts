@@ -7,19 +7,26 @@ import type { Logger } from './logger.js'
 // read too slowly, so an ending stream is normal and is resubscribed with backoff.
 
 export interface EventHandlers {
-  /** `init` and `primaryChange`: hostname is the primary's ("" or absent: none known). */
+  /**
+   * The subscription answered with its `init` line: LiteFS is up. `hostname` is
+   * the primary's as LiteFS names it ("" or absent: none; the primary's own
+   * `init` has none). Read what the stream does not carry (positions) now.
+   */
+  subscribed: (isPrimary: boolean, hostname: string | undefined) => void
+  /** `primaryChange`: the same, later on the stream. */
   role: (isPrimary: boolean, hostname: string | undefined) => void
   /** `tx`: database `db` is now at `txid`. */
   tx: (db: string, txid: bigint) => void
-  /** The subscription answered (`init` seen): read what the stream does not carry. */
-  subscribed: () => void
-  /** The stream ended or failed; the caller falls back to the files. */
-  lost: () => void
+  /**
+   * The stream ended or failed (LiteFS stopping resets it: ECONNRESET). `first`:
+   * the first failure since the stream last flowed (or since start).
+   */
+  lost: (reason: string, first: boolean) => void
 }
 
 const MAX_LINE = 1 << 20 // a line this long is not LiteFS talking: drop the connection
 const MIN_BACKOFF = 50
-const MAX_BACKOFF = 2000
+const MAX_BACKOFF = 1000 // LiteFS restarts in about a second: come back soon after
 
 function txidOf (value: unknown): bigint | undefined {
   if (typeof value === 'string') return parseTxid(value)
@@ -34,6 +41,7 @@ export class EventsFeed {
   private backoff = MIN_BACKOFF
   private retry: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
+  private failing = false
 
   constructor (
     private readonly url: string,
@@ -65,12 +73,12 @@ export class EventsFeed {
         throw new Error(`GET ${this.url} answered ${res.statusCode}`)
       }
       await this.read(res.body)
-      this.log.warn({ url: this.url }, 'litefs-proxy: LiteFS event stream ended; polling the mount until it is back')
+      this.lose('the stream ended')
     } catch (err) {
       if (this.abort.signal.aborted) return
-      this.log.warn({ url: this.url, err: (err as Error).message }, 'litefs-proxy: LiteFS event stream unavailable; polling the mount until it is back')
+      const e = err as Error & { code?: string }
+      this.lose(e.code ?? e.message)
     }
-    this.lose()
   }
 
   private async read (body: AsyncIterable<Buffer>): Promise<void> {
@@ -100,23 +108,28 @@ export class EventsFeed {
     const data = event?.data
     if (typeof data !== 'object' || data === null) return
     if (event.type === 'init' || event.type === 'primaryChange') {
-      const host = typeof data.hostname === 'string' ? data.hostname : undefined
-      this.on.role(data.isPrimary === true, host)
+      const host = typeof data.hostname === 'string' && data.hostname !== '' ? data.hostname : undefined
       if (event.type === 'init') {
         this.connected = true
+        this.failing = false
         this.backoff = MIN_BACKOFF
-        this.on.subscribed()
+        this.on.subscribed(data.isPrimary === true, host)
+      } else if (this.connected) {
+        this.on.role(data.isPrimary === true, host)
       }
-    } else if (event.type === 'tx' && typeof event.db === 'string') {
+    } else if (event.type === 'tx' && typeof event.db === 'string' && this.connected) {
       const txid = txidOf(data.txID)
       if (txid !== undefined) this.on.tx(event.db, txid)
     }
   }
 
-  private lose (): void {
+  private lose (reason: string): void {
+    const first = !this.failing
+    this.failing = true
     this.connected = false
-    this.on.lost()
+    this.on.lost(reason, first)
     this.retry = setTimeout(() => { this.running = this.subscribe() }, this.backoff)
+    this.retry.unref() // the stream never keeps a process alive; the app's server does
     this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF)
   }
 }

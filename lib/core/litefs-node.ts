@@ -1,6 +1,7 @@
 import { EventsFeed } from './events-feed.js'
 import { mountFiles, type MountFiles } from './mount-files.js'
-import { NodeState, type Role, type StateDriver } from './node-state.js'
+import { NodeState, type StateDriver } from './node-state.js'
+import { PrimaryConfirmation } from './primary-confirm.js'
 import { silentLogger, type Logger } from './logger.js'
 
 export interface LitefsNodeOptions {
@@ -9,9 +10,9 @@ export interface LitefsNodeOptions {
   /** LiteFS's HTTP API (`/events`), or false to rely on the mount files alone. */
   api: string | false
   /**
-   * The role when LiteFS's API cannot say. A missing `.primary` means "primary"
-   * or "replica cut off from the primary", so the files alone cannot tell: a
-   * files-only primary must say so here. `.primary` present always means replica.
+   * With `api: false`, the role the files cannot tell: a missing `.primary`
+   * means "primary" or "replica cut off from the primary", so a files-only
+   * primary must say so here. `.primary` present always means replica.
    */
   role?: 'primary' | 'replica'
   /** Databases whose positions are read at each (re)subscription. */
@@ -23,18 +24,23 @@ export interface LitefsNodeOptions {
 
 /**
  * Drives a NodeState from a real LiteFS node: the `/events` stream while it
- * flows, the mount files otherwise. Files are polled only while a request
- * waits; an idle node does no I/O at all.
+ * flows, the mount files otherwise. Role and primary are believed only while
+ * LiteFS answers now (DESIGN §3.5): a stream that drops takes them with it, and
+ * a primary named by LiteFS counts only once the replica is proven connected
+ * to it (primary-confirm.ts). Files are polled only while a request waits; an
+ * idle node does no I/O at all.
  */
 class LitefsDriver implements StateDriver {
   readonly files: MountFiles
   readonly databases: Set<string>
   state!: NodeState
   feed: EventsFeed | undefined
+  private confirmation!: PrimaryConfirmation
   private demanded: ReadonlySet<string> = new Set()
-  private wantsPrimary = false
+  private wantsCondition = false
   private poll: NodeJS.Timeout | undefined
   private closed = false
+  private looked = false // the files were looked at once (the first look is a snapshot)
 
   constructor (private readonly opts: LitefsNodeOptions, private readonly log: Logger) {
     this.files = mountFiles(opts.mount)
@@ -42,17 +48,46 @@ class LitefsDriver implements StateDriver {
   }
 
   start (): void {
-    this.refreshFromFiles()
+    this.confirmation = new PrimaryConfirmation(this.files.readLag, hostname => {
+      if (this.state.litefs === 'up') this.state.setRole('replica', hostname)
+    })
+    if (this.opts.api === false) {
+      this.refreshFromFiles()
+      this.readAllPositions()
+      return
+    }
+    // Nothing LiteFS said is known yet: writes wait for the first subscription.
+    this.state.setLitefs(this.files.live() ? 'stream-lost' : 'down')
     this.readAllPositions()
-    if (this.opts.api === false) return
     this.feed = new EventsFeed(new URL('/events', this.opts.api).href, {
-      role: (isPrimary, hostname) => this.state.setRole(isPrimary ? 'primary' : 'replica', hostname),
+      subscribed: (isPrimary, hostname) => {
+        if (this.announcedLoss) this.log.info({ api: this.opts.api }, 'litefs-proxy: LiteFS event stream is back')
+        this.announcedLoss = false
+        this.files.keep(true) // LiteFS is up: a kept -pos fd is now as fresh as a new open
+        this.state.setLitefs('up')
+        this.applyRole(isPrimary, hostname, true)
+        this.readAllPositions()
+        this.stopPolling()
+      },
+      role: (isPrimary, hostname) => this.applyRole(isPrimary, hostname, false),
       tx: (db, txid) => this.state.setPosition(db, txid),
-      subscribed: () => { this.readAllPositions(); this.stopPolling() },
-      lost: () => { this.refreshFromFiles(); this.schedule() }
+      lost: (reason, first) => {
+        this.confirmation.cancel()
+        this.files.keep(false) // never hold an fd that blocks LiteFS's unmount
+        const status = this.files.live() ? 'stream-lost' : 'down'
+        this.state.setLitefs(status)
+        if (first) {
+          this.announcedLoss = true
+          this.log.warn({ api: this.opts.api, reason, mount: status === 'down' ? 'dead or unmounted' : 'answers' },
+            'litefs-proxy: LiteFS event stream lost; writes wait until it is back')
+        }
+        this.schedule()
+      }
     }, this.log)
     this.feed.start()
   }
+
+  private announcedLoss = false
 
   get streaming (): boolean {
     return this.feed?.connected === true
@@ -62,19 +97,35 @@ class LitefsDriver implements StateDriver {
   readLag = (): number | undefined => this.files.readLag()
 
   refresh = (): void => {
-    if (!this.streaming) this.refreshFromFiles()
+    if (this.opts.api === false) this.refreshFromFiles()
+    else if (!this.streaming) this.state.setLitefs(this.files.live() ? 'stream-lost' : 'down')
   }
 
-  demand = (databases: ReadonlySet<string>, primary: boolean): void => {
+  demand = (databases: ReadonlySet<string>, condition: boolean): void => {
     this.demanded = databases
-    this.wantsPrimary = primary
+    this.wantsCondition = condition
     this.schedule()
   }
 
   close = async (): Promise<void> => {
     this.closed = true
     this.stopPolling()
+    this.confirmation.cancel()
+    this.files.keep(false)
     await this.feed?.close()
+  }
+
+  private applyRole (isPrimary: boolean, hostname: string | undefined, snapshot: boolean): void {
+    const state = this.state
+    if (isPrimary || hostname === undefined) {
+      this.confirmation.cancel()
+      state.setRole(isPrimary ? 'primary' : 'replica', undefined)
+      return
+    }
+    if (state.role === 'replica' && state.primaryHostname === hostname) return // already confirmed
+    // Named, not yet proven: a replica with no primary to forward to until then.
+    state.setRole('replica', undefined)
+    this.confirmation.announce(hostname, snapshot)
   }
 
   private readAllPositions (): void {
@@ -84,22 +135,33 @@ class LitefsDriver implements StateDriver {
     }
   }
 
-  /** Role from `.primary`, for when the API is off or silent. */
+  /**
+   * Files only (`api: false`): LiteFS is up while its mount answers; `.primary`
+   * names the primary of a replica; without it the node is what the `role`
+   * option says (a primary and a cut-off replica look the same), else unknown.
+   */
   private refreshFromFiles (): void {
-    this.applyPrimaryFile(this.files.readPrimary())
-  }
-
-  private applyPrimaryFile (hostname: string | undefined): void {
-    if (hostname !== undefined) return this.state.setRole('replica', hostname)
-    const state = this.state
-    const role: Role = this.opts.role ?? (state.role === 'primary' ? 'primary' : state.role === 'replica' ? 'replica' : 'unknown')
-    state.setRole(role, undefined)
+    if (!this.files.live()) {
+      this.confirmation.cancel()
+      this.state.setLitefs('down')
+      return
+    }
+    const snapshot = !this.looked
+    this.looked = true
+    this.state.setLitefs('up')
+    const hostname = this.files.readPrimary()
+    if (hostname !== undefined) return this.applyRole(false, hostname, snapshot)
+    this.confirmation.cancel()
+    this.state.setRole(this.opts.role ?? 'unknown', undefined)
   }
 
   private schedule (): void {
-    const needed = !this.closed && !this.streaming && (this.demanded.size > 0 || this.wantsPrimary)
+    const needed = !this.closed && !this.streaming && (this.demanded.size > 0 || this.wantsCondition)
     if (!needed) return this.stopPolling()
-    if (this.poll === undefined) this.poll = setTimeout(this.tick, this.opts.pollInterval)
+    if (this.poll === undefined) {
+      this.poll = setTimeout(this.tick, this.opts.pollInterval)
+      this.poll.unref()
+    }
   }
 
   private stopPolling (): void {
@@ -109,11 +171,11 @@ class LitefsDriver implements StateDriver {
 
   private readonly tick = (): void => {
     this.poll = undefined
+    if (this.wantsCondition) this.refresh()
     for (const db of this.demanded) {
       const pos = this.files.readPosition(db)
       if (pos !== undefined) this.state.setPosition(db, pos)
     }
-    if (this.wantsPrimary) this.refreshFromFiles()
     this.schedule()
   }
 }

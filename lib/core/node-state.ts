@@ -3,6 +3,20 @@ import { IndexedHeap } from './heap.js'
 
 export type Role = 'primary' | 'replica' | 'unknown'
 
+/**
+ * Whether LiteFS on this node answers now.
+ * - `up`: it does (its event stream is connected; with `api: false`, its mount answers).
+ *   Only then are role and primary believed.
+ * - `stream-lost`: the event stream is down but the mount answers (LiteFS dropped a
+ *   slow subscriber, or its API is unreachable): writes wait, reads are served.
+ * - `down`: the mount is dead (ENOTCONN) or gone (a plain directory where SQLite
+ *   would create a new, empty database): nothing may touch the database.
+ */
+export type LitefsStatus = 'up' | 'stream-lost' | 'down'
+
+/** What a held request waits for, besides a position. */
+type Condition = 'primary' | 'self' | 'mount'
+
 /** How a wait ended. */
 export type WaitResult = 'ready' | 'timeout' | 'cancelled' | 'closed'
 
@@ -18,7 +32,7 @@ export interface StateDriver {
   readLag: () => number | undefined
   /** Bring role and primary up to date before a write is decided (cheap; may do nothing). */
   refresh?: () => void
-  /** Called whenever the set of awaited databases or the wish for a primary changes. */
+  /** Called whenever the set of awaited databases, or whether anybody waits for a role or the mount, changes. */
   demand?: (databases: ReadonlySet<string>, primary: boolean) => void
   close?: () => void | Promise<void>
 }
@@ -28,11 +42,11 @@ export class Waiter {
   posSlot = -1
   deadlineSlot = -1
   constructor (
-    readonly db: string | undefined, // undefined: waits for a primary
+    readonly db: string | undefined, // undefined: waits for `condition`
     readonly txid: bigint,
     readonly deadline: number,
     readonly done: (result: WaitResult) => void,
-    readonly self = false // waits for this node to become primary, not for any primary
+    readonly condition: Condition = 'primary'
   ) {}
 }
 
@@ -50,9 +64,11 @@ function txidHeap (): IndexedHeap<Waiter> {
 export class NodeState {
   role: Role = 'unknown'
   primaryHostname: string | undefined = undefined
+  /** Whether LiteFS answers now (see LitefsStatus). A state with no driver telling otherwise is `up`. */
+  litefs: LitefsStatus = 'up'
   private readonly positions = new Map<string, bigint>()
   private readonly waiting = new Map<string, IndexedHeap<Waiter>>()
-  private readonly primaryWaiters = new Set<Waiter>()
+  private readonly conditionWaiters = new Set<Waiter>()
   private readonly deadlines = new IndexedHeap<Waiter>(
     (a, b) => a.deadline < b.deadline, w => w.deadlineSlot, (w, s) => { w.deadlineSlot = s }
   )
@@ -83,9 +99,27 @@ export class NodeState {
     this.driver.refresh?.()
   }
 
-  /** A write can be decided now: this node is primary, or a primary is known to forward to. */
+  /**
+   * A write can be decided now: LiteFS is up and this node is primary, or a
+   * (confirmed) primary is known to forward to.
+   */
   get primaryKnown (): boolean {
     return this.role === 'primary' || (this.role === 'replica' && this.primaryHostname !== undefined)
+  }
+
+  /**
+   * LiteFS on this node answers (`up`) or not. Anything else than `up` also
+   * forgets role and primary: what LiteFS said before it went away no longer
+   * holds (a node that was primary may not write into a dead mount).
+   */
+  setLitefs (status: LitefsStatus): void {
+    if (status === this.litefs) return
+    this.litefs = status
+    if (status !== 'up') {
+      this.role = 'unknown'
+      this.primaryHostname = undefined
+    }
+    this.checkConditions()
   }
 
   setRole (role: Role, primaryHostname?: string): void {
@@ -101,12 +135,24 @@ export class NodeState {
       this.waiting.clear()
       this.changedDemand()
     }
-    if (this.primaryWaiters.size > 0 && this.primaryKnown) {
-      for (const w of this.primaryWaiters) {
-        if (role === 'primary' || !w.self) this.finish(w, 'ready')
-      }
-      if (this.primaryWaiters.size === 0) this.changedDemand()
+    this.checkConditions()
+  }
+
+  private met (condition: Condition): boolean {
+    switch (condition) {
+      case 'primary': return this.primaryKnown
+      case 'self': return this.role === 'primary'
+      default: return this.litefs !== 'down'
     }
+  }
+
+  /** Release the requests whose condition now holds. Role and status change rarely; the scan is fine. */
+  private checkConditions (): void {
+    if (this.conditionWaiters.size === 0) return
+    for (const w of this.conditionWaiters) {
+      if (this.met(w.condition)) this.finish(w, 'ready')
+    }
+    if (this.conditionWaiters.size === 0) this.changedDemand()
   }
 
   /** Record a new position of `db` and release every waiter it satisfies. */
@@ -149,12 +195,21 @@ export class NodeState {
    * this node is the primary — or after `timeoutMs`.
    */
   waitForPrimary (timeoutMs: number, done: (r: WaitResult) => void, self = false): Waiter | undefined {
+    return this.waitUntil(self ? 'self' : 'primary', timeoutMs, done)
+  }
+
+  /** Call `done` once LiteFS's mount answers again (`litefs` is not `down`), or after `timeoutMs`. */
+  waitForMount (timeoutMs: number, done: (r: WaitResult) => void): Waiter | undefined {
+    return this.waitUntil('mount', timeoutMs, done)
+  }
+
+  private waitUntil (condition: Condition, timeoutMs: number, done: (r: WaitResult) => void): Waiter | undefined {
     if (this.closed) { done('closed'); return undefined }
-    if (self ? this.role === 'primary' : this.primaryKnown) { done('ready'); return undefined }
-    const w = new Waiter(undefined, 0n, performance.now() + timeoutMs, done, self)
-    this.primaryWaiters.add(w)
+    if (this.met(condition)) { done('ready'); return undefined }
+    const w = new Waiter(undefined, 0n, performance.now() + timeoutMs, done, condition)
+    this.conditionWaiters.add(w)
     this.track(w)
-    if (this.primaryWaiters.size === 1) this.changedDemand()
+    if (this.conditionWaiters.size === 1) this.changedDemand()
     return w
   }
 
@@ -194,8 +249,8 @@ export class NodeState {
 
   private unlink (w: Waiter): void {
     if (w.db === undefined) {
-      this.primaryWaiters.delete(w)
-      if (this.primaryWaiters.size === 0) this.changedDemand()
+      this.conditionWaiters.delete(w)
+      if (this.conditionWaiters.size === 0) this.changedDemand()
       return
     }
     // A waiter still on the deadline heap is still on its database's heap.
@@ -209,7 +264,7 @@ export class NodeState {
 
   /** Remove from the deadline heap and call back; the caller has unlinked the rest. */
   private finish (w: Waiter, result: WaitResult): void {
-    if (w.db === undefined) this.primaryWaiters.delete(w)
+    if (w.db === undefined) this.conditionWaiters.delete(w)
     this.deadlines.remove(w)
     if (this.deadlines.size === 0 && this.timer !== undefined) {
       // Nobody waits: no timer keeps the process alive or fires for nothing.
@@ -238,6 +293,6 @@ export class NodeState {
   }
 
   private changedDemand (): void {
-    this.driver.demand?.(new Set(this.waiting.keys()), this.primaryWaiters.size > 0)
+    this.driver.demand?.(new Set(this.waiting.keys()), this.conditionWaiters.size > 0)
   }
 }

@@ -15,9 +15,10 @@ export interface LitefsOptions {
   /** LiteFS HTTP API base URL, or `false` for the mount files alone. Default `http://localhost:20202`. */
   api?: string | false
   /**
-   * This node's role when LiteFS's API cannot tell (`api: false`, or the API
-   * down). Without it a node with no `.primary` file is "unknown": its writes
-   * are held, then answered 503. Default: taken from LiteFS.
+   * With `api: false` only: this node's role when the mount files cannot tell
+   * (no `.primary` file: a primary, or a replica cut off from its primary).
+   * Without it such a node is "unknown": its writes are held, then answered 503.
+   * With the API, LiteFS says the role and this option is refused.
    */
   role?: 'primary' | 'replica'
   /** A node state to use instead of a LiteFS mount (the dev cluster's, or your own). */
@@ -187,6 +188,10 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     fail('api', 'an http(s) URL of LiteFS\'s API or false', api)
   }
   const role = opts.role === undefined ? undefined : oneOf(opts, 'role', ['primary', 'replica'], 'primary')
+  if (role !== undefined && api !== false && state === undefined) {
+    // With the API, LiteFS says the role, and a role it does not confirm must never be acted on.
+    throw new LitefsOptionsError('litefs-proxy: option "role" applies only with api: false (with its API, LiteFS says the role)')
+  }
   const health = opts.healthPath ?? '/litefs/health'
   if (health !== false && (typeof health !== 'string' || !health.startsWith('/'))) fail('healthPath', 'a path starting with "/" or false', health)
   const secret = opts.secret ?? []

@@ -140,14 +140,33 @@ export class LitefsCore<C = ServerResponse> {
 
   private read (c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
     const txid = readTxidCookie(this.options.cookie, req.headers.cookie)
+    if (txid !== undefined && txid !== 0n) info.awaitedTxid = formatTxid(txid)
+    // A dead mount serves nothing but errors, or an empty directory where SQLite
+    // creates a new database: wait for LiteFS to come back.
+    if (this.state.litefs === 'down') return this.holdForMount(c, info, txid)
+    return this.readNow(c, info, txid)
+  }
+
+  private readNow (c: C, info: LitefsInfo, txid: bigint | undefined): LitefsInfo | Promise<LitefsInfo> {
     if (txid === undefined || txid === 0n) return info
-    info.awaitedTxid = formatTxid(txid)
     // The primary has every transaction there is; a cookie ahead of it cannot be
     // satisfied by waiting (see DESIGN §3.4).
     if (this.state.role === 'primary') return info
     const db = this.options.db
     if (this.state.position(db) >= txid || (this.state.readPosition(db) ?? 0n) >= txid) return info
     return this.hold(c, info, txid)
+  }
+
+  private async holdForMount (c: C, info: LitefsInfo, txid: bigint | undefined): Promise<LitefsInfo> {
+    const log = this.hooks.log(c)
+    const started = performance.now()
+    log.debug({ mount: this.options.mount }, 'litefs-proxy: holding read until LiteFS is back')
+    const result = await this.waitFor(c, done => this.state.waitForMount(this.options.readTimeout, done))
+    info.waitedMs = performance.now() - started
+    info.role = this.state.role
+    if (result === 'timeout') return this.unavailable(info, log, this.options.readTimeout)
+    if (result !== 'ready') return this.ended(info, result)
+    return await this.readNow(c, info, txid)
   }
 
   private async hold (c: C, info: LitefsInfo, txid: bigint): Promise<LitefsInfo> {
@@ -287,9 +306,18 @@ export class LitefsCore<C = ServerResponse> {
   }
 
   private noPrimary (info: LitefsInfo, log: Logger): LitefsInfo {
+    if (this.state.litefs !== 'up') return this.unavailable(info, log, this.options.primaryRedirectTimeout)
     info.answer = new LitefsHttpError(503, 'LITEFS_NO_PRIMARY',
       `no primary became available within ${this.options.primaryRedirectTimeout} ms`, { 'retry-after': '1' })
     log.warn({ role: this.state.role }, 'litefs-proxy: no primary available for a write')
+    return info
+  }
+
+  /** LiteFS on this node did not answer (stream lost, mount dead) for `waited` ms: nothing was applied. */
+  private unavailable (info: LitefsInfo, log: Logger, waited: number): LitefsInfo {
+    info.answer = new LitefsHttpError(503, 'LITEFS_UNAVAILABLE',
+      `LiteFS on this node did not answer within ${waited} ms; nothing was applied`, { 'retry-after': '1' })
+    log.warn({ litefs: this.state.litefs, mount: this.options.mount }, 'litefs-proxy: LiteFS on this node is unavailable')
     return info
   }
 
@@ -299,14 +327,20 @@ export class LitefsCore<C = ServerResponse> {
     return info
   }
 
-  /** The health check's answer: 200, or 503 when the lag is above `maxLag` (or unknown). */
+  /**
+   * The health check's answer: 200 `ok`; 503 `unavailable` while LiteFS on this
+   * node does not answer (event stream lost, mount dead); 503 `lagging` when the
+   * lag is above `maxLag` (or unknown).
+   */
   health (): LitefsAnswer {
     const state = this.state
-    const lag = state.readLag()
+    state.refresh()
+    const up = state.litefs === 'up'
+    const lag = up ? state.readLag() : undefined
     const max = this.options.maxLag
-    const ok = max === 0 || (lag !== undefined && lag <= max)
+    const ok = up && (max === 0 || (lag !== undefined && lag <= max))
     const body = {
-      status: ok ? 'ok' : 'lagging',
+      status: ok ? 'ok' : up ? 'lagging' : 'unavailable',
       role: state.role,
       primary: state.primaryHostname ?? null,
       lag: lag ?? null,

@@ -112,13 +112,14 @@ export class ClusterNode implements DevNode, LinkTarget {
     this.snapshot = EMPTY
     this.detachedAt = undefined
     this.running = false
-    this.state.setRole('unknown')
+    this.state.setLitefs('down') // as an app sees a node whose LiteFS stopped: role unknown, mount dead
   }
 
   /** Come back as a replica with the data it had; the cluster decides whom it follows. */
   start (): void {
     this.running = true
     this.db = this.openReplica()
+    this.state.setLitefs('up') // the cluster says whom it follows next
   }
 
   /** On the primary: give the app's commits since the last look their TXID, and send them. */

@@ -11,7 +11,7 @@ import { wrap } from '../../lib/http.js'
 import type { LitefsOptions } from '../../lib/core/options.js'
 import type { LitefsInfo } from '../../lib/core/proxy.js'
 import type { NodeState } from '../../lib/core/node-state.js'
-import type { FakeLitefs } from './fake-litefs.js'
+import { until, type FakeLitefs } from './fake-litefs.js'
 
 export type AdapterName = 'fastify' | 'express' | 'http'
 export const ADAPTERS: readonly AdapterName[] = ['fastify', 'express', 'http']
@@ -59,6 +59,8 @@ export interface ServeOptions {
   /** Largest body the app (and so forwarding) accepts. */
   bodyLimit?: number
   trustProxy?: boolean
+  /** Wait until the app's state follows the fake's API (subscribed, primary confirmed). Default: when the app uses the fake's API. */
+  ready?: boolean
 }
 
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
@@ -183,6 +185,9 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     state = listener.core.state
     close = async () => { await closeServer(server); await listener.close() }
     await listen(server)
+  }
+  if (extra.ready ?? (options.api === fake.apiUrl && fake.listening)) {
+    await until(() => state.litefs === 'up' && (fake.role === 'primary' ? state.role === 'primary' : state.primaryHostname === fake.primary), 'the app follows LiteFS')
   }
   return Object.assign(served, {
     adapter,

@@ -1,7 +1,7 @@
 // A fake LiteFS node for tests, built from the bytes recorded on a real cluster
 // (test/fixtures/litefs, copied from shared/litefs-fixtures): the same mount
 // files in the same formats, the same /info document and the same /events lines.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -74,6 +74,11 @@ export class FakeLitefs {
     return `http://127.0.0.1:${this.port}`
   }
 
+  /** The API answers. */
+  get listening (): boolean {
+    return this.server.listening
+  }
+
   get subscribers (): number {
     return this.streams.size
   }
@@ -84,11 +89,71 @@ export class FakeLitefs {
     this.port = (this.server.address() as AddressInfo).port
   }
 
-  /** The API goes away: every stream is cut, new connections are refused. */
+  /** The API goes away: every stream is reset (ECONNRESET, as a stopping LiteFS does), new connections are refused. */
   async stopApi (): Promise<void> {
-    for (const s of this.streams) s.destroy()
+    for (const s of this.streams) s.socket?.resetAndDestroy()
     this.server.closeAllConnections()
     await new Promise<void>(resolve => this.server.close(() => resolve()))
+  }
+
+  /**
+   * LiteFS stops (or is killed) while the app runs: its streams are reset, and
+   * its mount is gone — the directory underneath is an ordinary empty one.
+   */
+  async stop (): Promise<void> {
+    this.stopContactClock()
+    if (this.server.listening) await this.stopApi()
+    for (const name of readdirSync(this.mount)) rmSync(join(this.mount, name), { recursive: true, force: true })
+  }
+
+  /** LiteFS comes back: the mount's files as they were, the API on the same port. */
+  async restart (): Promise<void> {
+    this.writeRoleFiles()
+    if (this.txid > 0n) this.writePos()
+    await this.startApi()
+  }
+
+  /**
+   * What a replica of a stopped static primary sends about once a second: the
+   * primary's hostname, then (0–5 ms later) none — a connection attempt that failed.
+   */
+  blip (hostname: string): void {
+    this.send(JSON.stringify({ type: 'primaryChange', data: { isPrimary: false, hostname } }) + '\n')
+    this.send(JSON.stringify(NO_PRIMARY) + '\n')
+  }
+
+  /**
+   * No frame arrives from the primary any more: `.lag` (now − last contact)
+   * grows with the clock, as on a replica whose connection attempts hang.
+   * `contact()` ends it: a frame arrived.
+   */
+  loseContact (): void {
+    this.stopContactClock()
+    const since = Date.now() - 1500
+    const tick = (): void => { this.setLag(Date.now() - since) }
+    tick()
+    this.contactClock = setInterval(tick, 2)
+  }
+
+  /** A frame from the primary arrived (a heartbeat): `.lag` falls back to a few ms. */
+  contact (): void {
+    this.stopContactClock()
+    this.setLag(3)
+  }
+
+  /** The primary is named on the stream and in `.primary`, without a word on whether it can be reached. */
+  announcePrimary (hostname: string): void {
+    this.role = 'replica'
+    this.primary = hostname
+    writeFileSync(join(this.mount, '.primary'), `${hostname}\n`)
+    this.send(JSON.stringify({ type: 'primaryChange', data: { isPrimary: false, hostname } }) + '\n')
+  }
+
+  private contactClock: NodeJS.Timeout | undefined
+
+  private stopContactClock (): void {
+    clearInterval(this.contactClock)
+    this.contactClock = undefined
   }
 
   /** A transaction: `-pos` changes and (unless `event: false`) a `tx` line goes out. */
@@ -129,7 +194,7 @@ export class FakeLitefs {
     for (const s of this.streams) s.write(text)
   }
 
-  /** End every stream cleanly, as LiteFS does when it stops. */
+  /** End every stream cleanly (LiteFS resets them when it stops; a proxy in between may end them). */
   endStreams (): void {
     for (const s of this.streams) s.end()
   }
@@ -144,6 +209,7 @@ export class FakeLitefs {
   }
 
   async close (): Promise<void> {
+    this.stopContactClock()
     if (this.server.listening) await this.stopApi()
     rmSync(this.mount, { recursive: true, force: true })
   }
