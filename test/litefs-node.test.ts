@@ -1,6 +1,6 @@
 import t from 'tap'
-import { mkdirSync, writeFileSync, rmSync } from 'node:fs'
-import { mountFiles } from '../lib/core/mount-files.js'
+import { mkdirSync, readdirSync, readlinkSync, writeFileSync, rmSync } from 'node:fs'
+import { IDLE_MS, mountFiles } from '../lib/core/mount-files.js'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -250,4 +250,40 @@ t.test('an app started while its LiteFS is down waits for it', async t => {
   await fake.restart()
   await until(() => s.litefs === 'up' && s.role === 'primary')
   t.equal(s.position('app.db'), 3n)
+})
+
+t.test('a dead mount stays down through failed reconnects, and is up again with LiteFS', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', txid: 3n })
+  const s = open(fake)
+  t.teardown(async () => { await s.close(); await fake.close() })
+  await until(() => streaming(s))
+  await fake.stop()
+  await until(() => s.litefs === 'down', 'probed after the loss')
+  const got: WaitResult[] = []
+  s.waitForMount(60_000, r => got.push(r))
+  await new Promise(resolve => setTimeout(resolve, 400)) // reconnects at 50, 100, 200 ms all refused (not a timing assertion)
+  t.equal(s.litefs, 'down', 'a refused reconnect says nothing about the mount')
+  t.same(got, [], 'the held read is still held')
+  await fake.restart()
+  await until(() => got.length === 1)
+  t.same(got, ['ready'])
+})
+
+t.test('a kept -pos fd is closed once idle, so it never blocks an unmount', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 2n, api: false })
+  t.teardown(async () => { await fake.close() })
+  const files = mountFiles(fake.mount)
+  const open = (): boolean => readdirSync('/proc/self/fd').some(fd => {
+    try { return readlinkSync(`/proc/self/fd/${fd}`).startsWith(fake.mount) } catch { return false }
+  })
+  files.keep(true)
+  t.equal(files.readPosition('app.db'), 2n)
+  t.equal(open(), true, 'kept')
+  await new Promise(resolve => setTimeout(resolve, IDLE_MS / 2))
+  t.equal(files.readPosition('app.db'), 2n, 'used again within the idle time: stays open past the first check')
+  await until(() => !open(), 'closed once idle')
+  t.equal(files.readPosition('app.db'), 2n, 'and reopened when read again')
+  t.equal(open(), true)
+  files.keep(false)
+  await until(() => !open(), 'closed at once when no longer kept')
 })

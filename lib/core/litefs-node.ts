@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { EventsFeed } from './events-feed.js'
 import { mountFiles, type MountFiles } from './mount-files.js'
 import { NodeState, type StateDriver } from './node-state.js'
@@ -21,6 +22,9 @@ export interface LitefsNodeOptions {
   pollInterval: number
   log?: Logger
 }
+
+/** After the event stream drops, how long before the mount is looked at (ms): LiteFS may be unmounting. */
+const PROBE_DELAY = 100
 
 /**
  * Drives a NodeState from a real LiteFS node: the `/events` stream while it
@@ -74,13 +78,19 @@ class LitefsDriver implements StateDriver {
       lost: (reason, first) => {
         this.confirmation.cancel()
         this.files.keep(false) // never hold an fd that blocks LiteFS's unmount
-        const status = this.files.live() ? 'stream-lost' : 'down'
-        this.state.setLitefs(status)
+        // From up, the mount is assumed alive until probed; a failed reconnect
+        // leaves a dead mount dead.
+        if (this.state.litefs === 'up') this.state.setLitefs('stream-lost')
         if (first) {
           this.announcedLoss = true
-          this.log.warn({ api: this.opts.api, reason, mount: status === 'down' ? 'dead or unmounted' : 'answers' },
-            'litefs-proxy: LiteFS event stream lost; writes wait until it is back')
+          this.log.warn({ api: this.opts.api, reason }, 'litefs-proxy: LiteFS event stream lost; writes wait until it is back')
         }
+        // Is the mount dead too? Not asked at once: a LiteFS that is stopping may
+        // still be unmounting, and any open file (even one to look) makes that fail.
+        this.lostAt = performance.now()
+        clearTimeout(this.probe)
+        this.probe = setTimeout(this.refresh, PROBE_DELAY)
+        this.probe.unref()
         this.schedule()
       }
     }, this.log)
@@ -88,6 +98,8 @@ class LitefsDriver implements StateDriver {
   }
 
   private announcedLoss = false
+  private probe: NodeJS.Timeout | undefined
+  private lostAt = -Infinity
 
   get streaming (): boolean {
     return this.feed?.connected === true
@@ -109,6 +121,7 @@ class LitefsDriver implements StateDriver {
 
   close = async (): Promise<void> => {
     this.closed = true
+    clearTimeout(this.probe)
     this.stopPolling()
     this.confirmation.cancel()
     this.files.keep(false)
@@ -159,7 +172,9 @@ class LitefsDriver implements StateDriver {
     const needed = !this.closed && !this.streaming && (this.demanded.size > 0 || this.wantsCondition)
     if (!needed) return this.stopPolling()
     if (this.poll === undefined) {
-      this.poll = setTimeout(this.tick, this.opts.pollInterval)
+      // Polls wait out PROBE_DELAY after a loss too (see `lost`).
+      const delay = Math.max(this.opts.pollInterval, this.lostAt + PROBE_DELAY - performance.now())
+      this.poll = setTimeout(this.tick, delay)
       this.poll.unref()
     }
   }

@@ -1,5 +1,6 @@
 import { close, openSync, readSync } from 'node:fs'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { parsePos } from './txid.js'
 
 // The files LiteFS's FUSE mount keeps beside each database. fs.watch sees nothing
@@ -12,9 +13,13 @@ import { parsePos } from './txid.js'
 //   the kernel's cached page on every position change before it sends the `tx`
 //   event, so it is never behind a fresh read; but after LiteFS exits the old fd
 //   keeps returning the old position, and an fd held open while LiteFS stops
-//   makes its unmount fail ("Device or resource busy"). So fds are kept only
-//   while the event stream proves LiteFS is up (the stream drops when LiteFS
-//   stops), and closed the moment it drops.
+//   makes its unmount fail ("Device or resource busy"), leaving a dead mount
+//   that a restarted LiteFS cannot mount over. LiteFS v0.5.14 unmounts before
+//   its event stream is cut (the socket goes with the process): an app that
+//   closed its fd the instant the stream dropped still blocked the unmount 4
+//   times in 5. So fds are kept only while the event stream proves LiteFS is up,
+//   and only while in use: an fd idle for IDLE_MS is closed, so an idle app
+//   never blocks an unmount (a busy one has its own SQLite files open anyway).
 
 /** `.primary`, `.lag`, `<db>-pos`: read on demand, never watched. */
 export interface MountFiles {
@@ -30,7 +35,7 @@ export interface MountFiles {
    * (a plain directory, where SQLite would create a new database) ENOENT.
    */
   live: () => boolean
-  /** Keep `-pos` fds open (true) or close them all (false). */
+  /** Keep `-pos` fds open while in use (true), or close them all now and read fresh (false). */
   keep: (on: boolean) => void
 }
 
@@ -63,6 +68,8 @@ function hostname (content: string | undefined): string | undefined {
 }
 
 const LAG = /^([+-]\d+)\n?$/
+/** A kept `-pos` fd unread this long is closed (ms): below ten reads a second a fresh open costs nothing worth keeping. */
+export const IDLE_MS = 100
 
 export function mountFiles (mount: string): MountFiles {
   const primaryPath = join(mount, '.primary')
@@ -76,11 +83,27 @@ export function mountFiles (mount: string): MountFiles {
   }
   let keeping = false
   const fds = new Map<string, number>()
+  let lastUse = 0
+  let idle: NodeJS.Timeout | undefined
   const drop = (db: string, fd: number): void => {
     fds.delete(db)
     close(fd, ignore) // on a dead mount close itself fails (ENOTCONN): nothing is left to release then
   }
+  const dropAll = (): void => {
+    clearTimeout(idle)
+    idle = undefined
+    for (const [db, fd] of fds) drop(db, fd)
+  }
+  // One timer for all kept fds, re-armed for what remains of the idle time:
+  // a read costs a clock read, not a timer.
+  const checkIdle = (): void => {
+    const unused = performance.now() - lastUse
+    if (unused >= IDLE_MS) return dropAll()
+    idle = setTimeout(checkIdle, IDLE_MS - unused)
+    idle.unref()
+  }
   const readKept = (db: string): string | undefined => {
+    lastUse = performance.now()
     let fd = fds.get(db)
     if (fd === undefined) {
       try {
@@ -89,6 +112,10 @@ export function mountFiles (mount: string): MountFiles {
         return undefined // no database yet: tried again on the next read
       }
       fds.set(db, fd)
+      if (idle === undefined) {
+        idle = setTimeout(checkIdle, IDLE_MS)
+        idle.unref()
+      }
     }
     try {
       return buffer.toString('latin1', 0, readSync(fd, buffer, 0, buffer.length, 0))
@@ -113,7 +140,7 @@ export function mountFiles (mount: string): MountFiles {
     live: () => readFresh(lagPath) !== undefined,
     keep: on => {
       keeping = on
-      if (!on) for (const [db, fd] of fds) drop(db, fd)
+      if (!on) dropAll()
     }
   }
 }

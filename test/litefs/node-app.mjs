@@ -1,0 +1,85 @@
+// One example app (examples/<adapter>/app.mjs, the code a user copies) on one
+// real LiteFS node, as its own process: an app whose LiteFS stops may die of
+// SIGBUS when SQLite's memory-mapped WAL index goes away, so no test runs one
+// in-process.
+//
+//   ADAPTER       fastify | express | http
+//   PORT          the app's port
+//   MOUNT, API    the node's LiteFS mount and API URL
+//   PRIMARY_URLS  JSON { hostname: app URL } for this adapter on every node
+//   OPTIONS       JSON, more litefs-proxy options (readTimeout…)
+//
+// GET /stats (outside the proxy) says what the proxy sees: held requests,
+// LiteFS's status, role and primary.
+import Database from 'better-sqlite3'
+import express from 'express'
+import { createServer } from 'node:http'
+import { join } from 'node:path'
+
+const { ADAPTER, PORT, MOUNT, API } = process.env
+const urls = JSON.parse(process.env.PRIMARY_URLS)
+const options = { db: 'app.db', mount: MOUNT, api: API, primaryUrl: host => urls[host], ...JSON.parse(process.env.OPTIONS ?? '{}') }
+
+// The database through LiteFS's mount, opened when needed and closed once idle:
+// an open file in the mount keeps LiteFS from unmounting when it stops, and a
+// connection to a mount that died answers nothing but errors. `fileMustExist`:
+// never create a database in the plain directory under a dead mount.
+let handle
+let lastUse = 0
+function database () {
+  lastUse = performance.now()
+  if (handle === undefined) {
+    handle = new Database(join(MOUNT, 'app.db'), { fileMustExist: true })
+    const idle = setInterval(() => {
+      if (performance.now() - lastUse < 50) return
+      clearInterval(idle)
+      handle.close()
+      handle = undefined
+    }, 50)
+  }
+  return handle
+}
+
+let core
+let listener
+let close
+if (ADAPTER === 'fastify') {
+  const { buildApp } = await import('../../examples/fastify/app.mjs')
+  const app = buildApp({ litefs: options, database })
+  app.get('/stats', { config: { litefs: false } }, async () => stats())
+  await app.ready()
+  core = app.litefs
+  await app.listen({ port: Number(PORT), host: '127.0.0.1' })
+  close = () => app.close()
+} else {
+  let inner
+  if (ADAPTER === 'express') {
+    const { buildApp } = await import('../../examples/express/app.mjs')
+    const { app, proxy } = buildApp({ litefs: options, database })
+    inner = express().get('/stats', (_req, res) => res.json(stats())).use(app)
+    core = proxy.core
+    close = () => proxy.close()
+  } else {
+    const { buildListener } = await import('../../examples/node-http/app.mjs')
+    const wrapped = buildListener({ litefs: options, database })
+    inner = (req, res) => req.url === '/stats' ? res.end(JSON.stringify(stats())) : wrapped(req, res)
+    core = wrapped.core
+    close = () => wrapped.close()
+  }
+  listener = createServer(inner)
+  await new Promise(resolve => listener.listen(Number(PORT), '127.0.0.1', resolve))
+}
+
+function stats () {
+  const s = core.state
+  return { held: s.waiterCount, litefs: s.litefs, role: s.role, primary: s.primaryHostname ?? null }
+}
+
+process.on('SIGTERM', async () => {
+  listener?.closeAllConnections()
+  listener?.close()
+  await close()
+  handle?.close()
+  process.exit(0)
+})
+process.send?.('listening')
