@@ -1,6 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginCallback, FastifyReply, HookHandlerDoneFunction } from 'fastify'
 import { LitefsCore, nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo } from './core/proxy.js'
+import { cookieOnHead } from './core/cookie-on-head.js'
+import type { PathRules } from './core/path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './core/options.js'
 
 export type { LitefsAnswer, LitefsInfo, LitefsOptions, LitefsRouteOptions }
@@ -26,6 +28,12 @@ declare module 'fastify' {
   }
 }
 
+// find-my-way decodes a path (decodeURI) before it routes it. Case, trailing and
+// duplicate slashes are its options, which Fastify does not expose: the route
+// the router matched (routeOptions.url) is classified too, so every spelling it
+// routes to a route is classified as that route.
+const FASTIFY_PATHS: PathRules = { decode: true, caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
+
 // Fastify's reply reaches everything the core asks about (reply.request, reply.raw).
 const hooks: AdapterHooks<FastifyReply> = {
   req: reply => reply.request.raw,
@@ -34,14 +42,19 @@ const hooks: AdapterHooks<FastifyReply> = {
   route: reply => reply.request.routeOptions.config.litefs,
   log: reply => reply.log,
   secure: reply => reply.request.protocol === 'https', // honours trustProxy
-  bodyLimit: reply => reply.request.routeOptions.bodyLimit,
+  view: reply => ({ proto: reply.request.protocol, host: reply.request.host, client: reply.request.ip }), // all honour trustProxy
+  pathRules: () => FASTIFY_PATHS,
+  routeUrl: reply => reply.request.routeOptions.url,
   takeOver: reply => { reply.hijack() },
   attach: (reply, info) => { reply.request.litefs = info }
 }
 
-function settle (reply: FastifyReply, info: LitefsInfo, next: HookHandlerDoneFunction): void {
+function settle (core: LitefsCore<FastifyReply>, reply: FastifyReply, info: LitefsInfo, next: HookHandlerDoneFunction): void {
   switch (nextStep(info)) {
-    case 'app': return next()
+    case 'app':
+      // On whatever sends the head: reply.send, a hijacked or raw reply, a stream, a hook.
+      if (info.local) cookieOnHead(reply.raw, () => core.cookie(info, reply))
+      return next()
     case 'answer': {
       const answer = info.answer as LitefsAnswer
       void reply.code(answer.statusCode).headers(answer.headers)
@@ -67,25 +80,21 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
   fastify.addHook('onRequest', (_request, reply, next) => {
     const decided = core.decide(reply)
     if (decided instanceof Promise) {
-      decided.then(info => settle(reply, info, next), next)
+      decided.then(info => settle(core, reply, info, next), next)
     } else {
-      settle(reply, decided, next)
+      settle(core, reply, decided, next)
     }
   })
 
-  // onSend runs after the handler committed: the position read from here on
-  // includes its write. One read serves every write answered in the same turn.
-  fastify.addHook('onSend', (request, reply, payload, next) => {
-    const info = request.litefs
-    if (info === null || !info.local) return next(null, payload)
-    core.cookieSoon(info, reply, cookie => {
-      if (cookie !== undefined) {
-        void reply.header('set-cookie', cookie) // appends: the app's own cookies stay
-        request.log.debug({ txid: info.setTxid }, 'litefs-proxy: set TXID cookie')
-      }
-      next(null, payload)
+  // The health check is a route, so the router matches it as it matches any
+  // path (its trailing-slash and case rules); onRequest answers it.
+  const health = core.options.healthPath
+  if (health !== false) {
+    fastify.get(health, async (_request, reply) => {
+      const answer = core.health()
+      return await reply.code(answer.statusCode).headers(answer.headers).send(answer.body)
     })
-  })
+  }
 
   fastify.addHook('onClose', (_instance, next) => {
     core.close().then(() => next(), next)

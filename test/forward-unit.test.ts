@@ -9,16 +9,38 @@ import { forward, requestHeaders, responseHeaders, FORWARDED_HEADER } from '../l
 const req = (headers: Record<string, string>, remoteAddress?: string): IncomingMessage =>
   Object.assign(new EventEmitter(), { method: 'POST', url: '/x', headers, socket: { remoteAddress }, resume () {} }) as unknown as IncomingMessage
 
-t.test('request headers: hop-by-hop dropped, forwarding headers added', async t => {
-  const h = requestHeaders(req({ host: 'app.example', connection: 'Keep-Alive, X-Secret', 'x-secret': '1', 'keep-alive': 'timeout=5', te: 'trailers', 'transfer-encoding': 'chunked', upgrade: 'websocket', 'proxy-foo': '1', expect: '100-continue', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'edge.example', 'x-keep': 'yes' }, '10.1.2.3'), false, 'node-b')
-  t.same(h, { host: 'app.example', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'edge.example', 'x-keep': 'yes', 'x-forwarded-for': '10.1.2.3', [FORWARDED_HEADER]: 'node-b' },
-    'what an earlier proxy said about the scheme and host is kept')
-  const tricky = requestHeaders(req({ host: 'app.example', connection: 'host, cookie, x-forwarded-for', cookie: 'a=1', 'x-forwarded-for': '6.6.6.6' }, '10.1.2.3'), false, 'node-b')
+const plain = { proto: 'http', host: 'app.example', client: '10.1.2.3' } as const
+
+t.test('request headers: hop-by-hop dropped; forwarded metadata is what this node vouches for', async t => {
+  const h = requestHeaders(req({ host: 'app.example', connection: 'Keep-Alive, X-Secret', 'x-secret': '1', 'keep-alive': 'timeout=5', te: 'trailers', 'transfer-encoding': 'chunked', upgrade: 'websocket', 'proxy-foo': '1', expect: '100-continue', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil.example', 'x-forwarded-port': '443', 'x-forwarded-prefix': '/admin', forwarded: 'for=6.6.6.6;proto=https;host=evil.example', 'x-keep': 'yes' }, '10.1.2.3'), plain, 'node-b')
+  t.same(h, {
+    host: 'app.example',
+    'x-keep': 'yes',
+    'x-forwarded-for': '10.1.2.3',
+    'x-forwarded-proto': 'http',
+    'x-forwarded-host': 'app.example',
+    'x-forwarded-port': '80',
+    forwarded: 'for=10.1.2.3;proto=http;host="app.example"',
+    [FORWARDED_HEADER]: 'node-b'
+  }, "a client's own X-Forwarded-Proto/Host/Port/Prefix and Forwarded never reach the primary: this node's view replaces them")
+  const trusted = requestHeaders(req({ host: 'internal:8080', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.example', 'x-forwarded-for': '203.0.113.7', 'x-real-ip': '6.6.6.6' }, '10.0.0.2'),
+    { proto: 'https', host: 'shop.example', client: '203.0.113.7' }, 'node-b')
+  t.match(trusted, { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.example', 'x-forwarded-port': '443', 'x-forwarded-for': '203.0.113.7, 10.0.0.2', forwarded: 'for=203.0.113.7;proto=https;host="shop.example"', 'x-real-ip': '203.0.113.7' },
+    'what a trusting framework believed is passed on (X-Real-IP only as the client it believes)')
+  const tricky = requestHeaders(req({ host: 'app.example', connection: 'host, cookie, x-forwarded-for', cookie: 'a=1', 'x-forwarded-for': '6.6.6.6' }, '10.1.2.3'), plain, 'node-b')
   t.equal(tricky.host, 'app.example', '`Connection: host` does not take the Host away')
   t.equal(tricky.cookie, undefined, 'other named headers go')
-  t.equal(tricky['x-forwarded-for'], '6.6.6.6, 10.1.2.3', 'X-Forwarded-For is the list so far plus this hop, named or not')
-  const bare = requestHeaders(req({}), true, 'node-b')
-  t.same(bare, { 'x-forwarded-for': 'unknown', 'x-forwarded-proto': 'https', [FORWARDED_HEADER]: 'node-b' }, 'HTTPS; no Host; a socket already gone')
+  t.equal(tricky['x-forwarded-for'], '6.6.6.6, 10.1.2.3', 'X-Forwarded-For is the list so far plus this hop, named or not: the primary judges the chain')
+  const bare = requestHeaders(req({}), { proto: 'https', host: undefined, client: undefined }, 'node-b')
+  t.same(bare, { 'x-forwarded-for': 'unknown', 'x-forwarded-proto': 'https', 'x-forwarded-port': '443', forwarded: 'for=unknown;proto=https', [FORWARDED_HEADER]: 'node-b' }, 'HTTPS; no Host; a socket already gone')
+  const v6 = requestHeaders(req({ host: '[::1]:8080' }, '::1'), { proto: 'http', host: '[::1]:8080', client: '::1' }, 'node-b')
+  t.equal(v6.forwarded, 'for="[::1]";proto=http;host="[::1]:8080"', 'IPv6 as RFC 7239 wants it')
+  t.equal(v6['x-forwarded-port'], '8080')
+  const v6bare = requestHeaders(req({ host: '[::1]' }, '::1'), { proto: 'http', host: '[::1]', client: '::1' }, 'node-b')
+  t.equal(v6bare['x-forwarded-port'], '80', 'no port in a bracketed IPv6 host: the scheme default')
+  const h2 = requestHeaders(req({ ':method': 'POST', ':path': '/x', ':scheme': 'http', ':authority': 'app.example:8080', 'content-type': 'text/plain' }, '10.1.2.3'), plain, 'node-b')
+  t.equal(h2.host, 'app.example:8080', 'HTTP/2: :authority becomes Host')
+  t.notOk(Object.keys(h2).some(k => k.startsWith(':')), 'no pseudo-header is sent in HTTP/1.1')
 })
 
 t.test('response headers: hop-by-hop dropped, everything else kept, repeated ones too', async t => {
@@ -28,14 +50,23 @@ t.test('response headers: hop-by-hop dropped, everything else kept, repeated one
   t.same(responseHeaders(raw('Content-Length', '2', 'Set-Cookie', 'a', 'Set-Cookie', 'b', 'Set-Cookie', 'c')), { headers: { 'content-length': '2', 'set-cookie': ['a', 'b', 'c'] }, sized: true })
 })
 
-function failing (err: Error & { code?: string }): Dispatcher {
-  return { dispatch: (_opts: unknown, handler: Dispatcher.DispatchHandler) => { queueMicrotask(() => handler.onError?.(err)); return true } } as unknown as Dispatcher
+/** A dispatcher that fails; `connected`: after undici began to write the request (onConnect). */
+function failing (err: Error & { code?: string }, connected = false): Dispatcher {
+  return {
+    dispatch: (_opts: unknown, handler: Dispatcher.DispatchHandler) => {
+      queueMicrotask(() => {
+        if (connected) handler.onConnect?.(() => {})
+        handler.onError?.(err)
+      })
+      return true
+    }
+  } as unknown as Dispatcher
 }
 const base = {
   res: Object.assign(new EventEmitter(), { writableFinished: false }) as unknown as ServerResponse,
   path: '/x',
   origin: 'http://node-a:8080',
-  secure: false,
+  view: plain,
   marker: 'node-b',
   bodyLimit: 100,
   timeout: 1000,
@@ -48,10 +79,16 @@ t.test('failures: only what never left this node may be retried', async t => {
   t.match(r, { outcome: 'failed', retry: true, error: { statusCode: 503, code: 'LITEFS_NO_PRIMARY' } }, 'refused at connect, body untouched')
   r = await forward({ ...base, req: req({}), dispatcher: failing(Object.assign(new Error('x'), { code: 'ENOTFOUND' })) })
   t.match(r, { outcome: 'failed', retry: true }, 'a name that does not resolve yet')
-  r = await forward({ ...base, req: req({}), dispatcher: failing(new Error('socket hang up')) })
-  t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 502, code: 'LITEFS_FORWARD_FAILED', message: /\(socket hang up\)/ } })
-  r = await forward({ ...base, req: req({}), dispatcher: failing(Object.assign(new Error('reset'), { code: 'ECONNRESET' })) })
+  r = await forward({ ...base, req: req({}), dispatcher: failing(Object.assign(new Error('refused late'), { code: 'ECONNREFUSED' }), true) })
+  t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 502 } }, 'a refusal after writing began is not a refusal at connect')
+  r = await forward({ ...base, req: req({}), dispatcher: failing(new Error('invalid header'), false) })
+  t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 502, code: 'LITEFS_FORWARD_FAILED', message: /before anything was sent \(invalid header\)/ } }, 'refused before sending: said so, not retried')
+  r = await forward({ ...base, req: req({}), dispatcher: failing(new Error('socket hang up'), true) })
+  t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 502, code: 'LITEFS_FORWARD_FAILED', message: /\(socket hang up\); the write was not retried/ } })
+  r = await forward({ ...base, req: req({}), dispatcher: failing(Object.assign(new Error('reset'), { code: 'ECONNRESET' }), true) })
   t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 502, message: /\(ECONNRESET\)/ } }, 'reset after sending: never retried')
+  r = await forward({ ...base, req: Object.assign(req({ 'content-length': '5' }), { readableDidRead: true }) as IncomingMessage, dispatcher: failing(refused) })
+  t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 500, code: 'LITEFS_BODY_CONSUMED', message: /mount litefs-proxy before any body parser/ } }, 'a body something else already read')
   r = await forward({ ...base, req: req({ 'content-length': '101' }), dispatcher: failing(refused) })
   t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 413 } }, 'a declared length past the limit is refused before connecting')
 })

@@ -131,7 +131,7 @@ async function node (t: Test, adapter: AdapterName, fake: FakeLitefs, opts: Reco
 }
 
 /** A primary (node-a) and a replica pointing at it, the replica's primaryUrl mapped through `urls`. */
-async function pair (t: Test, adapter: AdapterName, replicaOpts: Record<string, unknown> = {}, replicaBodyLimit?: number): Promise<Pair> {
+async function pair (t: Test, adapter: AdapterName, replicaOpts: Record<string, unknown> = {}): Promise<Pair> {
   let release = (): void => {}
   const hold = new Promise<void>(resolve => { release = resolve })
   t.teardown(() => release())
@@ -142,7 +142,7 @@ async function pair (t: Test, adapter: AdapterName, replicaOpts: Record<string, 
   const urls: Record<string, string> = { 'node-a': primary.url }
   const tried: string[] = []
   const primaryUrl = (host: string): string => { tried.push(host); return urls[host] ?? `http://${host}.invalid` }
-  const replica = await node(t, adapter, rfake, { primaryUrl, ...replicaOpts }, hold, replicaBodyLimit)
+  const replica = await node(t, adapter, rfake, { primaryUrl, ...replicaOpts }, hold)
   await until(() => primary.state.role === 'primary' && replica.state.primaryHostname === 'node-a', 'roles known')
   return { primary: Object.assign(primary, { release }), replica, urls, tried }
 }
@@ -184,24 +184,25 @@ for (const adapter of ADAPTERS) {
           headers: { 'content-type': 'application/octet-stream', ...headers },
           body: Readable.from(chunks())
         })
-        t.equal(res.statusCode, 413, `${label}: past the replica's bodyLimit (1 MiB default): 413`)
+        const body = await res.body.json() as any
+        t.equal(res.statusCode, 200, `${label}: no limit of the replica's own (the primary's app takes 64 MiB)`)
+        t.equal(body.bytes, big.length)
+        t.equal(body.sha256, expected, 'same bytes on the primary')
+      }
+      t.equal(primary.hits.hash, 2)
+      const capped = await serve(adapter, replica.fake, { primaryUrl: () => primary.url, forwardBodyLimit: 1 << 20 })
+      t.teardown(() => capped.close())
+      for (const [label, headers] of [['chunked', {}], ['with length', { 'content-length': String(big.length) }]] as const) {
+        const res = await request(`${capped.url}/hash`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', ...headers }, body: Readable.from(chunks()) })
+        t.equal(res.statusCode, 413, `${label}: past forwardBodyLimit, when the user asks for one: 413`)
         t.equal((await res.body.json() as any).code, 'LITEFS_BODY_TOO_LARGE')
       }
-      t.equal(primary.hits.hash, undefined, 'the primary never ran the handler for a body past the limit')
-      const roomy = await serve(adapter, replica.fake, { primaryUrl: () => primary.url }, { bodyLimit: 10 << 20 })
-      t.teardown(() => roomy.close())
-      await until(() => roomy.state.primaryHostname === 'node-a')
-      const res = await request(`${roomy.url}/hash`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: Readable.from(chunks()) })
-      const body = await res.body.json() as any
-      t.equal(res.statusCode, 200)
-      t.equal(body.bytes, big.length)
-      t.equal(body.sha256, expected, 'same bytes on the primary')
-      t.equal(primary.hits.hash, 1)
+      t.equal(primary.hits.hash, 2, 'the primary never ran the handler for a body past the limit')
     })
 
     t.test('backpressure: a primary that reads slowly slows the client down, nothing piles up', async t => {
       const { primary, replica: small } = await pair(t, adapter)
-      const replica = await serve(adapter, small.fake, { primaryUrl: () => primary.url }, { bodyLimit: 64 << 20 })
+      const replica = await serve(adapter, small.fake, { primaryUrl: () => primary.url })
       t.teardown(() => replica.close())
       let raw: import('node:http').IncomingMessage | undefined
       replica.server.on('request', (req: import('node:http').IncomingMessage) => { raw = req })

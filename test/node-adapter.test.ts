@@ -47,7 +47,8 @@ t.test('the cookie survives every way a handler sends its head', async t => {
 })
 
 t.test('bad adapter options throw at once', async t => {
-  t.throws(() => wrap(() => {}, { db: 'app.db', bodyLimit: -1 }), /"bodyLimit" must be a number of bytes, got -1/)
+  t.throws(() => wrap(() => {}, { db: 'app.db', forwardBodyLimit: -1 }), /"forwardBodyLimit" must be a number of bytes, got -1/)
+  t.throws(() => wrap(() => {}, { db: 'app.db', bodyLimit: 1 } as any), /unknown option "bodyLimit"/)
   t.throws(() => litefs({ db: 'app.db', trustProxy: 'yes' as unknown as boolean }), /"trustProxy" must be true or false/)
   t.throws(() => litefs({ db: 'app.db', mount: '' }), /"mount"/)
 })

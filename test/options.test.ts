@@ -13,7 +13,7 @@ t.test('defaults follow LiteFS and DESIGN §3', async t => {
   t.equal(o.healthPath, '/litefs/health')
   t.same(o.cookie, { name: 'litefs-txid', maxAge: 300, secrets: [] })
   t.equal(o.pollInterval, 1)
-  t.equal(o.passthrough('/x'), false)
+  t.equal(o.passthrough.matches('/x'), false)
 })
 
 t.test('every option is read', async t => {
@@ -39,8 +39,9 @@ t.test('every option is read', async t => {
   t.equal(o.api, false)
   t.equal(o.role, 'primary')
   t.equal(o.state, state)
-  t.ok(o.passthrough('/assets/x.css'))
-  t.ok(o.alwaysForward('/oauth/cb'))
+  t.ok(o.passthrough.matches('/assets/x.css'))
+  t.ok(o.alwaysForward.matches('/oauth/cb'))
+  t.equal(o.forwardBodyLimit, Infinity, 'no forwarding limit unless asked')
   t.equal(o.readTimeout, 2000)
   t.equal(o.primaryRedirectTimeout, 1500)
   t.equal(o.maxLag, 0)

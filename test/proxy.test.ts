@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { LitefsCore, type AdapterHooks } from '../lib/core/proxy.js'
 import { NodeState } from '../lib/core/node-state.js'
+import { EXACT } from '../lib/core/path-match.js'
 
 interface Ctx { req: IncomingMessage, res: ServerResponse }
 const silent = { debug () {}, info () {}, warn () {}, error () {} }
@@ -14,7 +15,9 @@ const hooks: AdapterHooks<Ctx> = {
   route: () => undefined,
   log: () => silent,
   secure: () => false,
-  bodyLimit: () => 1024,
+  view: () => ({ proto: 'http', host: undefined, client: undefined }),
+  pathRules: () => EXACT,
+  routeUrl: () => undefined,
   takeOver: () => {},
   attach: () => {}
 }
@@ -23,7 +26,7 @@ function core (opts: Record<string, unknown> = {}, pos?: bigint, lag?: number): 
   return new LitefsCore({ db: 'app.db', state, ...opts }, hooks)
 }
 const ctx = (method: string, url: string, cookie?: string): Ctx => ({
-  req: { method, url, headers: cookie === undefined ? {} : { cookie } } as unknown as IncomingMessage,
+  req: { method, url, headers: cookie === undefined ? {} : { cookie }, socket: { localPort: 8080 } } as unknown as IncomingMessage,
   res: new EventEmitter() as unknown as ServerResponse
 })
 
@@ -91,7 +94,7 @@ t.test('health reports what it knows', async t => {
   d.state.setRole('replica', 'node-a')
   t.equal(d.health().statusCode, 200)
   d.state.setRole('primary')
-  t.same(JSON.parse(d.health().body), { status: 'ok', role: 'primary', primary: null, lag: 0, txid: '0000000000000000' })
+  t.same(JSON.parse(d.health().body), { status: 'ok', role: 'primary', primary: null, lag: 0, txid: '0000000000000004' }, "the primary's position is read from -pos: replicas ask it")
   await c.close()
   await d.close()
 })

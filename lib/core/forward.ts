@@ -1,12 +1,15 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import { errors, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import { LitefsHttpError } from './errors.js'
+import { addForwardedHeaders, isForwardedMetadata, type ForwardedView } from './forwarded-headers.js'
 
 // Streams one request to the primary and its answer back, never buffering a
 // body whole. The one property that matters most: a request whose bytes may
-// have reached the primary is never sent twice. Only a failure to connect
-// (nothing sent) is reported as retryable.
+// have reached the primary is never sent twice. Failures are classified by what
+// actually left: undici calls `onConnect` just before it writes the request on
+// a connected socket, so an error before it means nothing was sent. Of those,
+// only a failure to connect is worth retrying (the primary may be restarting).
 
 /** The header a forwarding node adds; a node that is not primary never forwards a request carrying it. */
 export const FORWARDED_HEADER = 'litefs-forwarded'
@@ -18,8 +21,6 @@ const HOP_BY_HOP = new Set([
   'http2-settings'
 ])
 
-/** Connect-phase failures: the request never left this node. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
 
 function dropped (headers: IncomingHttpHeaders): Set<string> | undefined {
   const connection = headers.connection
@@ -31,18 +32,23 @@ function isHopByHop (name: string, named: Set<string> | undefined): boolean {
   return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || named?.has(name) === true
 }
 
-export function requestHeaders (req: IncomingMessage, secure: boolean, marker: string): Record<string, string | string[]> {
+/**
+ * The headers sent to the primary: the client's, less the hop-by-hop ones and
+ * HTTP/2 pseudo-headers (`:authority` becomes `Host`: the primary is spoken to
+ * in HTTP/1.1), less forwarded metadata this node cannot vouch for, plus this
+ * node's own account of the client (forwarded-headers.ts) and the loop-guard marker.
+ */
+export function requestHeaders (req: IncomingMessage, view: ForwardedView, marker: string): Record<string, string | string[]> {
   const named = dropped(req.headers)
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || isForwardedMetadata(name)) continue
     // Host stays even when `Connection: host` names it: the primary routes by it.
-    if (value !== undefined && (name === 'host' || !isHopByHop(name, named))) out[name] = value
+    if (name === 'host' || !isHopByHop(name, named)) out[name] = value
   }
-  const peer = req.socket.remoteAddress ?? 'unknown'
-  const xff = req.headers['x-forwarded-for']
-  out['x-forwarded-for'] = xff === undefined ? peer : `${xff}, ${peer}`
-  out['x-forwarded-proto'] ??= secure ? 'https' : 'http'
-  if (req.headers.host !== undefined) out['x-forwarded-host'] ??= req.headers.host
+  const authority = req.headers[':authority']
+  if (out.host === undefined && typeof authority === 'string') out.host = authority
+  addForwardedHeaders(out, req, view)
   out[FORWARDED_HEADER] = marker
   return out
 }
@@ -75,14 +81,18 @@ export function responseHeaders (raw: Buffer[]): { headers: Record<string, strin
 /**
  * The request body as a fresh stream for one attempt. It pulls from the client
  * only when undici starts sending, so an attempt refused at connect leaves the
- * client's body untouched for the next one; and it counts bytes against the limit.
+ * client's body untouched for the next one; it counts bytes against the limit;
+ * and it gives up on a client that sends nothing for `idleMs` (a stalled upload
+ * must not hold a connection to the primary until Node's own request timeout).
  */
 class AttemptBody extends Readable {
   started = false
   tooLarge = false
+  stalled = false
   private bytes = 0
+  private idle: NodeJS.Timeout | undefined
 
-  constructor (private readonly source: IncomingMessage, private readonly limit: number) {
+  constructor (private readonly source: IncomingMessage, private readonly limit: number, private readonly idleMs: number) {
     super()
   }
 
@@ -90,10 +100,16 @@ class AttemptBody extends Readable {
     if (!this.started) {
       this.started = true
       this.source.on('data', this.onData)
-      this.source.once('end', () => this.push(null))
+      this.source.once('end', () => { this.stopIdle(); this.push(null) })
       this.source.once('error', err => this.destroy(err))
+      this.idle = setTimeout(this.onIdle, this.idleMs)
     }
     this.source.resume()
+  }
+
+  override _destroy (err: Error | null, done: (err?: Error | null) => void): void {
+    this.stopIdle()
+    done(err)
   }
 
   /**
@@ -101,16 +117,29 @@ class AttemptBody extends Readable {
    * the answer given instead (413, 502…) reaches a client still uploading.
    */
   release (): void {
+    this.stopIdle()
     this.source.off('data', this.onData)
     this.source.resume()
   }
 
+  private stopIdle (): void {
+    clearTimeout(this.idle)
+    this.idle = undefined
+  }
+
+  private readonly onIdle = (): void => {
+    this.stalled = true
+    this.release()
+    this.destroy(new Error('the client sent no body bytes in time'))
+  }
+
   private readonly onData = (chunk: Buffer): void => {
+    this.idle?.refresh()
     this.bytes += chunk.length
     if (this.bytes > this.limit) {
       this.tooLarge = true
       this.release()
-      this.destroy(new Error('request body larger than bodyLimit'))
+      this.destroy(new Error('request body larger than the forwarding limit'))
     } else if (!this.push(chunk)) {
       this.source.pause()
     }
@@ -124,9 +153,12 @@ export interface ForwardRequest {
   path: string
   /** Origin of the primary, e.g. `http://node-a:8080`. */
   origin: string
-  secure: boolean
+  /** The client's request as this node believes it (what it vouches for to the primary). */
+  view: ForwardedView
   marker: string
+  /** Largest body forwarded, in bytes (Infinity: the primary enforces its own limits). */
   bodyLimit: number
+  /** How long the primary may take to send its response head, and the client to send each piece of its body (ms). */
   timeout: number
   dispatcher: Dispatcher
   /** Called once, just before the primary's answer is written to `res`. */
@@ -139,7 +171,7 @@ export type ForwardResult =
   | { outcome: 'failed', retry: boolean, error: LitefsHttpError }
 
 function tooLarge (limit: number): LitefsHttpError {
-  return new LitefsHttpError(413, 'LITEFS_BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes`)
+  return new LitefsHttpError(413, 'LITEFS_BODY_TOO_LARGE', `request body is larger than the forwarding limit of ${limit} bytes`)
 }
 
 function hasBody (req: IncomingMessage): boolean {
@@ -150,36 +182,61 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   const { req, res } = f
   const length = Number(req.headers['content-length'])
   if (length > f.bodyLimit) return { outcome: 'failed', retry: false, error: tooLarge(f.bodyLimit) }
-  const body = hasBody(req) ? new AttemptBody(req, f.bodyLimit) : undefined
+  const withBody = hasBody(req)
+  if (withBody && (req.readableDidRead || req.readableEnded)) {
+    // Something read the body before litefs-proxy (a body parser mounted first):
+    // what is left of it is not the request; sending it would hang or mangle the write.
+    return { outcome: 'failed', retry: false, error: bodyConsumed() }
+  }
+  const headers = requestHeaders(req, f.view, f.marker)
+  const body = withBody ? new AttemptBody(req, f.bodyLimit, f.timeout) : undefined
   // undici's dispatch() with a plain handler: the answer is written straight to
   // `res` as it arrives — no response stream, no pipeline, no AbortController.
   return await new Promise<ForwardResult>(resolve => {
     let abort: ((err?: Error) => void) | undefined
+    let sent = false // onConnect: the request is being written to the primary
     let started = false // the primary's answer began: from here on, only `res` can fail
     let left = false
+    let late = false // the head did not come in time; the answer is already given
     let resume: (() => void) | undefined
+    // The primary's head is awaited from the moment the whole request is sent
+    // (before that, the connect timeout and the body's idle timeout apply).
+    // undici's own headersTimeout runs on a coarse clock (a 300 ms timeout fired
+    // after about 1 s): the deadline is kept here, to the millisecond.
+    let timer: NodeJS.Timeout | undefined
+    const expire = (): void => {
+      late = true
+      done({ outcome: 'failed', retry: false, error: new LitefsHttpError(504, 'LITEFS_FORWARD_TIMEOUT', `the primary at ${f.origin} did not answer within ${f.timeout} ms; the write was not retried`) })
+      abort?.(new Error('the primary sent no response head in time')) // its onError finds the answer given
+    }
     // A client that leaves mid-forward takes the upstream request with it.
     const gone = (): void => {
       left = true
       abort?.(new Error('the client went away'))
     }
+    let finished = false
     const done = (result: ForwardResult): void => {
+      if (finished) return
+      finished = true
+      clearTimeout(timer)
       res.off('close', gone)
       resolve(result)
     }
     res.once('close', gone)
-    f.dispatcher.dispatch({
-      origin: f.origin,
-      path: f.path,
-      method: req.method as Dispatcher.HttpMethod,
-      headers: requestHeaders(req, f.secure, f.marker),
-      body,
-      headersTimeout: f.timeout,
-      bodyTimeout: 0 // a server-sent-events answer may be quiet for long
-    }, {
-      onConnect: a => { abort = a },
+    // A legacy (v6-style) handler: undici passes it through unwrapped, with
+    // `onRequestSent`, which its types no longer list.
+    const handler: Dispatcher.DispatchHandler & { onRequestSent: () => void } = {
+      onConnect: a => {
+        abort = a
+        sent = true
+      },
+      onRequestSent: () => {
+        if (!started) timer = setTimeout(expire, f.timeout)
+      },
       onHeaders: (statusCode, raw, resumeUpstream) => {
         if (statusCode < 200) return true // 1xx: the real answer follows
+        if (late) return false
+        clearTimeout(timer)
         started = true
         f.takeOver()
         const { headers, sized } = responseHeaders(raw)
@@ -206,23 +263,47 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
           return done({ outcome: 'sent' })
         }
         if (left) return done({ outcome: 'gone' })
-        const failed = failure(err as Error & { code?: string }, f, body)
+        const failed = failure(err as Error & { code?: string }, f, body, sent)
         // A retry needs the client's body untouched; any other end lets it drain so
         // the answer given instead reaches a client still uploading.
         if (!failed.retry) body?.release()
         done({ outcome: 'failed', ...failed })
       }
-    })
+    }
+    f.dispatcher.dispatch({
+      origin: f.origin,
+      path: f.path,
+      method: req.method as Dispatcher.HttpMethod,
+      headers,
+      body,
+      headersTimeout: 0, // kept by `timer`
+      bodyTimeout: 0 // a server-sent-events answer may be quiet for long
+    }, handler)
   })
 }
 
-function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined): { retry: boolean, error: LitefsHttpError } {
+function bodyConsumed (): LitefsHttpError {
+  return new LitefsHttpError(500, 'LITEFS_BODY_CONSUMED',
+    'the request body was read before litefs-proxy could forward it to the primary: mount litefs-proxy before any body parser or middleware that reads the body')
+}
+
+function notSent (f: ForwardRequest, err: Error & { code?: string }): LitefsHttpError {
+  return new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed before anything was sent (${err.code ?? err.message})`)
+}
+
+/** Connect-phase failures worth another try: the primary may be restarting, or its name not resolvable yet. */
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
+
+function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError } {
   if (body?.tooLarge === true) return { retry: false, error: tooLarge(f.bodyLimit) }
-  if (NOT_SENT.has(err.code ?? '') && body?.started !== true) {
-    return { retry: true, error: new LitefsHttpError(503, 'LITEFS_NO_PRIMARY', `the primary at ${f.origin} refused the connection (${err.code as string})`, { 'retry-after': '1' }) }
+  if (body?.stalled === true) {
+    return { retry: false, error: new LitefsHttpError(408, 'LITEFS_BODY_TIMEOUT', `the client sent no part of its body for ${f.timeout} ms; the primary saw the request aborted`) }
   }
-  if (err instanceof errors.HeadersTimeoutError) {
-    return { retry: false, error: new LitefsHttpError(504, 'LITEFS_FORWARD_TIMEOUT', `the primary at ${f.origin} did not answer within ${f.timeout} ms`) }
+  if (!sent) {
+    if (CONNECT_FAILURES.has(err.code ?? '')) {
+      return { retry: true, error: new LitefsHttpError(503, 'LITEFS_NO_PRIMARY', `the primary at ${f.origin} refused the connection (${err.code as string})`, { 'retry-after': '1' }) }
+    }
+    return { retry: false, error: notSent(f, err) }
   }
   return { retry: false, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed (${err.code ?? err.message}); the write was not retried`) }
 }

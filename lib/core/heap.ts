@@ -25,6 +25,11 @@ export class IndexedHeap<T> {
     return top
   }
 
+  /** The items for which `pred` holds, in no particular order (a full scan: for rare events). */
+  filter (pred: (item: T) => boolean): T[] {
+    return this.items.filter(pred)
+  }
+
   remove (item: T): void {
     const slot = this.getSlot(item)
     if (slot >= 0 && this.items[slot] === item) this.removeAt(slot)

@@ -2,6 +2,9 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { LitefsHttpError } from './errors.js'
 import { silentLogger, type Logger } from './logger.js'
 import { LitefsCore, nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo, type RouteSetting } from './proxy.js'
+import { cookieOnHead } from './cookie-on-head.js'
+import { firstValue, type ForwardedView } from './forwarded-headers.js'
+import { EXACT, type PathRules } from './path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './options.js'
 
 // What the Express middleware and the node:http wrapper share: both see Node's
@@ -17,11 +20,10 @@ declare module 'node:http' {
 
 /** Options of the Express middleware and the node:http wrapper. */
 export interface NodeAdapterOptions extends LitefsOptions {
-  /** Largest request body forwarded to the primary, in bytes (a replica is no way around the app's limit). Default 1 MiB. */
-  bodyLimit?: number
   /**
-   * Trust `X-Forwarded-Proto` from the proxy in front (for the cookie's `Secure`).
-   * Express apps: Express's own `trust proxy` setting is used instead. Default false.
+   * node:http only: trust `X-Forwarded-Proto`, `-Host` and `-For` from the proxy
+   * in front (the cookie's `Secure`, and what a forwarded write tells the
+   * primary). Express apps: Express's own `trust proxy` setting is used instead. Default false.
    */
   trustProxy?: boolean
   /** Where warnings go (pino, console…). Default: `console` for warnings and errors, nothing else. */
@@ -29,7 +31,15 @@ export interface NodeAdapterOptions extends LitefsOptions {
 }
 
 const ROUTE = Symbol('litefs-proxy.route')
-type Marked = IncomingMessage & { [ROUTE]?: RouteSetting, secure?: boolean, originalUrl?: string }
+type Marked = IncomingMessage & { [ROUTE]?: RouteSetting, originalUrl?: string }
+
+/** What Express puts on its requests (absent under Connect or plain node:http). */
+interface ExpressRequest extends IncomingMessage {
+  app?: { get: (setting: string) => unknown }
+  secure?: boolean
+  protocol?: string
+  ip?: string
+}
 
 /** Mark a request's route setting (used by `skip()` / `alwaysForward()` middlewares mounted before the proxy). */
 export function markRoute (req: IncomingMessage, setting: LitefsRouteOptions | false): void {
@@ -42,15 +52,40 @@ const consoleLogger: Logger = {
   error: (obj, msg) => console.error(msg, obj)
 }
 
-function checkAdapterOptions (opts: NodeAdapterOptions): { bodyLimit: number, trustProxy: boolean, logger: Logger, core: LitefsOptions } {
-  const { bodyLimit = 1 << 20, trustProxy = false, logger = consoleLogger, ...core } = opts ?? {} as NodeAdapterOptions
-  if (!Number.isSafeInteger(bodyLimit) || bodyLimit < 0) throw new TypeError(`litefs-proxy: option "bodyLimit" must be a number of bytes, got ${String(bodyLimit)}`)
+function checkAdapterOptions (opts: NodeAdapterOptions): { trustProxy: boolean, logger: Logger, core: LitefsOptions } {
+  const { trustProxy = false, logger = consoleLogger, ...core } = opts ?? {} as NodeAdapterOptions
   if (typeof trustProxy !== 'boolean') throw new TypeError(`litefs-proxy: option "trustProxy" must be true or false, got ${String(trustProxy)}`)
-  return { bodyLimit, trustProxy, logger, core }
+  return { trustProxy, logger, core }
+}
+
+// Express routes paths case-insensitively and with an optional trailing slash,
+// unless its `case sensitive routing` / `strict routing` settings say otherwise;
+// it does not decode them. One rules object per app, read at its first request.
+const expressRules = new WeakMap<object, PathRules>()
+function rulesOf (req: ExpressRequest): PathRules {
+  const app = req.app
+  if (app === undefined || typeof app.get !== 'function') return EXACT
+  let rules = expressRules.get(app)
+  if (rules === undefined) {
+    rules = { decode: false, caseSensitive: app.get('case sensitive routing') === true, strictTrailingSlash: app.get('strict routing') === true, collapseSlashes: false }
+    expressRules.set(app, rules)
+  }
+  return rules
+}
+
+/** Whether Express's `trust proxy` trusts the peer that sent `req`. */
+function expressTrusts (req: ExpressRequest): boolean {
+  const fn = req.app?.get('trust proxy fn')
+  return typeof fn === 'function' && (fn as (addr: string | undefined, i: number) => boolean)(req.socket.remoteAddress, 0)
+}
+
+function hostOf (req: IncomingMessage): string | undefined {
+  const h = req.headers.host ?? req.headers[':authority']
+  return typeof h === 'string' ? h : undefined
 }
 
 export function createNodeCore (opts: NodeAdapterOptions): LitefsCore<ServerResponse> {
-  const { bodyLimit, trustProxy, logger, core } = checkAdapterOptions(opts)
+  const { trustProxy, logger, core } = checkAdapterOptions(opts)
   const hooks: AdapterHooks<ServerResponse> = {
     req: res => res.req,
     res: res => res,
@@ -59,12 +94,27 @@ export function createNodeCore (opts: NodeAdapterOptions): LitefsCore<ServerResp
     log: () => logger,
     // Express's req.secure applies its `trust proxy` setting; plain node:http has only the socket.
     secure: res => {
-      const req = res.req as Marked
+      const req = res.req as ExpressRequest
       if (typeof req.secure === 'boolean') return req.secure
       if ((req.socket as { encrypted?: boolean }).encrypted === true) return true
-      return trustProxy && String(req.headers['x-forwarded-proto']).split(',')[0].trim() === 'https'
+      return trustProxy && firstValue(req.headers['x-forwarded-proto']) === 'https'
     },
-    bodyLimit: () => bodyLimit,
+    view: res => {
+      const req = res.req as ExpressRequest
+      const secure = hooks.secure(res)
+      const proto = secure ? 'https' : 'http'
+      if (req.app !== undefined) {
+        const trusted = expressTrusts(req)
+        return { proto, host: (trusted ? firstValue(req.headers['x-forwarded-host']) : undefined) ?? hostOf(req), client: req.ip }
+      }
+      return {
+        proto,
+        host: (trustProxy ? firstValue(req.headers['x-forwarded-host']) : undefined) ?? hostOf(req),
+        client: (trustProxy ? firstValue(req.headers['x-forwarded-for']) : undefined) ?? req.socket.remoteAddress
+      }
+    },
+    pathRules: res => rulesOf(res.req as ExpressRequest),
+    routeUrl: () => undefined,
     takeOver: () => {},
     attach: (res, info) => { res.req.litefs = info }
   }
@@ -80,32 +130,6 @@ export function sendAnswer (res: ServerResponse, answer: LitefsAnswer): void {
   res.end(res.req.method === 'HEAD' ? undefined : answer.body)
 }
 
-/**
- * Add the TXID cookie just before the headers go out, whoever sends them
- * (writeHead, or the implicit head of write/end): the app's handler has
- * committed by then, so the position read includes its write.
- */
-function cookieOnHead (core: LitefsCore<ServerResponse>, res: ServerResponse, info: LitefsInfo): void {
-  const writeHead = res.writeHead
-  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-    res.writeHead = writeHead
-    const cookie = core.cookie(info, res)
-    if (cookie !== undefined) {
-      // Headers passed to writeHead replace those set before: put ours where they will survive.
-      const given = [args[1], args[2]].find(a => typeof a === 'object' && a !== null) as OutgoingHttpHeaders | string[] | undefined
-      const key = given === undefined || Array.isArray(given) ? undefined : Object.keys(given).find(k => k.toLowerCase() === 'set-cookie')
-      if (Array.isArray(given)) {
-        given.push('set-cookie', cookie)
-      } else if (given !== undefined && key !== undefined) {
-        given[key] = ([] as string[]).concat(given[key] as string | string[], cookie)
-      } else {
-        res.appendHeader('set-cookie', cookie)
-      }
-    }
-    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args)
-  } as ServerResponse['writeHead']
-}
-
 /** How one adapter ends a request: run the app, send a proxy answer, report a failure. Made once, not per request. */
 export interface NodeEnding<N> {
   app: (res: ServerResponse, next: N) => void
@@ -116,7 +140,7 @@ export interface NodeEnding<N> {
 function settle<N> (core: LitefsCore<ServerResponse>, res: ServerResponse, info: LitefsInfo, ending: NodeEnding<N>, next: N): void {
   switch (nextStep(info)) {
     case 'app':
-      if (info.local) cookieOnHead(core, res, info)
+      if (info.local) cookieOnHead(res, () => core.cookie(info, res))
       return ending.app(res, next)
     case 'answer': return ending.answer(res, info.answer as LitefsAnswer, next)
   }

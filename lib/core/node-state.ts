@@ -17,8 +17,11 @@ export type LitefsStatus = 'up' | 'stream-lost' | 'down'
 /** What a held request waits for, besides a position. */
 type Condition = 'primary' | 'self' | 'mount'
 
-/** How a wait ended. */
-export type WaitResult = 'ready' | 'timeout' | 'cancelled' | 'closed'
+/**
+ * How a wait ended. `unreachable`: the primary itself is behind the awaited
+ * TXID, so no node will ever reach it (see primary-probe.ts).
+ */
+export type WaitResult = 'ready' | 'timeout' | 'cancelled' | 'closed' | 'unreachable'
 
 /**
  * What feeds a NodeState: real LiteFS (mount files + /events) or the dev cluster.
@@ -44,6 +47,7 @@ export class Waiter {
   constructor (
     readonly db: string | undefined, // undefined: waits for `condition`
     readonly txid: bigint,
+    readonly since: number, // performance.now() when it began
     readonly deadline: number,
     readonly done: (result: WaitResult) => void,
     readonly condition: Condition = 'primary'
@@ -180,7 +184,8 @@ export class NodeState {
   waitForPosition (db: string, txid: bigint, timeoutMs: number, done: (r: WaitResult) => void): Waiter | undefined {
     if (this.closed) { done('closed'); return undefined }
     if (this.position(db) >= txid) { done('ready'); return undefined }
-    const w = new Waiter(db, txid, performance.now() + timeoutMs, done)
+    const now = performance.now()
+    const w = new Waiter(db, txid, now, now + timeoutMs, done)
     let heap = this.waiting.get(db)
     const fresh = heap === undefined
     if (heap === undefined) { heap = txidHeap(); this.waiting.set(db, heap) }
@@ -206,11 +211,33 @@ export class NodeState {
   private waitUntil (condition: Condition, timeoutMs: number, done: (r: WaitResult) => void): Waiter | undefined {
     if (this.closed) { done('closed'); return undefined }
     if (this.met(condition)) { done('ready'); return undefined }
-    const w = new Waiter(undefined, 0n, performance.now() + timeoutMs, done, condition)
+    const now = performance.now()
+    const w = new Waiter(undefined, 0n, now, now + timeoutMs, done, condition)
     this.conditionWaiters.add(w)
     this.track(w)
     if (this.conditionWaiters.size === 1) this.changedDemand()
     return w
+  }
+
+  /** Whether any request waits for a position of `db`. */
+  awaits (db: string): boolean {
+    return this.waiting.has(db)
+  }
+
+  /**
+   * The primary is at `primaryPosition` (as asked at `askedAt`, a performance.now()
+   * time): every read of `db` held since before then for a TXID above it can never
+   * be satisfied. Those end with 'unreachable'; returns how many.
+   */
+  releaseUnreachable (db: string, primaryPosition: bigint, askedAt: number): number {
+    const heap = this.waiting.get(db)
+    if (heap === undefined) return 0
+    const lost = heap.filter(w => w.txid > primaryPosition && w.since <= askedAt)
+    for (const w of lost) {
+      this.unlink(w)
+      this.finish(w, 'unreachable')
+    }
+    return lost.length
   }
 
   /** Drop a waiter whose request went away. Its callback is called with 'cancelled'. */

@@ -1,5 +1,5 @@
 import { parseDuration } from './duration.js'
-import { compilePatterns, type PathMatcher, type PathPattern } from './path-match.js'
+import { PathPatterns, type PathPattern } from './path-match.js'
 import type { CookieSettings } from './cookie.js'
 import type { NodeState } from './node-state.js'
 
@@ -59,6 +59,12 @@ export interface LitefsOptions {
   forwardTimeout?: Duration
   /** A read held past `readTimeout`: `'error'` answers 504 (as LiteFS); `'primary'` forwards it to the primary. Default `'error'`. */
   readTimeoutAction?: 'error' | 'primary'
+  /**
+   * Largest request body a replica forwards, in bytes; past it, 413. Default: no
+   * limit — the primary enforces its own (a replica refusing what the primary
+   * would accept answers the same request differently depending on the node).
+   */
+  forwardBodyLimit?: number
 }
 
 /** Per-route options (`config: { litefs: … }` in Fastify). `false` is passthrough. */
@@ -73,8 +79,8 @@ export interface ResolvedOptions {
   api: string | false
   role: 'primary' | 'replica' | undefined
   state: NodeState | undefined
-  passthrough: PathMatcher
-  alwaysForward: PathMatcher
+  passthrough: PathPatterns
+  alwaysForward: PathPatterns
   readTimeout: number
   primaryRedirectTimeout: number
   maxLag: number
@@ -86,6 +92,7 @@ export interface ResolvedOptions {
   primaryOrigin: (hostname: string, port: number) => string
   forwardTimeout: number
   readTimeoutAction: 'error' | 'primary'
+  forwardBodyLimit: number
 }
 
 /** A bad option, thrown when the plugin or middleware is created. */
@@ -117,12 +124,19 @@ function duration (opts: Record<string, unknown>, name: string, fallback: number
   return ms
 }
 
-function patterns (opts: Record<string, unknown>, name: string): PathMatcher {
+function patterns (opts: Record<string, unknown>, name: string): PathPatterns {
   const raw = opts[name] ?? []
   if (!Array.isArray(raw) || !raw.every(p => (typeof p === 'string' && p.startsWith('/')) || p instanceof RegExp)) {
     fail(name, 'an array of path globs starting with "/" or RegExps', raw)
   }
-  return compilePatterns(raw)
+  return new PathPatterns(raw)
+}
+
+function bytes (opts: Record<string, unknown>, name: string): number {
+  const raw = opts[name]
+  if (raw === undefined) return Infinity
+  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) fail(name, 'a number of bytes', raw)
+  return raw
 }
 
 function text (opts: Record<string, unknown>, name: string, fallback: string, check: RegExp, expected: string): string {
@@ -136,7 +150,7 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // an RFC 6265 token
 const KNOWN = new Set([
   'db', 'mount', 'api', 'role', 'state', 'passthrough', 'alwaysForward', 'readTimeout',
   'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'secret',
-  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'readTimeoutAction'
+  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'readTimeoutAction', 'forwardBodyLimit'
 ])
 
 function oneOf<T extends string> (opts: Record<string, unknown>, name: string, values: readonly T[], fallback: T): T {
@@ -220,6 +234,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     forward: oneOf(opts, 'forward', ['http', 'fly-replay'], process.env.FLY_APP_NAME !== undefined && process.env.FLY_APP_NAME !== '' ? 'fly-replay' : 'http'),
     primaryOrigin: primaryOrigin(opts.primaryUrl),
     forwardTimeout: duration(opts, 'forwardTimeout', 30_000, true),
-    readTimeoutAction: oneOf(opts, 'readTimeoutAction', ['error', 'primary'], 'error')
+    readTimeoutAction: oneOf(opts, 'readTimeoutAction', ['error', 'primary'], 'error'),
+    forwardBodyLimit: bytes(opts, 'forwardBodyLimit')
   }
 }

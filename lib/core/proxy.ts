@@ -7,10 +7,12 @@ import { readTxidCookie, txidSetCookie } from './cookie.js'
 import { LitefsHttpError } from './errors.js'
 import { FORWARDED_HEADER, forward } from './forward.js'
 import { acquireLitefsNode, type NodeLease } from './litefs-node.js'
+import { PrimaryProbe } from './primary-probe.js'
 import { silentLogger, type Logger } from './logger.js'
 import type { NodeState, Role, WaitResult } from './node-state.js'
 import { resolveOptions, type LitefsRouteOptions, type ResolvedOptions } from './options.js'
-import { pathOf } from './path-match.js'
+import { EXACT, normalizePath, pathOf, type PathRules } from './path-match.js'
+import type { ForwardedView } from './forwarded-headers.js'
 import { formatTxid } from './txid.js'
 
 export type RequestKind = 'passthrough' | 'health' | 'read' | 'write'
@@ -44,6 +46,8 @@ export interface LitefsInfo {
   answer?: LitefsAnswer
   /** The client went away while the request was held: answer nothing. */
   aborted?: boolean
+  /** The read's TXID was ahead of the primary itself (lost in a failover, a restore, a forgery): served at once. */
+  unreachable?: boolean
 }
 
 /** A route's litefs setting: options, `false` (passthrough), or nothing. */
@@ -63,8 +67,12 @@ export interface AdapterHooks<C> {
   log: (c: C) => Logger
   /** The client's request came over HTTPS (the adapter applies its trust-proxy rules). */
   secure: (c: C) => boolean
-  /** Bytes of body the app accepts; forwarded bodies obey it too. */
-  bodyLimit: (c: C) => number
+  /** The client's request as the framework believes it under its trust setting: what a forward vouches for. */
+  view: (c: C) => ForwardedView
+  /** How the framework's router compares paths (shared object, not one per request). */
+  pathRules: (c: C) => PathRules
+  /** The path pattern of the route the router matched (Fastify), if any: classified too, so every spelling the router accepts is. */
+  routeUrl: (c: C) => string | undefined
   /** The core is about to write a forwarded answer straight to the raw response. */
   takeOver: (c: C) => void
   /** Make `info` visible on the request at once (hooks that run while it is held or forwarded see it). */
@@ -92,6 +100,10 @@ export class LitefsCore<C = ServerResponse> {
   readonly nodeName = osHostname()
   private readonly lease: NodeLease | undefined
   private readonly dispatcher = new Agent({ connectTimeout: 2000 })
+  private readonly probe: PrimaryProbe
+  private saidBodyConsumed = false
+  /** This server's port, for the primary's URL (every node serves on the same port by default). */
+  private probePort = 0
 
   constructor (input: unknown, private readonly hooks: AdapterHooks<C>, log: Logger = silentLogger) {
     const options = resolveOptions(input)
@@ -109,16 +121,42 @@ export class LitefsCore<C = ServerResponse> {
       })
       this.state = this.lease.state
     }
+    const health = options.healthPath
+    this.probe = new PrimaryProbe(this.state, options.db, () => {
+      const primary = this.state.primaryHostname
+      if (primary === undefined || health === false || this.state.role === 'primary') return undefined
+      return this.options.primaryOrigin(primary, this.probePort) + health
+    }, this.dispatcher, log)
   }
 
-  classify (method: string, url: string, route: RouteSetting): RequestKind {
+  /**
+   * What a request is (DESIGN §3, in order), its path compared as the app's
+   * router compares paths (`rules`), and the pattern of the route it matched,
+   * if the adapter knows it, as well.
+   */
+  classify (method: string, url: string, route: RouteSetting, rules: PathRules = EXACT, routeUrl?: string): RequestKind {
     if (route === false) return 'passthrough'
     const path = pathOf(url)
     const o = this.options
-    if (o.passthrough(path)) return 'passthrough'
-    if (path === o.healthPath && (method === 'GET' || method === 'HEAD')) return 'health'
-    if (READS.has(method) && route?.alwaysForward !== true && !o.alwaysForward(path)) return 'read'
+    if (o.passthrough.matches(path, rules) || (routeUrl !== undefined && o.passthrough.matches(routeUrl))) return 'passthrough'
+    if ((method === 'GET' || method === 'HEAD') && this.isHealth(path, rules, routeUrl)) return 'health'
+    if (READS.has(method) && route?.alwaysForward !== true && !o.alwaysForward.matches(path, rules) &&
+      (routeUrl === undefined || !o.alwaysForward.matches(routeUrl))) return 'read'
     return 'write'
+  }
+
+  private readonly healthFor = new WeakMap<PathRules, string>()
+
+  private isHealth (path: string, rules: PathRules, routeUrl: string | undefined): boolean {
+    const health = this.options.healthPath
+    if (health === false) return false
+    if (routeUrl === health) return true
+    let normalized = this.healthFor.get(rules)
+    if (normalized === undefined) {
+      normalized = normalizePath(health, { ...rules, decode: false })
+      this.healthFor.set(rules, normalized)
+    }
+    return (rules === EXACT ? path : normalizePath(path, rules)) === normalized
   }
 
   /**
@@ -128,8 +166,9 @@ export class LitefsCore<C = ServerResponse> {
   decide (c: C): LitefsInfo | Promise<LitefsInfo> {
     const req = this.hooks.req(c)
     // A server's IncomingMessage always has a method (the type also covers client responses).
-    const info: LitefsInfo = { kind: this.classify(req.method as string, this.hooks.url(c), this.hooks.route(c)), role: this.state.role, local: false }
-    this.hooks.attach(c, info)
+    const hooks = this.hooks
+    const info: LitefsInfo = { kind: this.classify(req.method as string, hooks.url(c), hooks.route(c), hooks.pathRules(c), hooks.routeUrl(c)), role: this.state.role, local: false }
+    hooks.attach(c, info)
     switch (info.kind) {
       case 'read': return this.read(c, req, info)
       case 'write': return this.write(c, req, info)
@@ -175,11 +214,19 @@ export class LitefsCore<C = ServerResponse> {
     const log = this.hooks.log(c)
     const started = performance.now()
     log.debug({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: holding read until the replica catches up')
-    const result = await this.waitFor(c, done => state.waitForPosition(db, txid, this.options.readTimeout, done))
+    this.probePort = this.hooks.req(c).socket.localPort ?? this.probePort
+    const result = await this.waitFor(c, done => {
+      const waiter = state.waitForPosition(db, txid, this.options.readTimeout, done)
+      if (waiter !== undefined) this.probe.held(txid)
+      return waiter
+    })
     info.waitedMs = performance.now() - started
     info.role = state.role
     if (result === 'ready') {
       log.debug({ db, txid: info.awaitedTxid, waitedMs: info.waitedMs }, 'litefs-proxy: replica caught up; serving read')
+    } else if (result === 'unreachable') {
+      info.unreachable = true
+      log.info({ db, txid: info.awaitedTxid, waitedMs: info.waitedMs }, 'litefs-proxy: the primary is behind this read\'s TXID; serving it as the primary would')
     } else if (result === 'timeout') {
       log.warn({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: read timed out waiting for replication')
       if (this.options.readTimeoutAction === 'primary' && state.primaryKnown && state.role !== 'primary') {
@@ -246,9 +293,9 @@ export class LitefsCore<C = ServerResponse> {
         res,
         path: this.hooks.url(c),
         origin,
-        secure: this.hooks.secure(c),
+        view: this.hooks.view(c),
         marker: this.nodeName,
-        bodyLimit: this.hooks.bodyLimit(c),
+        bodyLimit: this.options.forwardBodyLimit,
         timeout: this.options.forwardTimeout,
         dispatcher: this.dispatcher,
         takeOver: () => this.hooks.takeOver(c)
@@ -261,6 +308,11 @@ export class LitefsCore<C = ServerResponse> {
         return info
       }
       if (!result.retry || performance.now() + RETRY_EVERY > deadline) {
+        if (result.error.code === 'LITEFS_BODY_CONSUMED' && !this.saidBodyConsumed) {
+          // A misconfiguration, said once loudly; each request still gets its 500.
+          this.saidBodyConsumed = true
+          log.error({ path: this.hooks.url(c) }, 'litefs-proxy: a body parser (or other body reader) runs before litefs-proxy: writes on replicas cannot be forwarded. Mount litefs-proxy first')
+        }
         log.warn({ primary: origin, code: result.error.code, err: result.error.message }, 'litefs-proxy: forwarding to the primary failed')
         info.answer = result.error
         return info
@@ -321,7 +373,7 @@ export class LitefsCore<C = ServerResponse> {
     return info
   }
 
-  private ended (info: LitefsInfo, result: 'cancelled' | 'closed'): LitefsInfo {
+  private ended (info: LitefsInfo, result: Exclude<WaitResult, 'ready' | 'timeout'>): LitefsInfo {
     if (result === 'cancelled') info.aborted = true
     else info.answer = new LitefsHttpError(503, 'LITEFS_CLOSED', 'the server is shutting down', { 'retry-after': '1' })
     return info
@@ -344,7 +396,8 @@ export class LitefsCore<C = ServerResponse> {
       role: state.role,
       primary: state.primaryHostname ?? null,
       lag: lag ?? null,
-      txid: formatTxid(state.position(this.options.db))
+      // The primary's position from -pos itself: replicas ask it whether a read's TXID exists (primary-probe.ts).
+      txid: formatTxid(state.role === 'primary' ? state.readPosition(this.options.db) ?? state.position(this.options.db) : state.position(this.options.db))
     }
     return { statusCode: ok ? 200 : 503, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) }
   }
@@ -359,24 +412,6 @@ export class LitefsCore<C = ServerResponse> {
     return this.cookieAt(info, c, this.state.readPosition(this.options.db))
   }
 
-  /**
-   * The same, for adapters that may answer a moment later (Fastify's onSend):
-   * the write responses of one event-loop turn share one read of the position.
-   * Each of them was committed before it got here, so that read includes them all.
-   * For responses with `info.local` only.
-   */
-  cookieSoon (info: LitefsInfo, c: C, done: (cookie: string | undefined) => void): void {
-    if (this.cookieQueue.length === 0) setImmediate(this.flushCookies)
-    this.cookieQueue.push({ info, c, done })
-  }
-
-  private readonly cookieQueue: Array<{ info: LitefsInfo, c: C, done: (cookie: string | undefined) => void }> = []
-
-  private readonly flushCookies = (): void => {
-    const txid = this.state.readPosition(this.options.db)
-    for (const { info, c, done } of this.cookieQueue.splice(0)) done(this.cookieAt(info, c, txid))
-  }
-
   private cookieAt (info: LitefsInfo, c: C, txid: bigint | undefined): string | undefined {
     if (txid === undefined || txid === 0n) return undefined
     info.setTxid = formatTxid(txid)
@@ -384,6 +419,7 @@ export class LitefsCore<C = ServerResponse> {
   }
 
   async close (): Promise<void> {
+    this.probe.close()
     await this.lease?.release()
     await this.dispatcher.close()
   }

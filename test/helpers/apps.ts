@@ -56,7 +56,7 @@ export interface Served {
 
 export interface ServeOptions {
   routes?: RouteDef[]
-  /** Largest body the app (and so forwarding) accepts. */
+  /** Largest body the app accepts (Fastify's bodyLimit; the Express and http test apps take any). */
   bodyLimit?: number
   trustProxy?: boolean
   /** Wait until the app's state follows the fake's API (subscribed, primary confirmed). Default: when the app uses the fake's API. */
@@ -153,7 +153,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     state = app.litefs.state
     close = async () => { await app.close() }
   } else if (adapter === 'express') {
-    const proxy = expressLitefs({ ...options, bodyLimit: extra.bodyLimit, logger: quiet })
+    const proxy = expressLitefs({ ...options, logger: quiet })
     const app = express()
     app.set('trust proxy', extra.trustProxy === true)
     // Route-level settings: mounted before the proxy, as the README shows.
@@ -177,7 +177,6 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
       ...options,
       passthrough: [...(options.passthrough ?? []), ...passthrough],
       alwaysForward: [...(options.alwaysForward ?? []), ...alwaysForward],
-      bodyLimit: extra.bodyLimit,
       trustProxy: extra.trustProxy,
       logger: quiet
     })
