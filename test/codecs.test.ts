@@ -1,7 +1,7 @@
 import t from 'tap'
 import { parseTxid, formatTxid, parsePos } from '../lib/core/txid.js'
 import { parseDuration } from '../lib/core/duration.js'
-import { compilePatterns, pathOf } from '../lib/core/path-match.js'
+import { compilePatterns, normalizePath, pathOf, PathPatterns } from '../lib/core/path-match.js'
 import { readTxidCookie, txidSetCookie, type CookieSettings } from '../lib/core/cookie.js'
 
 t.test('TXID codec', async t => {
@@ -84,4 +84,21 @@ t.test('cookie codec', async t => {
   t.equal(readTxidCookie(signed, 't=0000000000000007'), undefined, 'an unsigned value is refused')
   t.equal(readTxidCookie(signed, `t=${value}x`), undefined)
   t.equal(readTxidCookie(signed, 't=00000000000000007.abc'), undefined)
+})
+
+t.test('paths as routers compare them', async t => {
+  const fastify = { decode: true, caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
+  t.equal(normalizePath('/oauth/%63allback', fastify), '/oauth/callback', 'find-my-way decodes with decodeURI')
+  t.equal(normalizePath('/a%2Fb/%25x', fastify), '/a%2Fb/%25x', 'reserved characters and %25 stay encoded')
+  t.equal(normalizePath('/bad/%E0%A4%A', fastify), '/bad/%E0%A4%A', 'malformed: left as sent (the router answers 400)')
+  const loose = { decode: false, caseSensitive: false, strictTrailingSlash: false, collapseSlashes: true }
+  t.equal(normalizePath('//OAuth//Callback/', loose), '/oauth/callback')
+  t.equal(normalizePath('/', loose), '/', 'the root keeps its slash')
+  const p = new PathPatterns(['/OAuth/Callback/', /^\/Exact$/, /^\/any$/i])
+  t.ok(p.matches('/oauth/callback', loose), 'a glob is spelled as paths are compared')
+  t.notOk(p.matches('/oauth/callback'), 'exact by default')
+  t.ok(p.matches('/Exact', loose), 'a RegExp sees the path as sent…')
+  t.ok(p.matches('/EXACT/', { ...loose, caseSensitive: true }) === false)
+  t.ok(p.matches('/ANY/', loose), '…and as the router compares it')
+  t.notOk(new PathPatterns([]).matches('/x', loose))
 })

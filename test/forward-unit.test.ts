@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { forward, requestHeaders, responseHeaders, FORWARDED_HEADER } from '../lib/core/forward.js'
+import { firstValue } from '../lib/core/forwarded-headers.js'
 
 const req = (headers: Record<string, string>, remoteAddress?: string): IncomingMessage =>
   Object.assign(new EventEmitter(), { method: 'POST', url: '/x', headers, socket: { remoteAddress }, resume () {} }) as unknown as IncomingMessage
@@ -91,4 +92,11 @@ t.test('failures: only what never left this node may be retried', async t => {
   t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 500, code: 'LITEFS_BODY_CONSUMED', message: /mount litefs-proxy before any body parser/ } }, 'a body something else already read')
   r = await forward({ ...base, req: req({ 'content-length': '101' }), dispatcher: failing(refused) })
   t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 413 } }, 'a declared length past the limit is refused before connecting')
+})
+
+t.test('firstValue: the value a trusting framework reads', async t => {
+  t.equal(firstValue(undefined), undefined)
+  t.equal(firstValue(' https , http'), 'https')
+  t.equal(firstValue(['a.example, b.example', 'c.example']), 'a.example')
+  t.equal(firstValue(', x'), undefined, 'an empty first entry is no value')
 })

@@ -8,6 +8,8 @@ import { request } from 'undici'
 import { wrap } from '../lib/http.js'
 import { litefs } from '../lib/express.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
+import { createNodeCore } from '../lib/core/node-adapter.js'
+import { NodeState } from '../lib/core/node-state.js'
 
 type Test = typeof t
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
@@ -125,5 +127,12 @@ t.test('defaults: warnings go to the console; HTTPS sockets get Secure cookies',
   t.same(errored().map((c: any) => c.args), [['e', { y: 2 }]])
   const res = { req: { headers: {}, socket: { encrypted: true } } } as any
   t.match(core.cookie({ kind: 'write', role: 'primary', local: true }, res), /; Secure$/)
+  await core.close()
+})
+
+t.test('node:http without a Host header: forwarded with none', async t => {
+  const core = createNodeCore({ db: 'app.db', state: new NodeState({ readPosition: () => 1n, readLag: () => 0 }) })
+  const res = { req: { headers: {}, socket: { remoteAddress: '10.0.0.1' } } } as any
+  t.same((core as any).hooks.view(res), { proto: 'http', host: undefined, client: '10.0.0.1' })
   await core.close()
 })

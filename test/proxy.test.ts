@@ -95,8 +95,13 @@ t.test('health reports what it knows', async t => {
   t.equal(d.health().statusCode, 200)
   d.state.setRole('primary')
   t.same(JSON.parse(d.health().body), { status: 'ok', role: 'primary', primary: null, lag: 0, txid: '0000000000000004' }, "the primary's position is read from -pos: replicas ask it")
+  const e = core({}, undefined, 0)
+  e.state.setRole('primary')
+  e.state.setPosition('app.db', 2n)
+  t.equal(JSON.parse(e.health().body).txid, '0000000000000002', 'a primary without -pos yet: the last known position')
   await c.close()
   await d.close()
+  await e.close()
 })
 
 t.test('a read held for a dead mount: released when LiteFS is back, answered when the app closes', async t => {

@@ -18,7 +18,13 @@ export function cookieOnHead (res: ServerResponse, cookie: () => string | undefi
       const given = [args[1], args[2]].find(a => typeof a === 'object' && a !== null) as OutgoingHttpHeaders | string[] | undefined
       const key = given === undefined || Array.isArray(given) ? undefined : Object.keys(given).find(k => k.toLowerCase() === 'set-cookie')
       if (Array.isArray(given)) {
-        given.push('set-cookie', value)
+        // A raw [name, value, …] list: with headers set before (Express's
+        // X-Powered-By), Node applies it with setHeader, so a repeated name keeps
+        // only its last value. Join ours to the app's own cookie entry.
+        let at = -1
+        for (let i = 0; i < given.length; i += 2) if (given[i].toLowerCase() === 'set-cookie') at = i
+        if (at === -1) given.push('set-cookie', value)
+        else (given as unknown[])[at + 1] = ([] as string[]).concat(given[at + 1], value)
       } else if (given !== undefined && key !== undefined) {
         given[key] = ([] as string[]).concat(given[key] as string | string[], value)
       } else {

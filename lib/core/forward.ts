@@ -197,7 +197,6 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
     let sent = false // onConnect: the request is being written to the primary
     let started = false // the primary's answer began: from here on, only `res` can fail
     let left = false
-    let late = false // the head did not come in time; the answer is already given
     let resume: (() => void) | undefined
     // The primary's head is awaited from the moment the whole request is sent
     // (before that, the connect timeout and the body's idle timeout apply).
@@ -205,7 +204,6 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
     // after about 1 s): the deadline is kept here, to the millisecond.
     let timer: NodeJS.Timeout | undefined
     const expire = (): void => {
-      late = true
       done({ outcome: 'failed', retry: false, error: new LitefsHttpError(504, 'LITEFS_FORWARD_TIMEOUT', `the primary at ${f.origin} did not answer within ${f.timeout} ms; the write was not retried`) })
       abort?.(new Error('the primary sent no response head in time')) // its onError finds the answer given
     }
@@ -235,7 +233,6 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
       },
       onHeaders: (statusCode, raw, resumeUpstream) => {
         if (statusCode < 200) return true // 1xx: the real answer follows
-        if (late) return false
         clearTimeout(timer)
         started = true
         f.takeOver()

@@ -214,7 +214,7 @@ export class LitefsCore<C = ServerResponse> {
     const log = this.hooks.log(c)
     const started = performance.now()
     log.debug({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: holding read until the replica catches up')
-    this.probePort = this.hooks.req(c).socket.localPort ?? this.probePort
+    this.probePort = this.hooks.req(c).socket.localPort as number
     const result = await this.waitFor(c, done => {
       const waiter = state.waitForPosition(db, txid, this.options.readTimeout, done)
       if (waiter !== undefined) this.probe.held(txid)

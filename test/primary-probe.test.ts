@@ -1,0 +1,94 @@
+// Asking the primary for its position (primary-probe.ts), against a stand-in
+// primary that answers what a litefs-proxy health check answers — or not.
+import t from 'tap'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Agent } from 'undici'
+import { NodeState, type WaitResult } from '../lib/core/node-state.js'
+import { PrimaryProbe } from '../lib/core/primary-probe.js'
+import { until } from './helpers/fake-litefs.js'
+
+const silent = { debug () {}, info () {}, warn () {}, error () {} }
+
+async function primary (t: typeof import('tap'), answer: () => [number, string]): Promise<{ url: string, asked: () => number }> {
+  let asked = 0
+  const server: Server = createServer((_req, res) => {
+    asked++
+    const [status, body] = answer()
+    res.writeHead(status, { 'content-type': 'application/json' }).end(body)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/litefs/health`, asked: () => asked }
+}
+
+function setup (t: typeof import('tap'), url: () => string | undefined): { state: NodeState, probe: PrimaryProbe, results: WaitResult[], hold: (txid: bigint) => void } {
+  const state = new NodeState({ readPosition: () => undefined, readLag: () => 0 })
+  state.setRole('replica', 'node-a')
+  const agent = new Agent()
+  const probe = new PrimaryProbe(state, 'app.db', url, agent, silent)
+  t.teardown(async () => { probe.close(); await state.close(); await agent.close() })
+  const results: WaitResult[] = []
+  const hold = (txid: bigint): void => {
+    state.waitForPosition('app.db', txid, 60_000, r => results.push(r))
+    probe.held(txid)
+  }
+  return { state, probe, results, hold }
+}
+
+t.test('a TXID above the primary is unreachable; one at or below it is waited for, and asks nothing more', async t => {
+  let txid = '0000000000000003'
+  const p = await primary(t, () => [200, JSON.stringify({ status: 'ok', role: 'primary', txid })])
+  const { state, results, hold } = setup(t, () => p.url)
+  hold(5n)
+  hold(3n)
+  await until(() => results.length === 1, 'the unreachable one served')
+  t.same(results, ['unreachable'])
+  t.equal(state.waiterCount, 1, 'TXID 3 exists on the primary: waited for')
+  const asked = p.asked()
+  hold(2n) // at or below what the primary was seen at: no question
+  t.equal(p.asked(), asked)
+  state.setPosition('app.db', 3n)
+  t.same(results, ['unreachable', 'ready', 'ready'])
+  txid = 'garbage'
+  hold(9n)
+  await until(() => p.asked() === asked + 1)
+  await new Promise(resolve => setTimeout(resolve, 20))
+  t.equal(state.waiterCount, 1, 'an answer without a TXID settles nothing')
+})
+
+t.test('answers that are not a primary\'s, errors, and no primary known: nothing is released', async t => {
+  for (const [label, status, body] of [
+    ['a replica answers', 200, '{"status":"ok","role":"replica","txid":"0000000000000001"}'],
+    ['unavailable', 503, '{"status":"unavailable","role":"unknown","txid":"0000000000000001"}'],
+    ['not JSON', 200, 'hello']
+  ] as const) {
+    const p = await primary(t, () => [status, body])
+    const { state, hold } = setup(t, () => p.url)
+    hold(5n)
+    await until(() => p.asked() === 1, label)
+    await new Promise(resolve => setTimeout(resolve, 20))
+    t.equal(state.waiterCount, 1, `${label}: still held`)
+  }
+  const nowhere = setup(t, () => 'http://127.0.0.1:9/litefs/health')
+  nowhere.hold(5n)
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(nowhere.state.waiterCount, 1, 'no answer at all: still held')
+  const unknown = setup(t, () => undefined)
+  unknown.hold(5n)
+  await new Promise(resolve => setTimeout(resolve, 60))
+  t.equal(unknown.state.waiterCount, 1, 'no primary to ask')
+  t.equal(unknown.state.releaseUnreachable('other.db', 1n, Infinity), 0, 'nothing held for that database')
+})
+
+t.test('reads held while a question is on its way get a question of their own', async t => {
+  let answers = 0
+  const p = await primary(t, () => { answers++; return [200, JSON.stringify({ status: 'ok', role: 'primary', txid: '0000000000000001' })] })
+  const { results, hold } = setup(t, () => p.url)
+  hold(5n)
+  await until(() => answers === 1)
+  hold(6n) // held after the first question was sent
+  await until(() => results.length === 2)
+  t.same(results, ['unreachable', 'unreachable'])
+  t.ok(p.asked() >= 2)
+})
