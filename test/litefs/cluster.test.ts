@@ -144,15 +144,15 @@ t.test('a read whose cookie is ahead is held, then released by real replication,
   }
 })
 
-t.test('a cookie far ahead: 504 on a replica, served at once on the primary', async t => {
+t.test('a cookie ahead of the primary itself: served at once on the primary, and on a replica once the primary says it is behind', async t => {
   const [primary, replica] = cluster.nodes
   const far = cookieFor((primary.position(DB) as bigint) + 1000n)
   await Promise.all(ADAPTERS.map(async adapter => {
-    const held = await call(`${url(adapter, replica)}/notes?user=x`, { cookie: far })
-    t.equal(held.status, 504, adapter)
-    t.equal(held.body.code, 'LITEFS_READ_TIMEOUT')
     const served = await call(`${url(adapter, primary)}/notes?user=x`, { cookie: far })
     t.equal(served.status, 200, `${adapter}: the primary has every transaction there is`)
+    const held = await call(`${url(adapter, replica)}/notes?user=x`, { cookie: far })
+    t.equal(held.status, 200, `${adapter}: the replica asked the primary, which is behind the cookie: served (a timeout would be 504)`)
+    t.equal((await stats(adapter, replica)).held, 0)
   }))
 })
 
