@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginCallback, FastifyReply, HookHandlerDoneFunction } from 'fastify'
-import { LitefsCore, nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo } from './core/proxy.js'
+import { LitefsCore, nextStep, whenAnswered, type AdapterHooks, type LitefsAnswer, type LitefsInfo } from './core/proxy.js'
 import { cookieOnHead } from './core/cookie-on-head.js'
 import type { PathRules } from './core/path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './core/options.js'
@@ -9,14 +9,25 @@ export type { LitefsAnswer, LitefsInfo, LitefsOptions, LitefsRouteOptions }
 export { LitefsHttpError } from './core/errors.js'
 export { LitefsCore } from './core/proxy.js'
 export { LitefsOptionsError } from './core/options.js'
+import { LitefsOptionsError } from './core/options.js'
 
 /** Options of the Fastify plugin: the core's (see LitefsOptions). */
 export interface FastifyLitefsOptions extends LitefsOptions {}
 
+/**
+ * A route's litefs-proxy setting (`config: { litefs: … }`): `false` hands the
+ * route to its handler untouched (passthrough); `{ alwaysForward: true }` makes
+ * its reads writes. `alwaysForward` is typed `Boolean` so that a wrong value's
+ * type error names the key (`boolean` would collapse it into "not assignable to
+ * 'false & …'"); the value is checked when the route is added.
+ */
+// eslint-disable-next-line @typescript-eslint/ban-types
+export type LitefsRouteSetting = false | { alwaysForward: Boolean }
+
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** litefs-proxy for this route: `false` hands it to the handler untouched (passthrough). */
-    litefs?: LitefsRouteOptions | false
+    /** litefs-proxy for this route: `false` (passthrough) or `{ alwaysForward: true }`. */
+    litefs?: LitefsRouteSetting
   }
   interface FastifyInstance {
     /** The plugin's core: `state` (role, positions, held requests), `health()`, resolved `options`. */
@@ -39,7 +50,7 @@ const hooks: AdapterHooks<FastifyReply> = {
   req: reply => reply.request.raw,
   res: reply => reply.raw,
   url: reply => reply.request.url,
-  route: reply => reply.request.routeOptions.config.litefs,
+  route: reply => reply.request.routeOptions.config.litefs as LitefsRouteOptions | false | undefined,
   log: reply => reply.log,
   secure: reply => reply.request.protocol === 'https', // honours trustProxy
   view: reply => ({ proto: reply.request.protocol, host: reply.request.host, client: reply.request.ip }), // all honour trustProxy
@@ -72,6 +83,21 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
     return done(err as Error) // `await app.register(…)` / `app.ready()` reject with it
   }
 
+  // A route's setting is checked when the route is added: a typo must not
+  // quietly forward writes a route meant to keep local, or the other way round.
+  fastify.addHook('onRoute', route => {
+    const setting: unknown = (route.config as { litefs?: unknown } | undefined)?.litefs
+    if (setting === undefined || setting === false) return
+    const where = `${String(route.method)} ${route.url}`
+    if (typeof setting !== 'object' || setting === null || Array.isArray(setting)) {
+      throw new LitefsOptionsError(`litefs-proxy: route ${where}: config.litefs must be false or { alwaysForward: true|false }, got ${JSON.stringify(setting)}`)
+    }
+    for (const [key, value] of Object.entries(setting)) {
+      if (key !== 'alwaysForward') throw new LitefsOptionsError(`litefs-proxy: route ${where}: unknown key config.litefs.${key} (the only key is alwaysForward)`)
+      if (typeof value !== 'boolean') throw new LitefsOptionsError(`litefs-proxy: route ${where}: config.litefs.alwaysForward must be true or false, got ${JSON.stringify(value)}`)
+    }
+  })
+
   fastify.decorate('litefs', core)
   fastify.decorateRequest('litefs', null)
 
@@ -95,6 +121,14 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
       return await reply.code(answer.statusCode).headers(answer.headers).send(answer.body)
     })
   }
+
+  // preClose runs before the server stops taking requests and before Fastify
+  // waits for those in flight: held requests are answered now, not at their timeout.
+  // With forceCloseConnections Fastify cuts every connection right after: let
+  // those 503s leave first (bounded: close must never hang on a client).
+  fastify.addHook('preClose', next => {
+    whenAnswered(core.drain()).then(() => next(), next)
+  })
 
   fastify.addHook('onClose', (_instance, next) => {
     core.close().then(() => next(), next)

@@ -4,20 +4,44 @@ import t from 'tap'
 import { execFileSync } from 'node:child_process'
 
 const root = new URL('..', import.meta.url).pathname
-const run = (args: string[]): string => execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' } }) // dist is built output, not the source under coverage
+// dist is built output, not the source under coverage; colour off, whatever the terminal.
+const run = (args: string[], env: Record<string, string> = {}): string => execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0', NO_COLOR: '1', FORCE_COLOR: '0', ...env } })
 
-t.test('require() and import both load every entry point, with the same API', async t => {
-  const cjs = JSON.parse(run(['-e', `
-    const core = require('litefs-proxy'); const fastify = require('litefs-proxy/fastify')
-    console.log(JSON.stringify({ core: Object.keys(core).sort(), fastify: Object.keys(fastify).sort(), plugin: typeof fastify.default, same: fastify.default === fastify.litefs }))`]))
+const ENTRIES = ['litefs-proxy', 'litefs-proxy/fastify', 'litefs-proxy/express', 'litefs-proxy/http', 'litefs-proxy/dev', 'litefs-proxy/litefs-cluster']
+
+t.test('require() and import load every entry point; require() gives what the default import gives, and every named export', async t => {
   const esm = JSON.parse(run(['--input-type=module', '-e', `
-    import * as core from 'litefs-proxy'; import * as fastify from 'litefs-proxy/fastify'; import plugin from 'litefs-proxy/fastify'
-    console.log(JSON.stringify({ core: Object.keys(core).sort(), fastify: Object.keys(fastify).sort(), plugin: typeof plugin, same: plugin === fastify.litefs }))`]))
-  t.same(esm, cjs, 'the two builds export the same names')
-  t.ok(cjs.core.includes('LitefsCore') && cjs.core.includes('NodeState') && cjs.core.includes('parseTxid'))
-  t.ok(cjs.fastify.includes('litefs') && cjs.fastify.includes('default'))
-  t.equal(cjs.plugin, 'function')
-  t.equal(cjs.same, true)
+    const out = {}
+    for (const name of ${JSON.stringify(ENTRIES)}) {
+      const m = await import(name)
+      out[name] = { names: Object.keys(m).filter(k => k !== 'default').sort(), defaultType: typeof m.default }
+    }
+    console.log(JSON.stringify(out))`]))
+  const cjs = JSON.parse(run(['-e', `
+    const out = {}
+    for (const name of ${JSON.stringify(ENTRIES)}) {
+      const m = require(name)
+      out[name] = { type: typeof m, names: Object.keys(m).sort() }
+    }
+    console.log(JSON.stringify(out))`]))
+  for (const name of ENTRIES) {
+    for (const n of esm[name].names) t.ok(cjs[name].names.includes(n), `${name}: require() has ${n}`)
+    if (esm[name].defaultType === 'function') t.equal(cjs[name].type, 'function', `${name}: require() is the function the default import is`)
+  }
+  t.ok(esm['litefs-proxy'].names.includes('LitefsCore') && esm['litefs-proxy'].names.includes('NodeState'))
+})
+
+t.test('CommonJS, as the README shows it under import: Express middleware and node:http wrap() are callable', async t => {
+  const out = run(['-e', `
+    const litefs = require('litefs-proxy/express')
+    const mw = litefs({ db: 'app.db', mount: '/nonexistent', api: false, logger: { debug () {}, info () {}, warn () {}, error () {} } })
+    const skip = litefs.skip(), fwd = litefs.alwaysForward(), err = litefs.errorHandler()
+    const wrap = require('litefs-proxy/http')
+    const l = wrap(() => {}, { db: 'app.db', mount: '/nonexistent', api: false, logger: { debug () {}, info () {}, warn () {}, error () {} } })
+    const { wrap: named } = require('litefs-proxy/http')
+    console.log([typeof mw, typeof skip, typeof fwd, typeof err, typeof l, named === wrap, litefs.default === litefs, typeof litefs.LitefsHttpError].join(' '))
+    Promise.all([mw.close(), l.close()])`], { NODE_NO_WARNINGS: '1' })
+  t.equal(out.trim(), 'function function function function function true true function')
 })
 
 t.test('the CommonJS build registers in a CommonJS Fastify app', async t => {

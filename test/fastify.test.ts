@@ -61,7 +61,7 @@ t.test('request.litefs is null outside the plugin\'s reach, and set within', asy
 t.test('bad options fail registration, naming the option', async t => {
   for (const [opts, re] of [
     [{ db: 'app.db', readTimeout: 'soon' }, /"readTimeout" must be a positive duration/],
-    [{}, /"db" must be/],
+    [{}, /"db" is missing/],
     [{ db: 'app.db', api: 'ftp://x' }, /"api"/],
     [{ db: 'app.db', typo: 1 }, /unknown option "typo"/]
   ] as const) {

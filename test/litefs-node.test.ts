@@ -287,3 +287,10 @@ t.test('a kept -pos fd is closed once idle, so it never blocks an unmount', asyn
   files.keep(false)
   await until(() => !open(), 'closed at once when no longer kept')
 })
+
+t.test('the databases LiteFS has, from the -pos files; none when the mount cannot be listed', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 2n, api: false })
+  t.teardown(async () => { await fake.close() })
+  t.same(mountFiles(fake.mount).databases(), ['app.db'])
+  t.same(mountFiles(join(fake.mount, 'nowhere')).databases(), [])
+})

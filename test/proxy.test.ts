@@ -122,3 +122,20 @@ t.test('a read held for a dead mount: released when LiteFS is back, answered whe
   t.equal((await closing).answer.code, 'LITEFS_CLOSED')
   await c.close()
 })
+
+t.test('after drain(), nothing is held: a read that would wait is answered 503 at once', async t => {
+  const c = core({ readTimeout: 60_000 })
+  c.state.setRole('replica', 'node-a')
+  t.same(c.drain(), [], 'nobody was held')
+  const info = await c.decide(ctx('GET', '/', 'litefs-txid=0000000000000009'))
+  t.equal(info.answer?.statusCode, 503)
+  t.equal((info.answer as any).code, 'LITEFS_CLOSED')
+  await c.close()
+})
+
+t.test('a database at TXID 0 (created, nothing committed) sets no cookie', async t => {
+  const c = core({}, 0n, 0)
+  c.state.setRole('primary')
+  t.equal(c.cookie({ kind: 'write', role: 'primary', local: true }, ctx('POST', '/')), undefined)
+  await c.close()
+})

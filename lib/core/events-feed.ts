@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici'
+import { Agent, buildConnector, request } from 'undici'
 import { parseTxid } from './txid.js'
 import type { Logger } from './logger.js'
 
@@ -28,6 +28,13 @@ const MAX_LINE = 1 << 20 // a line this long is not LiteFS talking: drop the con
 const MIN_BACKOFF = 50
 const MAX_BACKOFF = 1000 // LiteFS restarts in about a second: come back soon after
 
+function unrefConnector (connect: buildConnector.connector): buildConnector.connector {
+  return (opts, callback) => connect(opts, (...args) => {
+    args[1]?.unref()
+    callback(...args)
+  })
+}
+
 function txidOf (value: unknown): bigint | undefined {
   if (typeof value === 'string') return parseTxid(value)
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value)
@@ -36,7 +43,10 @@ function txidOf (value: unknown): bigint | undefined {
 
 export class EventsFeed {
   connected = false
-  private readonly agent = new Agent({ connectTimeout: 2000 })
+  // The stream never keeps a process alive (the app's server does): its socket
+  // is unref'd, and each subscription gets a fresh one (`reset`), since undici
+  // refs a kept-alive socket again when it reuses it.
+  private readonly agent = new Agent({ connect: unrefConnector(buildConnector({ timeout: 2000 })) })
   private readonly abort = new AbortController()
   private backoff = MIN_BACKOFF
   private retry: NodeJS.Timeout | undefined
@@ -66,6 +76,7 @@ export class EventsFeed {
         dispatcher: this.agent,
         signal: this.abort.signal,
         headersTimeout: 5000,
+        reset: true,
         bodyTimeout: 0 // an idle node sends nothing for hours; that is not a failure
       })
       if (res.statusCode !== 200) {

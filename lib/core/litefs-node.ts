@@ -1,9 +1,11 @@
 import { performance } from 'node:perf_hooks'
+import { existsSync } from 'node:fs'
 import { EventsFeed } from './events-feed.js'
 import { mountFiles, type MountFiles } from './mount-files.js'
 import { NodeState, type StateDriver } from './node-state.js'
 import { PrimaryConfirmation } from './primary-confirm.js'
 import { silentLogger, type Logger } from './logger.js'
+import { warnings, type Warnings } from './warnings.js'
 
 export interface LitefsNodeOptions {
   /** The LiteFS FUSE mount directory. */
@@ -49,6 +51,40 @@ class LitefsDriver implements StateDriver {
   constructor (private readonly opts: LitefsNodeOptions, private readonly log: Logger) {
     this.files = mountFiles(opts.mount)
     this.databases = new Set(opts.databases)
+    this.warn = warnings(this.log)
+  }
+
+  /**
+   * Say so when the mount is not a live LiteFS mount, and why if it can tell;
+   * `apiUp`: LiteFS's API answers, so the mount option itself is wrong. Returns
+   * whether the mount is live.
+   */
+  private checkMount (apiUp: boolean): boolean {
+    const mount = this.opts.mount
+    if (this.files.live()) {
+      if (this.mountWarned) this.warn.clear('LITEFS_MOUNT', mount, `${mount} is a live LiteFS mount again`)
+      this.mountWarned = false
+      return true
+    }
+    if (this.mountWarned) return false
+    this.mountWarned = true
+    const exists = existsSync(mount)
+    this.warn.say('LITEFS_MOUNT', mount, !exists
+      ? `the mount ${mount} does not exist: is "mount" LiteFS's fuse.dir? Writes wait and reads are held until it answers`
+      : apiUp
+        ? `LiteFS's API answers but ${mount} is not its mount (no .lag in it): set "mount" to LiteFS's fuse.dir`
+        : `${mount} is not a live LiteFS mount (no .lag in it): LiteFS is not running there (yet), or "mount" is not its fuse.dir; writes wait and reads are held until it answers`,
+    { mount })
+    return false
+  }
+
+  /** A database named like none LiteFS has, while it has others: a wrong `db` option, most likely. */
+  private checkDatabases (): void {
+    const names = this.files.databases()
+    for (const db of this.databases) {
+      if (names.length === 0 || names.includes(db)) continue
+      this.warn.say('LITEFS_DB', `${this.opts.mount}/${db}`, `no database "${db}" under ${this.opts.mount}, where LiteFS has ${names.map(n => `"${n}"`).join(', ')}: is "db" the file name your app opens?`, { db, databases: names })
+    }
   }
 
   start (): void {
@@ -61,12 +97,15 @@ class LitefsDriver implements StateDriver {
       return
     }
     // Nothing LiteFS said is known yet: writes wait for the first subscription.
+    // The mount is judged (and any misconfiguration said) once the API answers
+    // or fails: it tells a wrong `mount` from a LiteFS that is not running.
     this.state.setLitefs(this.files.live() ? 'stream-lost' : 'down')
+    const api = this.opts.api
     this.readAllPositions()
     this.feed = new EventsFeed(new URL('/events', this.opts.api).href, {
       subscribed: (isPrimary, hostname) => {
-        if (this.announcedLoss) this.log.info({ api: this.opts.api }, 'litefs-proxy: LiteFS event stream is back')
-        this.announcedLoss = false
+        this.warn.clear('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is back`)
+        if (this.checkMount(true)) this.checkDatabases()
         this.files.keep(true) // LiteFS is up: a kept -pos fd is now as fresh as a new open
         this.state.setLitefs('up')
         this.applyRole(isPrimary, hostname, true)
@@ -82,8 +121,7 @@ class LitefsDriver implements StateDriver {
         // leaves a dead mount dead.
         if (this.state.litefs === 'up') this.state.setLitefs('stream-lost')
         if (first) {
-          this.announcedLoss = true
-          this.log.warn({ api: this.opts.api, reason }, 'litefs-proxy: LiteFS event stream lost; writes wait until it is back')
+          this.warn.say('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is unavailable (${reason}): writes wait until it is back; is LiteFS running, and is "api" its http.addr?`, { api, reason })
         }
         // Is the mount dead too? Not asked at once: a LiteFS that is stopping may
         // still be unmounting, and any open file (even one to look) makes that fail.
@@ -97,7 +135,8 @@ class LitefsDriver implements StateDriver {
     this.feed.start()
   }
 
-  private announcedLoss = false
+  private readonly warn: Warnings
+  private mountWarned = false
   private probe: NodeJS.Timeout | undefined
   private lostAt = -Infinity
 
@@ -110,7 +149,7 @@ class LitefsDriver implements StateDriver {
 
   refresh = (): void => {
     if (this.opts.api === false) this.refreshFromFiles()
-    else if (!this.streaming) this.state.setLitefs(this.files.live() ? 'stream-lost' : 'down')
+    else if (!this.streaming) this.state.setLitefs(this.checkMount(false) ? 'stream-lost' : 'down')
   }
 
   demand = (databases: ReadonlySet<string>, condition: boolean): void => {
@@ -154,12 +193,13 @@ class LitefsDriver implements StateDriver {
    * option says (a primary and a cut-off replica look the same), else unknown.
    */
   private refreshFromFiles (): void {
-    if (!this.files.live()) {
+    if (!this.checkMount(false)) {
       this.confirmation.cancel()
       this.state.setLitefs('down')
       return
     }
     const snapshot = !this.looked
+    if (snapshot) this.checkDatabases()
     this.looked = true
     this.state.setLitefs('up')
     const hostname = this.files.readPrimary()

@@ -1,4 +1,4 @@
-import { close, openSync, readSync } from 'node:fs'
+import { close, openSync, readdirSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parsePos } from './txid.js'
@@ -35,6 +35,8 @@ export interface MountFiles {
    * (a plain directory, where SQLite would create a new database) ENOENT.
    */
   live: () => boolean
+  /** The databases LiteFS has in the mount (from their `-pos` files); none when it cannot be listed. */
+  databases: () => string[]
   /** Keep `-pos` fds open while in use (true), or close them all now and read fresh (false). */
   keep: (on: boolean) => void
 }
@@ -138,6 +140,13 @@ export function mountFiles (mount: string): MountFiles {
     readPrimary: () => hostname(readFresh(primaryPath)),
     readLag: () => parseLag(readFresh(lagPath)),
     live: () => readFresh(lagPath) !== undefined,
+    databases: () => {
+      let names: string[] = []
+      try {
+        names = readdirSync(mount)
+      } catch {} // gone, or not a directory: no database to name
+      return names.filter(n => n.endsWith('-pos')).map(n => n.slice(0, -4))
+    },
     keep: on => {
       keeping = on
       if (!on) dropAll()

@@ -242,9 +242,14 @@ export class NodeState {
 
   /** Drop a waiter whose request went away. Its callback is called with 'cancelled'. */
   cancel (w: Waiter | undefined): void {
+    this.end(w, 'cancelled')
+  }
+
+  /** End one wait now with `result` (an app closing ends its own with 'closed'). A wait already over is left alone. */
+  end (w: Waiter | undefined, result: WaitResult): void {
     if (w === undefined || w.deadlineSlot === -1) return
     this.unlink(w)
-    this.finish(w, 'cancelled')
+    this.finish(w, result)
   }
 
   /** Held requests, for tests and metrics. */

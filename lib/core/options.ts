@@ -192,6 +192,9 @@ export function resolveOptions (input: unknown): ResolvedOptions {
       throw new LitefsOptionsError(`litefs-proxy: unknown option "${key}"`)
     }
   }
+  if (opts.db === undefined) {
+    throw new LitefsOptionsError('litefs-proxy: option "db" is missing: the database file name inside the mount (e.g. "app.db"), as LiteFS\'s proxy.db')
+  }
   const db = text(opts, 'db', '', /^[^/\0]+$/, 'the database file name inside the mount (e.g. "app.db")')
   const state = opts.state
   if (state !== undefined && (typeof state !== 'object' || state === null || typeof (state as NodeState).waitForPosition !== 'function')) {
@@ -211,7 +214,10 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   const secret = opts.secret ?? []
   const secrets = typeof secret === 'string' ? [secret] : secret
   if (!Array.isArray(secrets) || !secrets.every(s => typeof s === 'string' && s.length >= 16)) {
-    fail('secret', 'a string of at least 16 characters, or an array of them', secret)
+    // Never echo a secret, not even a bad one: say what was wrong with it.
+    const described = (v: unknown): string => typeof v === 'string' ? `a string of ${v.length} characters` : typeof v
+    const got = Array.isArray(secret) ? `[${secret.map(described).join(', ')}]` : described(secret)
+    throw new LitefsOptionsError(`litefs-proxy: option "secret" must be a string of at least 16 characters, or an array of them, got ${got}`)
   }
   return {
     db,

@@ -1,15 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { hostname as osHostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent } from 'undici'
 import { readTxidCookie, txidSetCookie } from './cookie.js'
 import { LitefsHttpError } from './errors.js'
 import { FORWARDED_HEADER, forward } from './forward.js'
 import { acquireLitefsNode, type NodeLease } from './litefs-node.js'
 import { PrimaryProbe } from './primary-probe.js'
+import { warnings, type Warnings } from './warnings.js'
 import { silentLogger, type Logger } from './logger.js'
-import type { NodeState, Role, WaitResult } from './node-state.js'
+import type { NodeState, Role, WaitResult, Waiter } from './node-state.js'
 import { resolveOptions, type LitefsRouteOptions, type ResolvedOptions } from './options.js'
 import { EXACT, normalizePath, pathOf, type PathRules } from './path-match.js'
 import type { ForwardedView } from './forwarded-headers.js'
@@ -79,6 +79,25 @@ export interface AdapterHooks<C> {
   attach: (c: C, info: LitefsInfo) => void
 }
 
+/**
+ * Resolves once each response has finished or its connection closed, or after
+ * `withinMs`: a caller about to cut connections lets answers just given leave
+ * first, and never hangs on a client.
+ */
+export async function whenAnswered (responses: ServerResponse[], withinMs = 1000): Promise<void> {
+  const pending = responses.filter(res => !res.writableFinished && !res.destroyed)
+  if (pending.length === 0) return
+  await new Promise<void>(resolve => {
+    let left = pending.length
+    const timer = setTimeout(resolve, withinMs)
+    for (const res of pending) {
+      res.once('close', () => {
+        if (--left === 0) { clearTimeout(timer); resolve() }
+      })
+    }
+  })
+}
+
 /** What the adapter does after `decide`: run the app, send `info.answer`, or nothing (answered or client gone). */
 export function nextStep (info: LitefsInfo): 'app' | 'answer' | 'none' {
   if (info.aborted === true || info.forwardedTo !== undefined) return 'none'
@@ -102,12 +121,15 @@ export class LitefsCore<C = ServerResponse> {
   private readonly dispatcher = new Agent({ connectTimeout: 2000 })
   private readonly probe: PrimaryProbe
   private saidBodyConsumed = false
+  private dbMissing = false
+  private readonly warn: Warnings
   /** This server's port, for the primary's URL (every node serves on the same port by default). */
   private probePort = 0
 
   constructor (input: unknown, private readonly hooks: AdapterHooks<C>, log: Logger = silentLogger) {
     const options = resolveOptions(input)
     this.options = options
+    this.warn = warnings(log)
     if (options.state !== undefined) {
       this.state = options.state
     } else {
@@ -320,7 +342,8 @@ export class LitefsCore<C = ServerResponse> {
       // Refused at connect: nothing was sent. The primary may be restarting or
       // gone; look again shortly (LiteFS itself retries every 100 ms).
       log.debug({ primary: origin }, 'litefs-proxy: primary refused the connection; retrying')
-      await sleep(RETRY_EVERY)
+      await this.pause(c)
+      if (this.closing) return this.ended(info, 'closed')
     }
   }
 
@@ -341,20 +364,64 @@ export class LitefsCore<C = ServerResponse> {
   }
 
   /** Run one wait, cancelling it if the client disconnects meanwhile. */
+  /**
+   * Run one wait, cancelling it if the client disconnects meanwhile. The core
+   * keeps its own waiters: closing it ends them (503 LITEFS_CLOSED), and only
+   * them — another app sharing the mount's state keeps its own.
+   */
   private async waitFor (c: C, start: (done: (r: WaitResult) => void) => ReturnType<NodeState['waitForPosition']>): Promise<WaitResult> {
+    if (this.closing) return 'closed'
     const res = this.hooks.res(c)
     return await new Promise<WaitResult>(resolve => {
       let gone: (() => void) | undefined
-      const waiter = start(r => {
+      let waiter: Waiter | undefined
+      waiter = start(r => {
         if (gone !== undefined) res.off('close', gone)
+        if (waiter !== undefined) this.held.delete(waiter)
         resolve(r)
       })
       if (waiter === undefined) return
-      gone = () => { this.state.cancel(waiter) }
+      this.held.set(waiter, c)
+      const w = waiter
+      gone = () => { this.state.cancel(w) }
       res.once('close', gone)
       // A client already gone before the wait began sends no 'close' any more.
       if (res.socket?.destroyed === true) gone()
     })
+  }
+
+  /** Requests this core holds now, and their contexts. */
+  private readonly held = new Map<Waiter, C>()
+  /** Requests between two connection attempts, and how to wake them. */
+  private readonly pausing = new Map<C, () => void>()
+  private closing = false
+
+  /** Wait RETRY_EVERY ms before the next attempt; drain() ends the wait at once. */
+  private async pause (c: C): Promise<void> {
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(wake, RETRY_EVERY)
+      const pausing = this.pausing
+      function wake (): void {
+        clearTimeout(timer)
+        pausing.delete(c)
+        resolve()
+      }
+      pausing.set(c, wake)
+    })
+  }
+
+  /**
+   * Stop holding: every request this core holds is answered 503 LITEFS_CLOSED at
+   * once, and none is held from now on (Fastify's preClose; the adapters'
+   * close()). Returns the responses being answered, so a caller about to cut
+   * connections can let those answers leave first.
+   */
+  drain (): ServerResponse[] {
+    this.closing = true
+    const answered = [...this.held.values(), ...this.pausing.keys()]
+    for (const w of [...this.held.keys()]) this.state.end(w, 'closed')
+    for (const wake of [...this.pausing.values()]) wake()
+    return answered.map(c => this.hooks.res(c))
   }
 
   private noPrimary (info: LitefsInfo, log: Logger): LitefsInfo {
@@ -413,12 +480,25 @@ export class LitefsCore<C = ServerResponse> {
   }
 
   private cookieAt (info: LitefsInfo, c: C, txid: bigint | undefined): string | undefined {
-    if (txid === undefined || txid === 0n) return undefined
+    if (txid === undefined) {
+      // A write served as primary, and no position for its database: the app
+      // writes somewhere LiteFS does not track (a wrong `db`), and read-your-writes is off.
+      this.dbMissing = true
+      const { mount, db } = this.options
+      this.warn.say('LITEFS_DB', `${mount}/${db}`, `a write was served here as primary, but ${mount}/${db}-pos does not exist, so its answer has no cookie: is "db" the file name your app opens under the mount?`, { mount, db })
+      return undefined
+    }
+    if (this.dbMissing) {
+      this.dbMissing = false
+      this.warn.clear('LITEFS_DB', `${this.options.mount}/${this.options.db}`, `${this.options.db}-pos exists now: writes are cookied`)
+    }
+    if (txid === 0n) return undefined
     info.setTxid = formatTxid(txid)
     return txidSetCookie(this.options.cookie, txid, this.hooks.secure(c))
   }
 
   async close (): Promise<void> {
+    await whenAnswered(this.drain())
     this.probe.close()
     await this.lease?.release()
     await this.dispatcher.close()

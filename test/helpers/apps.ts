@@ -166,7 +166,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     app.use(expressLitefs.errorHandler())
     server = createServer(app)
     state = proxy.core.state
-    close = async () => { await closeServer(server); await proxy.close() }
+    close = async () => { await proxy.close(); await closeServer(server) } // as the README shows: the proxy first, its held requests answered
     await listen(server)
   } else {
     // node:http has no router: route-level settings become the equivalent path options.
@@ -182,7 +182,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     })
     server = createServer(listener)
     state = listener.core.state
-    close = async () => { await closeServer(server); await listener.close() }
+    close = async () => { await listener.close(); await closeServer(server) }
     await listen(server)
   }
   if (extra.ready ?? (options.api === fake.apiUrl && fake.listening)) {

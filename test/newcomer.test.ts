@@ -1,0 +1,236 @@
+// What a new user meets in the first hour (issue 11), tested the way they meet
+// it: closing an app with held requests, misconfigurations said out loud once,
+// per-route settings checked, processes that exit by themselves.
+import t from 'tap'
+import Fastify from 'fastify'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { litefs } from '../lib/fastify.js'
+import { wrap } from '../lib/http.js'
+import { litefs as expressLitefs } from '../lib/express.js'
+import { FakeLitefs, until } from './helpers/fake-litefs.js'
+import { ADAPTERS, serve } from './helpers/apps.js'
+
+type Test = typeof t
+
+/** Process warnings emitted while `fn` runs (Node prints them even with the app's logger off). */
+async function warningsDuring (fn: () => Promise<void>): Promise<Array<{ code: string, message: string }>> {
+  const seen: Array<{ code: string, message: string }> = []
+  const on = (w: Error & { code?: string }): void => { if (w.name === 'LitefsProxyWarning') seen.push({ code: w.code as string, message: w.message }) }
+  process.on('warning', on)
+  try { await fn() } finally {
+    await new Promise(resolve => setImmediate(resolve)) // warnings are emitted on the next tick
+    process.off('warning', on)
+  }
+  return seen
+}
+
+function capture (): { log: any, lines: Array<[string, string]> } {
+  const lines: Array<[string, string]> = []
+  const at = (level: string) => (_o: object, msg: string) => { lines.push([level, msg]) }
+  return { log: { debug () {}, info: at('info'), warn: at('warn'), error: at('error') }, lines }
+}
+
+for (const adapter of ADAPTERS) {
+  t.test(`${adapter}: close() answers held requests at once with 503 LITEFS_CLOSED, and only its own`, async t => {
+    const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+    t.teardown(async () => { await fake.close() })
+    const opts = { readTimeout: 60_000, primaryRedirectTimeout: 60_000 }
+    const a = await serve(adapter, fake, opts)
+    const b = await serve(adapter, fake, opts) // a second app on the same mount: one shared state
+    t.teardown(async () => { await b.close() })
+    t.equal(a.state, b.state, 'one state per mount')
+    fake.losePrimary()
+    await until(() => a.state.primaryHostname === undefined)
+    const read = request(`${a.url}/items`, { headers: { cookie: 'litefs-txid=00000000000000ff' } })
+    const write = request(`${a.url}/items`, { method: 'POST', body: 'x' })
+    const other = request(`${b.url}/items`, { headers: { cookie: 'litefs-txid=00000000000000ff' } })
+    await until(() => a.state.waiterCount === 3, 'three held')
+    await a.close() // forceCloseConnections is on for the test Fastify app, as in the issue
+    for (const res of [await read, await write]) {
+      t.equal(res.statusCode, 503)
+      t.equal(res.headers['retry-after'], '1')
+      t.equal((await res.body.json() as any).code, 'LITEFS_CLOSED')
+    }
+    t.equal(a.state.waiterCount, 1, "the other app's held read is still held")
+    fake.advance(0xffn)
+    t.equal((await other).statusCode, 200, 'and served when its TXID arrives')
+  })
+}
+
+t.test('Fastify: close() is not delayed by held requests', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const app = Fastify()
+  await app.register(litefs, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, readTimeout: 60_000 })
+  app.get('/x', async () => 'x')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await until(() => app.litefs.state.litefs === 'up')
+  const held = request(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/x`, { headers: { cookie: 'litefs-txid=00000000000000ff' } })
+  await until(() => app.litefs.state.waiterCount === 1)
+  await app.close() // would wait the full readTimeout (60 s) if the held read were not answered
+  const res = await held
+  t.equal(res.statusCode, 503)
+  t.equal((await res.body.json() as any).code, 'LITEFS_CLOSED')
+})
+
+t.test('misconfiguration is said once per cause, through the logger and process warnings; a cleared cause is said once too', async t => {
+  await t.test('a mount that does not exist, then a directory that is not a LiteFS mount', async t => {
+    const { log, lines } = capture()
+    const dir = mkdtempSync(join(tmpdir(), 'not-a-mount-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const warnings = await warningsDuring(async () => {
+      const missing = wrap(() => {}, { db: 'app.db', mount: join(dir, 'nowhere'), api: false, logger: log })
+      missing.core.state.refresh()
+      missing.core.state.refresh() // asked again: not said again
+      await missing.close()
+      const plain = wrap(() => {}, { db: 'app.db', mount: dir, api: false, logger: log })
+      writeFileSync(join(dir, '.lag'), '+000000000\n') // LiteFS arrives
+      plain.core.state.refresh()
+      await plain.close()
+    })
+    t.same(warnings.map(w => w.code), ['LITEFS_MOUNT', 'LITEFS_MOUNT'])
+    t.match(warnings[0].message, /the mount .*nowhere does not exist: is "mount" LiteFS's fuse\.dir/)
+    t.match(warnings[1].message, /is not a live LiteFS mount \(no \.lag in it\)/)
+    t.same(lines.map(l => l[0]), ['warn', 'warn', 'info'])
+    t.match(lines[2][1], /is a live LiteFS mount again/)
+  })
+
+  await t.test("LiteFS's API answers, but the mount option is not its mount", async t => {
+    const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+    const dir = mkdtempSync(join(tmpdir(), 'wrong-mount-'))
+    t.teardown(async () => { await fake.close(); rmSync(dir, { recursive: true, force: true }) })
+    let l: ReturnType<typeof wrap> | undefined
+    const warnings = await warningsDuring(async () => {
+      l = wrap(() => {}, { db: 'app.db', mount: dir, api: fake.apiUrl, logger: capture().log })
+      await until(() => l?.core.state.role === 'primary')
+    })
+    await l?.close()
+    t.same(warnings.map(w => w.code), ['LITEFS_MOUNT'], 'once')
+    t.match(warnings[0].message, /LiteFS's API answers but .* is not its mount \(no \.lag in it\): set "mount" to LiteFS's fuse\.dir/)
+  })
+
+  await t.test("LiteFS's API unreachable: once, however many reconnects; said when back", async t => {
+    const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+    t.teardown(async () => { await fake.close() })
+    const { log, lines } = capture()
+    let l: ReturnType<typeof wrap> | undefined
+    const warnings = await warningsDuring(async () => {
+      l = wrap(() => {}, { db: 'app.db', mount: fake.mount, api: 'http://127.0.0.1:9', logger: log })
+      await new Promise(resolve => setTimeout(resolve, 400)) // reconnects at 50, 100, 200 ms (not a timing assertion)
+    })
+    await l?.close()
+    t.same(warnings.map(w => w.code), ['LITEFS_API_UNREACHABLE'])
+    t.match(warnings[0].message, /event stream at http:\/\/127\.0\.0\.1:9 is unavailable \(ECONNREFUSED\)/)
+    t.equal(lines.filter(x => x[0] === 'warn').length, 1)
+
+    const { log: log2, lines: lines2 } = capture()
+    const app = wrap(() => {}, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: log2 })
+    t.teardown(async () => { await app.close() })
+    await until(() => app.core.state.role === 'primary')
+    await fake.stopApi()
+    await until(() => lines2.length === 1)
+    await fake.startApi()
+    await until(() => lines2.length === 2)
+    t.same(lines2.map(x => x[0]), ['warn', 'info'])
+    t.match(lines2[1][1], /event stream at .* is back/)
+  })
+
+  await t.test('a wrong db on the primary: said at start when LiteFS has other databases, else at the first write', async t => {
+    for (const txid of [3n, 0n]) { // with app.db in the mount, and with no database yet
+      const fake = await FakeLitefs.start({ role: 'primary', txid })
+      t.teardown(async () => { await fake.close() })
+      const warnings = await warningsDuring(async () => {
+        const app = Fastify({ forceCloseConnections: true }) // its logger is off: only process warnings speak
+        await app.register(litefs, { db: 'typo.db', mount: fake.mount, api: fake.apiUrl })
+        app.post('/w', async () => { fake.advance(fake.txid + 1n, { event: false }); return 'ok' }) // the app writes app.db
+        await app.listen({ port: 0, host: '127.0.0.1' })
+        await until(() => app.litefs.state.role === 'primary')
+        const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+        for (let i = 0; i < 2; i++) {
+          const res = await request(`${url}/w`, { method: 'POST' })
+          t.equal(res.headers['set-cookie'], undefined, 'no cookie: read-your-writes is off…')
+          await res.body.dump()
+        }
+        await app.close()
+      })
+      t.same(warnings.map(w => w.code), ['LITEFS_DB'], '…and said, once')
+      t.match(warnings[0].message, txid > 0n
+        ? /no database "typo\.db" under .*, where LiteFS has "app\.db": is "db" the file name your app opens\?/
+        : /a write was served here as primary, but .*typo\.db-pos does not exist, so its answer has no cookie/)
+    }
+  })
+
+  await t.test('cleared: a database that appears is said once', async t => {
+    const fake = await FakeLitefs.start({ role: 'primary' }) // no database yet
+    t.teardown(async () => { await fake.close() })
+    const { log, lines } = capture()
+    const l = wrap((_req, res) => { res.end('ok') }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: log })
+    t.teardown(async () => { await l.close() })
+    const { createServer } = await import('node:http')
+    const server = createServer(l).listen(0, '127.0.0.1')
+    t.teardown(() => { server.close() })
+    await until(() => l.core.state.role === 'primary' && server.listening)
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+    await (await request(`${url}/`, { method: 'POST' })).body.dump()
+    fake.advance(1n, { event: false })
+    const res = await request(`${url}/`, { method: 'POST' })
+    await res.body.dump()
+    t.match(String(res.headers['set-cookie']), /litefs-txid=0000000000000001/)
+    t.same(lines.map(x => x[0]), ['warn', 'info'])
+    t.match(lines[1][1], /app\.db-pos exists now/)
+  })
+})
+
+t.test('Fastify: a route whose config.litefs is wrong fails when it is added, naming the route and the key', async t => {
+  for (const [setting, re] of [
+    ['off', /route GET \/r: config\.litefs must be false or \{ alwaysForward: true\|false \}, got "off"/],
+    [true, /got true/],
+    [[], /got \[\]/],
+    [{ alwaysFoward: true }, /route GET \/r: unknown key config\.litefs\.alwaysFoward \(the only key is alwaysForward\)/],
+    [{ alwaysForward: 'yes' }, /config\.litefs\.alwaysForward must be true or false, got "yes"/]
+  ] as const) {
+    const app = Fastify()
+    await app.register(litefs, { db: 'app.db', mount: '/nonexistent', api: false })
+    t.throws(() => app.get('/r', { config: { litefs: setting as any } }, async () => 'r'), re)
+    await app.close()
+  }
+  const app = Fastify()
+  await app.register(litefs, { db: 'app.db', mount: '/nonexistent', api: false })
+  app.get('/a', { config: { litefs: false } }, async () => 'a')
+  app.get('/b', { config: { litefs: { alwaysForward: true } } }, async () => 'b')
+  app.get('/c', { config: {} }, async () => 'c')
+  await app.ready()
+  t.pass('valid settings are accepted')
+  await app.close()
+})
+
+t.test('Express and node:http apps exit once their server closes, without close(): the event stream never holds a process', async t => {
+  const code = await new Promise<number | null>(resolve => {
+    const child = spawn(process.execPath, [...process.execArgv, new URL('./helpers/exits-without-close.ts', import.meta.url).pathname], { stdio: 'inherit' })
+    child.on('exit', resolve)
+  })
+  t.equal(code, 0)
+})
+
+void expressLitefs
+void ({} as Test)
+
+t.test('close() during a refused-connection retry loop: 503 LITEFS_CLOSED, no further attempt', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  let attempts = 0
+  const a = await serve('http', fake, { primaryUrl: () => { attempts++; return 'http://127.0.0.1:9' }, primaryRedirectTimeout: 60_000 })
+  const write = request(`${a.url}/items`, { method: 'POST', body: 'x' })
+  await until(() => attempts >= 2, 'refused, retried')
+  await a.close()
+  const seen = attempts
+  const res = await write
+  t.equal(res.statusCode, 503)
+  t.equal((await res.body.json() as any).code, 'LITEFS_CLOSED')
+  await new Promise(resolve => setTimeout(resolve, 150))
+  t.equal(attempts, seen, 'no attempt after close()')
+})
