@@ -259,3 +259,21 @@ t.test("a replica's LiteFS killed (a dead mount: ENOTCONN), then started again",
     t.equal(count(primary, body.text), 1)
   }
 })
+
+t.test('files only (api: false): health from .lag says ok on a live replica and on the primary', async t => {
+  await cluster.waitReplicated(DB)
+  for (const [i, node] of cluster.nodes.entries()) {
+    const port = await freePort()
+    const child = fork(new URL('node-app.mjs', import.meta.url), {
+      env: { ...process.env, ADAPTER: 'http', PORT: String(port), MOUNT: node.mount, API: 'false', PRIMARY_URLS: '{}', OPTIONS: JSON.stringify(i === 0 ? { role: 'primary' } : {}) },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc']
+    })
+    t.teardown(() => { child.kill('SIGKILL') })
+    await new Promise(resolve => child.once('message', resolve))
+    const health = await call(`http://127.0.0.1:${port}/litefs/health`)
+    t.equal(health.status, 200, `${node.hostname}: ${JSON.stringify(health.body)}`)
+    t.equal(health.body.status, 'ok')
+    t.equal(health.body.role, i === 0 ? 'primary' : 'replica')
+    t.type(health.body.lag, 'number', 'the lag is read from .lag')
+  }
+})

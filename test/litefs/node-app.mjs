@@ -18,7 +18,7 @@ import { join } from 'node:path'
 
 const { ADAPTER, PORT, MOUNT, API } = process.env
 const urls = JSON.parse(process.env.PRIMARY_URLS)
-const options = { db: 'app.db', mount: MOUNT, api: API, primaryUrl: host => urls[host], ...JSON.parse(process.env.OPTIONS ?? '{}') }
+const options = { db: 'app.db', mount: MOUNT, api: API === 'false' ? false : API, primaryUrl: host => urls[host], ...JSON.parse(process.env.OPTIONS ?? '{}') }
 
 // The database through LiteFS's mount, opened when needed and closed once idle:
 // an open file in the mount keeps LiteFS from unmounting when it stops, and a
