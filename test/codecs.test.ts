@@ -27,6 +27,10 @@ t.test('durations', async t => {
   t.equal(parseDuration('2m'), 120_000)
   t.equal(parseDuration('1h'), 3_600_000)
   t.equal(parseDuration('40'), 40)
+  t.equal(parseDuration('1m30s'), 90_000, "Go's compound form, as litefs.yml has it")
+  t.equal(parseDuration('1h2m3.5s'), 3_723_500)
+  t.equal(parseDuration('1500us'), 1.5)
+  t.equal(parseDuration('2000000ns'), 2)
   for (const bad of [-1, Infinity, NaN, 'abc', '5 seconds', '', null, {}, '-5s']) {
     t.equal(parseDuration(bad), undefined, `rejects ${String(bad)}`)
   }

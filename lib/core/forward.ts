@@ -38,7 +38,7 @@ function isHopByHop (name: string, named: Set<string> | undefined): boolean {
  * in HTTP/1.1), less forwarded metadata this node cannot vouch for, plus this
  * node's own account of the client (forwarded-headers.ts) and the loop-guard marker.
  */
-export function requestHeaders (req: IncomingMessage, view: ForwardedView, marker: string): Record<string, string | string[]> {
+export function requestHeaders (req: IncomingMessage, view: ForwardedView, marker?: string): Record<string, string | string[]> {
   const named = dropped(req.headers)
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(req.headers)) {
@@ -49,7 +49,7 @@ export function requestHeaders (req: IncomingMessage, view: ForwardedView, marke
   const authority = req.headers[':authority']
   if (out.host === undefined && typeof authority === 'string') out.host = authority
   addForwardedHeaders(out, req, view)
-  out[FORWARDED_HEADER] = marker
+  if (marker !== undefined) out[FORWARDED_HEADER] = marker
   return out
 }
 
@@ -155,11 +155,14 @@ export interface ForwardRequest {
   origin: string
   /** The client's request as this node believes it (what it vouches for to the primary). */
   view: ForwardedView
-  marker: string
+  /** The loop-guard marker (this node's name); none when proxying to the local app (the sidecar). */
+  marker?: string
   /** Largest body forwarded, in bytes (Infinity: the primary enforces its own limits). */
   bodyLimit: number
-  /** How long the primary may take to send its response head, and the client to send each piece of its body (ms). */
+  /** How long the primary may take to send its response head (ms); 0: as long as it takes. */
   timeout: number
+  /** How long the client may pause its upload (ms). Default `timeout`. */
+  bodyIdle?: number
   dispatcher: Dispatcher
   /** Called once, just before the primary's answer is written to `res`. */
   takeOver: () => void
@@ -189,7 +192,8 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
     return { outcome: 'failed', retry: false, error: bodyConsumed() }
   }
   const headers = requestHeaders(req, f.view, f.marker)
-  const body = withBody ? new AttemptBody(req, f.bodyLimit, f.timeout) : undefined
+  const idle = f.bodyIdle ?? f.timeout
+  const body = withBody ? new AttemptBody(req, f.bodyLimit, idle > 0 ? idle : 2 ** 31 - 1) : undefined
   // undici's dispatch() with a plain handler: the answer is written straight to
   // `res` as it arrives — no response stream, no pipeline, no AbortController.
   return await new Promise<ForwardResult>(resolve => {
@@ -229,7 +233,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
         sent = true
       },
       onRequestSent: () => {
-        if (!started) timer = setTimeout(expire, f.timeout)
+        if (!started && f.timeout > 0) timer = setTimeout(expire, f.timeout)
       },
       onHeaders: (statusCode, raw, resumeUpstream) => {
         if (statusCode < 200) return true // 1xx: the real answer follows
@@ -294,7 +298,7 @@ const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHO
 function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError } {
   if (body?.tooLarge === true) return { retry: false, error: tooLarge(f.bodyLimit) }
   if (body?.stalled === true) {
-    return { retry: false, error: new LitefsHttpError(408, 'LITEFS_BODY_TIMEOUT', `the client sent no part of its body for ${f.timeout} ms; the primary saw the request aborted`) }
+    return { retry: false, error: new LitefsHttpError(408, 'LITEFS_BODY_TIMEOUT', `the client sent no part of its body for ${f.bodyIdle ?? f.timeout} ms; the request was aborted upstream`) }
   }
   if (!sent) {
     if (CONNECT_FAILURES.has(err.code ?? '')) {

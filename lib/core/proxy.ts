@@ -151,6 +151,11 @@ export class LitefsCore<C = ServerResponse> {
     }, this.dispatcher, log)
   }
 
+  /** The client's request as the adapter's framework believes it (what a proxy vouches for upstream). */
+  view (c: C): ForwardedView {
+    return this.hooks.view(c)
+  }
+
   /**
    * What a request is (DESIGN §3, in order), its path compared as the app's
    * router compares paths (`rules`), and the pattern of the route it matched,

@@ -1,0 +1,214 @@
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
+import { parseDuration } from '../core/duration.js'
+import { lineLogger, type LogFormat, type LogLevel } from './access-log.js'
+import type { SidecarOptions } from './sidecar.js'
+
+// `litefs-proxy serve`'s settings: LiteFS's `proxy:` section, the same names
+// and defaults (LiteFS v0.5.14, cmd/litefs/config.go and http/proxy_server.go),
+// as flags or read from an existing litefs.yml; then litefs-proxy's own.
+
+export class UsageError extends Error {}
+
+type Kind = 'string' | 'list' | 'duration' | 'bool' | 'bytes'
+interface Flag { kind: Kind, help: string, yaml?: string }
+
+/** Every flag, in the order `--help` lists them. `yaml`: its key in litefs.yml's `proxy:` section. */
+export const FLAGS: Record<string, Flag> = {
+  config: { kind: 'string', help: "an existing litefs.yml: its proxy: section, fuse.dir and http.addr (flags win)" },
+  addr: { kind: 'string', yaml: 'addr', help: 'where to listen, e.g. :8080 (LiteFS proxy.addr)' },
+  target: { kind: 'string', yaml: 'target', help: 'the app, e.g. localhost:8000 (proxy.target)' },
+  db: { kind: 'string', yaml: 'db', help: 'the database file name whose TXID is tracked (proxy.db)' },
+  passthrough: { kind: 'list', yaml: 'passthrough', help: 'a path glob handed to the app untouched; repeatable (proxy.passthrough)' },
+  'always-forward': { kind: 'list', yaml: 'always-forward', help: 'a path glob whose reads are writes; repeatable (proxy.always-forward)' },
+  'primary-redirect-timeout': { kind: 'duration', yaml: 'primary-redirect-timeout', help: 'how long a write waits for a primary, default 5s' },
+  'max-lag': { kind: 'duration', yaml: 'max-lag', help: 'health answers 503 above this lag, default 10s; 0 disables' },
+  'read-timeout': { kind: 'duration', yaml: 'read-timeout', help: 'the HTTP server: whole request, default 0 (none)' },
+  'read-header-timeout': { kind: 'duration', yaml: 'read-header-timeout', help: 'the HTTP server: request head, default 10s' },
+  'write-timeout': { kind: 'duration', yaml: 'write-timeout', help: 'the HTTP server: socket inactivity, default 0 (none)' },
+  'idle-timeout': { kind: 'duration', yaml: 'idle-timeout', help: 'the HTTP server: idle keep-alive connection, default 30s' },
+  debug: { kind: 'bool', yaml: 'debug', help: 'log every decision (as --log-level debug)' },
+  mount: { kind: 'string', help: "LiteFS's FUSE mount, default fuse.dir or /litefs" },
+  api: { kind: 'string', help: "LiteFS's API URL, default from http.addr or http://localhost:20202; 'false': the mount files alone" },
+  'primary-url': { kind: 'string', help: "the primary's sidecar from its lease hostname, default http://{hostname}:{port}" },
+  forward: { kind: 'string', help: 'http (stream writes to the primary, default) or fly-replay' },
+  'txid-timeout': { kind: 'duration', help: 'how long a read waits for the replica to catch up, default 5s (LiteFS: 5s)' },
+  'txid-timeout-action': { kind: 'string', help: 'past it: error (504, default) or primary (forward the read)' },
+  'forward-timeout': { kind: 'duration', help: "how long the primary may take to answer a forwarded write's head, default 30s" },
+  'forward-body-limit': { kind: 'bytes', help: 'largest body forwarded to the primary, in bytes; default: none' },
+  'target-timeout': { kind: 'duration', help: 'how long the app may take to answer, default 0 (as long as it takes)' },
+  'cookie-name': { kind: 'string', help: "__txid (LiteFS's proxy, default) or litefs-txid" },
+  'cookie-max-age': { kind: 'duration', help: "the cookie's lifetime, default 5m" },
+  secret: { kind: 'list', help: 'sign the cookie (HMAC; >= 16 chars; repeat to rotate: the first signs). Or LITEFS_PROXY_SECRET' },
+  'trust-proxy': { kind: 'bool', help: 'believe X-Forwarded-Proto/-Host/-For from the load balancer in front' },
+  'health-path': { kind: 'string', help: "the health check's path, default /litefs/health; 'false': none" },
+  'log-level': { kind: 'string', help: 'debug, info (default: a line per request), warn, error or silent' },
+  'log-format': { kind: 'string', help: 'text (default) or json' },
+  help: { kind: 'bool', help: 'this text' }
+}
+
+export const SERVE_USAGE = `Usage: litefs-proxy serve [flags]
+
+Read-your-writes in front of any app on LiteFS, in place of LiteFS's own proxy
+(its proxy: section): reads held until the replica has the client's last write,
+writes on replicas streamed to the primary on any platform, a TXID cookie.
+
+Example (LiteFS without a proxy: section, the app on :8000):
+  litefs-proxy serve --addr :8080 --target localhost:8000 --db db.sqlite3 \\
+    --passthrough '/static/*' --primary-url 'http://{hostname}:8080'
+  litefs-proxy serve --config /etc/litefs.yml      # its proxy: section, fuse.dir, http.addr
+
+Flags (LiteFS's proxy settings first, with its names and defaults):
+${Object.entries(FLAGS).map(([name, f]) => `  --${name}${f.kind === 'bool' ? '' : ' <value>'}`.padEnd(36) + f.help).join('\n')}
+`
+
+interface Raw { [name: string]: string | string[] | boolean | undefined }
+
+/** Flags as given: `--name value`, `--name=value`, booleans bare. Throws UsageError. */
+export function parseFlags (argv: readonly string[]): Raw {
+  const raw: Raw = {}
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg)
+    if (m === null) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (flags look like --addr :8080)`)
+    const [, name, inline] = m
+    const flag = FLAGS[name]
+    if (flag === undefined) throw new UsageError(`unknown flag --${name}`)
+    let value: string | boolean
+    if (flag.kind === 'bool') {
+      if (inline !== undefined && inline !== 'true' && inline !== 'false') throw new UsageError(`--${name} takes no value (or =true/=false), got ${JSON.stringify(inline)}`)
+      value = inline !== 'false'
+    } else if (inline !== undefined) {
+      value = inline
+    } else {
+      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`--${name} needs a value`)
+      value = argv[++i]
+    }
+    if (flag.kind === 'list') raw[name] = [...(raw[name] as string[] | undefined ?? []), value as string]
+    else if (raw[name] !== undefined) throw new UsageError(`--${name} is given twice`)
+    else raw[name] = value
+  }
+  return raw
+}
+
+/** `${NAME}` and `$NAME` from the environment, as LiteFS expands its config. */
+function expand (text: string, env: NodeJS.ProcessEnv): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_m, a: string | undefined, b: string | undefined) => env[a ?? b as string] ?? '')
+}
+
+/** What litefs-proxy takes from a litefs.yml: the proxy: section, fuse.dir, http.addr. */
+export function readLitefsYml (path: string, env: NodeJS.ProcessEnv): { proxy: Raw, mount?: string, api?: string } {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new UsageError(`--config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  let doc: any
+  try {
+    doc = parseYaml(expand(text, env))
+  } catch (err) {
+    throw new UsageError(`--config ${path}: not valid YAML (${(err as Error).message.split('\n')[0]})`)
+  }
+  if (typeof doc !== 'object' || doc === null) throw new UsageError(`--config ${path}: not a litefs.yml (no mapping at the top)`)
+  const section: unknown = doc.proxy ?? {}
+  if (typeof section !== 'object' || section === null || Array.isArray(section)) throw new UsageError(`--config ${path}: proxy: must be a mapping`)
+  const proxy: Raw = {}
+  const byYaml = new Map(Object.entries(FLAGS).filter(([, f]) => f.yaml !== undefined).map(([name, f]) => [f.yaml as string, [name, f] as const]))
+  for (const [key, value] of Object.entries(section)) {
+    const known = byYaml.get(key)
+    if (known === undefined) throw new UsageError(`--config ${path}: unknown key proxy.${key}`)
+    const [name, flag] = known
+    if (flag.kind === 'list') {
+      if (!Array.isArray(value) || !value.every(v => typeof v === 'string')) throw new UsageError(`--config ${path}: proxy.${key} must be a list of strings`)
+      proxy[name] = value
+    } else if (flag.kind === 'bool') {
+      if (typeof value !== 'boolean') throw new UsageError(`--config ${path}: proxy.${key} must be true or false`)
+      proxy[name] = value
+    } else {
+      proxy[name] = String(value)
+    }
+  }
+  const mount = typeof doc.fuse?.dir === 'string' ? doc.fuse.dir : undefined
+  const addr = typeof doc.http?.addr === 'string' ? doc.http.addr : undefined
+  let api: string | undefined
+  if (addr !== undefined) {
+    const m = /^(.*):(\d+)$/.exec(addr)
+    if (m === null) throw new UsageError(`--config ${path}: http.addr ${JSON.stringify(addr)} is not host:port`)
+    const host = m[1] === '' || m[1] === '0.0.0.0' || m[1] === '[::]' ? 'localhost' : m[1]
+    api = `http://${host}:${m[2]}`
+  }
+  return { proxy, mount, api }
+}
+
+function duration (name: string, value: string): number {
+  const ms = parseDuration(value)
+  if (ms === undefined) throw new UsageError(`--${name}: expected a duration such as 10s, 500ms or 1m30s, got ${JSON.stringify(value)}`)
+  return ms
+}
+
+function oneOf<const T extends string> (name: string, value: string, values: readonly T[]): T {
+  if (!values.includes(value as T)) throw new UsageError(`--${name}: expected ${values.join(' or ')}, got ${JSON.stringify(value)}`)
+  return value as T
+}
+
+/**
+ * The sidecar's options from `argv` (after `serve`), a litefs.yml if `--config`
+ * names one, and the environment. Throws UsageError (one line) on anything wrong;
+ * returns undefined for `--help`.
+ */
+export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, write?: (line: string) => void): SidecarOptions | undefined {
+  const flags = parseFlags(argv)
+  if (flags.help === true) return undefined
+  const file = typeof flags.config === 'string' ? readLitefsYml(flags.config, env) : { proxy: {} as Raw }
+  const raw: Raw = { ...file.proxy, ...flags }
+  const str = (name: string): string | undefined => raw[name] as string | undefined
+  for (const name of ['addr', 'target', 'db']) {
+    if (str(name) === undefined) throw new UsageError(`--${name} is required (or proxy.${name} in the --config file)`)
+  }
+  const level: LogLevel = raw.debug === true ? 'debug' : oneOf('log-level', str('log-level') ?? 'info', ['debug', 'info', 'warn', 'error', 'silent'])
+  const format: LogFormat = oneOf('log-format', str('log-format') ?? 'text', ['text', 'json'])
+  const options: SidecarOptions = {
+    addr: str('addr') as string,
+    target: str('target') as string,
+    db: str('db') as string,
+    logger: lineLogger(level, format, write)
+  }
+  const set = <K extends keyof SidecarOptions>(key: K, value: SidecarOptions[K] | undefined): void => {
+    if (value !== undefined) options[key] = value
+  }
+  const dur = (name: string): number | undefined => str(name) === undefined ? undefined : duration(name, str(name) as string)
+  set('passthrough', raw.passthrough as string[] | undefined)
+  set('alwaysForward', raw['always-forward'] as string[] | undefined)
+  set('primaryRedirectTimeout', dur('primary-redirect-timeout'))
+  set('maxLag', dur('max-lag'))
+  const server: NonNullable<SidecarOptions['server']> = {}
+  for (const [flag, key] of [['read-timeout', 'readTimeout'], ['read-header-timeout', 'readHeaderTimeout'], ['write-timeout', 'writeTimeout'], ['idle-timeout', 'idleTimeout']] as const) {
+    const ms = dur(flag)
+    if (ms !== undefined) server[key] = ms
+  }
+  options.server = server
+  set('mount', str('mount') ?? file.mount)
+  const api = str('api') ?? file.api
+  set('api', api === 'false' ? false : api)
+  set('primaryUrl', str('primary-url'))
+  if (str('forward') !== undefined) options.forward = oneOf('forward', str('forward') as string, ['http', 'fly-replay'])
+  // How long a read waits for its TXID is the core's readTimeout; --read-timeout is LiteFS's server setting.
+  set('readTimeout', dur('txid-timeout'))
+  if (str('txid-timeout-action') !== undefined) options.readTimeoutAction = oneOf('txid-timeout-action', str('txid-timeout-action') as string, ['error', 'primary'])
+  set('forwardTimeout', dur('forward-timeout'))
+  if (str('forward-body-limit') !== undefined) {
+    const n = Number(str('forward-body-limit'))
+    if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--forward-body-limit: expected a number of bytes, got ${JSON.stringify(str('forward-body-limit'))}`)
+    options.forwardBodyLimit = n
+  }
+  set('targetTimeout', dur('target-timeout'))
+  set('cookieName', str('cookie-name'))
+  set('cookieMaxAge', dur('cookie-max-age'))
+  const secrets = (raw.secret as string[] | undefined) ?? (env.LITEFS_PROXY_SECRET === undefined ? undefined : env.LITEFS_PROXY_SECRET.split(','))
+  set('secret', secrets)
+  set('trustProxy', raw['trust-proxy'] as boolean | undefined)
+  const health = str('health-path')
+  set('healthPath', health === 'false' ? false : health)
+  return options
+}

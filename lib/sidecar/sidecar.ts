@@ -1,0 +1,176 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { Agent } from 'undici'
+import { LitefsHttpError } from '../core/errors.js'
+import { forward } from '../core/forward.js'
+import type { Logger } from '../core/logger.js'
+import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from '../core/node-adapter.js'
+import { whenAnswered, type LitefsCore } from '../core/proxy.js'
+import { passUpgrade } from './upgrade.js'
+
+// `litefs-proxy serve`: the same core as the in-process adapters, in front of
+// an app that is not written in Node — LiteFS's own proxy (its `proxy:`
+// section) replaced. What the in-process adapters hand to the app's handler is
+// streamed here to the app at `target`; everything else (holding reads,
+// forwarding writes to the primary's sidecar, the cookie on the head of a
+// write served here) is the core's.
+
+/** The sidecar's settings: the core's, the HTTP server's, and where the app is. */
+export interface SidecarOptions extends NodeAdapterOptions {
+  /** Where to listen: `":8080"`, `"0.0.0.0:8080"`, `"[::1]:8080"` (LiteFS `proxy.addr`). */
+  addr: string
+  /** The app: `"localhost:8000"` or `"http://localhost:8000"` (LiteFS `proxy.target`). */
+  target: string
+  /** How long the app may take to send its response head (ms); 0: as long as it takes (as LiteFS). */
+  targetTimeout?: number
+  /** How long to retry an app that refuses connections (restarting), ms (LiteFS retries its dial for 30 s). */
+  targetRetry?: number
+  /**
+   * The HTTP server's limits, as LiteFS's proxy names them (ms; 0 disables):
+   * the whole request (default 0), its head (10 s), socket inactivity (0), an
+   * idle keep-alive connection (30 s). Not to be confused with `readTimeout`,
+   * how long a read waits for the replica (the core's option).
+   */
+  server?: { readTimeout?: number, readHeaderTimeout?: number, writeTimeout?: number, idleTimeout?: number }
+  /** How long close() waits for requests in flight before cutting connections (ms). Default 10 s. */
+  drainTimeout?: number
+  /** Where warnings and the one line per request go. */
+  logger: Logger
+}
+
+export interface Sidecar {
+  readonly server: Server
+  readonly core: LitefsCore<ServerResponse>
+  /** The sidecar's own URL once listening. */
+  readonly url: string
+  listen: () => Promise<void>
+  /** Stop: held requests answered 503 at once, requests in flight finished (within drainTimeout), LiteFS let go. */
+  close: () => Promise<void>
+}
+
+const RETRY_EVERY = 100
+
+/** `:8080`, `host:8080`, `[::1]:8080` → host (undefined: every interface) and port. */
+export function parseAddr (addr: string): { host: string | undefined, port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr)
+  if (m === null) return undefined
+  const port = Number(m[3])
+  if (port > 65535) return undefined
+  const host = m[1] ?? m[2]
+  return { host: host === '' ? undefined : host, port }
+}
+
+/** `localhost:8000` or `http://localhost:8000` → its origin, host and port. */
+export function parseTarget (target: string): { origin: string, host: string, port: number } | undefined {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${target}`
+  if (!URL.canParse(withScheme)) return undefined
+  const url = new URL(withScheme)
+  if (url.protocol !== 'http:' || url.pathname !== '/' || url.search !== '' || url.port === '') return undefined
+  return { origin: url.origin, host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) }
+}
+
+export function createSidecar (options: SidecarOptions): Sidecar {
+  const {
+    addr, target, targetTimeout = 0, targetRetry = 30_000, server: limits = {}, drainTimeout = 10_000, ...rest
+  } = options
+  const { readTimeout = 0, readHeaderTimeout = 10_000, writeTimeout = 0, idleTimeout = 30_000 } = limits
+  const listenOn = parseAddr(addr)
+  if (listenOn === undefined) throw new TypeError(`litefs-proxy: addr must be ":port" or "host:port", got ${JSON.stringify(addr)}`)
+  const app = parseTarget(target)
+  if (app === undefined) throw new TypeError(`litefs-proxy: target must be "host:port" or "http://host:port" (the app), got ${JSON.stringify(target)}`)
+  const log = options.logger
+  const core = createNodeCore({ cookieName: '__txid', ...rest }) // LiteFS's proxy's cookie, unless told otherwise
+  const dispatcher = new Agent({ connectTimeout: 2000 })
+
+  const toApp = async (res: ServerResponse): Promise<void> => {
+    const req = res.req
+    const started = performance.now()
+    for (;;) {
+      const result = await forward({
+        req,
+        res,
+        path: req.url as string,
+        origin: app.origin,
+        view: core.view(res),
+        bodyLimit: Infinity,
+        timeout: targetTimeout,
+        bodyIdle: core.options.forwardTimeout,
+        dispatcher,
+        takeOver: () => {}
+      })
+      if (result.outcome !== 'failed') return
+      if (result.retry && performance.now() - started + RETRY_EVERY < targetRetry) {
+        // The app refused the connection (nothing was sent): it may be starting.
+        await new Promise(resolve => setTimeout(resolve, RETRY_EVERY))
+        continue
+      }
+      const e = result.error
+      const answer = e.code === 'LITEFS_BODY_TIMEOUT' || e.code === 'LITEFS_FORWARD_TIMEOUT'
+        ? e
+        : new LitefsHttpError(502, result.retry ? 'LITEFS_TARGET_UNAVAILABLE' : 'LITEFS_TARGET_FAILED',
+          result.retry ? `the app at ${target} refused connections for ${targetRetry} ms` : `the app at ${target} failed: ${e.message.replace(/^forwarding to the primary at \S+ failed /, '')}`)
+      log.warn({ target, code: answer.code }, `litefs-proxy: ${answer.message}`)
+      if (!res.headersSent && !res.destroyed) sendAnswer(res, answer)
+      return
+    }
+  }
+
+  const ending: NodeEnding<undefined> = {
+    app: res => { void toApp(res) },
+    answer: sendAnswer,
+    fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
+  }
+
+  const server = createServer({ requestTimeout: readTimeout, headersTimeout: readHeaderTimeout, keepAliveTimeout: idleTimeout }, (req, res) => {
+    const started = performance.now()
+    res.once('close', () => {
+      const info = req.litefs
+      log.info({
+        method: req.method,
+        path: req.url,
+        status: res.headersSent ? res.statusCode : undefined,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+        kind: info?.kind,
+        role: info?.role,
+        waitedMs: info?.waitedMs === undefined ? undefined : Math.round(info.waitedMs),
+        forwardedTo: info?.forwardedTo,
+        txid: info?.setTxid,
+        aborted: res.writableFinished ? undefined : true
+      }, 'request')
+    })
+    runNode(core, res, ending, undefined)
+  })
+  server.timeout = writeTimeout
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    passUpgrade(req, socket, head, app, core.view({ req } as ServerResponse))
+  })
+
+  let url = ''
+  return {
+    server,
+    core,
+    get url () { return url },
+    listen: async () => {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(listenOn.port, listenOn.host, () => {
+          server.off('error', reject)
+          const a = server.address() as AddressInfo
+          url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+          resolve()
+        })
+      })
+    },
+    close: async () => {
+      await whenAnswered(core.drain()) // held requests: 503 now, before any connection is cut
+      const closed = new Promise<void>(resolve => server.close(() => resolve()))
+      server.closeIdleConnections()
+      const cut = setTimeout(() => server.closeAllConnections(), drainTimeout)
+      await closed
+      clearTimeout(cut)
+      await core.close()
+      await dispatcher.close()
+    }
+  }
+}
