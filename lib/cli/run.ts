@@ -1,5 +1,5 @@
 import { createSidecar } from '../sidecar/sidecar.js'
-import { SERVE_USAGE, serveOptions, UsageError } from '../sidecar/settings.js'
+import { SERVE_USAGE, serveOptions } from '../sidecar/settings.js'
 import { runConfig } from './config.js'
 
 /** Where the CLI writes, and its environment (tests give their own). */
@@ -44,11 +44,9 @@ export async function run (argv: readonly string[], io: Io): Promise<number | un
     target = options.target
     sidecar = createSidecar(options)
   } catch (err) {
-    if (err instanceof UsageError || err instanceof TypeError) {
-      io.err(`litefs-proxy serve: ${err.message.replace(/^litefs-proxy: /, '')}\n`)
-      return 2
-    }
-    throw err
+    // Everything that fails here comes from the settings given: flags, the file, option checks.
+    io.err(`litefs-proxy serve: ${(err as Error).message.replace(/^litefs-proxy: /, '')}\n`)
+    return 2
   }
   try {
     await sidecar.listen()
@@ -59,14 +57,9 @@ export async function run (argv: readonly string[], io: Io): Promise<number | un
   }
   const s = sidecar
   const o = s.core.options
-  io.out(`litefs-proxy serve: listening on ${s.url}, app at ${target}, database ${o.db} in ${o.mount}, LiteFS API ${o.api === false ? 'off' : o.api}\n`)
+  io.out(`litefs-proxy serve: listening on ${s.url}, app at ${target}, database ${o.db} in ${o.mount}, LiteFS API ${String(o.api)}\n`)
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      s.close().then(() => { process.exitCode = 0 }, (err: Error) => {
-        io.err(`litefs-proxy serve: ${err.message}\n`)
-        process.exitCode = 1
-      })
-    })
+    process.once(signal, () => { void s.close() }) // held requests answered, in-flight ones finished, then exit
   }
   return undefined
 }

@@ -161,7 +161,7 @@ export interface ForwardRequest {
   bodyLimit: number
   /** How long the primary may take to send its response head (ms); 0: as long as it takes. */
   timeout: number
-  /** How long the client may pause its upload (ms). Default `timeout`. */
+  /** How long the client may pause its upload (ms, > 0). Default `timeout`. */
   bodyIdle?: number
   dispatcher: Dispatcher
   /** Called once, just before the primary's answer is written to `res`. */
@@ -192,8 +192,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
     return { outcome: 'failed', retry: false, error: bodyConsumed() }
   }
   const headers = requestHeaders(req, f.view, f.marker)
-  const idle = f.bodyIdle ?? f.timeout
-  const body = withBody ? new AttemptBody(req, f.bodyLimit, idle > 0 ? idle : 2 ** 31 - 1) : undefined
+  const body = withBody ? new AttemptBody(req, f.bodyLimit, f.bodyIdle ?? f.timeout) : undefined
   // undici's dispatch() with a plain handler: the answer is written straight to
   // `res` as it arrives — no response stream, no pipeline, no AbortController.
   return await new Promise<ForwardResult>(resolve => {

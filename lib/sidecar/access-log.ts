@@ -16,8 +16,8 @@ function text (fields: Record<string, unknown>): string {
     .join(' ')
 }
 
-/** A Logger that writes lines at `level` and above, as `format`, with `write` (default: stdout). */
-export function lineLogger (level: LogLevel, format: LogFormat, write: (line: string) => void = line => { process.stdout.write(line) }): Logger {
+/** A Logger that writes lines at `level` and above, as `format`, with `write` (the CLI: stdout). */
+export function lineLogger (level: LogLevel, format: LogFormat, write: (line: string) => void): Logger {
   const at = (lvl: Exclude<LogLevel, 'silent'>) => (obj: object, msg: string): void => {
     if (RANK[lvl] < RANK[level]) return
     const time = new Date().toISOString()

@@ -147,6 +147,17 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   })
 
   let url = ''
+  let closing: Promise<void> | undefined
+  const close = async (): Promise<void> => {
+    await whenAnswered(core.drain()) // held requests: 503 now, before any connection is cut
+    const closed = new Promise<void>(resolve => server.close(() => resolve()))
+    server.closeIdleConnections()
+    const cut = setTimeout(() => server.closeAllConnections(), drainTimeout)
+    await closed
+    clearTimeout(cut)
+    await core.close()
+    await dispatcher.close()
+  }
   return {
     server,
     core,
@@ -162,15 +173,6 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         })
       })
     },
-    close: async () => {
-      await whenAnswered(core.drain()) // held requests: 503 now, before any connection is cut
-      const closed = new Promise<void>(resolve => server.close(() => resolve()))
-      server.closeIdleConnections()
-      const cut = setTimeout(() => server.closeAllConnections(), drainTimeout)
-      await closed
-      clearTimeout(cut)
-      await core.close()
-      await dispatcher.close()
-    }
+    close: async () => { await (closing ??= close()) } // once, however often asked
   }
 }
