@@ -40,6 +40,7 @@ async function app (t: Test, fake: FakeLitefs | undefined, port = 0): Promise<Ap
   })
   server.on('upgrade', (req, socket, head: Buffer) => {
     socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n')
+    if (req.url === '/ws-dies') { setTimeout(() => (socket as import('node:net').Socket).resetAndDestroy(), 10); return }
     socket.write(`hello ${req.headers['x-forwarded-for'] as string}\n`)
     socket.write(head) // what came with the request head, then everything after: echoed
     socket.pipe(socket)
@@ -134,6 +135,15 @@ t.test('streams both ways; passthrough; health; upgrades piped to the app', asyn
   t.match(echoed, /^HTTP\/1\.1 101 Switching Protocols/)
   t.match(echoed, /hello 127\.0\.0\.1\n/, 'forwarded headers on the upgrade too')
   t.match(echoed, /ping\n$/, 'bytes both ways')
+  const cut = await new Promise<string>(resolve => {
+    const socket = connect(Number(new URL(replica.url).port), '127.0.0.1', () => socket.write('GET /ws-dies HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n'))
+    let text = ''
+    socket.on('data', b => { text += b })
+    socket.on('close', () => resolve(text))
+    socket.on('error', () => {})
+  })
+  t.match(cut, /^HTTP\/1\.1 101 Switching Protocols/)
+  t.notMatch(cut, /502/, 'an app that dies mid-stream: the client is cut, no HTTP answer inside its stream')
 })
 
 t.test('an app that refuses connections: retried while it starts, then 502 LITEFS_TARGET_UNAVAILABLE', async t => {
@@ -223,22 +233,22 @@ t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const yml = join(dir, 'litefs.yml')
   writeFileSync(join(dir, 'bare.yml'), 'proxy:\n  addr: ":1"\n  target: "$HOST:2"\n  db: "$UNSET_VAR"\n')
-  t.match(serveOptions(['--config', join(dir, 'bare.yml')], { HOST: 'app' }), { target: 'app:2', db: '' }, '$NAME too; unset is empty, as LiteFS expands')
-  t.equal((serveOptions(['--config', join(dir, 'bare.yml')], {}) as SidecarOptions).api, undefined, 'no http: section, no api from it')
+  t.match(serveOptions(['--config', join(dir, 'bare.yml')], { HOST: 'app' }, () => {}), { target: 'app:2', db: '' }, '$NAME too; unset is empty, as LiteFS expands')
+  t.equal((serveOptions(['--config', join(dir, 'bare.yml')], {}, () => {}) as SidecarOptions).api, undefined, 'no http: section, no api from it')
   for (const [addr, api] of [['0.0.0.0:1', 'http://localhost:1'], ['[::]:2', 'http://localhost:2'], ['10.0.0.5:3', 'http://10.0.0.5:3']]) {
     writeFileSync(join(dir, 'h.yml'), `http:\n  addr: "${addr}"\nproxy:\n  addr: ":1"\n  target: "x:2"\n  db: "d"\n`)
-    t.equal((serveOptions(['--config', join(dir, 'h.yml')], {}) as SidecarOptions).api, api, addr)
+    t.equal((serveOptions(['--config', join(dir, 'h.yml')], {}, () => {}) as SidecarOptions).api, api, addr)
   }
   writeFileSync(yml, `fuse:\n  dir: "/mnt/\${NODE}"\nhttp:\n  addr: ":20303"\nproxy:\n  addr: ":8080"\n  target: "localhost:8000"\n  db: "db.sqlite3"\n  passthrough: ["/static/*", "*.png"]\n  primary-redirect-timeout: "1m30s"\n  max-lag: "0"\n  read-header-timeout: 2s\n  debug: true\n`)
-  const o = serveOptions(['--config', yml, '--db', 'other.db', '--secret', '0123456789abcdef', '--api', 'false', '--log-format', 'json'], { NODE: 'node-2' }) as SidecarOptions
+  const o = serveOptions(['--config', yml, '--db', 'other.db', '--secret', '0123456789abcdef', '--api', 'false', '--log-format', 'json'], { NODE: 'node-2' }, () => {}) as SidecarOptions
   t.match(o, { addr: ':8080', target: 'localhost:8000', db: 'other.db', mount: '/mnt/node-2', api: false, passthrough: ['/static/*', '*.png'], primaryRedirectTimeout: 90_000, maxLag: 0, server: { readHeaderTimeout: 2000 }, secret: ['0123456789abcdef'] })
-  const fromYml = serveOptions(['--config', yml], {}) as SidecarOptions
+  const fromYml = serveOptions(['--config', yml], {}, () => {}) as SidecarOptions
   t.equal(fromYml.api, 'http://localhost:20303', 'http.addr names the API')
   const all = serveOptions(['--addr=:1', '--target', 'h:2', '--db', 'd', '--always-forward', '/cb', '--txid-timeout', '2s', '--txid-timeout-action', 'primary', '--forward', 'fly-replay',
     '--forward-timeout', '1s', '--forward-body-limit', '10', '--target-timeout', '3s', '--cookie-name', 'litefs-txid', '--cookie-max-age', '1m', '--trust-proxy', '--health-path', 'false',
-    '--read-timeout', '1s', '--write-timeout', '1s', '--idle-timeout', '1s', '--primary-url', 'http://{hostname}:9', '--mount', '/m', '--log-level', 'warn', '--debug=false'], { LITEFS_PROXY_SECRET: 'aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb' }) as SidecarOptions
+    '--read-timeout', '1s', '--write-timeout', '1s', '--idle-timeout', '1s', '--primary-url', 'http://{hostname}:9', '--mount', '/m', '--log-level', 'warn', '--debug=false'], { LITEFS_PROXY_SECRET: 'aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb' }, () => {}) as SidecarOptions
   t.match(all, { alwaysForward: ['/cb'], readTimeout: 2000, readTimeoutAction: 'primary', forward: 'fly-replay', forwardTimeout: 1000, forwardBodyLimit: 10, targetTimeout: 3000, cookieName: 'litefs-txid', cookieMaxAge: 60_000, trustProxy: true, healthPath: false, server: { readTimeout: 1000, writeTimeout: 1000, idleTimeout: 1000 }, secret: ['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb'], mount: '/m' })
-  t.equal(serveOptions(['--help'], {}), undefined)
+  t.equal(serveOptions(['--help'], {}, () => {}), undefined)
   for (const [argv, re] of [
     [['--adr', ':1'], /unknown flag --adr/],
     [['addr'], /unexpected argument "addr"/],
@@ -251,7 +261,7 @@ t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
     [['--addr', ':1', '--target', 'x:1', '--db', 'd', '--forward-body-limit', '-1'], /--forward-body-limit: expected a number of bytes/],
     [['--config', join(dir, 'none.yml')], /--config .*none\.yml: ENOENT/]
   ] as const) {
-    t.throws(() => serveOptions(argv, {}), re, argv.join(' '))
+    t.throws(() => serveOptions(argv, {}, () => {}), re, argv.join(' '))
   }
   for (const [text, re] of [
     [': : :', /not valid YAML/],
@@ -263,7 +273,7 @@ t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
     ['http:\n  addr: "nowhere"', /http\.addr "nowhere" is not host:port/]
   ] as const) {
     writeFileSync(yml, text)
-    t.throws(() => serveOptions(['--config', yml], {}), re, text)
+    t.throws(() => serveOptions(['--config', yml], {}, () => {}), re, text)
   }
   t.ok(new UsageError('x') instanceof Error)
 })

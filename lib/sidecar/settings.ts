@@ -157,7 +157,7 @@ function oneOf<const T extends string> (name: string, value: string, values: rea
  * names one, and the environment. Throws UsageError (one line) on anything wrong;
  * returns undefined for `--help`.
  */
-export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, write: (line: string) => void = () => {}): SidecarOptions | undefined {
+export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, write: (line: string) => void): SidecarOptions | undefined {
   const flags = parseFlags(argv)
   if (flags.help === true) return undefined
   const file = typeof flags.config === 'string' ? readLitefsYml(flags.config, env) : { proxy: {} as Raw }
