@@ -30,7 +30,7 @@ export const FLAGS: Record<string, Flag> = {
   debug: { kind: 'bool', yaml: 'debug', help: 'log every decision (as --log-level debug)' },
   mount: { kind: 'string', help: "LiteFS's FUSE mount, default fuse.dir or /litefs" },
   api: { kind: 'string', help: "LiteFS's API URL, default from http.addr or http://localhost:20202; 'false': the mount files alone" },
-  'primary-url': { kind: 'string', help: "the primary's sidecar from its lease hostname, default http://{hostname}:{port}" },
+  'primary-url': { kind: 'string', help: "the primary's sidecar from its lease hostname: a template, default http://{hostname}:{port}, or a map node-1=http://10.0.0.1:8080,node-2=…" },
   forward: { kind: 'string', help: 'http (stream writes to the primary, default) or fly-replay' },
   'txid-timeout': { kind: 'duration', help: 'how long a read waits for the replica to catch up, default 5s (LiteFS: 5s)' },
   'txid-timeout-action': { kind: 'string', help: 'past it: error (504, default) or primary (forward the read)' },
@@ -141,6 +141,22 @@ export function readLitefsYml (path: string, env: NodeJS.ProcessEnv): { proxy: R
   return { proxy, mount, api }
 }
 
+/** `--primary-url`: a template (with {hostname}), or `host=url,host=url` for hosts that do not resolve. */
+function primaryUrl (value: string | undefined): string | ((hostname: string) => string) | undefined {
+  if (value === undefined || value.includes('{hostname}')) return value
+  const map = new Map<string, string>()
+  for (const pair of value.split(',')) {
+    const m = /^\s*([^=\s]+)=(\S+)\s*$/.exec(pair)
+    if (m === null || !URL.canParse(m[2])) throw new UsageError(`--primary-url: expected a template with {hostname} or host=url pairs separated by commas, got ${JSON.stringify(value)}`)
+    map.set(m[1], m[2])
+  }
+  return hostname => {
+    const url = map.get(hostname)
+    if (url === undefined) throw new Error(`--primary-url has no URL for the primary "${hostname}"`)
+    return url
+  }
+}
+
 function duration (name: string, value: string): number {
   const ms = parseDuration(value)
   if (ms === undefined) throw new UsageError(`--${name}: expected a duration such as 10s, 500ms or 1m30s, got ${JSON.stringify(value)}`)
@@ -191,7 +207,7 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
   set('mount', str('mount') ?? file.mount)
   const api = str('api') ?? file.api
   set('api', api === 'false' ? false : api)
-  set('primaryUrl', str('primary-url'))
+  set('primaryUrl', primaryUrl(str('primary-url')))
   if (str('forward') !== undefined) options.forward = oneOf('forward', str('forward') as string, ['http', 'fly-replay'])
   // How long a read waits for its TXID is the core's readTimeout; --read-timeout is LiteFS's server setting.
   set('readTimeout', dur('txid-timeout'))
