@@ -3,17 +3,22 @@ import type { ServerResponse } from 'node:http'
 import { LitefsHttpError } from './core/errors.js'
 import { createNodeCore, markRoute, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from './core/node-adapter.js'
 import type { LitefsCore } from './core/proxy.js'
+import type { LitefsStats } from './core/observe.js'
 
 export type { NodeAdapterOptions as ExpressLitefsOptions } from './core/node-adapter.js'
 export type { LitefsInfo, LitefsAnswer } from './core/proxy.js'
+export type { LitefsStats } from './core/observe.js'
+export { CHANNELS } from './core/observe.js'
 export { LitefsHttpError } from './core/errors.js'
 export { LitefsOptionsError } from './core/options.js'
 
 /** The middleware, with its core (`state`, `health()`, `options`) and `close()`. */
 export interface LitefsMiddleware extends RequestHandler {
   core: LitefsCore<ServerResponse>
-  /** End the LiteFS event stream and timers (call on shutdown). */
+  /** Answer held requests (503 LITEFS_CLOSED), end the LiteFS event stream and timers (call on shutdown). */
   close: () => Promise<void>
+  /** What litefs-proxy has done here and where it stands: held requests, waits, forwards, LiteFS's status. */
+  stats: () => LitefsStats
 }
 
 /**
@@ -34,7 +39,7 @@ const ending: NodeEnding<NextFunction> = {
 export function litefs (options: NodeAdapterOptions): LitefsMiddleware {
   const core = createNodeCore(options)
   const middleware: RequestHandler = (_req, res, next) => { runNode(core, res, ending, next) }
-  return Object.assign(middleware, { core, close: async () => await core.close() })
+  return Object.assign(middleware, { core, close: async () => await core.close(), stats: () => core.stats() })
 }
 
 /** Mount before the proxy on paths it must leave alone: no wait, no forwarding, no cookie. */

@@ -1,13 +1,14 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginCallback, FastifyReply, HookHandlerDoneFunction } from 'fastify'
 import { LitefsCore, nextStep, whenAnswered, type AdapterHooks, type LitefsAnswer, type LitefsInfo } from './core/proxy.js'
-import { cookieOnHead } from './core/cookie-on-head.js'
+import { cookieOnHead } from './core/on-head.js'
 import type { PathRules } from './core/path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './core/options.js'
 
 export type { LitefsAnswer, LitefsInfo, LitefsOptions, LitefsRouteOptions }
 export { LitefsHttpError } from './core/errors.js'
 export { LitefsCore } from './core/proxy.js'
+export { CHANNELS, type LitefsStats } from './core/observe.js'
 export { LitefsOptionsError } from './core/options.js'
 import { LitefsOptionsError } from './core/options.js'
 

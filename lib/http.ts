@@ -2,17 +2,22 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { LitefsHttpError } from './core/errors.js'
 import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from './core/node-adapter.js'
 import type { LitefsCore } from './core/proxy.js'
+import type { LitefsStats } from './core/observe.js'
 
 export type { NodeAdapterOptions as HttpLitefsOptions } from './core/node-adapter.js'
 export type { LitefsInfo, LitefsAnswer } from './core/proxy.js'
+export type { LitefsStats } from './core/observe.js'
+export { CHANNELS } from './core/observe.js'
 export { LitefsHttpError } from './core/errors.js'
 export { LitefsOptionsError } from './core/options.js'
 
 /** The wrapped listener, with its core (`state`, `health()`, `options`) and `close()`. */
 export interface WrappedListener extends RequestListener {
   core: LitefsCore<ServerResponse>
-  /** End the LiteFS event stream and timers (call on shutdown). */
+  /** Answer held requests (503 LITEFS_CLOSED), end the LiteFS event stream and timers (call on shutdown). */
   close: () => Promise<void>
+  /** What litefs-proxy has done here and where it stands: held requests, waits, forwards, LiteFS's status. */
+  stats: () => LitefsStats
 }
 
 /**
@@ -27,7 +32,7 @@ export function wrap (handler: (req: IncomingMessage, res: ServerResponse) => vo
     fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
   }
   const listener: RequestListener = (_req, res) => { runNode(core, res, ending, undefined) }
-  return Object.assign(listener, { core, close: async () => await core.close() })
+  return Object.assign(listener, { core, close: async () => await core.close(), stats: () => core.stats() })
 }
 
 export default wrap

@@ -10,3 +10,4 @@ export { readTxidCookie, txidSetCookie, type CookieSettings } from './core/cooki
 export { compilePatterns, type PathPattern, type PathMatcher } from './core/path-match.js'
 export { parseDuration } from './core/duration.js'
 export type { Logger } from './core/logger.js'
+export { CHANNELS, type LitefsStats } from './core/observe.js'

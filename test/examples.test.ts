@@ -15,3 +15,11 @@ for (const example of ['examples/express/dev.mjs', 'examples/node-http/dev.mjs']
     t.match(stdout, /GET on node-3 with the cookie → 1 note\(s\)/)
   })
 }
+
+t.test('examples/prometheus/dev.mjs: stats() and the wait channel as Prometheus metrics', async t => {
+  const { stdout } = await run(process.execPath, ['examples/prometheus/dev.mjs'], { cwd: root, env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }, timeout: 60_000 })
+  t.match(stdout, /^litefs_proxy_held 0$/m)
+  t.match(stdout, /^litefs_proxy_up 1$/m)
+  t.match(stdout, /^litefs_proxy_waits_total 1$/m, 'the read that waited, counted')
+  t.match(stdout, /^litefs_proxy_wait_seconds_count\{kind="position",result="ready"\} 1$/m, 'and timed through the channel')
+})

@@ -144,6 +144,8 @@ class LitefsDriver implements StateDriver {
     return this.feed?.connected === true
   }
 
+  source = (): 'events' | 'polling' | 'files' => this.opts.api === false ? 'files' : this.streaming ? 'events' : 'polling'
+
   readPosition = (db: string): bigint | undefined => this.files.readPosition(db)
   readLag = (): number | undefined => this.files.readLag()
 

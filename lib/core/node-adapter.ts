@@ -2,7 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { LitefsHttpError } from './errors.js'
 import { silentLogger, type Logger } from './logger.js'
 import { LitefsCore, nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo, type RouteSetting } from './proxy.js'
-import { cookieOnHead } from './cookie-on-head.js'
+import { cookieOnHead } from './on-head.js'
 import { firstValue, type ForwardedView } from './forwarded-headers.js'
 import { EXACT, type PathRules } from './path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './options.js'

@@ -38,6 +38,8 @@ export interface StateDriver {
   /** Called whenever the set of awaited databases, or whether anybody waits for a role or the mount, changes. */
   demand?: (databases: ReadonlySet<string>, primary: boolean) => void
   close?: () => void | Promise<void>
+  /** How the state is fed now (for stats): LiteFS's event stream, polling its mount, or the mount files alone. */
+  source?: () => 'events' | 'polling' | 'files'
 }
 
 /** One held request. Opaque to callers: pass it back to `cancel`. */

@@ -65,6 +65,14 @@ export interface LitefsOptions {
    * would accept answers the same request differently depending on the node).
    */
   forwardBodyLimit?: number
+  /**
+   * Most requests held at once in this process (reads waiting for a TXID,
+   * writes for a primary); past it a request that would wait is answered 503
+   * LITEFS_OVERLOADED at once. Default 10,000.
+   */
+  maxWaiting?: number
+  /** Add `Server-Timing: litefs;dur=<ms>;desc="wait"` (or `"forward"`) to answers that waited or were forwarded. Default false. */
+  serverTiming?: boolean
 }
 
 /** Per-route options (`config: { litefs: … }` in Fastify). `false` is passthrough. */
@@ -93,6 +101,8 @@ export interface ResolvedOptions {
   forwardTimeout: number
   readTimeoutAction: 'error' | 'primary'
   forwardBodyLimit: number
+  maxWaiting: number
+  serverTiming: boolean
 }
 
 /** A bad option, thrown when the plugin or middleware is created. */
@@ -139,6 +149,18 @@ function bytes (opts: Record<string, unknown>, name: string): number {
   return raw
 }
 
+function count (opts: Record<string, unknown>, name: string, fallback: number): number {
+  const raw = opts[name] ?? fallback
+  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) fail(name, 'a whole number ≥ 0', raw)
+  return raw
+}
+
+function flag (opts: Record<string, unknown>, name: string): boolean {
+  const raw = opts[name] ?? false
+  if (typeof raw !== 'boolean') fail(name, 'true or false', raw)
+  return raw
+}
+
 function text (opts: Record<string, unknown>, name: string, fallback: string, check: RegExp, expected: string): string {
   const raw = opts[name] ?? fallback
   if (typeof raw !== 'string' || !check.test(raw)) fail(name, expected, raw)
@@ -150,7 +172,7 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // an RFC 6265 token
 const KNOWN = new Set([
   'db', 'mount', 'api', 'role', 'state', 'passthrough', 'alwaysForward', 'readTimeout',
   'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'secret',
-  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'readTimeoutAction', 'forwardBodyLimit'
+  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'readTimeoutAction', 'forwardBodyLimit', 'maxWaiting', 'serverTiming'
 ])
 
 function oneOf<T extends string> (opts: Record<string, unknown>, name: string, values: readonly T[], fallback: T): T {
@@ -241,6 +263,8 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     primaryOrigin: primaryOrigin(opts.primaryUrl),
     forwardTimeout: duration(opts, 'forwardTimeout', 30_000, true),
     readTimeoutAction: oneOf(opts, 'readTimeoutAction', ['error', 'primary'], 'error'),
-    forwardBodyLimit: bytes(opts, 'forwardBodyLimit')
+    forwardBodyLimit: bytes(opts, 'forwardBodyLimit'),
+    maxWaiting: count(opts, 'maxWaiting', 10_000),
+    serverTiming: flag(opts, 'serverTiming')
   }
 }

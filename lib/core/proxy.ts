@@ -8,6 +8,7 @@ import { FORWARDED_HEADER, forward } from './forward.js'
 import { acquireLitefsNode, type NodeLease } from './litefs-node.js'
 import { PrimaryProbe } from './primary-probe.js'
 import { warnings, type Warnings } from './warnings.js'
+import { Observer, type LitefsStats, type WaitKind } from './observe.js'
 import { silentLogger, type Logger } from './logger.js'
 import type { NodeState, Role, WaitResult, Waiter } from './node-state.js'
 import { resolveOptions, type LitefsRouteOptions, type ResolvedOptions } from './options.js'
@@ -130,6 +131,7 @@ export class LitefsCore<C = ServerResponse> {
     const options = resolveOptions(input)
     this.options = options
     this.warn = warnings(log)
+    this.observer = new Observer(options.serverTiming)
     if (options.state !== undefined) {
       this.state = options.state
     } else {
@@ -227,10 +229,11 @@ export class LitefsCore<C = ServerResponse> {
     const log = this.hooks.log(c)
     const started = performance.now()
     log.debug({ mount: this.options.mount }, 'litefs-proxy: holding read until LiteFS is back')
-    const result = await this.waitFor(c, done => this.state.waitForMount(this.options.readTimeout, done))
+    const result = await this.waitFor(c, 'mount', info.awaitedTxid, done => this.state.waitForMount(this.options.readTimeout, done))
     info.waitedMs = performance.now() - started
     info.role = this.state.role
     if (result === 'timeout') return this.unavailable(info, log, this.options.readTimeout)
+    if (result === 'overloaded') return this.overloaded(info, log)
     if (result !== 'ready') return this.ended(info, result)
     return await this.readNow(c, info, txid)
   }
@@ -242,7 +245,7 @@ export class LitefsCore<C = ServerResponse> {
     const started = performance.now()
     log.debug({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: holding read until the replica catches up')
     this.probePort = this.hooks.req(c).socket.localPort as number
-    const result = await this.waitFor(c, done => {
+    const result = await this.waitFor(c, 'position', info.awaitedTxid, done => {
       const waiter = state.waitForPosition(db, txid, this.options.readTimeout, done)
       if (waiter !== undefined) this.probe.held(txid)
       return waiter
@@ -261,6 +264,8 @@ export class LitefsCore<C = ServerResponse> {
       }
       info.answer = new LitefsHttpError(504, 'LITEFS_READ_TIMEOUT',
         `replica did not reach TXID ${info.awaitedTxid as string} within ${this.options.readTimeout} ms (at ${formatTxid(state.position(db))})`)
+    } else if (result === 'overloaded') {
+      this.overloaded(info, log)
     } else {
       this.ended(info, result)
     }
@@ -302,8 +307,9 @@ export class LitefsCore<C = ServerResponse> {
       }
       const primary = state.primaryHostname
       if (primary === undefined) {
-        const result = await this.waitFor(c, done => state.waitForPrimary(Math.max(0, deadline - performance.now()), done))
+        const result = await this.waitFor(c, 'primary', undefined, done => state.waitForPrimary(Math.max(0, deadline - performance.now()), done))
         if (result === 'timeout') return this.noPrimary(info, log)
+        if (result === 'overloaded') return this.overloaded(info, log)
         if (result !== 'ready') return this.ended(info, result)
         continue
       }
@@ -314,7 +320,7 @@ export class LitefsCore<C = ServerResponse> {
         return info
       }
       const origin = this.options.primaryOrigin(primary, req.socket.localPort as number)
-      const sentAt = performance.now()
+      const elapsed = this.observer.forwardStarted(req, origin, res)
       const result = await forward({
         req,
         res,
@@ -327,10 +333,11 @@ export class LitefsCore<C = ServerResponse> {
         dispatcher: this.dispatcher,
         takeOver: () => this.hooks.takeOver(c)
       })
+      this.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
       if (result.outcome === 'gone') return this.ended(info, 'cancelled')
       if (result.outcome === 'sent') {
         info.forwardedTo = origin
-        info.forwardMs = performance.now() - sentAt
+        info.forwardMs = elapsed()
         log.debug({ primary: origin, forwardMs: info.forwardMs, heldMs: info.heldMs }, 'litefs-proxy: forwarded to the primary')
         return info
       }
@@ -357,7 +364,7 @@ export class LitefsCore<C = ServerResponse> {
     const log = this.hooks.log(c)
     log.debug({ from: this.hooks.req(c).headers[FORWARDED_HEADER] }, 'litefs-proxy: a forwarded write reached a replica; not forwarding it again')
     const started = performance.now()
-    const result = await this.waitFor(c, done => this.state.waitForPrimary(Math.max(0, deadline - started), done, true))
+    const result = await this.waitFor(c, 'primary', undefined, done => this.state.waitForPrimary(Math.max(0, deadline - started), done, true))
     info.heldMs = performance.now() - started
     info.role = this.state.role
     if (result === 'ready') {
@@ -365,34 +372,56 @@ export class LitefsCore<C = ServerResponse> {
       return info
     }
     if (result === 'timeout') return this.noPrimary(info, log)
+    if (result === 'overloaded') return this.overloaded(info, log)
     return this.ended(info, result)
   }
 
-  /** Run one wait, cancelling it if the client disconnects meanwhile. */
   /**
    * Run one wait, cancelling it if the client disconnects meanwhile. The core
    * keeps its own waiters: closing it ends them (503 LITEFS_CLOSED), and only
-   * them — another app sharing the mount's state keeps its own.
+   * them — another app sharing the mount's state keeps its own. Past
+   * `maxWaiting` held requests in the process, nothing more is held: 'overloaded'.
    */
-  private async waitFor (c: C, start: (done: (r: WaitResult) => void) => ReturnType<NodeState['waitForPosition']>): Promise<WaitResult> {
+  private async waitFor (c: C, kind: WaitKind, txid: string | undefined, start: (done: (r: WaitResult) => void) => ReturnType<NodeState['waitForPosition']>): Promise<WaitResult | 'overloaded'> {
     if (this.closing) return 'closed'
     const res = this.hooks.res(c)
+    const req = this.hooks.req(c)
+    if (LitefsCore.heldInProcess >= this.options.maxWaiting) {
+      this.observer.waitEnded(req, kind, 'overloaded', 0, res)
+      return 'overloaded'
+    }
+    const started = performance.now()
+    this.observer.waitStarted(req, kind, txid)
     return await new Promise<WaitResult>(resolve => {
       let gone: (() => void) | undefined
       let waiter: Waiter | undefined
       waiter = start(r => {
         if (gone !== undefined) res.off('close', gone)
-        if (waiter !== undefined) this.held.delete(waiter)
+        if (waiter !== undefined) {
+          this.held.delete(waiter)
+          LitefsCore.heldInProcess--
+        }
+        this.observer.waitEnded(req, kind, r, performance.now() - started, res)
         resolve(r)
       })
       if (waiter === undefined) return
       this.held.set(waiter, c)
+      LitefsCore.heldInProcess++
       const w = waiter
       gone = () => { this.state.cancel(w) }
       res.once('close', gone)
       // A client already gone before the wait began sends no 'close' any more.
       if (res.socket?.destroyed === true) gone()
     })
+  }
+
+  /** Requests held by every core of the process (maxWaiting is per process). */
+  static heldInProcess = 0
+  private readonly observer: Observer
+
+  /** What this app's litefs-proxy has done, and where it stands (see LitefsStats). */
+  stats (): LitefsStats {
+    return this.observer.stats(this.held.size, this.state)
   }
 
   /** Requests this core holds now, and their contexts. */
@@ -437,6 +466,14 @@ export class LitefsCore<C = ServerResponse> {
     return info
   }
 
+  /** `maxWaiting` requests are held in this process already: this one is refused at once, not held. */
+  private overloaded (info: LitefsInfo, log: Logger): LitefsInfo {
+    info.answer = new LitefsHttpError(503, 'LITEFS_OVERLOADED',
+      `${this.options.maxWaiting} requests are held already; try again shortly`, { 'retry-after': '1' })
+    log.warn({ held: LitefsCore.heldInProcess, maxWaiting: this.options.maxWaiting }, 'litefs-proxy: too many requests held; refused one at once')
+    return info
+  }
+
   /** LiteFS on this node did not answer (stream lost, mount dead) for `waited` ms: nothing was applied. */
   private unavailable (info: LitefsInfo, log: Logger, waited: number): LitefsInfo {
     info.answer = new LitefsHttpError(503, 'LITEFS_UNAVAILABLE',
@@ -445,7 +482,7 @@ export class LitefsCore<C = ServerResponse> {
     return info
   }
 
-  private ended (info: LitefsInfo, result: Exclude<WaitResult, 'ready' | 'timeout'>): LitefsInfo {
+  private ended (info: LitefsInfo, result: Exclude<WaitResult, 'ready' | 'timeout'> | 'overloaded'): LitefsInfo {
     if (result === 'cancelled') info.aborted = true
     else info.answer = new LitefsHttpError(503, 'LITEFS_CLOSED', 'the server is shutting down', { 'retry-after': '1' })
     return info
@@ -499,6 +536,7 @@ export class LitefsCore<C = ServerResponse> {
     }
     if (txid === 0n) return undefined
     info.setTxid = formatTxid(txid)
+    this.observer.cookieSet(this.hooks.req(c), info.setTxid)
     return txidSetCookie(this.options.cookie, txid, this.hooks.secure(c))
   }
 

@@ -15,6 +15,8 @@ namespace litefs {
   export const errorHandler = mod.litefs.errorHandler
   export const LitefsHttpError = mod.LitefsHttpError
   export const LitefsOptionsError = mod.LitefsOptionsError
+  export const CHANNELS = mod.CHANNELS
+  export type LitefsStats = mod.LitefsStats
   export type ExpressLitefsOptions = mod.ExpressLitefsOptions
   export type LitefsMiddleware = mod.LitefsMiddleware
   export type LitefsInfo = mod.LitefsInfo

@@ -9,11 +9,13 @@ const plugin = mod.litefs as typeof mod.litefs & {
   LitefsHttpError: typeof mod.LitefsHttpError
   LitefsCore: typeof mod.LitefsCore
   LitefsOptionsError: typeof mod.LitefsOptionsError
+  CHANNELS: typeof mod.CHANNELS
 }
 plugin.litefs = mod.litefs
 plugin.default = mod.litefs
 plugin.LitefsHttpError = mod.LitefsHttpError
 plugin.LitefsCore = mod.LitefsCore
 plugin.LitefsOptionsError = mod.LitefsOptionsError
+plugin.CHANNELS = mod.CHANNELS
 
 export = plugin

@@ -10,6 +10,8 @@ function wrap (handler: Parameters<typeof mod.wrap>[0], options: mod.HttpLitefsO
 namespace wrap {
   export const LitefsHttpError = mod.LitefsHttpError
   export const LitefsOptionsError = mod.LitefsOptionsError
+  export const CHANNELS = mod.CHANNELS
+  export type LitefsStats = mod.LitefsStats
   export type HttpLitefsOptions = mod.HttpLitefsOptions
   export type WrappedListener = mod.WrappedListener
   export type LitefsInfo = mod.LitefsInfo

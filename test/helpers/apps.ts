@@ -50,6 +50,8 @@ export interface Served {
   state: NodeState
   /** POST /items handled here. */
   writes: number
+  /** The adapter's stats(). */
+  stats: () => import('../../lib/core/observe.js').LitefsStats
   close: () => Promise<void>
   server: Server
 }
@@ -125,6 +127,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
   let server: Server
   let state: NodeState
   let close: () => Promise<void>
+  let stats: Served['stats']
 
   if (adapter === 'fastify') {
     // An answer given before a body was read leaves Node draining it on a keep-alive
@@ -151,6 +154,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     await app.listen({ port: 0, host: '127.0.0.1' })
     server = app.server
     state = app.litefs.state
+    stats = () => app.litefs.stats()
     close = async () => { await app.close() }
   } else if (adapter === 'express') {
     const proxy = expressLitefs({ ...options, logger: quiet })
@@ -166,6 +170,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     app.use(expressLitefs.errorHandler())
     server = createServer(app)
     state = proxy.core.state
+    stats = proxy.stats
     close = async () => { await proxy.close(); await closeServer(server) } // as the README shows: the proxy first, its held requests answered
     await listen(server)
   } else {
@@ -182,6 +187,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     })
     server = createServer(listener)
     state = listener.core.state
+    stats = listener.stats
     close = async () => { await listener.close(); await closeServer(server) }
     await listen(server)
   }
@@ -189,6 +195,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     await until(() => state.litefs === 'up' && (fake.role === 'primary' ? state.role === 'primary' : state.primaryHostname === fake.primary), 'the app follows LiteFS')
   }
   return Object.assign(served, {
+    stats,
     adapter,
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     state,
