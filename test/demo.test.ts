@@ -7,6 +7,7 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import { builtPackageEnv } from './helpers/child-env.js'
 
 const root = new URL('..', import.meta.url).pathname
 const exec = promisify(execFile)
@@ -15,7 +16,7 @@ const exec = promisify(execFile)
 async function demo (body: string): Promise<any> {
   const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', body], {
     cwd: root,
-    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' },
+    env: builtPackageEnv(),
     timeout: 60_000
   })
   return JSON.parse(stdout)
