@@ -3,6 +3,7 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
+import { builtPackageEnv } from './helpers/child-env.js'
 
 const root = new URL('..', import.meta.url).pathname
 const run = promisify(execFile)
@@ -10,7 +11,7 @@ const run = promisify(execFile)
 for (const example of ['examples/express/dev.mjs', 'examples/node-http/dev.mjs']) {
   t.test(example, async t => {
     // The examples import the built package (dist), which is not the source under coverage.
-    const { stdout } = await run(process.execPath, [example], { cwd: root, env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }, timeout: 60_000 })
+    const { stdout } = await run(process.execPath, [example], { cwd: root, env: builtPackageEnv(), timeout: 60_000 })
     t.match(stdout, /POST \/notes on node-2 \(a replica\) → 201 .*cookie litefs-txid=[0-9a-f]{16}/)
     t.match(stdout, /GET on node-3 with the cookie → 1 note\(s\)/)
   })

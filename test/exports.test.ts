@@ -2,10 +2,11 @@
 // built package by its own name (run after `npm run build`, which `npm test` does first).
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
+import { builtPackageEnv } from './helpers/child-env.js'
 
 const root = new URL('..', import.meta.url).pathname
-// dist is built output, not the source under coverage; colour off, whatever the terminal.
-const run = (args: string[], env: Record<string, string> = {}): string => execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0', NO_COLOR: '1', FORCE_COLOR: '0', ...env } })
+// Children print JSON and run without colour: what they print is the same in a terminal, a pipe or CI.
+const run = (args: string[], env: Record<string, string> = {}): string => execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...builtPackageEnv(), ...env } })
 
 const ENTRIES = ['litefs-proxy', 'litefs-proxy/fastify', 'litefs-proxy/express', 'litefs-proxy/http', 'litefs-proxy/dev', 'litefs-proxy/litefs-cluster']
 
@@ -52,8 +53,8 @@ t.test('the CommonJS build registers in a CommonJS Fastify app', async t => {
     fs.writeFileSync(path.join(mount, '.lag'), '+000000000\\n') // a live LiteFS mount, as the primary has it
     const app = Fastify()
     app.register(require('litefs-proxy/fastify'), { db: 'app.db', mount, api: false, role: 'primary' })
-    app.ready().then(async () => { const r = await app.inject('/litefs/health'); console.log(r.statusCode, r.json().role); await app.close(); fs.rmSync(mount, { recursive: true }) })`])
-  t.equal(out.trim(), '200 primary')
+    app.ready().then(async () => { const r = await app.inject('/litefs/health'); console.log(JSON.stringify([r.statusCode, r.json().role])); await app.close(); fs.rmSync(mount, { recursive: true }) })`])
+  t.same(JSON.parse(out), [200, 'primary'])
 })
 
 t.test('types are shipped for both builds', async t => {
@@ -62,6 +63,6 @@ t.test('types are shipped for both builds', async t => {
     t.match(pkg[entry].import.types, /^\.\/dist\/esm\/.*\.d\.ts$/)
     t.match(pkg[entry].require.types, /^\.\/dist\/cjs\/.*\.d\.ts$/)
   }
-  const declared = run(['-e', 'const fs = require("fs"); console.log(["dist/esm/fastify.d.ts", "dist/cjs/fastify.d.ts", "dist/esm/index.d.ts"].every(f => fs.existsSync(f)))'])
-  t.equal(declared.trim(), 'true')
+  const declared = run(['-e', 'const fs = require("fs"); console.log(JSON.stringify(["dist/esm/fastify.d.ts", "dist/cjs/fastify.d.ts", "dist/esm/index.d.ts"].every(f => fs.existsSync(f))))'])
+  t.equal(JSON.parse(declared), true)
 })

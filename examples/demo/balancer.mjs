@@ -25,6 +25,13 @@ export async function createBalancer ({ backends: initial, writesTo }) {
   const agent = new http.Agent({ keepAlive: true })
   let backends = [...initial]
   let next = 0
+  const inFlight = new Map() // origin → requests sent to it and not yet answered in full
+  const drained = new Map() // origin → resolve() once nothing is in flight to it
+  const track = (origin, delta) => {
+    const n = (inFlight.get(origin) ?? 0) + delta
+    inFlight.set(origin, n)
+    if (n === 0) drained.get(origin)?.()
+  }
 
   const route = (req) => {
     const isRead = req.method === 'GET' || req.method === 'HEAD'
@@ -35,7 +42,6 @@ export async function createBalancer ({ backends: initial, writesTo }) {
   }
 
   const server = http.createServer(async (req, res) => {
-    const { isRead, targets } = route(req)
     let body
     try {
       // Bodies here are small notes: buffering one lets a refused attempt be replayed elsewhere.
@@ -43,13 +49,19 @@ export async function createBalancer ({ backends: initial, writesTo }) {
     } catch {
       return // the client went away mid-request
     }
+    // Routed once the request is whole, so that a backend removed meanwhile
+    // (a node shutting down) gets nothing new: a write sent to a node as it
+    // closes its connections may fail without an answer, and cannot be retried.
+    const { isRead, targets } = route(req)
     for (const origin of targets) {
+      track(origin, +1)
       try {
         const upstream = await send(agent, origin, req, body)
         res.writeHead(upstream.statusCode, relayed(upstream.headers))
-        pipeline(upstream, res, () => {}) // a break on either side ends both
+        pipeline(upstream, res, () => track(origin, -1)) // a break on either side ends both
         return
       } catch (err) {
+        track(origin, -1)
         if (err.code !== 'ECONNREFUSED' && !isRead) break
       }
     }
@@ -60,9 +72,19 @@ export async function createBalancer ({ backends: initial, writesTo }) {
   await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
   return {
     url: `http://127.0.0.1:${server.address().port}`,
-    /** Send no new request to `origin`, as a failing health check or a draining deploy does. */
-    remove: (origin) => {
+    /**
+     * Send no new request to `origin`, as a draining deploy does, and resolve
+     * once every request already sent to it has been answered (connection
+     * draining, as load balancers call it): a node that closes only then has no
+     * request of the balancer's on its way to it. One closing its kept-alive
+     * connections under a request already sent fails that request with no
+     * answer, and the balancer cannot retry a write that may have been applied.
+     */
+    remove: async (origin) => {
       backends = backends.filter(b => b !== origin)
+      if ((inFlight.get(origin) ?? 0) === 0) return
+      await new Promise(resolve => drained.set(origin, resolve))
+      drained.delete(origin)
     },
     close: async () => {
       await new Promise(resolve => server.close(resolve))

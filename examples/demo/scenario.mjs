@@ -14,13 +14,14 @@ import { checkWrites, percentile, runUsers } from './workload.mjs'
  *   plugin: boolean,                 // the apps run litefs-proxy, or not
  *   users?: number,                  // virtual users, each with its own cookie jar
  *   rounds?: number,                 // write→read pairs per user
+ *   pace?: number,                   // ms between the starts of a user's pairs (0: at once, which saturates the process)
  *   lag?: number | [number, number], // replication lag in ms, as the dev cluster takes it
  *   failover?: boolean,              // at 40 % of the run the primary goes, another node takes over 1 s later (plugin on only)
  *   onPair?: (done: number, total: number) => void,
  *   onEvent?: (text: string) => void
  * }} options
  */
-export async function runScenario ({ plugin, users = 50, rounds = 40, lag = [20, 120], failover = false, onPair = () => {}, onEvent = () => {} }) {
+export async function runScenario ({ plugin, users = 50, rounds = 40, pace = 0, lag = [20, 120], failover = false, onPair = () => {}, onEvent = () => {} }) {
   if (failover && !plugin) throw new Error('the failover act needs the plugin: without it the balancer would have to find the new primary itself')
   const started = performance.now()
   const cluster = await createDevCluster({ nodes: 3, lag, schema: SCHEMA })
@@ -40,6 +41,7 @@ export async function runScenario ({ plugin, users = 50, rounds = 40, lag = [20,
       url: balancer.url,
       users,
       rounds,
+      pace,
       onPair: done => {
         onPair(done, total)
         if (failover && act === undefined && done >= total * 0.4) {
@@ -51,16 +53,21 @@ export async function runScenario ({ plugin, users = 50, rounds = 40, lag = [20,
     const acted = await act
 
     await cluster.settled()
+    const db = cluster.primary.db
+    const copies = db.prepare('SELECT count(*) FROM notes WHERE text = ?').pluck()
     return {
       plugin,
       pairs: seen.pairs,
       requests: seen.requests,
       stale: seen.stale,
       errors: seen.errors,
+      // Each failed request, and for a write how many times its note is in the final database.
+      failures: seen.failures.map(f => f.kind === 'write' ? { ...f, copies: copies.get(f.token) } : f),
       p50: percentile(seen.latencies, 50),
       p99: percentile(seen.latencies, 99),
+      byKind: Object.fromEntries(Object.entries(seen.byKind).map(([kind, l]) => [kind, { p50: percentile(l, 50), p99: percentile(l, 99) }])),
       ...nodes.counts,
-      writes: checkWrites(cluster.primary.db, seen.writes),
+      writes: checkWrites(db, seen.writes),
       failover: acted && { from: acted.from, to: acted.to, gapMs: acted.promotedAt - acted.downAt, ...duringFailover(seen.writes, acted) },
       seconds: (performance.now() - started) / 1000
     }
@@ -78,16 +85,19 @@ export async function runScenario ({ plugin, users = 50, rounds = 40, lag = [20,
  *
  * LiteFS replicates asynchronously: a primary that dies before its last
  * transactions reached a replica takes them with it. This act is a clean
- * shutdown, as in a deploy: the balancer stops sending to the node, its app
- * drains, replication catches up, and only then does LiteFS stop. (A hard
- * crash would lose the writes of its last ~lag milliseconds.)
+ * shutdown, as in a deploy: the balancer stops sending to the node and waits
+ * for the requests it sent there to be answered, the app drains, replication
+ * catches up, and only then does LiteFS stop. (A hard crash would lose the
+ * writes of its last ~lag milliseconds.) Replicas still forward writes to the
+ * node until LiteFS says it is gone: one that meets a connection the app is
+ * closing fails with 502, and is not resent.
  */
 async function failoverAct (cluster, nodes, balancer, say) {
   const old = cluster.primary
   const next = cluster.nodes.find(n => n !== old)
   const downAt = performance.now()
   say(`${old.name} (primary) shuts down: out of the balancer, its app drains and closes`)
-  balancer.remove(nodes.urls.get(old.name))
+  await balancer.remove(nodes.urls.get(old.name)) // the balancer's requests to it answered first
   await nodes.close(old)
   await cluster.settled()
   cluster.stop(old)

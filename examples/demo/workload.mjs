@@ -4,6 +4,7 @@
 // written is a stale read. At the end, the final database must hold every
 // acknowledged note exactly once.
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
 
 const COOKIE = 'litefs-txid' // the plugin's default cookie name
@@ -28,17 +29,28 @@ class Jar {
  * pairs. `onPair(done)` is called after each pair (progress, and the cue for
  * the failover act, which happens while the users keep going).
  *
- * Returns what the clients saw: every request's latency, the stale reads, the
- * failed requests by status (0: no answer), and every write with its
- * client-made token, outcome and timing.
+ * With `pace`, each user starts a pair every `pace` ms (or as soon as the last
+ * one ends, if it took longer): the load is then what the users ask for, not as
+ * much as the process can take. Without it every user starts its next pair at
+ * once, the process runs flat out, and a request's latency is mostly its wait
+ * behind the other users' requests.
  *
- * @param {{ url: string, users: number, rounds: number, onPair?: (done: number) => void }} options
+ * Returns what the clients saw: every request's latency (also by kind: write,
+ * read), the stale reads, the failed requests by status (0: no answer) and one
+ * by one (kind, status, the error code and message from the body, the write's
+ * token), and every write with its client-made token, outcome and timing.
+ *
+ * @param {{ url: string, users: number, rounds: number, pace?: number, onPair?: (done: number) => void }} options
  */
-export async function runUsers ({ url, users, rounds, onPair = () => {} }) {
+export async function runUsers ({ url, users, rounds, pace = 0, onPair = () => {} }) {
   // Timeouts above the plugin's own holds (5 s): a request that outlives them is a failure, not a wait.
   const dispatcher = new Agent({ connections: users, headersTimeout: 10_000, bodyTimeout: 10_000 })
-  const result = { pairs: 0, requests: 0, stale: 0, errors: {}, latencies: [], writes: [] }
-  const failed = (status) => { result.errors[status] = (result.errors[status] ?? 0) + 1 }
+  const result = { pairs: 0, requests: 0, stale: 0, errors: {}, failures: [], latencies: [], byKind: { write: [], read: [] }, writes: [] }
+  const failed = (kind, answer, token) => {
+    result.errors[answer.status] = (result.errors[answer.status] ?? 0) + 1
+    // The plugin's, the balancer's and Fastify's error bodies all say `error`; the first two a `code`.
+    result.failures.push({ kind, status: answer.status, code: answer.body?.code, message: answer.body?.error, token, started: answer.started, ended: answer.ended })
+  }
 
   const timed = async (path, options) => {
     result.requests++
@@ -52,13 +64,18 @@ export async function runUsers ({ url, users, rounds, onPair = () => {} }) {
     }
     const ended = performance.now()
     result.latencies.push(ended - started)
+    result.byKind[options.method === 'POST' ? 'write' : 'read'].push(ended - started)
     return { ...answer, started, ended }
   }
 
   const user = async (u) => {
     const name = `user-${String(u).padStart(3, '0')}`
     const jar = new Jar()
+    // Paced users start their pairs `pace` ms apart (staggered, so as not to come in bursts).
+    const start = performance.now() + (pace * u) / users
     for (let round = 0; round < rounds; round++) {
+      const due = start + pace * round - performance.now()
+      if (due > 0) await sleep(due)
       const token = `${name}/note-${round}` // unique: how the final check finds each note
       const post = await timed('/notes', {
         method: 'POST',
@@ -69,13 +86,13 @@ export async function runUsers ({ url, users, rounds, onPair = () => {} }) {
       const acked = post.status === 201
       result.writes.push({ token, acked, started: post.started, ended: post.ended })
       if (!acked) {
-        failed(post.status)
+        failed('write', post, token)
       } else {
         const get = await timed(`/notes?user=${encodeURIComponent(name)}`, {
           method: 'GET',
           headers: jar.header && { cookie: jar.header }
         })
-        if (get.status !== 200) failed(get.status)
+        if (get.status !== 200) failed('read', get, token)
         else if (!get.body.notes.some(n => n.id === post.body.id && n.text === token)) result.stale++
       }
       result.pairs++

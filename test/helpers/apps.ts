@@ -67,6 +67,16 @@ export interface ServeOptions {
 
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
 
+/**
+ * A request aborted mid-body (a replica giving up on a forward, a client gone)
+ * rejects the app's body read with `aborted`: nobody is left to answer, so the
+ * test apps drop the response, as a node:http app would. Handed to Express, it
+ * would print the error's stack (its default handler logs outside env 'test').
+ */
+export function requestAborted (err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ECONNRESET' && (err as Error).message === 'aborted'
+}
+
 /** The standard routes: GET/POST /items (a POST commits one transaction on the fake), passthrough and alwaysForward examples. */
 function standardRoutes (fake: FakeLitefs, served: { writes: number }): RouteDef[] {
   const show = (ctx: Ctx): Reply => ({ body: { litefs: ctx.litefs ?? null } })
@@ -166,7 +176,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
       else if (route.setting !== undefined) app.use(route.path, expressLitefs.alwaysForward())
     }
     app.use(proxy)
-    app.use((req, res, next) => { runRaw(find(req.method, req.originalUrl), req, res).catch(next) })
+    app.use((req, res, next) => { runRaw(find(req.method, req.originalUrl), req, res).catch(err => { if (requestAborted(err)) res.destroy(); else next(err) }) })
     app.use(expressLitefs.errorHandler())
     server = createServer(app)
     state = proxy.core.state

@@ -12,7 +12,7 @@ import { litefs as expressLitefs } from '../../lib/express.js'
 import { wrap } from '../../lib/http.js'
 import type { Logger } from '../../lib/core/logger.js'
 import type { NodeState } from '../../lib/core/node-state.js'
-import type { AdapterName } from './apps.js'
+import { requestAborted, type AdapterName } from './apps.js'
 
 /** A handler on Node's req/res, whatever the framework; `body` is read for it. */
 export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | Promise<void>
@@ -82,7 +82,7 @@ export async function frameworkApp (adapter: AdapterName, litefs: Record<string,
     app.use(proxy)
     for (const r of routes) {
       (app as any)[r.method.toLowerCase()](r.path, (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => {
-        readBody(req).then(async body => await r.handler(req, res, body)).catch(next)
+        readBody(req).then(async body => await r.handler(req, res, body)).catch(err => { if (requestAborted(err)) res.destroy(); else next(err) })
       })
     }
     app.use(expressLitefs.errorHandler())

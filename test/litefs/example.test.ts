@@ -10,6 +10,7 @@ import { mkdirSync } from 'node:fs'
 import { createConnection } from 'node:net'
 import { request } from 'undici'
 import { findLitefs } from '../../lib/testing/litefs-cluster.js'
+import { plainEnv } from '../helpers/child-env.js'
 
 const root = new URL('../../', import.meta.url).pathname
 
@@ -40,7 +41,7 @@ t.test('the Fastify example runs under LiteFS exec with its own litefs.yml', asy
   const node = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c',
     'mount -t tmpfs tmpfs /var/lib/litefs && exec "$LITEFS" mount -config examples/fastify/litefs.yml'], {
     cwd: root,
-    env: { ...process.env, NODE: 'node-1', LITEFS: litefs },
+    env: plainEnv({ NODE: 'node-1', LITEFS: litefs }), // its output is read below
     stdio: ['ignore', 'pipe', 'pipe']
   })
   for (const s of [node.stdout, node.stderr]) s.on('data', (b: Buffer) => output.push(...b.toString().split('\n').filter(Boolean)))

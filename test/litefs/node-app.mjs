@@ -19,6 +19,11 @@ import { join } from 'node:path'
 const { ADAPTER, PORT, MOUNT, API } = process.env
 const urls = JSON.parse(process.env.PRIMARY_URLS)
 const options = { db: 'app.db', mount: MOUNT, api: API === 'false' ? false : API, primaryUrl: host => urls[host], ...JSON.parse(process.env.OPTIONS ?? '{}') }
+// The Express and node:http adapters warn on the console by default ("event stream
+// lost", "no primary"…), which the tests cause on purpose when they stop LiteFS:
+// quiet unless asked for (LITEFS_TEST_APP_LOGS=1). Fastify's logger is off already.
+const quiet = { debug () {}, info () {}, warn () {}, error () {} }
+const adapterOptions = process.env.LITEFS_TEST_APP_LOGS ? options : { ...options, logger: quiet }
 
 // The database through LiteFS's mount, opened when needed and closed once idle:
 // an open file in the mount keeps LiteFS from unmounting when it stops, and a
@@ -55,13 +60,13 @@ if (ADAPTER === 'fastify') {
   let inner
   if (ADAPTER === 'express') {
     const { buildApp } = await import('../../examples/express/app.mjs')
-    const { app, proxy } = buildApp({ litefs: options, database })
+    const { app, proxy } = buildApp({ litefs: adapterOptions, database })
     inner = express().get('/stats', (_req, res) => res.json(stats())).use(app)
     core = proxy.core
     close = () => proxy.close()
   } else {
     const { buildListener } = await import('../../examples/node-http/app.mjs')
-    const wrapped = buildListener({ litefs: options, database })
+    const wrapped = buildListener({ litefs: adapterOptions, database })
     inner = (req, res) => req.url === '/stats' ? res.end(JSON.stringify(stats())) : wrapped(req, res)
     core = wrapped.core
     close = () => wrapped.close()
