@@ -139,3 +139,19 @@ t.test('a database at TXID 0 (created, nothing committed) sets no cookie', async
   t.equal(c.cookie({ kind: 'write', role: 'primary', local: true }, ctx('POST', '/')), undefined)
   await c.close()
 })
+
+t.test('maxWaiting 0: every kind of wait refused at once with 503 LITEFS_OVERLOADED', async t => {
+  const c = core({ maxWaiting: 0, readTimeout: 60_000, primaryRedirectTimeout: 60_000 })
+  c.state.setLitefs('down')
+  t.equal((await c.decide(ctx('GET', '/')) as any).answer.code, 'LITEFS_OVERLOADED', 'a read on a dead mount')
+  c.state.setLitefs('up')
+  c.state.setRole('replica', undefined)
+  t.equal((await c.decide(ctx('POST', '/')) as any).answer.code, 'LITEFS_OVERLOADED', 'a write waiting for a primary')
+  const forwarded = ctx('POST', '/')
+  ;(forwarded.req.headers as Record<string, string>)['litefs-forwarded'] = 'node-b'
+  t.equal((await c.decide(forwarded) as any).answer.code, 'LITEFS_OVERLOADED', 'a forwarded write waiting for this node to be primary')
+  c.state.setRole('replica', 'node-a')
+  t.equal((await c.decide(ctx('GET', '/', 'litefs-txid=00000000000000ff')) as any).answer.code, 'LITEFS_OVERLOADED', 'a read waiting for its TXID')
+  t.equal(c.stats().overloaded, 4)
+  await c.close()
+})
