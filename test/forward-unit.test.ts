@@ -87,7 +87,11 @@ t.test('failures: only what never left this node may be retried', async t => {
   r = await forward({ ...base, req: req({}), dispatcher: failing(new Error('socket hang up'), true) })
   t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 502, code: 'LITEFS_FORWARD_FAILED', message: /\(socket hang up\); the write was not retried/ } })
   r = await forward({ ...base, req: req({}), dispatcher: failing(Object.assign(new Error('reset'), { code: 'ECONNRESET' }), true) })
-  t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 502, message: /\(ECONNRESET\)/ } }, 'reset after sending: never retried')
+  t.match(r, { outcome: 'failed', retry: true, error: { statusCode: 502, message: /closed the connection without reading the request \(ECONNRESET\)/ } }, 'reset after sending, before any answer: the primary never read it; retried')
+  r = await forward({ ...base, req: req({}), dispatcher: failing(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }), true) })
+  t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 502, message: /\(UND_ERR_SOCKET\); the write was not retried/ } }, 'closed cleanly after sending: may have been applied; never retried')
+  r = await forward({ ...base, req: req({}), dispatcher: failing(Object.assign(new Error('reset'), { code: 'ECONNRESET' }), false) })
+  t.match(r, { outcome: 'failed', retry: true, error: { statusCode: 503 } }, 'reset while connecting: nothing sent')
   r = await forward({ ...base, req: Object.assign(req({ 'content-length': '5' }), { readableDidRead: true }) as IncomingMessage, dispatcher: failing(refused) })
   t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 500, code: 'LITEFS_BODY_CONSUMED', message: /mount litefs-proxy before any body parser/ } }, 'a body something else already read')
   r = await forward({ ...base, req: req({ 'content-length': '101' }), dispatcher: failing(refused) })
@@ -99,4 +103,19 @@ t.test('firstValue: the value a trusting framework reads', async t => {
   t.equal(firstValue(' https , http'), 'https')
   t.equal(firstValue(['a.example, b.example', 'c.example']), 'a.example')
   t.equal(firstValue(', x'), undefined, 'an empty first entry is no value')
+})
+
+t.test('a client body that errors mid-forward ends the attempt; nothing retried', async t => {
+  const source = req({ 'content-length': '10' })
+  const dispatcher = {
+    dispatch: (opts: { body: import('node:stream').Readable }, handler: Dispatcher.DispatchHandler) => {
+      handler.onConnect?.(() => {})
+      opts.body.on('error', err => handler.onError?.(err))
+      opts.body.resume()
+      setImmediate(() => source.emit('error', Object.assign(new Error('aborted'), { code: 'ECONNRESET' })))
+      return true
+    }
+  } as unknown as Dispatcher
+  const r = await forward({ ...base, req: source, dispatcher })
+  t.same(r, { outcome: 'gone' }, 'the client went away: nobody to answer, nothing to retry')
 })

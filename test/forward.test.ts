@@ -335,7 +335,7 @@ for (const adapter of ADAPTERS) {
       t.equal(res.statusCode, 503)
       const body = await res.body.json() as any
       t.equal(body.code, 'LITEFS_NO_PRIMARY')
-      t.match(body.error, /refused the connection/)
+      t.match(body.error, /could not be reached \(ECONNREFUSED\)/)
     })
 
     t.test('an informational 103 from the primary is skipped; the final answer comes through', async t => {

@@ -78,37 +78,65 @@ export function responseHeaders (raw: Buffer[]): { headers: Record<string, strin
   return { headers, sized: headers['content-length'] !== undefined }
 }
 
+/** Bodies up to this size are kept while they are sent, so an attempt the primary never read can be made again. */
+const REPLAY_LIMIT = 64 * 1024
+
+/** What one request's body has been so far, across attempts. */
+interface Replay {
+  kept: Buffer[]
+  bytes: number
+  /** More was sent than is kept: no further attempt can resend it. */
+  overflow: boolean
+  /** The client's body has ended (all of it is in `kept`, unless overflow). */
+  ended: boolean
+}
+
+const replays = new WeakMap<IncomingMessage, Replay>()
+
 /**
  * The request body as a fresh stream for one attempt. It pulls from the client
  * only when undici starts sending, so an attempt refused at connect leaves the
- * client's body untouched for the next one; it counts bytes against the limit;
- * and it gives up on a client that sends nothing for `idleMs` (a stalled upload
- * must not hold a connection to the primary until Node's own request timeout).
+ * client's body untouched for the next one; a small body is kept as it goes, so
+ * an attempt the primary reset before reading can be made again from the start;
+ * it counts bytes against the limit; and it gives up on a client that sends
+ * nothing for `idleMs` (a stalled upload must not hold a connection to the
+ * primary until Node's own request timeout).
  */
 class AttemptBody extends Readable {
   started = false
   tooLarge = false
   stalled = false
-  private bytes = 0
+  readonly replay: Replay
   private idle: NodeJS.Timeout | undefined
 
   constructor (private readonly source: IncomingMessage, private readonly limit: number, private readonly idleMs: number) {
     super()
+    let replay = replays.get(source)
+    if (replay === undefined) {
+      replay = { kept: [], bytes: 0, overflow: false, ended: false }
+      replays.set(source, replay)
+    }
+    this.replay = replay
   }
 
   override _read (): void {
     if (!this.started) {
       this.started = true
+      for (const chunk of this.replay.kept) this.push(chunk) // what an earlier attempt sent
+      if (this.replay.ended) {
+        this.push(null)
+        return
+      }
       this.source.on('data', this.onData)
-      this.source.once('end', () => { this.stopIdle(); this.push(null) })
-      this.source.once('error', err => this.destroy(err))
+      this.source.once('end', this.onEnd)
+      this.source.once('error', this.onError)
       this.idle = setTimeout(this.onIdle, this.idleMs)
     }
     this.source.resume()
   }
 
   override _destroy (err: Error | null, done: (err?: Error | null) => void): void {
-    this.stopIdle()
+    this.detach()
     done(err)
   }
 
@@ -117,14 +145,31 @@ class AttemptBody extends Readable {
    * the answer given instead (413, 502…) reaches a client still uploading.
    */
   release (): void {
-    this.stopIdle()
-    this.source.off('data', this.onData)
+    this.detach()
     this.source.resume()
   }
 
-  private stopIdle (): void {
+  /** Stop feeding this attempt; the client's body stays where it is, for the next one. */
+  private detach (): void {
     clearTimeout(this.idle)
     this.idle = undefined
+    this.source.off('data', this.onData)
+    this.source.off('end', this.onEnd)
+    this.source.off('error', this.onError)
+  }
+
+  private readonly onEnd = (): void => {
+    this.replay.ended = true
+    clearTimeout(this.idle)
+    this.push(null)
+  }
+
+  /** The client's own request failed (it went away mid-upload). */
+  clientFailed = false
+
+  private readonly onError = (err: Error): void => {
+    this.clientFailed = true
+    this.destroy(err)
   }
 
   private readonly onIdle = (): void => {
@@ -135,14 +180,21 @@ class AttemptBody extends Readable {
 
   private readonly onData = (chunk: Buffer): void => {
     this.idle?.refresh()
-    this.bytes += chunk.length
-    if (this.bytes > this.limit) {
+    const replay = this.replay
+    replay.bytes += chunk.length
+    if (replay.bytes > this.limit) {
       this.tooLarge = true
       this.release()
       this.destroy(new Error('request body larger than the forwarding limit'))
-    } else if (!this.push(chunk)) {
-      this.source.pause()
+      return
     }
+    if (!replay.overflow && replay.bytes <= REPLAY_LIMIT) {
+      replay.kept.push(chunk)
+    } else if (!replay.overflow) {
+      replay.overflow = true
+      replay.kept = [] // too big to send again: free it
+    }
+    if (!this.push(chunk)) this.source.pause()
   }
 }
 
@@ -186,8 +238,9 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   const length = Number(req.headers['content-length'])
   if (length > f.bodyLimit) return { outcome: 'failed', retry: false, error: tooLarge(f.bodyLimit) }
   const withBody = hasBody(req)
-  if (withBody && (req.readableDidRead || req.readableEnded)) {
-    // Something read the body before litefs-proxy (a body parser mounted first):
+  if (withBody && !replays.has(req) && (req.readableDidRead || req.readableEnded)) {
+    // Something read the body before litefs-proxy (a body parser mounted first;
+    // an earlier attempt of ours would have left its replay record):
     // what is left of it is not the request; sending it would hang or mangle the write.
     return { outcome: 'failed', retry: false, error: bodyConsumed() }
   }
@@ -262,10 +315,10 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
           res.destroy()
           return done({ outcome: 'sent' })
         }
-        if (left) return done({ outcome: 'gone' })
+        if (left || body?.clientFailed === true) return done({ outcome: 'gone' })
         const failed = failure(err as Error & { code?: string }, f, body, sent)
-        // A retry needs the client's body untouched; any other end lets it drain so
-        // the answer given instead reaches a client still uploading.
+        // A retry needs the client's body where it is; any other end lets it drain
+        // so the answer given instead reaches a client still uploading.
         if (!failed.retry) body?.release()
         done({ outcome: 'failed', ...failed })
       }
@@ -291,8 +344,15 @@ function notSent (f: ForwardRequest, err: Error & { code?: string }): LitefsHttp
   return new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed before anything was sent (${err.code ?? err.message})`)
 }
 
-/** Connect-phase failures worth another try: the primary may be restarting, or its name not resolvable yet. */
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
+/** A reset while sending or before any answer: the primary never read what was sent. */
+const UNREAD = new Set(['ECONNRESET', 'EPIPE'])
+
+/**
+ * Connection failures before anything was sent, worth another try: the primary
+ * may be restarting, its name not resolvable yet, or a connection being set up
+ * reset (its server closing).
+ */
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET'])
 
 function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError } {
   if (body?.tooLarge === true) return { retry: false, error: tooLarge(f.bodyLimit) }
@@ -301,9 +361,17 @@ function failure (err: Error & { code?: string }, f: ForwardRequest, body: Attem
   }
   if (!sent) {
     if (CONNECT_FAILURES.has(err.code ?? '')) {
-      return { retry: true, error: new LitefsHttpError(503, 'LITEFS_NO_PRIMARY', `the primary at ${f.origin} refused the connection (${err.code as string})`, { 'retry-after': '1' }) }
+      return { retry: true, error: new LitefsHttpError(503, 'LITEFS_NO_PRIMARY', `the primary at ${f.origin} could not be reached (${err.code as string})`, { 'retry-after': '1' }) }
     }
     return { retry: false, error: notSent(f, err) }
+  }
+  if (UNREAD.has(err.code ?? '') && body?.replay.overflow !== true) {
+    // Reset before any answer: the primary's socket was closed with our request
+    // unread in it (a kept-alive connection its server closed as idle — graceful
+    // shutdown — as the request went out). TCP resets a connection that receives
+    // data after its owner closed it; a server that read the request and then
+    // died closes it cleanly instead ("other side closed"), and is never retried.
+    return { retry: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `the primary at ${f.origin} closed the connection without reading the request (${err.code as string}), and kept doing so`) }
   }
   return { retry: false, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed (${err.code ?? err.message}); the write was not retried`) }
 }

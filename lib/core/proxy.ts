@@ -1,4 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { resetIdleConnections } from './idle-reset.js'
 import { hostname as osHostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { Agent } from 'undici'
@@ -196,6 +198,7 @@ export class LitefsCore<C = ServerResponse> {
     const req = this.hooks.req(c)
     // A server's IncomingMessage always has a method (the type also covers client responses).
     const hooks = this.hooks
+    this.server = (req.socket as Socket & { server?: Server }).server
     const info: LitefsInfo = { kind: this.classify(req.method as string, hooks.url(c), hooks.route(c), hooks.pathRules(c), hooks.routeUrl(c)), role: this.state.role, local: false }
     hooks.attach(c, info)
     switch (info.kind) {
@@ -424,6 +427,9 @@ export class LitefsCore<C = ServerResponse> {
     return this.observer.stats(this.held.size, this.state)
   }
 
+  /** The server this core's requests arrive on (the last one seen), whose idle connections a drain resets. */
+  private server: Server | undefined
+
   /** Requests this core holds now, and their contexts. */
   private readonly held = new Map<Waiter, C>()
   /** Requests between two connection attempts, and how to wake them. */
@@ -452,6 +458,7 @@ export class LitefsCore<C = ServerResponse> {
    */
   drain (): ServerResponse[] {
     this.closing = true
+    resetIdleConnections(this.server) // see idle-reset.ts: racing forwards from replicas are then retried
     const answered = [...this.held.values(), ...this.pausing.keys()]
     for (const w of [...this.held.keys()]) this.state.end(w, 'closed')
     for (const wake of [...this.pausing.values()]) wake()

@@ -1,0 +1,91 @@
+// A primary that shuts down gracefully under forwarded write load: Node's
+// server.close() cuts its idle kept-alive connections at once, and a write a
+// replica forwards over one of them at that instant is reset unread. That is
+// not "may have reached the primary": it is retried — to the primary that comes
+// back — and never answered 502; no write is applied twice.
+import t from 'tap'
+import { fork, type ChildProcess } from 'node:child_process'
+import { request } from 'undici'
+import { FakeLitefs } from './helpers/fake-litefs.js'
+import { serve } from './helpers/apps.js'
+
+async function startPrimary (port = 0): Promise<{ child: ChildProcess, port: number }> {
+  const child = fork(new URL('./helpers/primary-process.ts', import.meta.url).pathname, [String(port)], { execArgv: process.execArgv })
+  const msg = await new Promise<{ port: number }>(resolve => child.once('message', m => resolve(m as { port: number })))
+  return { child, port: msg.port }
+}
+
+async function stopPrimary (child: ChildProcess): Promise<string[]> {
+  const done = new Promise<{ applied: string[] }>(resolve => child.once('message', m => resolve(m as { applied: string[] })))
+  child.send('close')
+  return (await done).applied
+}
+
+t.test('writes forwarded while the primary closes gracefully: none is answered 502, none applied twice', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  let primary = await startPrimary()
+  const port = primary.port
+  const replica = await serve('http', fake, { primaryUrl: () => `http://127.0.0.1:${port}`, primaryRedirectTimeout: 10_000 })
+  t.teardown(async () => { await replica.close() })
+
+  const answers: Record<string, number> = {}
+  const bodies = new Set<string>()
+  const ok: string[] = []
+  let next = 0
+  let stop = false
+  const worker = async (): Promise<void> => {
+    while (!stop) {
+      const id = `w${next++}`
+      const res = await request(`${replica.url}/items`, { method: 'POST', headers: { 'x-id': id }, body: 'x' })
+      const text = await res.body.text()
+      if (res.statusCode !== 201) bodies.add(text)
+      answers[res.statusCode] = (answers[res.statusCode] ?? 0) + 1
+      if (res.statusCode === 201) ok.push(id)
+    }
+  }
+  const workers = Array.from({ length: 8 }, worker)
+  const applied: string[] = []
+  for (let round = 0; round < 3; round++) {
+    await new Promise(resolve => setTimeout(resolve, 150)) // writes flowing (not a timing assertion)
+    applied.push(...await stopPrimary(primary.child)) // graceful: idle connections cut mid-stream
+    primary = await startPrimary(port) // back on the same port; refused connections meanwhile are retried
+  }
+  await new Promise(resolve => setTimeout(resolve, 150))
+  stop = true
+  await Promise.all(workers)
+  applied.push(...await stopPrimary(primary.child))
+
+  t.comment(`answers: ${JSON.stringify(answers)}; applied ${applied.length}; ${[...bodies].join(' | ')}`)
+  t.same(Object.keys(answers), ['201'], 'every write answered 201: no 502, no 503')
+  t.equal(new Set(applied).size, applied.length, 'no write applied twice')
+  t.same([...ok].sort(), [...applied].sort(), 'each acknowledged write applied once, nothing else applied')
+})
+
+t.test('a reset before any answer: the body is sent again whole when small, never when large', async t => {
+  const { createServer } = await import('node:http')
+  const { createHash } = await import('node:crypto')
+  let attempts = 0
+  const bodies: string[] = []
+  const server = createServer((req, res) => {
+    attempts++
+    if (attempts === 1 || req.headers['x-size'] === 'big') { req.socket.resetAndDestroy(); return } // unread: reset
+    const chunks: Buffer[] = []
+    req.on('data', c => chunks.push(c))
+    req.on('end', () => { bodies.push(createHash('sha256').update(Buffer.concat(chunks)).digest('hex')); res.writeHead(201).end() })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const replica = await serve('http', fake, { primaryUrl: () => `http://127.0.0.1:${(server.address() as { port: number }).port}`, primaryRedirectTimeout: 2000 })
+  t.teardown(async () => { await replica.close() })
+  const small = Buffer.alloc(40_000, 'a')
+  const res = await request(`${replica.url}/items`, { method: 'POST', body: small })
+  t.equal(res.statusCode, 201, 'answered by the second attempt')
+  await res.body.dump()
+  t.same(bodies, [createHash('sha256').update(small).digest('hex')], 'which got the whole body, as sent')
+  const big = await request(`${replica.url}/items`, { method: 'POST', headers: { 'x-size': 'big' }, body: Buffer.alloc(200_000, 'b') })
+  t.equal(big.statusCode, 502, 'a body too large to keep cannot be sent again')
+  t.match(await big.body.json(), { code: 'LITEFS_FORWARD_FAILED', error: /not retried/ })
+})
