@@ -293,6 +293,7 @@ t.test('the command line: usage, one clear line and exit 2 for bad input', async
   t.equal(await run([], o), 2)
   t.match(o.stderr, /^Usage: litefs-proxy <command>/)
   o = io(); t.equal(await run(['--help'], o), 0); t.match(o.stdout, /Commands:/)
+  o = io(); t.equal(await run(['config', '--help'], o) !== undefined, true, 'config is a command')
   o = io(); t.equal(await run(['bogus'], o), 2); t.equal(o.stderr, 'litefs-proxy: unknown command "bogus" (serve or config; litefs-proxy --help)\n')
   o = io(); t.equal(await run(['serve'], o), 2); t.match(o.stderr, /^Usage: litefs-proxy serve/)
   t.match(o.stderr, /--passthrough '\/static\/\*'/, 'with an example')

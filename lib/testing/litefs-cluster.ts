@@ -54,6 +54,17 @@ export interface LitefsInfo {
   primary: { hostname: string }
 }
 
+/** LiteFS's `proxy:` section (cmd/litefs/config.go), with its YAML names. */
+export interface LitefsProxySection {
+  addr: string
+  target: string
+  db: string
+  passthrough?: string[]
+  'always-forward'?: string[]
+  'primary-redirect-timeout'?: string
+  'max-lag'?: string
+}
+
 export interface LitefsClusterOptions {
   /** How many nodes. Default 3. */
   nodes?: number
@@ -81,6 +92,11 @@ export interface LitefsClusterOptions {
   exec?: (node: LitefsNodeInfo) => string | undefined
   /** Extra environment for that node's LiteFS process (and so for its `exec` command and for `${VAR}` in its config). Called on every start. */
   env?: (node: LitefsNodeInfo) => Record<string, string>
+  /**
+   * LiteFS's own proxy for that node (its `proxy:` section), e.g. to compare with
+   * litefs-proxy: `{ addr: '127.0.0.1:8080', target: '127.0.0.1:8000', db: 'app.db' }`.
+   */
+  proxy?: (node: LitefsNodeInfo) => LitefsProxySection | undefined
   /** Milliseconds; the bound for every readiness wait (`start`, `waitReplicated`'s default). Default 20000. */
   readyTimeout?: number
   /** Milliseconds `stop()` gives LiteFS to exit after SIGTERM before it sends SIGKILL. Default 10000. */
@@ -463,6 +479,14 @@ class Node implements LitefsNode {
     ]
     const cmd = this.ctx.options.exec?.(this)
     if (cmd !== undefined) lines.push('exec:', `  - cmd: ${q(cmd)}`)
+    const proxy = this.ctx.options.proxy?.(this)
+    if (proxy !== undefined) {
+      lines.push('proxy:')
+      for (const [key, value] of Object.entries(proxy)) {
+        if (Array.isArray(value)) lines.push(`  ${key}:`, ...value.map(v => `    - ${q(v)}`))
+        else lines.push(`  ${key}: ${q(value)}`)
+      }
+    }
     writeFileSync(this.configPath, lines.join('\n') + '\n')
   }
 
