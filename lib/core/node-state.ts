@@ -126,6 +126,20 @@ export class NodeState {
       this.primaryHostname = undefined
     }
     this.checkConditions()
+    for (const listener of [...this.litefsListeners]) listener(status)
+  }
+
+  private readonly litefsListeners = new Set<(status: LitefsStatus) => void>()
+
+  /**
+   * Call `listener` whenever LiteFS's status on this node changes (see
+   * LitefsStatus): an app closes its database handle when LiteFS goes away (a
+   * handle kept on a dead mount blocks its unmount, or ends in SIGBUS) and
+   * reopens it when it is back. Returns the function that unsubscribes.
+   */
+  onLitefs (listener: (status: LitefsStatus) => void): () => void {
+    this.litefsListeners.add(listener)
+    return () => { this.litefsListeners.delete(listener) }
   }
 
   setRole (role: Role, primaryHostname?: string): void {

@@ -100,6 +100,14 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         takeOver: () => {}
       })
       if (result.outcome !== 'failed') return
+      if (result.retry && core.state.litefs !== 'up') {
+        // The app went away with LiteFS (LiteFS's exec stops it first): nothing
+        // was applied; this node cannot take the request now.
+        const e = new LitefsHttpError(503, 'LITEFS_UNAVAILABLE', `the app at ${target} and LiteFS on this node are unavailable; nothing was applied`, { 'retry-after': '1' })
+        log.warn({ target, code: e.code }, `litefs-proxy: ${e.message}`)
+        if (!res.headersSent && !res.destroyed) sendAnswer(res, e)
+        return
+      }
       if (result.retry && performance.now() - started + RETRY_EVERY < targetRetry) {
         // The app refused the connection (nothing was sent): it may be starting.
         await new Promise(resolve => setTimeout(resolve, RETRY_EVERY))

@@ -20,7 +20,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { access, readFile } from 'node:fs/promises'
-import { createServer, type Server } from 'node:net'
+import { connect as netConnect, createServer, createServer as createNetServer, type AddressInfo, type Server, type Server as NetServer, type Socket } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { delimiter, dirname, join, resolve } from 'node:path'
 
@@ -97,6 +97,13 @@ export interface LitefsClusterOptions {
    * litefs-proxy: `{ addr: '127.0.0.1:8080', target: '127.0.0.1:8000', db: 'app.db' }`.
    */
   proxy?: (node: LitefsNodeInfo) => LitefsProxySection | undefined
+  /**
+   * Route each replica's replication stream through a relay the test controls,
+   * so `node.pauseReplication()` can hold a replica behind the primary (as the
+   * dev cluster's `pauseReplication` does) while its mount and API stay live.
+   * Default false (replicas connect to the primary's API directly).
+   */
+  pausableReplication?: boolean
   /** Milliseconds; the bound for every readiness wait (`start`, `waitReplicated`'s default). Default 20000. */
   readyTimeout?: number
   /** Milliseconds `stop()` gives LiteFS to exit after SIGTERM before it sends SIGKILL. Default 10000. */
@@ -138,6 +145,13 @@ export interface LitefsNode extends LitefsNodeInfo {
   kill(): Promise<void>
   /** `stop()` then `start()`. */
   restart(): Promise<void>
+  /**
+   * With `pausableReplication`: stop passing replication bytes between this
+   * replica and the primary (both ways; the connection stays open), so the
+   * replica's position stays behind until `resumeReplication()`. Throws without the option.
+   */
+  pauseReplication(): void
+  resumeReplication(): void
   /** `GET /info`. Rejects when the node does not answer within min(readyTimeout, 5000) ms or answers non-200. */
   info(): Promise<LitefsInfo>
   /**
@@ -430,6 +444,11 @@ class Node implements LitefsNode {
   private errorLine: string | undefined
   /** start/stop/kill of one node run one at a time. */
   private queue: Promise<unknown> = Promise.resolve()
+  /** The relay replication goes through (pausableReplication), and its connections. */
+  private relay: NetServer | undefined
+  private relayPort = 0
+  private readonly relayed = new Set<Socket>()
+  private paused = false
 
   constructor (ctx: ClusterContext, index: number, hostname: string, nodeDir: string, port: number) {
     this.ctx = ctx
@@ -443,6 +462,41 @@ class Node implements LitefsNode {
   }
 
   get candidate (): boolean { return this.ctx.primary === this }
+
+  /** Listen for this node's replication stream; each connection is relayed to whichever node is primary then. */
+  async openRelay (): Promise<void> {
+    const relay = createNetServer((client) => {
+      const upstream = netConnect(this.ctx.primary.port, '127.0.0.1')
+      for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+        this.relayed.add(a)
+        a.on('data', (chunk: Buffer) => { if (!b.write(chunk)) a.pause() })
+        b.on('drain', () => { if (!this.paused) a.resume() })
+        a.on('error', () => b.destroy())
+        a.on('close', () => { this.relayed.delete(a); b.destroy() })
+        if (this.paused) a.pause()
+      }
+    })
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+    this.relay = relay
+    this.relayPort = (relay.address() as AddressInfo).port
+  }
+
+  pauseReplication (): void {
+    if (this.relay === undefined) throw new Error('litefs-cluster: pauseReplication() needs the pausableReplication option')
+    this.paused = true
+    for (const s of this.relayed) s.pause()
+  }
+
+  resumeReplication (): void {
+    if (this.relay === undefined) throw new Error('litefs-cluster: resumeReplication() needs the pausableReplication option')
+    this.paused = false
+    for (const s of this.relayed) s.resume()
+  }
+
+  closeRelay (): void {
+    for (const s of this.relayed) s.destroy()
+    this.relay?.close()
+  }
   get running (): boolean { return this.child !== undefined }
   get pid (): number | undefined { return this.child?.pid }
   logs (): string[] { return [...this.ring] }
@@ -472,7 +526,8 @@ class Node implements LitefsNode {
       'lease:',
       '  type: "static"',
       `  hostname: ${q(primary.hostname)}`,
-      `  advertise-url: ${q(primary.apiUrl)}`,
+      // A replica reaches the primary through its relay when replication is pausable.
+      `  advertise-url: ${q(this.relay !== undefined && this !== primary ? `http://127.0.0.1:${this.relayPort}` : primary.apiUrl)}`,
       `  candidate: ${this === primary}`,
       'log:',
       '  format: "text"',
@@ -764,6 +819,7 @@ class Cluster implements LitefsCluster, ClusterContext {
           else liveNodes.delete(node)
         }
       }))
+      for (const node of this.nodes) node.closeRelay()
       if (this.createdDir && problems.length === 0) {
         try { rmSync(this.dir, { recursive: true, force: true }) } catch (err) { problems.push(`could not remove ${this.dir}: ${(err as Error).message}`) }
       }
@@ -803,6 +859,7 @@ export async function startLitefsCluster (opts: LitefsClusterOptions = {}): Prom
   installSafetyNet()
   const cluster = new Cluster(opts, dir, createdDir, binary, hostnames, await freePorts(count), primary)
   try {
+    if (opts.pausableReplication === true) for (const node of cluster.nodes) await node.openRelay()
     await cluster.startAll()
   } catch (err) {
     await cluster.close().catch(() => {})

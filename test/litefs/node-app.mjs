@@ -25,24 +25,35 @@ const options = { db: 'app.db', mount: MOUNT, api: API === 'false' ? false : API
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
 const adapterOptions = process.env.LITEFS_TEST_APP_LOGS ? options : { ...options, logger: quiet }
 
-// The database through LiteFS's mount, opened when needed and closed once idle:
-// an open file in the mount keeps LiteFS from unmounting when it stops, and a
-// connection to a mount that died answers nothing but errors. `fileMustExist`:
-// never create a database in the plain directory under a dead mount.
+// The database through LiteFS's mount, one handle at a time: opened when first
+// needed, closed once idle for 50 ms and the moment litefs-proxy says LiteFS went
+// away. An open file in the mount keeps a stopping LiteFS from unmounting, and a
+// handle kept across a LiteFS stop fails or blocks every query after (or ends
+// in SIGBUS: the WAL index is memory-mapped through FUSE); but a handle opened
+// afresh for every query on a replica can meet LiteFS v0.5.14 rewriting the
+// -shm file for a transaction it applies (SIGBUS too). `fileMustExist`: never
+// create a database in the plain directory under a dead mount. A short busy
+// timeout: a query must not hold the event loop for seconds.
 let handle
 let lastUse = 0
+function closeHandle () {
+  handle?.close()
+  handle = undefined
+}
 function database () {
   lastUse = performance.now()
   if (handle === undefined) {
-    handle = new Database(join(MOUNT, 'app.db'), { fileMustExist: true })
+    handle = new Database(join(MOUNT, 'app.db'), { fileMustExist: true, timeout: 250 })
     const idle = setInterval(() => {
-      if (performance.now() - lastUse < 50) return
+      if (handle !== undefined && performance.now() - lastUse < 50) return
       clearInterval(idle)
-      handle.close()
-      handle = undefined
+      closeHandle()
     }, 50)
   }
   return handle
+}
+function onLitefs (state) {
+  state.onLitefs(status => { if (status !== 'up') closeHandle() })
 }
 
 let core
@@ -54,6 +65,7 @@ if (ADAPTER === 'fastify') {
   app.get('/stats', { config: { litefs: false } }, async () => stats())
   await app.ready()
   core = app.litefs
+  onLitefs(core.state)
   await app.listen({ port: Number(PORT), host: '127.0.0.1' })
   close = () => app.close()
 } else {
@@ -63,12 +75,14 @@ if (ADAPTER === 'fastify') {
     const { app, proxy } = buildApp({ litefs: adapterOptions, database })
     inner = express().get('/stats', (_req, res) => res.json(stats())).use(app)
     core = proxy.core
+    onLitefs(core.state)
     close = () => proxy.close()
   } else {
     const { buildListener } = await import('../../examples/node-http/app.mjs')
     const wrapped = buildListener({ litefs: adapterOptions, database })
     inner = (req, res) => req.url === '/stats' ? res.end(JSON.stringify(stats())) : wrapped(req, res)
     core = wrapped.core
+    onLitefs(core.state)
     close = () => wrapped.close()
   }
   listener = createServer(inner)
@@ -76,8 +90,7 @@ if (ADAPTER === 'fastify') {
 }
 
 function stats () {
-  const s = core.state
-  return { held: s.waiterCount, litefs: s.litefs, role: s.role, primary: s.primaryHostname ?? null }
+  return core.stats() // { held, feed, litefs, role, primary, … }
 }
 
 process.on('SIGTERM', async () => {
