@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what test/litefs/guide.test.ts needs beyond LiteFS itself
+# (scripts/install-litefs.sh): nginx (Debian's package: the guide's load
+# balancer) and python3 with venv (the test makes its own Django venv from PyPI
+# under .cache/). Skips what is there. On failure: exit non-zero with one line
+# on stderr naming what is missing.
+set -euo pipefail
+
+log() { printf 'install-test-deps: %s\n' "$*" >&2; }
+fail() { printf 'install-test-deps: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else return 127
+  fi
+}
+
+# apt-get install, with `apt-get update` only when the install fails without it.
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || fail "$1 not found and apt-get unavailable (install: $*)"
+  log "installing $*"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >&2; then
+    log "apt-get install failed; running apt-get update and retrying"
+    as_root apt-get update >&2 || fail "$1 not found: apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >&2 || fail "$1 not found: apt-get install $* failed"
+  fi
+}
+
+have_nginx() { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; }
+if have_nginx; then log "nginx present"; else apt_install nginx; have_nginx || fail "nginx not found after installing it"; fi
+
+python_ok() { command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip, sqlite3, wsgiref' >/dev/null 2>&1; }
+if python_ok; then log "python3 with venv present: $(command -v python3)"
+else
+  apt_install python3 python3-venv
+  python_ok || fail "python3 with venv, ensurepip and sqlite3 not found after installing python3-venv"
+fi
