@@ -9,7 +9,8 @@
 // forwarded body, and hold nothing once the clients are gone.
 //
 // Replay: FUZZ_SEED=<seed printed by the run> (and FUZZ_ONLY=<n,n…> to send
-// only those requests of each target; FUZZ_REQUESTS=<n> per target).
+// only those requests of each target; FUZZ_REQUESTS=<n> per target;
+// FUZZ_VERBOSE=1 lists the requests that got no final answer).
 import t, { type Test as TapTest } from 'tap'
 import { Readable } from 'node:stream'
 import { createHash, createHmac } from 'node:crypto'
