@@ -1,7 +1,7 @@
 // The same small app in each adapter (Fastify plugin, Express middleware,
 // node:http wrapper), on a real loopback port, so one behaviour suite runs
 // against all three.
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import express from 'express'
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -9,7 +9,7 @@ import { litefs as fastifyLitefs } from '../../lib/fastify.js'
 import { litefs as expressLitefs } from '../../lib/express.js'
 import { wrap } from '../../lib/http.js'
 import type { LitefsOptions } from '../../lib/core/options.js'
-import type { LitefsInfo } from '../../lib/core/proxy.js'
+import type { LitefsCore, LitefsInfo } from '../../lib/core/proxy.js'
 import type { NodeState } from '../../lib/core/node-state.js'
 import { until, type FakeLitefs } from './fake-litefs.js'
 
@@ -52,6 +52,8 @@ export interface Served {
   writes: number
   /** The adapter's stats(). */
   stats: () => import('../../lib/core/observe.js').LitefsStats
+  /** The adapter's core. */
+  core: LitefsCore<FastifyReply> | LitefsCore<ServerResponse>
   close: () => Promise<void>
   server: Server
 }
@@ -138,6 +140,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
   let state: NodeState
   let close: () => Promise<void>
   let stats: Served['stats']
+  let core: Served['core']
 
   if (adapter === 'fastify') {
     // An answer given before a body was read leaves Node draining it on a keep-alive
@@ -165,6 +168,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     server = app.server
     state = app.litefs.state
     stats = () => app.litefs.stats()
+    core = app.litefs
     close = async () => { await app.close() }
   } else if (adapter === 'express') {
     const proxy = expressLitefs({ ...options, logger: quiet })
@@ -181,6 +185,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     server = createServer(app)
     state = proxy.core.state
     stats = proxy.stats
+    core = proxy.core
     close = async () => { await proxy.close(); await closeServer(server) } // as the README shows: the proxy first, its held requests answered
     await listen(server)
   } else {
@@ -198,6 +203,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     server = createServer(listener)
     state = listener.core.state
     stats = listener.stats
+    core = listener.core
     close = async () => { await listener.close(); await closeServer(server) }
     await listen(server)
   }
@@ -206,6 +212,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
   }
   return Object.assign(served, {
     stats,
+    core,
     adapter,
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     state,
