@@ -119,3 +119,31 @@ t.test('a client body that errors mid-forward ends the attempt; nothing retried'
   const r = await forward({ ...base, req: source, dispatcher })
   t.same(r, { outcome: 'gone' }, 'the client went away: nobody to answer, nothing to retry')
 })
+
+t.test('an HTTP/2 body the client reset ends with `aborted` set: a cut body, never forwarded as a shorter one', async t => {
+  for (const how of ['end after abort', 'aborted event'] as const) {
+    const source = Object.assign(req({}), { httpVersionMajor: 2, stream: { endAfterHeaders: false }, aborted: false })
+    let upstreamError: Error | undefined
+    let upstreamEnded = false
+    const dispatcher = {
+      dispatch: (opts: { body: import('node:stream').Readable }, handler: Dispatcher.DispatchHandler) => {
+        handler.onConnect?.(() => {})
+        opts.body.on('error', err => { upstreamError = err; handler.onError?.(err) })
+        opts.body.on('end', () => { upstreamEnded = true })
+        opts.body.resume()
+        setImmediate(() => {
+          source.emit('data', Buffer.from('part'))
+          source.aborted = true
+          // node:http2's compatibility request: 'aborted', then (as for any stream) 'end'.
+          if (how === 'aborted event') source.emit('aborted')
+          else source.emit('end')
+        })
+        return true
+      }
+    } as unknown as Dispatcher
+    const r = await forward({ ...base, req: source as unknown as IncomingMessage, dispatcher })
+    t.same(r, { outcome: 'gone' }, `${how}: the client went away; nothing to answer or retry`)
+    t.equal(upstreamEnded, false, `${how}: the body sent upstream never ended cleanly`)
+    t.match(upstreamError, { message: /aborted/ }, `${how}: it was aborted upstream`)
+  }
+})

@@ -10,6 +10,8 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 import { ADAPTERS, serve, type AdapterName, type RouteDef, type Served } from './helpers/apps.js'
 import { FORWARDED_HEADER } from '../lib/core/forward.js'
+import { CHANNELS } from '../lib/core/observe.js'
+import diagnostics from 'node:diagnostics_channel'
 
 type Test = typeof t
 
@@ -326,6 +328,28 @@ for (const adapter of ADAPTERS) {
       t.equal(primary.hits.full, 1, 'once')
       t.equal(tried[0], 'node-a')
       t.equal(tried.at(-1), 'node-b')
+    })
+
+    t.test('a client that leaves while a refused forward is retried: no further attempt reaches the primary', async t => {
+      const { primary, replica, urls } = await pair(t, adapter)
+      const closed = createServer()
+      await new Promise<void>(resolve => closed.listen(0, '127.0.0.1', resolve))
+      const deadPort = (closed.address() as AddressInfo).port
+      await new Promise(resolve => closed.close(resolve))
+      urls['node-a'] = `http://127.0.0.1:${deadPort}`
+      const ends: Array<{ outcome: string, code?: string }> = []
+      const onEnd = (m: unknown): void => { ends.push(m as { outcome: string, code?: string }) }
+      diagnostics.subscribe(CHANNELS.forwardEnd, onEnd)
+      t.teardown(() => { diagnostics.unsubscribe(CHANNELS.forwardEnd, onEnd) })
+      const client = httpRequest(`${replica.url}/full`, { method: 'POST', agent: false })
+      client.on('error', () => {})
+      client.end('{"n":3}')
+      await until(() => ends.some(e => e.code === 'LITEFS_NO_PRIMARY'), 'refused once')
+      client.destroy()
+      urls['node-a'] = primary.url // reachable again: a retry would now deliver the write
+      await until(() => ends.some(e => e.outcome === 'gone'), 'the next attempt saw the client gone')
+      t.equal(primary.hits.full, undefined, 'nothing reached the primary')
+      t.equal(ends.filter(e => e.outcome === 'sent').length, 0)
     })
 
     t.test('a refused connection past the window: 503', async t => {

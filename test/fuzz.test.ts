@@ -15,7 +15,7 @@ import t, { type Test as TapTest } from 'tap'
 import { Readable } from 'node:stream'
 import { createHash, createHmac } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { connect as h2connect, createServer as createH2Server, constants as h2constants, type ClientHttp2Session, type Http2Server } from 'node:http2'
+import { connect as h2connect, createServer as createH2Server, constants as h2constants, type ClientHttp2Session, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 import { connect as netConnect, type AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import { Agent, request } from 'undici'
@@ -297,6 +297,56 @@ async function sidecarPair (secrets: string[]): Promise<Pair> {
   }
 }
 
+/**
+ * Node 20's HTTP/2 server (node:http2, nghttp2) leaves a stream open for ever
+ * when its client resets it just after the server ended the response while the
+ * request body was still open: nghttp2 has dropped the stream, the response's
+ * last write never completes, and no 'close' comes. The session holding it then
+ * never finishes a graceful close (a GOAWAY), so server.close() never returns.
+ * Reproduced with a bare node:http2 server and with Fastify without this plugin
+ * (issue-worthy upstream, not here). Such sessions — closing, every stream left
+ * is ended and unknown to nghttp2 (state IDLE) — are destroyed at shutdown and
+ * counted; a stream still really open (a forward running) is left alone, and
+ * keeps failing the test.
+ */
+function trackH2Sessions (server: Http2Server): { destroyStuck: () => number } {
+  const sessions = new Set<ServerHttp2Session>()
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session)
+    session.once('close', () => sessions.delete(session))
+  })
+  const NGHTTP2_STREAM_STATE_IDLE = 1
+  const openStreams = (session: ServerHttp2Session): ServerHttp2Stream[] => {
+    const key = Object.getOwnPropertySymbols(session).find(k => k.description === 'state')
+    const state = key === undefined ? undefined : (session as unknown as Record<symbol, { streams?: Map<number, ServerHttp2Stream> }>)[key]
+    return [...(state?.streams?.values() ?? [])]
+  }
+  return {
+    destroyStuck: () => {
+      let n = 0
+      for (const session of sessions) {
+        if (!session.closed || session.destroyed) continue
+        const streams = openStreams(session)
+        if (streams.length === 0 || !streams.every(st => st.writableEnded && st.state.state === NGHTTP2_STREAM_STATE_IDLE)) continue
+        session.destroy()
+        n++
+      }
+      return n
+    }
+  }
+}
+
+/** How many HTTP/2 sessions Node's stream-reset defect (above) left open, per pair name. */
+const stuckH2 = new Map<string, number>()
+
+/** Close an HTTP/2 server: `close` starts it; Node's stuck sessions are destroyed if it hangs. */
+async function closeH2 (name: string, tracker: { destroyStuck: () => number }, close: () => Promise<void>): Promise<void> {
+  const closed = close()
+  if (await Promise.race([closed.then(() => true, () => true), sleep(500).then(() => false)])) return await closed
+  stuckH2.set(name, (stuckH2.get(name) ?? 0) + tracker.destroyStuck())
+  return await closed
+}
+
 /** A replica serving HTTP/2 (h2c), in front of an HTTP/1.1 primary of the same adapter. */
 async function h2Pair (adapter: 'fastify' | 'http'): Promise<Pair> {
   const { pfake, rfake, closer } = await fakes()
@@ -316,8 +366,9 @@ async function h2Pair (adapter: 'fastify' | 'http'): Promise<Pair> {
       return await reply.send({ ok: true })
     })
     await app.listen({ port: 0, host: '127.0.0.1' })
+    const tracker = trackH2Sessions(app.server)
     replica = endpoint(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, app.litefs.state, () => app.litefs.stats(), app.litefs)
-    replicaCloser = { name: 'the HTTP/2 replica', run: async () => { await app.close() }, cores: [app.litefs] }
+    replicaCloser = { name: 'the HTTP/2 replica', run: async () => { await closeH2('fastify (HTTP/2)', tracker, async () => { await app.close() }) }, cores: [app.litefs] }
   } else {
     const listener = wrap((req, res) => {
       const chunks: Buffer[] = []
@@ -330,11 +381,12 @@ async function h2Pair (adapter: 'fastify' | 'http'): Promise<Pair> {
     }, { ...options, logger: quiet })
     const server: Http2Server = createH2Server(listener as unknown as Parameters<typeof createH2Server>[0])
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const tracker = trackH2Sessions(server)
     replica = endpoint(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, listener.core.state, listener.stats, listener.core)
     replicaCloser = {
       name: 'the HTTP/2 replica',
       run: async () => {
-        try { await listener.close() } finally { await new Promise(resolve => server.close(resolve)) }
+        try { await listener.close() } finally { await closeH2('http (HTTP/2)', tracker, async () => { await new Promise(resolve => server.close(resolve)) }) }
       },
       cores: [listener.core]
     }
@@ -1004,7 +1056,13 @@ async function sendH2 (session: ClientHttp2Session, spec: H2Spec): Promise<Outco
       if (settled) return
       settled = true
       clearTimeout(timer)
-      if (!stream.closed) stream.close(h2constants.NGHTTP2_CANCEL)
+      // A body the client abandons is reset without END_STREAM (destroy): Node's
+      // close(code) ends the writable side first, which tells the server the body
+      // is complete — an HTTP/2 client that does that sent a whole (shorter) body.
+      if (!stream.closed) {
+        if (b.kind === 'cut' || b.kind === 'stall') stream.destroy()
+        else stream.close(h2constants.NGHTTP2_CANCEL)
+      }
       resolve({ statuses: status === undefined ? [] : [status], answered, error })
     }
     stream.on('response', h => { status = h[':status'] })
@@ -1092,6 +1150,8 @@ for (const adapter of ['fastify', 'http'] as const) {
     t.same(read.statuses, [200], `${label}: a plain read is still served`)
     session.destroy()
     await shutDown(p, msg => t.fail(msg))
+    const stuck = stuckH2.get(p.name) ?? 0
+    if (stuck > 0) t.comment(`${label}: ${stuck} HTTP/2 session(s) left open by Node's stream-reset defect destroyed at shutdown`)
     t.comment(`${label}: ${((Date.now() - started) / 1000).toFixed(1)} s`)
   })
 }

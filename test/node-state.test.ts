@@ -188,3 +188,21 @@ t.test('LiteFS gone: role and primary forgotten; held requests wait for what the
   t.same(d.demands.at(-1), [[], false])
   await s.close()
 })
+
+t.test('onLitefs: every change of LiteFS status, once; unsubscribed listeners hear nothing', async t => {
+  const s = new NodeState(driver())
+  const heard: string[] = []
+  const other: string[] = []
+  const off = s.onLitefs(status => heard.push(status))
+  s.onLitefs(status => other.push(status))
+  s.setLitefs('stream-lost')
+  s.setLitefs('stream-lost') // no change: nobody hears it
+  s.setLitefs('down')
+  s.setLitefs('up')
+  t.same(heard, ['stream-lost', 'down', 'up'])
+  off()
+  s.setLitefs('down')
+  t.same(heard, ['stream-lost', 'down', 'up'], 'unsubscribed')
+  t.same(other, ['stream-lost', 'down', 'up', 'down'], 'the other listener still hears')
+  await s.close()
+})

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { connect } from 'node:net'
+import diagnostics from 'node:diagnostics_channel'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -167,6 +168,28 @@ t.test('an app that refuses connections: retried while it starts, then 502 LITEF
   const r2 = await request(`${b.url}/x`, { method: 'POST', body: 'x' })
   t.equal(r2.statusCode, 502)
   t.match(await r2.body.json(), { code: 'LITEFS_TARGET_FAILED' })
+})
+
+t.test('an app gone with LiteFS (LiteFS\'s exec stops it): 503 LITEFS_UNAVAILABLE, nothing applied, said once in the log', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+  t.teardown(async () => { await fake.close() })
+  const port = await new Promise<number>(resolve => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => resolve(p)) }) })
+  const lines: string[] = []
+  const s = await sidecar(t, fake, `127.0.0.1:${port}`, { targetRetry: 60_000 }, lines)
+  // undici says when a connection fails: the write is then being retried against the closed port.
+  let refused = 0
+  const onRefused = (): void => { refused++ }
+  diagnostics.subscribe('undici:client:connectError', onRefused)
+  t.teardown(() => { diagnostics.unsubscribe('undici:client:connectError', onRefused) })
+  const pending = request(`${s.url}/x`, { method: 'POST', body: 'x' })
+  await until(() => refused > 0)
+  await fake.stop()
+  await until(() => s.core.state.litefs !== 'up')
+  const res = await pending
+  t.equal(res.statusCode, 503, 'answered, not retried for the full minute')
+  t.equal(res.headers['retry-after'], '1')
+  t.match(await res.body.json(), { code: 'LITEFS_UNAVAILABLE', error: /LiteFS on this node are unavailable; nothing was applied/ })
+  t.equal(lines.filter(l => l.includes('LITEFS_UNAVAILABLE')).length, 1, 'one log line')
 })
 
 t.test('an app slower than --target-timeout: 504; a client gone while held: logged as aborted; IPv6', async t => {

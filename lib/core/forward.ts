@@ -3,6 +3,7 @@ import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { LitefsHttpError } from './errors.js'
 import { addForwardedHeaders, isForwardedMetadata, type ForwardedView } from './forwarded-headers.js'
+import { clientGone } from './client-gone.js'
 
 // Streams one request to the primary and its answer back, never buffering a
 // body whole. The one property that matters most: a request whose bytes may
@@ -130,6 +131,7 @@ class AttemptBody extends Readable {
       this.source.on('data', this.onData)
       this.source.once('end', this.onEnd)
       this.source.once('error', this.onError)
+      this.source.once('aborted', this.onAborted)
       this.idle = setTimeout(this.onIdle, this.idleMs)
     }
     this.source.resume()
@@ -156,12 +158,20 @@ class AttemptBody extends Readable {
     this.source.off('data', this.onData)
     this.source.off('end', this.onEnd)
     this.source.off('error', this.onError)
+    this.source.off('aborted', this.onAborted)
   }
 
   private readonly onEnd = (): void => {
+    // An HTTP/2 stream the client reset ends too: that body is cut, not complete,
+    // and must reach the primary as an aborted request, never as a shorter one.
+    if ((this.source as { aborted?: boolean }).aborted === true) return this.onAborted()
     this.replay.ended = true
     clearTimeout(this.idle)
     this.push(null)
+  }
+
+  private readonly onAborted = (): void => {
+    this.onError(new Error('the client aborted its request'))
   }
 
   /** The client's own request failed (it went away mid-upload). */
@@ -230,6 +240,9 @@ function tooLarge (limit: number): LitefsHttpError {
 }
 
 function hasBody (req: IncomingMessage): boolean {
+  // HTTP/2 needs neither header: a request has a body unless its HEADERS frame ended the stream.
+  const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream
+  if (req.httpVersionMajor === 2 && stream !== undefined) return stream.endAfterHeaders !== true
   return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
 }
 
@@ -277,11 +290,18 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
       resolve(result)
     }
     res.once('close', gone)
+    // Gone before that listener was there: its 'close' is past. Nothing is sent.
+    if (clientGone(res)) {
+      body?.release()
+      return done({ outcome: 'gone' })
+    }
     // A legacy (v6-style) handler: undici passes it through unwrapped, with
     // `onRequestSent`, which its types no longer list.
     const handler: Dispatcher.DispatchHandler & { onRequestSent: () => void } = {
       onConnect: a => {
         abort = a
+        // The client left while the request waited for a connection: send nothing.
+        if (left) return a(new Error('the client went away'))
         sent = true
       },
       onRequestSent: () => {

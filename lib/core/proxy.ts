@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { resetIdleConnections } from './idle-reset.js'
+import { clientGone } from './client-gone.js'
 import { hostname as osHostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { Agent } from 'undici'
@@ -359,6 +360,7 @@ export class LitefsCore<C = ServerResponse> {
       log.debug({ primary: origin }, 'litefs-proxy: primary refused the connection; retrying')
       await this.pause(c)
       if (this.closing) return this.ended(info, 'closed')
+      // A client that left meanwhile: forward() sees it before sending anything.
     }
   }
 
@@ -414,7 +416,7 @@ export class LitefsCore<C = ServerResponse> {
       gone = () => { this.state.cancel(w) }
       res.once('close', gone)
       // A client already gone before the wait began sends no 'close' any more.
-      if (res.socket?.destroyed === true) gone()
+      if (clientGone(res)) gone()
     })
   }
 

@@ -151,6 +151,15 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   })
   server.timeout = writeTimeout
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // An upgrade (a WebSocket handshake) is a GET: a read, handed to the app. Any
+    // other method asking for one would bypass the decision (a write run here,
+    // on a replica): refused.
+    if (req.method !== 'GET') {
+      const body = JSON.stringify({ error: `an upgrade must be a GET request, not ${String(req.method)}`, code: 'LITEFS_BAD_UPGRADE' })
+      socket.end(`HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+      log.warn({ method: req.method, path: req.url }, 'litefs-proxy: refused an upgrade that is not a GET')
+      return
+    }
     passUpgrade(req, socket, head, app, core.view({ req } as ServerResponse))
   })
 
