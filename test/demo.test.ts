@@ -69,7 +69,7 @@ t.test('a failover mid-run: held writes complete, none lost, none doubled, reads
   t.match(r.failover, { from: 'node-1', to: 'node-2' })
   // 20 users alternate writes and reads: for the second without a primary, each has a write waiting.
   t.ok(r.failover.held > 0, 'writes were held while there was no primary')
-  t.equal(r.failover.heldAcked, r.failover.held, 'every write held for the new primary completed')
+  t.equal(r.failover.heldAcked, r.failover.held, 'every write held for the new primary completed', { failures: r.failures })
   t.equal(r.stale, 0, 'no stale read, before, during or after')
   t.match(r.writes, { lost: 0, doubled: 0 }, 'every acknowledged write in the final database exactly once')
   t.same(r.failures.filter((f: any) => f.code === 'BAD_GATEWAY'), [], 'the balancer drains node-1 before it closes: none of its own requests is cut')

@@ -8,7 +8,7 @@ import { forward, requestHeaders, responseHeaders, FORWARDED_HEADER } from '../l
 import { firstValue } from '../lib/core/forwarded-headers.js'
 
 const req = (headers: Record<string, string>, remoteAddress?: string): IncomingMessage =>
-  Object.assign(new EventEmitter(), { method: 'POST', url: '/x', headers, socket: { remoteAddress }, resume () {} }) as unknown as IncomingMessage
+  Object.assign(new EventEmitter(), { method: 'POST', url: '/x', headers, socket: { remoteAddress }, resume () {}, pause () {} }) as unknown as IncomingMessage
 
 const plain = { proto: 'http', host: 'app.example', client: '10.1.2.3' } as const
 

@@ -95,6 +95,16 @@ interface Replay {
 const replays = new WeakMap<IncomingMessage, Replay>()
 
 /**
+ * An attempt to forward this request read from its body (the primary then
+ * reset it unread, so it may be sent again from what was kept): the app on
+ * this node can no longer read that body from the request itself.
+ */
+export function bodyTaken (req: IncomingMessage): boolean {
+  const replay = replays.get(req)
+  return replay !== undefined && (replay.bytes > 0 || replay.ended)
+}
+
+/**
  * The request body as a fresh stream for one attempt. It pulls from the client
  * only when undici starts sending, so an attempt refused at connect leaves the
  * client's body untouched for the next one; a small body is kept as it goes, so
@@ -155,6 +165,9 @@ class AttemptBody extends Readable {
   private detach (): void {
     clearTimeout(this.idle)
     this.idle = undefined
+    // Paused first: a flowing stream without a 'data' listener drops what
+    // arrives, and the next attempt (or the app, see bodyTaken) needs it.
+    this.source.pause()
     this.source.off('data', this.onData)
     this.source.off('end', this.onEnd)
     this.source.off('error', this.onError)

@@ -7,7 +7,8 @@ import { performance } from 'node:perf_hooks'
 import { Agent } from 'undici'
 import { readTxidCookie, txidSetCookie } from './cookie.js'
 import { LitefsHttpError } from './errors.js'
-import { FORWARDED_HEADER, forward } from './forward.js'
+import { FORWARDED_HEADER, bodyTaken, forward } from './forward.js'
+import { ownOrigin } from './own-origin.js'
 import { acquireLitefsNode, type NodeLease } from './litefs-node.js'
 import { PrimaryProbe } from './primary-probe.js'
 import { warnings, type Warnings } from './warnings.js'
@@ -303,27 +304,37 @@ export class LitefsCore<C = ServerResponse> {
     for (;;) {
       state.refresh()
       info.role = state.role
+      let origin: string
       if (state.role === 'primary') {
-        // Promoted while the request waited: serve it here.
-        info.local = info.kind === 'write'
         info.heldMs = performance.now() - started
-        return info
+        if (!bodyTaken(req)) {
+          // Promoted while the request waited: serve it here.
+          info.local = info.kind === 'write'
+          return info
+        }
+        // An attempt to the old primary read the body before that primary
+        // reset it unread, so the app here would wait for a body already gone.
+        // The kept copy goes to this node's own server, as to any primary.
+        const own = ownOrigin(req)
+        if (own === undefined) return this.primaryChanged(info, log)
+        origin = own
+      } else {
+        const primary = state.primaryHostname
+        if (primary === undefined) {
+          const result = await this.waitFor(c, 'primary', undefined, done => state.waitForPrimary(Math.max(0, deadline - performance.now()), done))
+          if (result === 'timeout') return this.noPrimary(info, log)
+          if (result === 'overloaded') return this.overloaded(info, log)
+          if (result !== 'ready') return this.ended(info, result)
+          continue
+        }
+        info.heldMs = performance.now() - started
+        if (this.options.forward === 'fly-replay') {
+          info.answer = { statusCode: 200, headers: { 'fly-replay': `instance=${primary}` }, body: '' }
+          log.debug({ primary }, 'litefs-proxy: asking Fly.io to replay the request on the primary')
+          return info
+        }
+        origin = this.options.primaryOrigin(primary, req.socket.localPort as number)
       }
-      const primary = state.primaryHostname
-      if (primary === undefined) {
-        const result = await this.waitFor(c, 'primary', undefined, done => state.waitForPrimary(Math.max(0, deadline - performance.now()), done))
-        if (result === 'timeout') return this.noPrimary(info, log)
-        if (result === 'overloaded') return this.overloaded(info, log)
-        if (result !== 'ready') return this.ended(info, result)
-        continue
-      }
-      info.heldMs = performance.now() - started
-      if (this.options.forward === 'fly-replay') {
-        info.answer = { statusCode: 200, headers: { 'fly-replay': `instance=${primary}` }, body: '' }
-        log.debug({ primary }, 'litefs-proxy: asking Fly.io to replay the request on the primary')
-        return info
-      }
-      const origin = this.options.primaryOrigin(primary, req.socket.localPort as number)
       const elapsed = this.observer.forwardStarted(req, origin, res)
       const result = await forward({
         req,
@@ -472,6 +483,18 @@ export class LitefsCore<C = ServerResponse> {
     info.answer = new LitefsHttpError(503, 'LITEFS_NO_PRIMARY',
       `no primary became available within ${this.options.primaryRedirectTimeout} ms`, { 'retry-after': '1' })
     log.warn({ role: this.state.role }, 'litefs-proxy: no primary available for a write')
+    return info
+  }
+
+  /**
+   * This node became primary while its write was being forwarded, and the
+   * body the app needs was read by that attempt; it cannot reach its own
+   * server in plain HTTP/1.1 (TLS, HTTP/2) to replay it. Nothing was applied.
+   */
+  private primaryChanged (info: LitefsInfo, log: Logger): LitefsInfo {
+    info.answer = new LitefsHttpError(503, 'LITEFS_PRIMARY_CHANGED',
+      'this node became the primary while the write was being forwarded; nothing was applied', { 'retry-after': '1' })
+    log.warn({ role: this.state.role }, 'litefs-proxy: a write whose body went to the old primary cannot be replayed here; answered 503')
     return info
   }
 

@@ -1,0 +1,190 @@
+// A write forwarded to a primary that read its body and then reset the
+// connection (a primary going down: "reset before any answer" is retried),
+// while this very node becomes the primary. The retry finds this node primary,
+// but the body the app needs was read by the first attempt: the app must still
+// get it whole, once, and the old primary must have applied nothing.
+// Found by the demo's failover under load: the app waited for a body already
+// gone, and the write hung until the client gave up.
+import t from 'tap'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { connect as h2connect } from 'node:http2'
+import type { AddressInfo } from 'node:net'
+import { PassThrough, Readable } from 'node:stream'
+import { request } from 'undici'
+import { FakeLitefs, until } from './helpers/fake-litefs.js'
+import { serve, type AdapterName } from './helpers/apps.js'
+import { createSidecar } from '../lib/sidecar/sidecar.js'
+import { lineLogger } from '../lib/sidecar/access-log.js'
+import { ownOrigin } from '../lib/core/own-origin.js'
+import { CHANNELS } from '../lib/core/observe.js'
+import diagnostics from 'node:diagnostics_channel'
+
+type Test = typeof t
+
+/**
+ * The old primary: it reads the first chunk of each request's body, then (the
+ * first `resets` times) calls `before()` and resets the connection, answering
+ * nothing. Requests after that are read whole and answered 201.
+ */
+async function oldPrimary (t: Test, resets: number, before: () => Promise<void> | void, on: 'data' | 'end' = 'data'): Promise<{ url: string, got: string[], reset: () => Promise<void> }> {
+  const got: string[] = []
+  let left = resets
+  let signal: () => void = () => {}
+  const wasReset = new Promise<void>(resolve => { signal = resolve })
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (left > 0) {
+      left--
+      if (on === 'end') req.resume()
+      req.once(on, () => {
+        void Promise.resolve(before()).then(() => { req.socket.resetAndDestroy(); signal() })
+      })
+      return
+    }
+    let body = ''
+    req.on('data', c => { body += c })
+    req.on('end', () => { got.push(body); res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ got: body, at: 'old' })) })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, got, reset: async () => { await wasReset } }
+}
+
+const echo = { method: 'POST', path: '/echo', handler: (ctx: { body: Buffer }) => ({ status: 201, body: { got: ctx.body.toString(), at: 'here' } }) }
+
+for (const adapter of ['fastify', 'express', 'http'] as AdapterName[]) {
+  t.test(`${adapter}: promoted while its forward was reset unread — the app gets the whole body, once`, async t => {
+    await promotedMidForward(t, adapter, 'note-' + 'x'.repeat(3000))
+    // An empty chunked body: nothing was kept, but its end was read.
+    await promotedMidForward(t, adapter, '')
+  })
+}
+
+async function promotedMidForward (t: Test, adapter: AdapterName, body: string): Promise<void> {
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  let node: Awaited<ReturnType<typeof serve>> | undefined
+  const old = await oldPrimary(t, 1, async () => {
+    fake.becomePrimary()
+    await until(() => node?.state.role === 'primary', 'the node follows its promotion')
+  }, body === '' ? 'end' : 'data')
+  node = await serve(adapter, fake, { primaryUrl: () => old.url }, { routes: [echo as never] })
+  t.teardown(async () => { await node?.close() })
+  // A stream: sent chunked, so an empty one still has a body that ends.
+  const res = await request(`${node.url}/echo`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: Readable.from(body === '' ? [] : [body]) })
+  const answer = await res.body.json() as { got: string, at: string }
+  t.equal(res.statusCode, 201, 'answered by the app on this node')
+  t.same(answer, { got: body, at: 'here' }, 'which read the whole body')
+  t.same(old.got, [], 'the old primary applied nothing')
+  t.match(res.headers['set-cookie'], /litefs-txid=/, 'the write on the new primary gets its cookie')
+}
+
+t.test('serve: promoted while its forward was reset unread — the app gets the whole body, once', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const seen: string[] = []
+  const target: Server = createServer((req, res) => {
+    let body = ''
+    req.on('data', c => { body += c })
+    req.on('end', () => { seen.push(body); fake.advance(fake.txid + 1n, { event: false }); res.writeHead(201).end(body) })
+  })
+  await new Promise<void>(resolve => target.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { target.closeAllConnections(); await new Promise(resolve => target.close(resolve)) })
+  let sidecar: ReturnType<typeof createSidecar> | undefined
+  const old = await oldPrimary(t, 1, async () => {
+    fake.becomePrimary()
+    await until(() => sidecar?.core.state.role === 'primary', 'the sidecar follows its promotion')
+  })
+  sidecar = createSidecar({ addr: '127.0.0.1:0', target: `127.0.0.1:${(target.address() as AddressInfo).port}`, db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, primaryUrl: () => old.url, logger: lineLogger('silent', 'text', () => {}) })
+  await sidecar.listen()
+  t.teardown(async () => { await sidecar?.close() })
+  await until(() => sidecar?.core.state.primaryHostname === 'node-a')
+  const body = 'y'.repeat(5000)
+  const res = await request(`${sidecar.url}/notes`, { method: 'POST', body })
+  t.equal(res.statusCode, 201)
+  t.equal(await res.body.text(), body, 'the app behind the sidecar read the whole body')
+  t.same(seen, [body], 'once')
+  t.same(old.got, [], 'the old primary applied nothing')
+})
+
+t.test('a body still arriving between attempts is kept for the next one, not dropped', async t => {
+  // The first attempt gets the first piece and is reset; the client sends the
+  // next piece meanwhile; the second attempt (the primary is back) must carry all.
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const old = await oldPrimary(t, 1, () => {})
+  for (const adapter of ['fastify', 'express', 'http'] as AdapterName[]) {
+    const node = await serve(adapter, fake, { primaryUrl: () => old.url }, { routes: [echo as never] })
+    const upload = new PassThrough()
+    const answer = request(`${node.url}/echo`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: upload })
+    upload.write('first,')
+    if (adapter === 'fastify') await old.reset() // one reset in all: the first request's
+    upload.write('second,')
+    upload.end('third')
+    const res = await answer
+    t.equal(res.statusCode, 201, adapter)
+    t.same(await res.body.json(), { got: 'first,second,third', at: 'old' }, `${adapter}: every piece reached the primary, in order`)
+    await node.close()
+  }
+  t.same(old.got, ['first,second,third', 'first,second,third', 'first,second,third'])
+})
+
+t.test('a node that cannot reach its own server in HTTP/1.1 answers 503 LITEFS_PRIMARY_CHANGED; nothing applied', async t => {
+  t.equal(ownOrigin({ socket: { localAddress: '127.0.0.1', localPort: 80 }, httpVersionMajor: 1 } as never), 'http://127.0.0.1:80')
+  t.equal(ownOrigin({ socket: { localAddress: '::1', localPort: 81 }, httpVersionMajor: 1 } as never), 'http://[::1]:81')
+  t.equal(ownOrigin({ socket: { localAddress: '::1', localPort: 81, encrypted: true }, httpVersionMajor: 1 } as never), undefined, 'TLS')
+  t.equal(ownOrigin({ socket: { localAddress: '::1', localPort: 81 }, httpVersionMajor: 2 } as never), undefined, 'HTTP/2')
+  t.equal(ownOrigin({ socket: {}, httpVersionMajor: 1 } as never), undefined, 'a socket already gone')
+
+  // Fastify on HTTP/2 (cleartext, prior knowledge), through a real session.
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const { default: Fastify } = await import('fastify')
+  const { default: litefs } = await import('../lib/fastify.js')
+  const app = Fastify({ http2: true })
+  let applied = 0
+  const old = await oldPrimary(t, 1, async () => {
+    fake.becomePrimary()
+    await until(() => app.litefs.state.role === 'primary')
+  })
+  await app.register(litefs, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, primaryUrl: () => old.url })
+  app.post('/echo', async () => { applied++; return { ok: true } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { await app.close() })
+  await until(() => app.litefs.state.primaryHostname === 'node-a')
+  const session = h2connect(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`)
+  t.teardown(() => { session.destroy() })
+  const stream = session.request({ ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain' })
+  stream.end('z'.repeat(100))
+  const [headers, text] = await new Promise<[Record<string, unknown>, string]>((resolve, reject) => {
+    let h: Record<string, unknown> = {}
+    let out = ''
+    stream.on('response', r => { h = r })
+    stream.on('data', c => { out += c })
+    stream.on('end', () => resolve([h, out]))
+    stream.on('error', reject)
+  })
+  t.equal(headers[':status'], 503)
+  t.equal(headers['retry-after'], '1')
+  t.match(JSON.parse(text), { code: 'LITEFS_PRIMARY_CHANGED' })
+  t.equal(applied, 0, 'the app here applied nothing')
+  t.same(old.got, [], 'nor did the old primary')
+})
+
+t.test('refused, then promoted: no attempt read the body, so the app here reads it from the request', async t => {
+  const closed = createServer()
+  await new Promise<void>(resolve => closed.listen(0, '127.0.0.1', resolve))
+  const deadUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`
+  await new Promise(resolve => closed.close(resolve)) // nothing listens there now: refused
+  for (const adapter of ['fastify', 'express', 'http'] as AdapterName[]) {
+    const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+    const node = await serve(adapter, fake, { primaryUrl: () => deadUrl }, { routes: [echo as never] })
+    // The first refusal promotes this node: the retry finds it primary.
+    const promote = (): void => { diagnostics.unsubscribe(CHANNELS.forwardEnd, promote); fake.becomePrimary() }
+    diagnostics.subscribe(CHANNELS.forwardEnd, promote)
+    const res = await request(`${node.url}/echo`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'refused-then-local' })
+    t.equal(res.statusCode, 201, adapter)
+    t.same(await res.body.json(), { got: 'refused-then-local', at: 'here' }, `${adapter}: served here, whole`)
+    await node.close()
+    await fake.close()
+  }
+})
