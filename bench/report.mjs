@@ -102,10 +102,10 @@ function litefsMarkdown (l, m) {
   out.push(`LiteFS ${l.meta.version === 'LiteFS development build' ? 'v0.5.14 (`go install`, which reports "development build")' : l.meta.version}, ${l.meta.nodes} nodes on loopback (static lease, FUSE mounts), on the same ${m.cores} cores as everything else. ` +
     'The app is bench/server.mjs\'s Fastify app (`GET /items` answers `{"ok":true}`, `POST /items` parses the body and commits nothing, `POST /insert` inserts a row through a kept better-sqlite3 handle on the mount, WAL). ' +
     'Ways: **bare** the app reached directly; **in-process** the same app with the Fastify plugin; **LiteFS\'s proxy** its `proxy:` section in front of the bare app; **serve** `litefs-proxy serve` (the built CLI, `--log-level warn`) in front of the bare app. ' +
-    `Each scenario warms every way, then runs ${m.rounds} rounds of ${m.durationPerRunS} s with the ways in rotated order (round r starts with way r); req/s and latencies are medians over the rounds, × = ratio of medians (spread: the per-round ratios). ` +
+    `Each scenario warms every way, then runs ${l.meta.rounds} rounds of ${l.meta.durationPerRunS} s with the ways in rotated order (round r starts with way r); req/s and latencies are medians over the rounds, × = ratio of medians (spread: the per-round ratios). ` +
     'p50/p99 under load are autocannon\'s (50 connections, whole ms); "1 conn" is one connection sending back to back (µs clock): the hops alone. ' +
     'Server CPU µs/req counts every process a request touches, both LiteFS processes included (they serve the FUSE reads and run LiteFS\'s proxy).', '')
-  out.push('| # | Scenario | Way | req/s | × bare | × LiteFS\'s proxy | p50 / p99 (50 conns) | p50 / p99 (1 conn) | CPU µs/req | Answer |')
+  out.push('| # | Scenario | Way | req/s | × bare | × LiteFS\'s proxy | p50 / p99 (50 conns) | p50 / p99 (1 conn) | CPU µs/req (of which LiteFS) | Answer |')
   out.push('|---|---|---|---:|---|---|---|---|---:|---|')
   for (const s of l.scenarios) {
     let first = true
@@ -113,7 +113,7 @@ function litefsMarkdown (l, m) {
       const lead = first ? `| ${s.id} | ${s.name}${s.contended ? ' ⚠ no clean round' : ''} |` : '| | |'
       first = false
       const label = key === 'plugin' || key === 'sidecar' ? `**${w.label}**` : w.label
-      out.push(`${lead} ${label} | ${fmt(w.rps)} | ${key === 'bare' ? '1' : ratioText(w.vsBare)} | ${key === 'litefs' ? '1' : ratioText(w.vsLitefs)} | ${fmt(w.p50Ms)} / ${fmt(w.p99Ms)} ms | ${fmt(w.single.p50Ms, 3)} / ${fmt(w.single.p99Ms, 3)} ms | ${fmt(w.usPerReq, 1)} | ${answerText(w)} |`)
+      out.push(`${lead} ${label} | ${fmt(w.rps)} | ${key === 'bare' ? '1' : ratioText(w.vsBare)} | ${key === 'litefs' ? '1' : ratioText(w.vsLitefs)} | ${fmt(w.p50Ms)} / ${fmt(w.p99Ms)} ms | ${fmt(w.single.p50Ms, 3)} / ${fmt(w.single.p99Ms, 3)} ms | ${fmt(w.usPerReq, 1)} (${fmt(w.litefsUsPerReq, 1)}) | ${answerText(w)} |`)
     }
     for (const [k, r] of Object.entries(s.pairs ?? {})) {
       if (s.paced?.[k] !== undefined) continue
@@ -183,7 +183,7 @@ export function litefsSvg (results) {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     `<text x="12" y="22" font-size="15" font-weight="600" fill="#111">litefs-proxy on real LiteFS: requests per second, four ways, one run</text>`,
-    `<text x="12" y="40" fill="#555">${esc(`Node ${results.meta.node}, ${results.meta.cores} cores, ${results.meta.date.slice(0, 10)}; 50 connections; median of ${results.meta.rounds} rounds of ${results.meta.durationPerRunS} s; bars share one scale`)}</text>`
+    `<text x="12" y="40" fill="#555">${esc(`Node ${results.meta.node}, ${results.meta.cores} cores, ${results.meta.date.slice(0, 10)}; 50 connections; median of ${l.meta.rounds} rounds of ${l.meta.durationPerRunS} s; bars share one scale`)}</text>`
   ]
   for (const v of niceTicks(max)) {
     head.push(`<line x1="${x(v).toFixed(1)}" y1="${T - 6}" x2="${x(v).toFixed(1)}" y2="${y - 6}" stroke="#eef0f3"/>`)

@@ -101,6 +101,7 @@ if (spec.framework === 'fastify') {
     app.use(mw)
     app.use(litefs.errorHandler())
     waiters = () => mw.core.state.waiterCount
+    nodeState = () => ({ role: mw.core.state.role, litefs: mw.core.state.litefs })
     closeApp = async () => await mw.close()
   }
   app.use(express.json())
@@ -127,6 +128,7 @@ if (spec.framework === 'fastify') {
     const { wrap } = await load('http.js')
     listener = wrap(handler, litefsOptions())
     waiters = () => listener.core.state.waiterCount
+    nodeState = () => ({ role: listener.core.state.role, litefs: listener.core.state.litefs })
     closeApp = async () => await listener.close()
   }
   server = createServer((req, res) => {
@@ -146,7 +148,8 @@ const url = `http://127.0.0.1:${server.address().port}`
 
 // Connections are counted so the scale scenario can wait until all are open.
 let connections = 0
-server.on('connection', socket => { connections++; socket.once('close', () => { connections-- }) })
+let accepted = 0 // ever: how often a proxy in front dials the app again
+server.on('connection', socket => { connections++; accepted++; socket.once('close', () => { connections-- }) })
 
 function memory () {
   if (typeof globalThis.gc === 'function') for (let i = 0; i < 4; i++) globalThis.gc()
@@ -164,7 +167,7 @@ process.on('message', async msg => {
       break
     }
     case 'mem': reply = { ...memory(), waiters: waiters(), connections }; break
-    case 'state': reply = { waiters: waiters(), connections, ...nodeState() }; break
+    case 'state': reply = { waiters: waiters(), connections, accepted, ...nodeState() }; break
     case 'release': reply = { n: releaseAll() }; break
     case 'profStart': {
       // CPU profile of the load only (bench/profile.mjs), not of the start-up.
