@@ -21,7 +21,7 @@
 // proxy): from process.cpuUsage() for our Node children, /proc/<pid>/stat for
 // LiteFS and the sidecars.
 import { execFileSync, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -73,6 +73,9 @@ export async function realLitefs (ctx, ids) {
   const missing = []
   const binary = findLitefs()
   if (binary === undefined) missing.push('no litefs binary (scripts/install-litefs.sh, or LITEFS_BIN)')
+  else {
+    try { accessSync(binary, constants.X_OK) } catch { missing.push(`${binary} is not an executable (LITEFS_BIN?)`) }
+  }
   const fuse = fuseProblem()
   if (fuse !== undefined) missing.push(fuse)
   if (missing.length > 0) {
