@@ -29,9 +29,9 @@ import { pathToFileURL } from 'node:url'
 export const IDS = ['L1', 'L2', 'L3', 'L4', 'L5', 'L6']
 // Shorter than the fake-LiteFS sections' runs, so the section stays near 3 minutes:
 // BENCH_LITEFS_DURATION seconds per run, BENCH_LITEFS_ROUNDS rounds per scenario.
-const DURATION = Number(process.env.BENCH_LITEFS_DURATION ?? 1.5)
+const DURATION = Number(process.env.BENCH_LITEFS_DURATION ?? 1.25)
 const ROUNDS = Number(process.env.BENCH_LITEFS_ROUNDS ?? 3)
-const FIRST_WARMUP = Math.max(1, DURATION)
+const FIRST_WARMUP = 1
 const WARMUP = 0.5
 // An insert's fsyncs and FUSE writes run in kernel threads that no process of
 // ours is charged for: in L4/L5 they show as 0.15–0.3 cores of "other work" in
@@ -376,10 +376,10 @@ export async function realLitefs (ctx, ids) {
     for (const [a, b] of s.paced ?? []) row.pairs[`${a}/${b}`] = ratio(a, b)
 
     // Latency below saturation: one connection back to back (the hops alone), µs.
-    const probe = { method: s.load.method ?? 'GET', path: s.load.path, headers: s.load.headers, body: s.load.body, warmupMs: 150 }
+    const probe = { method: s.load.method ?? 'GET', path: s.load.path, headers: s.load.headers, body: s.load.body, warmupMs: 100 }
     const single = Object.fromEntries(s.ways.map(w => [w.key, []]))
     for (let rep = 0; rep < 2; rep++) {
-      for (const w of rep === 0 ? s.ways : [...s.ways].reverse()) single[w.key].push(await load.call('probe', { ...probe, port: w.port, durationMs: 600 }))
+      for (const w of rep === 0 ? s.ways : [...s.ways].reverse()) single[w.key].push(await load.call('probe', { ...probe, port: w.port, durationMs: 400 }))
     }
     for (const w of s.ways) {
       row.ways[w.key].single = { p50Ms: round(median(single[w.key].map(p => p.latencyUs.p50)) / 1000), p99Ms: round(median(single[w.key].map(p => p.latencyUs.p99)) / 1000) }
@@ -392,7 +392,7 @@ export async function realLitefs (ctx, ids) {
       const wb = s.ways.find(w => w.key === b)
       const runs = { [a]: [], [b]: [] }
       for (let rep = 0; rep < 2; rep++) {
-        for (const w of rep === 0 ? [wa, wb] : [wb, wa]) runs[w.key].push(await load.call('probe', { ...probe, port: w.port, connections: ctx.connections, rate, durationMs: 1200, warmupMs: 300 }))
+        for (const w of rep === 0 ? [wa, wb] : [wb, wa]) runs[w.key].push(await load.call('probe', { ...probe, port: w.port, connections: ctx.connections, rate, durationMs: 800, warmupMs: 200 }))
       }
       const p = (k, q) => round(median(runs[k].map(x => x.latencyUs[q])) / 1000)
       row.paced[`${a}/${b}`] = { rate, p50Ms: [p(a, 'p50'), p(b, 'p50')], p99Ms: [p(a, 'p99'), p(b, 'p99')], deltaP50Ms: round(p(a, 'p50') - p(b, 'p50')) }
