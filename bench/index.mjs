@@ -14,7 +14,8 @@ import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { FakeLitefs, hex16 } from './fake-litefs.mjs'
-import { markdown, waitReleaseSvg } from './report.mjs'
+import { IDS as LITEFS_IDS, realLitefs } from './real-litefs.mjs'
+import { litefsSvg, markdown, waitReleaseSvg } from './report.mjs'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = dirname(BENCH)
@@ -28,9 +29,12 @@ const CONNECTIONS = 50
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 1000)
 const SCALE = (process.env.BENCH_SCALE ?? '100,1000,10000').split(',').map(Number)
 const only = new Set(process.argv.slice(2))
-const KNOWN = ['1', '2', '3', '4', '5', '6', '7']
-for (const id of only) if (!KNOWN.includes(id)) throw new Error(`unknown scenario "${id}"; scenarios: ${KNOWN.join(' ')}`)
+const KNOWN = ['1', '2', '3', '4', '5', '6', '7', 'litefs', ...LITEFS_IDS]
+for (const id of only) if (!KNOWN.includes(id)) throw new Error(`unknown scenario "${id}"; scenarios: ${KNOWN.join(' ')} (litefs: every L scenario, on real LiteFS)`)
 const wanted = id => only.size === 0 || only.has(String(id))
+// The real-LiteFS section: all of it (no selection, or `litefs`), or the L ids named.
+const litefsIds = new Set([...only].filter(id => LITEFS_IDS.includes(id)))
+const wantLitefs = only.size === 0 || only.has('litefs') || litefsIds.size > 0
 const started = performance.now()
 const log = (...a) => console.error(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s]`, ...a)
 
@@ -268,7 +272,7 @@ async function sanity (url, init = {}) {
 }
 
 const POST = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hello"}' }
-const results = { meta, scenarios: [], waitRelease: undefined, scale: undefined, notes: [] }
+const results = { meta, scenarios: [], waitRelease: undefined, scale: undefined, litefs: undefined, notes: [] }
 const add = (row) => {
   if (row.target !== undefined && row.ratio !== undefined) {
     row.pass = row.ratio >= row.target.minRatio && (row.target.maxP50DeltaMs === undefined || row.p50DeltaMs <= row.target.maxP50DeltaMs)
@@ -379,6 +383,30 @@ try {
   }
   clearInterval(ticker)
 
+  // L1–L6: the same app four ways on a real LiteFS cluster (bench/real-litefs.mjs)
+  if (wantLitefs) {
+    results.litefs = await realLitefs({
+      dist: DIST,
+      log,
+      load,
+      round,
+      median,
+      hz: HZ,
+      connections: CONNECTIONS,
+      rounds: ROUNDS,
+      warmup: WARMUP,
+      firstWarmup: FIRST_WARMUP,
+      warmed,
+      busyLimit: BUSY_LIMIT,
+      maxRedo: MAX_REDO,
+      takeRedo: () => redoBudget-- > 0,
+      startServer,
+      run,
+      quiet,
+      track: cp => { children.add(cp); cp.once('exit', () => children.delete(cp)) }
+    }, litefsIds)
+  }
+
   // 5: wait release latency, events feed and polling feed (and the machine's floor)
   if (wanted(5)) {
     results.waitRelease = {}
@@ -483,9 +511,11 @@ if (only.size === 0) {
   writeFileSync(join(RESULTS, 'latest.md'), md)
   writeFileSync(join(RESULTS, 'latest.json'), json)
   if (results.waitRelease !== undefined) writeFileSync(join(RESULTS, 'wait-release.svg'), waitReleaseSvg(results))
-  log('wrote bench/results/latest.md, latest.json, wait-release.svg')
+  if (results.litefs?.scenarios !== undefined) writeFileSync(join(RESULTS, 'litefs.svg'), litefsSvg(results))
+  log(`wrote bench/results/latest.md, latest.json, wait-release.svg${results.litefs?.scenarios !== undefined ? ', litefs.svg' : ''}`)
 } else {
   if (results.waitRelease !== undefined) writeFileSync(join(RESULTS, 'history', `${stamp}-wait-release.svg`), waitReleaseSvg(results))
+  if (results.litefs?.scenarios !== undefined) writeFileSync(join(RESULTS, 'history', `${stamp}-litefs.svg`), litefsSvg(results))
   log(`partial run: wrote bench/results/history/${stamp}.{md,json} (latest.* only from a full run)`)
 }
 log(`total ${meta.totalSeconds}s`)

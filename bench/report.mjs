@@ -74,8 +74,131 @@ export function markdown (results) {
     }
     out.push('', '"All answered" is timed by the client, so it includes the client process reading N responses. ² RSS moves by pages and allocator arenas: only the largest N says much.', '')
   }
+  if (results.litefs !== undefined) out.push(...litefsMarkdown(results.litefs, m))
   for (const n of results.notes) out.push(`Note: ${n}`, '')
   return out.join('\n')
+}
+
+const ratioText = r => r === undefined ? '' : `${fmt(r.ratio, 2)}× (${fmt(r.spread[0], 2)}–${fmt(r.spread[1], 2)})`
+
+/** What a way answered, from its sanity request and its runs. */
+function answerText (w) {
+  const a = w.sample
+  const parts = [String(a.status)]
+  const cookie = a.setCookie.map(c => c.split('=')[0]).join(', ')
+  if (cookie !== '') parts.push(`cookie ${cookie}`)
+  if (a.flyReplay !== undefined) parts.push(`fly-replay: ${a.flyReplay}, body ${a.body === '' ? 'empty' : JSON.stringify(a.body)}`)
+  if (w.non2xx > 0) parts.push(`${fmt(w.non2xx)} non-2xx`)
+  if (w.rowsApplied !== undefined) parts.push(`rows applied ${fmt(w.rowsApplied)} for ${fmt(w.requests)} answered`)
+  return parts.join('; ')
+}
+
+function litefsMarkdown (l, m) {
+  const out = ['## Real LiteFS: the same app four ways', '']
+  if (l.skipped !== undefined) {
+    out.push(`Skipped: ${l.skipped}. (It runs wherever a litefs binary and FUSE are available: \`scripts/install-litefs.sh\`, root.)`, '')
+    return out
+  }
+  out.push(`LiteFS ${l.meta.version === 'LiteFS development build' ? 'v0.5.14 (`go install`, which reports "development build")' : l.meta.version}, ${l.meta.nodes} nodes on loopback (static lease, FUSE mounts), on the same ${m.cores} cores as everything else. ` +
+    'The app is bench/server.mjs\'s Fastify app (`GET /items` answers `{"ok":true}`, `POST /items` parses the body and commits nothing, `POST /insert` inserts a row through a kept better-sqlite3 handle on the mount, WAL). ' +
+    'Ways: **bare** the app reached directly; **in-process** the same app with the Fastify plugin; **LiteFS\'s proxy** its `proxy:` section in front of the bare app; **serve** `litefs-proxy serve` (the built CLI, `--log-level warn`) in front of the bare app. ' +
+    `Each scenario warms every way, then runs ${l.meta.rounds} rounds of ${l.meta.durationPerRunS} s with the ways in rotated order (round r starts with way r); req/s and latencies are medians over the rounds, × = ratio of medians (spread: the per-round ratios). ` +
+    'p50/p99 under load are autocannon\'s (50 connections, whole ms); "1 conn" is one connection sending back to back (µs clock): the hops alone. ' +
+    'Server CPU µs/req counts every process a request touches, both LiteFS processes included (they serve the FUSE reads and run LiteFS\'s proxy).', '')
+  out.push('| # | Scenario | Way | req/s | × bare | × LiteFS\'s proxy | p50 / p99 (50 conns) | p50 / p99 (1 conn) | CPU µs/req (of which LiteFS) | Answer |')
+  out.push('|---|---|---|---:|---|---|---|---|---:|---|')
+  for (const s of l.scenarios) {
+    let first = true
+    for (const [key, w] of Object.entries(s.ways)) {
+      const lead = first ? `| ${s.id} | ${s.name}${s.contended ? ' ⚠ no clean round' : ''} |` : '| | |'
+      first = false
+      const label = key === 'plugin' || key === 'sidecar' ? `**${w.label}**` : w.label
+      out.push(`${lead} ${label} | ${fmt(w.rps)} | ${key === 'bare' ? '1' : ratioText(w.vsBare)} | ${key === 'litefs' ? '1' : ratioText(w.vsLitefs)} | ${fmt(w.p50Ms)} / ${fmt(w.p99Ms)} ms | ${fmt(w.single.p50Ms, 3)} / ${fmt(w.single.p99Ms, 3)} ms | ${fmt(w.usPerReq, 1)} (${fmt(w.litefsUsPerReq, 1)}) | ${answerText(w)} |`)
+    }
+    for (const [k, r] of Object.entries(s.pairs ?? {})) {
+      if (s.paced?.[k] !== undefined) continue
+      const [a, b] = k.split('/')
+      out.push(`| | | ↳ ${s.ways[a].label} ÷ ${s.ways[b].label} | | **${ratioText(r)}** | | | | | |`)
+    }
+    for (const [k, p] of Object.entries(s.paced ?? {})) {
+      const [a, b] = k.split('/')
+      out.push(`| | | ↳ ${s.ways[a].label} ÷ ${s.ways[b].label} | | **${ratioText(s.pairs[k])}** | | p50 ${fmt(p.p50Ms[0], 3)} vs ${fmt(p.p50Ms[1], 3)} ms (${p.deltaP50Ms >= 0 ? '+' : '−'}${fmt(Math.abs(p.deltaP50Ms), 3)}), p99 ${fmt(p.p99Ms[0], 2)} vs ${fmt(p.p99Ms[1], 2)} ms at ${fmt(p.rate)} req/s offered | | | |`)
+    }
+  }
+  out.push('')
+  const l5 = l.scenarios.find(s => s.id === 'L5')
+  if (l5 !== undefined) {
+    const lf = l5.ways.litefs
+    out.push(`L5: LiteFS's proxy on a replica, off Fly.io, answered ${lf.sample.status} with \`fly-replay: ${lf.sample.flyReplay ?? '(none)'}\` and ${lf.sample.body === '' ? 'an empty body' : `body ${JSON.stringify(lf.sample.body)}`}; ` +
+      `${fmt(lf.rowsApplied)} of its ${fmt(lf.requests)} answered writes reached the primary (without Fly's edge to replay them, the write is lost; its req/s is the speed of answering, not of writing). ` +
+      `litefs-proxy forwarded: in-process ${fmt(l5.ways.plugin.rowsApplied)} rows for ${fmt(l5.ways.plugin.requests)} answered, serve ${fmt(l5.ways.sidecar.rowsApplied)} for ${fmt(l5.ways.sidecar.requests)} (a few more rows than answers: requests still in flight when a run stopped). ` +
+      `A bare app on the replica: \`${l5.bareOnReplica}\`.`, '')
+  }
+  if (l.targets.length > 0) {
+    out.push('### Targets (issue 13), real LiteFS', '')
+    out.push('| Measure | Target | Measured | Result |')
+    out.push('|---|---|---|---|')
+    for (const t of l.targets) out.push(`| ${t.measure} | ${t.target} | ${t.value} | ${verdict(t.pass)} |`)
+    out.push('')
+  }
+  out.push('![real LiteFS: req/s of each way](litefs.svg)', '')
+  for (const n of l.notes) out.push(`Note: ${n}`, '')
+  return out
+}
+
+/** Horizontal bars: each scenario's ways, req/s, labelled with the ratio to the scenario's bare app. */
+export function litefsSvg (results) {
+  const l = results.litefs
+  const colors = { bare: '#9ca3af', plugin: '#2563eb', litefs: '#d97706', sidecar: '#059669', 'plugin-direct': '#93c5fd', 'sidecar-direct': '#6ee7b7', 'express-bare': '#9ca3af', 'express-plugin': '#7c3aed', 'http-bare': '#9ca3af', 'http-plugin': '#db2777' }
+  const W = 820
+  const L = 330
+  const R = 150
+  const BAR = 16
+  const GAP = 4
+  const HEAD = 22
+  const T = 64
+  const esc = x => String(x).replace(/&/g, '&amp;').replace(/</g, '&lt;')
+  const max = Math.max(...l.scenarios.flatMap(s => Object.values(s.ways).map(w => w.rps)))
+  const pw = W - L - R
+  const x = v => L + v / max * pw
+  let y = T
+  const parts = []
+  for (const s of l.scenarios) {
+    parts.push(`<text x="12" y="${y + 14}" font-weight="600" fill="#111">${esc(`${s.id} ${s.name}`)}</text>`)
+    y += HEAD
+    for (const [key, w] of Object.entries(s.ways)) {
+      const ratio = key === 'bare' || key.endsWith('-bare') ? '' : w.vsBare !== undefined ? ` · ${w.vsBare.ratio}× bare` : ''
+      const pair = Object.entries(s.pairs ?? {}).find(([k]) => k.startsWith(`${key}/`))
+      const extra = key.startsWith('express-p') || key.startsWith('http-p') ? ` · ${pair?.[1].ratio}× bare` : ''
+      const note = key === 'litefs' && s.id === 'L5' ? ' · fly-replay, 0 applied' : ''
+      parts.push(`<text x="${L - 8}" y="${y + BAR - 4}" text-anchor="end" fill="#333">${esc(w.label)}</text>`)
+      parts.push(`<rect x="${L}" y="${y}" width="${Math.max(1, x(w.rps) - L).toFixed(1)}" height="${BAR}" fill="${colors[key] ?? '#64748b'}"${note ? ' fill-opacity="0.45"' : ''}/>`)
+      parts.push(`<text x="${(x(w.rps) + 6).toFixed(1)}" y="${y + BAR - 4}" fill="#111">${esc(`${Math.round(w.rps).toLocaleString('en-US')}${ratio}${extra}${note}`)}</text>`)
+      y += BAR + GAP
+    }
+    y += 10
+  }
+  const H = y + 36
+  const head = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="12" y="22" font-size="15" font-weight="600" fill="#111">litefs-proxy on real LiteFS: requests per second, four ways, one run</text>`,
+    `<text x="12" y="40" fill="#555">${esc(`Node ${results.meta.node}, ${results.meta.cores} cores, ${results.meta.date.slice(0, 10)}; 50 connections; median of ${l.meta.rounds} rounds of ${l.meta.durationPerRunS} s; bars share one scale`)}</text>`
+  ]
+  for (const v of niceTicks(max)) {
+    head.push(`<line x1="${x(v).toFixed(1)}" y1="${T - 6}" x2="${x(v).toFixed(1)}" y2="${y - 6}" stroke="#eef0f3"/>`)
+    head.push(`<text x="${x(v).toFixed(1)}" y="${y + 8}" text-anchor="middle" fill="#666">${v.toLocaleString('en-US')}</text>`)
+  }
+  head.push(`<text x="${L + pw / 2}" y="${y + 26}" text-anchor="middle" fill="#222">requests per second</text>`)
+  return [...head, ...parts, '</svg>'].join('\n') + '\n'
+}
+
+function niceTicks (max) {
+  const step = 10 ** Math.floor(Math.log10(max / 4))
+  const unit = [1, 2, 5, 10].map(k => k * step).find(u => max / u <= 6)
+  const ticks = []
+  for (let v = 0; v <= max; v += unit) ticks.push(v)
+  return ticks
 }
 
 /** A CDF of the wait-release latencies of each feed (log time axis), the floor and the targets drawn in. */
@@ -148,5 +271,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const results = JSON.parse(readFileSync(process.argv[2] ?? join(dir, 'latest.json'), 'utf8'))
   writeFileSync(join(dir, 'latest.md'), markdown(results))
   if (results.waitRelease !== undefined) writeFileSync(join(dir, 'wait-release.svg'), waitReleaseSvg(results))
+  if (results.litefs?.scenarios !== undefined) writeFileSync(join(dir, 'litefs.svg'), litefsSvg(results))
   console.log(markdown(results))
 }

@@ -5,6 +5,10 @@
 //   POST /items          → parses the JSON body, → {"ok":true}
 //   GET  /__waiters      → how many requests are held (passthrough)
 //   POST /__release      → ("hold" apps) answer every request the handler kept
+// With `spec.sqlite` (a database path, e.g. on a LiteFS mount; Fastify only):
+//   POST /insert         → inserts one row through better-sqlite3, → {"ok":true,"id":n}
+//   GET  /__count        → the rows in the table (passthrough)
+// `spec.port`: listen there instead of on a free port (a sidecar in front needs it first).
 // IPC: { id, cmd: 'cpu' | 'mem' | 'state' | 'release' | 'profStart' | 'profStop' | 'close' } → { id, result }.
 import { createServer } from 'node:http'
 import { pathToFileURL } from 'node:url'
@@ -37,7 +41,23 @@ function releaseAll () {
 
 let server // node:http server, for every framework
 let waiters = () => pending.length
+let nodeState = () => ({})
 let closeApp = async () => {}
+
+// One better-sqlite3 handle, opened on first use and kept (a handle opened per
+// request through FUSE costs more than the whole proxy), closed before the
+// process exits so LiteFS can unmount. `fileMustExist`: never create a
+// database in the plain directory under a mount that went away.
+const sqliteModule = spec.sqlite === undefined ? undefined : await import('better-sqlite3')
+let db
+let insert
+const database = () => {
+  if (db === undefined) {
+    db = new sqliteModule.default(spec.sqlite, { fileMustExist: true, timeout: 5000 })
+    insert = db.prepare('INSERT INTO items (text) VALUES (?)')
+  }
+  return db
+}
 
 if (spec.framework === 'fastify') {
   const { default: Fastify } = await import('fastify')
@@ -46,6 +66,7 @@ if (spec.framework === 'fastify') {
     const { litefs } = await load('fastify.js')
     await app.register(litefs, litefsOptions())
     waiters = () => app.litefs.state.waiterCount
+    nodeState = () => ({ role: app.litefs.state.role, litefs: app.litefs.state.litefs })
   }
   if (spec.emptyHooks) {
     // The floor of any Fastify plugin that needs onRequest + onSend (bench/profile.mjs comparisons).
@@ -58,7 +79,14 @@ if (spec.framework === 'fastify') {
   app.post('/items', async request => ({ ok: request.body !== undefined }))
   app.get('/__waiters', { config: { litefs: false } }, async () => ({ n: waiters() }))
   app.post('/__release', { config: { litefs: false } }, async () => ({ n: releaseAll() }))
-  await app.listen({ port: 0, host: '127.0.0.1', backlog: BACKLOG })
+  if (spec.sqlite !== undefined) {
+    app.post('/insert', async request => {
+      database()
+      return { ok: true, id: Number(insert.run(String(request.body?.text)).lastInsertRowid) }
+    })
+    app.get('/__count', { config: { litefs: false } }, async () => ({ n: database().prepare('SELECT count(*) AS n FROM items').get().n }))
+  }
+  await app.listen({ port: spec.port ?? 0, host: '127.0.0.1', backlog: BACKLOG })
   server = app.server
   closeApp = async () => await app.close()
 } else if (spec.framework === 'express') {
@@ -73,6 +101,7 @@ if (spec.framework === 'fastify') {
     app.use(mw)
     app.use(litefs.errorHandler())
     waiters = () => mw.core.state.waiterCount
+    nodeState = () => ({ role: mw.core.state.role, litefs: mw.core.state.litefs })
     closeApp = async () => await mw.close()
   }
   app.use(express.json())
@@ -99,6 +128,7 @@ if (spec.framework === 'fastify') {
     const { wrap } = await load('http.js')
     listener = wrap(handler, litefsOptions())
     waiters = () => listener.core.state.waiterCount
+    nodeState = () => ({ role: listener.core.state.role, litefs: listener.core.state.litefs })
     closeApp = async () => await listener.close()
   }
   server = createServer((req, res) => {
@@ -113,12 +143,13 @@ if (spec.framework === 'fastify') {
   throw new Error(`unknown framework ${spec.framework}`)
 }
 
-if (!server.listening) await new Promise(resolve => server.listen(0, '127.0.0.1', BACKLOG, resolve))
+if (!server.listening) await new Promise(resolve => server.listen(spec.port ?? 0, '127.0.0.1', BACKLOG, resolve))
 const url = `http://127.0.0.1:${server.address().port}`
 
 // Connections are counted so the scale scenario can wait until all are open.
 let connections = 0
-server.on('connection', socket => { connections++; socket.once('close', () => { connections-- }) })
+let accepted = 0 // ever: how often a proxy in front dials the app again
+server.on('connection', socket => { connections++; accepted++; socket.once('close', () => { connections-- }) })
 
 function memory () {
   if (typeof globalThis.gc === 'function') for (let i = 0; i < 4; i++) globalThis.gc()
@@ -136,7 +167,7 @@ process.on('message', async msg => {
       break
     }
     case 'mem': reply = { ...memory(), waiters: waiters(), connections }; break
-    case 'state': reply = { waiters: waiters(), connections }; break
+    case 'state': reply = { waiters: waiters(), connections, accepted, ...nodeState() }; break
     case 'release': reply = { n: releaseAll() }; break
     case 'profStart': {
       // CPU profile of the load only (bench/profile.mjs), not of the start-up.
@@ -162,6 +193,7 @@ process.on('message', async msg => {
       server.closeAllConnections?.()
       await closeApp()
       server.close()
+      db?.close()
       process.send({ id: msg.id, result: {} })
       setTimeout(() => process.exit(0), 50)
       return
