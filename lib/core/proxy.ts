@@ -243,18 +243,26 @@ export class LitefsCore<C = ServerResponse> {
     return await this.readNow(c, info, txid)
   }
 
-  private async hold (c: C, info: LitefsInfo, txid: bigint): Promise<LitefsInfo> {
+  // A promise chain, not an async function: a suspended async frame is most of
+  // what a held read would otherwise cost in heap (see waitFor).
+  private hold (c: C, info: LitefsInfo, txid: bigint): Promise<LitefsInfo> {
     const state = this.state
     const db = this.options.db
     const log = this.hooks.log(c)
     const started = performance.now()
     log.debug({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: holding read until the replica catches up')
     this.probePort = this.hooks.req(c).socket.localPort as number
-    const result = await this.waitFor(c, 'position', info.awaitedTxid, done => {
+    return this.waitFor(c, 'position', info.awaitedTxid, done => {
       const waiter = state.waitForPosition(db, txid, this.options.readTimeout, done)
       if (waiter !== undefined) this.probe.held(txid)
       return waiter
-    })
+    }).then(result => this.afterHold(c, info, result, started, log))
+  }
+
+  /** How a held read's wait ended: serve it, send it to the primary, or answer it. */
+  private async afterHold (c: C, info: LitefsInfo, result: WaitResult | 'overloaded', started: number, log: Logger): Promise<LitefsInfo> {
+    const state = this.state
+    const db = this.options.db
     info.waitedMs = performance.now() - started
     info.role = state.role
     if (result === 'ready') {
