@@ -150,9 +150,9 @@ function litefsMarkdown (l, m) {
 export function litefsSvg (results) {
   const l = results.litefs
   const colors = { bare: '#9ca3af', plugin: '#2563eb', litefs: '#d97706', sidecar: '#059669', 'plugin-direct': '#93c5fd', 'sidecar-direct': '#6ee7b7', 'express-bare': '#9ca3af', 'express-plugin': '#7c3aed', 'http-bare': '#9ca3af', 'http-plugin': '#db2777' }
-  const W = 820
-  const L = 330
-  const R = 150
+  const W = 1000
+  const L = 390
+  const R = 300
   const BAR = 16
   const GAP = 4
   const HEAD = 22
