@@ -234,3 +234,37 @@ t.test('close() during a refused-connection retry loop: 503 LITEFS_CLOSED, no fu
   await new Promise(resolve => setTimeout(resolve, 150))
   t.equal(attempts, seen, 'no attempt after close()')
 })
+
+t.test('a primary whose host name does not resolve is said once, by name; a primary that answers clears it', async t => {
+  // LiteFS names the primary by its lease hostname: without a primaryUrl that
+  // maps it, this node cannot resolve it. Each write waits and fails; said once.
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-1', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const { log, lines } = capture()
+  let target = 'http://node-1.invalid:1'
+  const listener = wrap((_req, res) => { res.end('ok') }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, primaryRedirectTimeout: 300, primaryUrl: () => target, logger: log })
+  const { createServer } = await import('node:http')
+  const server = createServer(listener)
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { await listener.close(); server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  await until(() => listener.core.state.primaryHostname === 'node-1')
+  const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/x`
+  const seen = await warningsDuring(async () => {
+    for (let i = 0; i < 2; i++) {
+      const res = await request(url, { method: 'POST', body: 'x' })
+      t.equal(res.statusCode, 503, 'the write is answered: no primary reachable')
+      t.match(await res.body.json(), { code: 'LITEFS_NO_PRIMARY', error: /ENOTFOUND/ })
+    }
+  })
+  t.same(seen.map(w => w.code), ['LITEFS_PRIMARY_UNRESOLVED'], 'one warning for two writes')
+  t.match(seen[0].message, /node-1\.invalid:1 does not resolve.*primaryUrl/)
+  // primaryUrl fixed (here: the function now answers another URL, as a fixed deploy would).
+  const primary = createServer((_req, res) => { res.writeHead(201).end() })
+  await new Promise<void>(resolve => primary.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { primary.close() })
+  target = `http://127.0.0.1:${(primary.address() as import('node:net').AddressInfo).port}`
+  t.equal((await request(url, { method: 'POST', body: 'x' })).statusCode, 201, 'forwarded once it resolves')
+  target = 'http://node-1.invalid:1'
+  await warningsDuring(async () => { await (await request(url, { method: 'POST', body: 'x' })).body.dump() })
+  t.equal(lines.filter(([, m]) => /does not resolve/.test(m)).length, 1, 'still said once: the cleared cause is per address')
+})

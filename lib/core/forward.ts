@@ -246,7 +246,7 @@ export interface ForwardRequest {
 export type ForwardResult =
   | { outcome: 'sent' } // the primary's answer went to the client
   | { outcome: 'gone' } // the client left; nobody to answer
-  | { outcome: 'failed', retry: boolean, error: LitefsHttpError }
+  | { outcome: 'failed', retry: boolean, error: LitefsHttpError, unresolved?: true } // unresolved: the primary's host name does not resolve
 
 function tooLarge (limit: number): LitefsHttpError {
   return new LitefsHttpError(413, 'LITEFS_BODY_TOO_LARGE', `request body is larger than the forwarding limit of ${limit} bytes`)
@@ -353,7 +353,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
         // A retry needs the client's body where it is; any other end lets it drain
         // so the answer given instead reaches a client still uploading.
         if (!failed.retry) body?.release()
-        done({ outcome: 'failed', ...failed })
+        done(UNRESOLVED.has((err as { code?: string }).code ?? '') ? { outcome: 'failed', ...failed, unresolved: true } : { outcome: 'failed', ...failed })
       }
     }
     f.dispatcher.dispatch({
@@ -379,6 +379,9 @@ function notSent (f: ForwardRequest, err: Error & { code?: string }): LitefsHttp
 
 /** A reset while sending or before any answer: the primary never read what was sent. */
 const UNREAD = new Set(['ECONNRESET', 'EPIPE'])
+
+/** The primary's host name does not resolve (now, or at all). */
+const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_AGAIN'])
 
 /**
  * Connection failures before anything was sent, worth another try: the primary

@@ -359,10 +359,16 @@ export class LitefsCore<C = ServerResponse> {
       this.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
       if (result.outcome === 'gone') return this.ended(info, 'cancelled')
       if (result.outcome === 'sent') {
+        this.warn.clear('LITEFS_PRIMARY_UNRESOLVED', origin, `the primary's address ${origin} resolves now`)
         info.forwardedTo = origin
         info.forwardMs = elapsed()
         log.debug({ primary: origin, forwardMs: info.forwardMs, heldMs: info.heldMs }, 'litefs-proxy: forwarded to the primary')
         return info
+      }
+      if (result.unresolved === true) {
+        // Often a misconfiguration, not a blip: LiteFS names the primary by its
+        // lease hostname, which the network here need not know (said once).
+        this.warn.say('LITEFS_PRIMARY_UNRESOLVED', origin, `the primary's address ${origin} does not resolve: writes on this replica wait for it and then fail. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: origin })
       }
       if (!result.retry || performance.now() + RETRY_EVERY > deadline) {
         if (result.error.code === 'LITEFS_BODY_CONSUMED' && !this.saidBodyConsumed) {

@@ -59,7 +59,7 @@ Example (LiteFS without a proxy: section, the app on :8000):
   litefs-proxy serve --config /etc/litefs.yml      # its proxy: section, fuse.dir, http.addr
 
 Flags (LiteFS's proxy settings first, with its names and defaults):
-${Object.entries(FLAGS).map(([name, f]) => `  --${name}${f.kind === 'bool' ? '' : ' <value>'}`.padEnd(36) + f.help).join('\n')}
+${Object.entries(FLAGS).map(([name, f]) => `  --${name}${f.kind === 'bool' ? '' : ' <value>'}`.padEnd(37) + ' ' + f.help).join('\n')}
 `
 
 interface Raw { [name: string]: string | string[] | boolean | undefined }
