@@ -355,3 +355,21 @@ t.test('`litefs-proxy serve` as a process: listens, serves, stops cleanly on SIG
 })
 
 void httpRequest
+
+t.test('a misconfiguration is said once: in the log when it shows warnings, else as a process warning', async t => {
+  for (const [level, expectLines, expectProcess] of [['info', 1, 0], ['error', 0, 1]] as const) {
+    const mount = `/nonexistent-sidecar-${level}`
+    const lines: string[] = []
+    const seen: string[] = []
+    const on = (w: Error & { code?: string }): void => { if (w.message.includes(mount)) seen.push(w.code as string) }
+    process.on('warning', on)
+    const s = createSidecar({ addr: '127.0.0.1:0', target: '127.0.0.1:9', db: 'app.db', mount, api: false, logger: lineLogger(level, 'text', l => lines.push(l)) })
+    await s.listen()
+    await until(() => lines.some(l => l.includes(mount)) || seen.length > 0)
+    await new Promise(resolve => setImmediate(resolve)) // a process warning is emitted on the next tick
+    process.off('warning', on)
+    await s.close()
+    t.equal(lines.filter(l => l.includes(mount)).length, expectLines, `--log-level ${level}: lines in its log`)
+    t.same(seen, expectProcess === 1 ? ['LITEFS_MOUNT'] : [], `--log-level ${level}: process warnings`)
+  }
+})

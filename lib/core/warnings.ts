@@ -8,6 +8,12 @@ import type { Logger } from './logger.js'
 
 const active = new Set<string>()
 
+/**
+ * Loggers whose warn lines always reach the user (the sidecar's own log at
+ * level warn or below): for them a process warning would say it twice.
+ */
+export const showsWarnings = new WeakSet<Logger>()
+
 export interface Warnings {
   /** The cause `code` about `scope` holds: say `message` unless it was said since it last cleared. */
   say: (code: string, scope: string, message: string, details?: object) => void
@@ -22,7 +28,7 @@ export function warnings (log: Logger): Warnings {
       if (active.has(cause)) return
       active.add(cause)
       log.warn({ ...details, code }, `litefs-proxy: ${message}`)
-      process.emitWarning(`litefs-proxy: ${message}`, { type: 'LitefsProxyWarning', code })
+      if (!showsWarnings.has(log)) process.emitWarning(`litefs-proxy: ${message}`, { type: 'LitefsProxyWarning', code })
     },
     clear (code, scope, cleared) {
       if (!active.delete(`${code}\0${scope}`)) return
