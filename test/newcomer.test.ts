@@ -264,7 +264,9 @@ t.test('a primary whose host name does not resolve is said once, by name; a prim
   t.teardown(() => { primary.close() })
   target = `http://127.0.0.1:${(primary.address() as import('node:net').AddressInfo).port}`
   t.equal((await request(url, { method: 'POST', body: 'x' })).statusCode, 201, 'forwarded once it resolves')
+  t.equal(lines.filter(([, m]) => /reaches the primary again/.test(m)).length, 1, 'the cleared cause is said once')
   target = 'http://node-1.invalid:1'
-  await warningsDuring(async () => { await (await request(url, { method: 'POST', body: 'x' })).body.dump() })
-  t.equal(lines.filter(([, m]) => /does not resolve/.test(m)).length, 1, 'still said once: the cleared cause is per address')
+  const again = await warningsDuring(async () => { await (await request(url, { method: 'POST', body: 'x' })).body.dump() })
+  t.same(again.map(w => w.code), ['LITEFS_PRIMARY_UNRESOLVED'], 'back again after it cleared: said again, once')
+  t.equal(lines.filter(([, m]) => /does not resolve/.test(m)).length, 2, 'two warnings in the log: before and after the clear')
 })

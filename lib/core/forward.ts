@@ -353,7 +353,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
         // A retry needs the client's body where it is; any other end lets it drain
         // so the answer given instead reaches a client still uploading.
         if (!failed.retry) body?.release()
-        done(UNRESOLVED.has((err as { code?: string }).code ?? '') ? { outcome: 'failed', ...failed, unresolved: true } : { outcome: 'failed', ...failed })
+        done({ outcome: 'failed', ...failed })
       }
     }
     f.dispatcher.dispatch({
@@ -390,14 +390,15 @@ const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_AGAIN'])
  */
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET'])
 
-function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError } {
+function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError, unresolved?: true } {
   if (body?.tooLarge === true) return { retry: false, error: tooLarge(f.bodyLimit) }
   if (body?.stalled === true) {
     return { retry: false, error: new LitefsHttpError(408, 'LITEFS_BODY_TIMEOUT', `the client sent no part of its body for ${f.bodyIdle ?? f.timeout} ms; the request was aborted upstream`) }
   }
   if (!sent) {
     if (CONNECT_FAILURES.has(err.code ?? '')) {
-      return { retry: true, error: new LitefsHttpError(503, 'LITEFS_NO_PRIMARY', `the primary at ${f.origin} could not be reached (${err.code as string})`, { 'retry-after': '1' }) }
+      const error = new LitefsHttpError(503, 'LITEFS_NO_PRIMARY', `the primary at ${f.origin} could not be reached (${err.code as string})`, { 'retry-after': '1' })
+      return UNRESOLVED.has(err.code as string) ? { retry: true, error, unresolved: true } : { retry: true, error }
     }
     return { retry: false, error: notSent(f, err) }
   }

@@ -359,7 +359,10 @@ export class LitefsCore<C = ServerResponse> {
       this.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
       if (result.outcome === 'gone') return this.ended(info, 'cancelled')
       if (result.outcome === 'sent') {
-        this.warn.clear('LITEFS_PRIMARY_UNRESOLVED', origin, `the primary's address ${origin} resolves now`)
+        if (this.unresolvedSaid) { // a flag: nothing built per forward otherwise
+          this.unresolvedSaid = false
+          this.warn.clear('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `forwarding reaches the primary again (${origin})`)
+        }
         info.forwardedTo = origin
         info.forwardMs = elapsed()
         log.debug({ primary: origin, forwardMs: info.forwardMs, heldMs: info.heldMs }, 'litefs-proxy: forwarded to the primary')
@@ -368,7 +371,8 @@ export class LitefsCore<C = ServerResponse> {
       if (result.unresolved === true) {
         // Often a misconfiguration, not a blip: LiteFS names the primary by its
         // lease hostname, which the network here need not know (said once).
-        this.warn.say('LITEFS_PRIMARY_UNRESOLVED', origin, `the primary's address ${origin} does not resolve: writes on this replica wait for it and then fail. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: origin })
+        this.unresolvedSaid = true
+        this.warn.say('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `the primary's address ${origin} does not resolve: writes on this replica wait for it and then fail. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: origin })
       }
       if (!result.retry || performance.now() + RETRY_EVERY > deadline) {
         if (result.error.code === 'LITEFS_BODY_CONSUMED' && !this.saidBodyConsumed) {
@@ -462,6 +466,8 @@ export class LitefsCore<C = ServerResponse> {
 
   /** Requests this core holds now, and their contexts. */
   private readonly held = new Map<Waiter, C>()
+  /** A primary's host name did not resolve here, and no forward has got through since. */
+  private unresolvedSaid = false
   /** Requests between two connection attempts, and how to wake them. */
   private readonly pausing = new Map<C, () => void>()
   private closing = false
