@@ -167,7 +167,7 @@ const portOf = (url: string): number => Number(new URL(url).port)
 
 /** The core's forwarding pool (private): what is still running in it. */
 function forwardsOf (core: unknown): number {
-  const stats = (core as { dispatcher: { stats: Record<string, { running: number, pending: number }> } }).dispatcher.stats
+  const stats = (core as { ctx: { dispatcher: { stats: Record<string, { running: number, pending: number }> } } }).ctx.dispatcher.stats
   return Object.values(stats).reduce((n, s) => n + s.running + s.pending, 0)
 }
 
@@ -190,7 +190,7 @@ async function shutDown (p: Pair, report: (msg: string) => void): Promise<void> 
       const running = forwardsOf(core)
       if (running === 0) continue
       report(`${p.name}: ${c.name}'s close() would wait for ever: ${running} forwards to the primary still running`)
-      await (core as { dispatcher: Agent }).dispatcher.destroy()
+      await (core as unknown as { ctx: { dispatcher: Agent } }).ctx.dispatcher.destroy()
       forced = true
     }
     // Once its pool is destroyed, a core's close() rejects ("The client is destroyed"): that one is ours.

@@ -120,7 +120,7 @@ t.test('defaults: warnings go to the console; HTTPS sockets get Secure cookies',
   const core = createNodeCore({ db: 'app.db', state, readTimeout: 1 })
   const warned = t.capture(console, 'warn')
   const errored = t.capture(console, 'error')
-  const hooks = (core as any).hooks
+  const hooks = (core as any).ctx.hooks
   hooks.log().warn({ x: 1 }, 'w')
   hooks.log().error({ y: 2 }, 'e')
   t.same(warned().map((c: any) => c.args), [['w', { x: 1 }]])
@@ -133,6 +133,6 @@ t.test('defaults: warnings go to the console; HTTPS sockets get Secure cookies',
 t.test('node:http without a Host header: forwarded with none', async t => {
   const core = createNodeCore({ db: 'app.db', state: new NodeState({ readPosition: () => 1n, readLag: () => 0 }) })
   const res = { req: { headers: {}, socket: { remoteAddress: '10.0.0.1' } } } as any
-  t.same((core as any).hooks.view(res), { proto: 'http', host: undefined, client: '10.0.0.1' })
+  t.same((core as any).ctx.hooks.view(res), { proto: 'http', host: undefined, client: '10.0.0.1' })
   await core.close()
 })

@@ -1,13 +1,11 @@
-import { createSidecar } from '../sidecar/sidecar.js'
-import { SERVE_USAGE, serveOptions } from '../sidecar/settings.js'
 import { runConfig } from './config.js'
+import type { Io } from './io.js'
+import { runServe } from './serve.js'
 
-/** Where the CLI writes, and its environment (tests give their own). */
-export interface Io {
-  out: (text: string) => void
-  err: (text: string) => void
-  env: NodeJS.ProcessEnv
-}
+// The command table: `litefs-proxy <command>`. It sits above the commands
+// (serve.ts, config.ts), which know nothing of each other or of it.
+
+export type { Io } from './io.js'
 
 export const USAGE = `Usage: litefs-proxy <command> [flags]
 
@@ -31,35 +29,7 @@ export async function run (argv: readonly string[], io: Io): Promise<number | un
   if (command === undefined) { io.err(USAGE); return 2 }
   if (command === '--help' || command === '-h' || command === 'help') { io.out(USAGE); return 0 }
   if (command === 'config') return runConfig(rest, io)
-  if (command !== 'serve') {
-    io.err(`litefs-proxy: unknown command ${JSON.stringify(command)} (serve or config; litefs-proxy --help)\n`)
-    return 2
-  }
-  if (rest.length === 0) { io.err(SERVE_USAGE); return 2 }
-  let sidecar
-  let target: string
-  try {
-    const options = serveOptions(rest, io.env, io.out)
-    if (options === undefined) { io.out(SERVE_USAGE); return 0 }
-    target = options.target
-    sidecar = createSidecar(options)
-  } catch (err) {
-    // Everything that fails here comes from the settings given: flags, the file, option checks.
-    io.err(`litefs-proxy serve: ${(err as Error).message.replace(/^litefs-proxy: /, '')}\n`)
-    return 2
-  }
-  try {
-    await sidecar.listen()
-  } catch (err) {
-    io.err(`litefs-proxy serve: cannot listen: ${(err as Error).message}\n`)
-    await sidecar.close()
-    return 1
-  }
-  const s = sidecar
-  const o = s.core.options
-  io.out(`litefs-proxy serve: listening on ${s.url}, app at ${target}, database ${o.db} in ${o.mount}, LiteFS API ${String(o.api)}\n`)
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => { void s.close() }) // held requests answered, in-flight ones finished, then exit
-  }
-  return undefined
+  if (command === 'serve') return await runServe(rest, io)
+  io.err(`litefs-proxy: unknown command ${JSON.stringify(command)} (serve or config; litefs-proxy --help)\n`)
+  return 2
 }

@@ -1,9 +1,10 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
-import { Readable } from 'node:stream'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
+import { AttemptBody, attempted } from './attempt-body.js'
 import { LitefsHttpError } from './errors.js'
-import { addForwardedHeaders, isForwardedMetadata, type ForwardedView } from './forwarded-headers.js'
 import { clientGone } from './client-gone.js'
+import { requestHeaders, responseHeaders } from './hop-by-hop.js'
+import type { ForwardedView } from './forwarded-headers.js'
 
 // Streams one request to the primary and its answer back, never buffering a
 // body whole. The one property that matters most: a request whose bytes may
@@ -11,215 +12,11 @@ import { clientGone } from './client-gone.js'
 // actually left: undici calls `onConnect` just before it writes the request on
 // a connected socket, so an error before it means nothing was sent. Of those,
 // only a failure to connect is worth retrying (the primary may be restarting).
+// Which headers go (hop-by-hop.ts) and the body's attempts (attempt-body.ts)
+// are modules of their own.
 
-/** The header a forwarding node adds; a node that is not primary never forwards a request carrying it. */
-export const FORWARDED_HEADER = 'litefs-forwarded'
-
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-  'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'expect', // the replica's server already answered 100-continue; undici refuses it
-  'http2-settings'
-])
-
-
-function dropped (headers: IncomingHttpHeaders): Set<string> | undefined {
-  const connection = headers.connection
-  if (connection === undefined) return undefined
-  return new Set(connection.toLowerCase().split(',').map(s => s.trim()))
-}
-
-function isHopByHop (name: string, named: Set<string> | undefined): boolean {
-  return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || named?.has(name) === true
-}
-
-/**
- * The headers sent to the primary: the client's, less the hop-by-hop ones and
- * HTTP/2 pseudo-headers (`:authority` becomes `Host`: the primary is spoken to
- * in HTTP/1.1), less forwarded metadata this node cannot vouch for, plus this
- * node's own account of the client (forwarded-headers.ts) and the loop-guard marker.
- */
-export function requestHeaders (req: IncomingMessage, view: ForwardedView, marker?: string): Record<string, string | string[]> {
-  const named = dropped(req.headers)
-  const out: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || isForwardedMetadata(name)) continue
-    // Host stays even when `Connection: host` names it: the primary routes by it.
-    if (name === 'host' || !isHopByHop(name, named)) out[name] = value
-  }
-  const authority = req.headers[':authority']
-  if (out.host === undefined && typeof authority === 'string') out.host = authority
-  addForwardedHeaders(out, req, view)
-  if (marker !== undefined) out[FORWARDED_HEADER] = marker
-  return out
-}
-
-/**
- * The primary's response headers (raw name/value pairs) less the hop-by-hop
- * ones, repeated names (Set-Cookie) gathered into arrays: headers an app set
- * before (Express's X-Powered-By) make writeHead apply each name with
- * setHeader, which keeps only the last of a repeated one.
- */
-export function responseHeaders (raw: Buffer[]): { headers: Record<string, string | string[]>, sized: boolean } {
-  const pairs: string[] = []
-  let named: Set<string> | undefined
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString('latin1').toLowerCase()
-    const value = raw[i + 1].toString('latin1')
-    if (name === 'connection') named = dropped({ connection: value })
-    pairs.push(name, value)
-  }
-  const headers: Record<string, string | string[]> = {}
-  for (let i = 0; i < pairs.length; i += 2) {
-    const name = pairs[i]
-    if (isHopByHop(name, named)) continue
-    const seen = headers[name]
-    headers[name] = seen === undefined ? pairs[i + 1] : ([] as string[]).concat(seen, pairs[i + 1])
-  }
-  return { headers, sized: headers['content-length'] !== undefined }
-}
-
-/** Bodies up to this size are kept while they are sent, so an attempt the primary never read can be made again. */
-const REPLAY_LIMIT = 64 * 1024
-
-/** What one request's body has been so far, across attempts. */
-interface Replay {
-  kept: Buffer[]
-  bytes: number
-  /** More was sent than is kept: no further attempt can resend it. */
-  overflow: boolean
-  /** The client's body has ended (all of it is in `kept`, unless overflow). */
-  ended: boolean
-}
-
-const replays = new WeakMap<IncomingMessage, Replay>()
-
-/**
- * An attempt to forward this request read from its body (the primary then
- * reset it unread, so it may be sent again from what was kept): the app on
- * this node can no longer read that body from the request itself.
- */
-export function bodyTaken (req: IncomingMessage): boolean {
-  const replay = replays.get(req)
-  return replay !== undefined && (replay.bytes > 0 || replay.ended)
-}
-
-/**
- * The request body as a fresh stream for one attempt. It pulls from the client
- * only when undici starts sending, so an attempt refused at connect leaves the
- * client's body untouched for the next one; a small body is kept as it goes, so
- * an attempt the primary reset before reading can be made again from the start;
- * it counts bytes against the limit; and it gives up on a client that sends
- * nothing for `idleMs` (a stalled upload must not hold a connection to the
- * primary until Node's own request timeout).
- */
-class AttemptBody extends Readable {
-  started = false
-  tooLarge = false
-  stalled = false
-  readonly replay: Replay
-  private idle: NodeJS.Timeout | undefined
-
-  constructor (private readonly source: IncomingMessage, private readonly limit: number, private readonly idleMs: number) {
-    super()
-    let replay = replays.get(source)
-    if (replay === undefined) {
-      replay = { kept: [], bytes: 0, overflow: false, ended: false }
-      replays.set(source, replay)
-    }
-    this.replay = replay
-  }
-
-  override _read (): void {
-    if (!this.started) {
-      this.started = true
-      for (const chunk of this.replay.kept) this.push(chunk) // what an earlier attempt sent
-      if (this.replay.ended) {
-        this.push(null)
-        return
-      }
-      this.source.on('data', this.onData)
-      this.source.once('end', this.onEnd)
-      this.source.once('error', this.onError)
-      this.source.once('aborted', this.onAborted)
-      this.idle = setTimeout(this.onIdle, this.idleMs)
-    }
-    this.source.resume()
-  }
-
-  override _destroy (err: Error | null, done: (err?: Error | null) => void): void {
-    this.detach()
-    done(err)
-  }
-
-  /**
-   * Stop feeding this attempt and let the rest of the client's body drain, so
-   * the answer given instead (413, 502…) reaches a client still uploading.
-   */
-  release (): void {
-    this.detach()
-    this.source.resume()
-  }
-
-  /** Stop feeding this attempt; the client's body stays where it is, for the next one. */
-  private detach (): void {
-    clearTimeout(this.idle)
-    this.idle = undefined
-    // Paused first: a flowing stream without a 'data' listener drops what
-    // arrives, and the next attempt (or the app, see bodyTaken) needs it.
-    this.source.pause()
-    this.source.off('data', this.onData)
-    this.source.off('end', this.onEnd)
-    this.source.off('error', this.onError)
-    this.source.off('aborted', this.onAborted)
-  }
-
-  private readonly onEnd = (): void => {
-    // An HTTP/2 stream the client reset ends too: that body is cut, not complete,
-    // and must reach the primary as an aborted request, never as a shorter one.
-    if ((this.source as { aborted?: boolean }).aborted === true) return this.onAborted()
-    this.replay.ended = true
-    clearTimeout(this.idle)
-    this.push(null)
-  }
-
-  private readonly onAborted = (): void => {
-    this.onError(new Error('the client aborted its request'))
-  }
-
-  /** The client's own request failed (it went away mid-upload). */
-  clientFailed = false
-
-  private readonly onError = (err: Error): void => {
-    this.clientFailed = true
-    this.destroy(err)
-  }
-
-  private readonly onIdle = (): void => {
-    this.stalled = true
-    this.release()
-    this.destroy(new Error('the client sent no body bytes in time'))
-  }
-
-  private readonly onData = (chunk: Buffer): void => {
-    this.idle?.refresh()
-    const replay = this.replay
-    replay.bytes += chunk.length
-    if (replay.bytes > this.limit) {
-      this.tooLarge = true
-      this.release()
-      this.destroy(new Error('request body larger than the forwarding limit'))
-      return
-    }
-    if (!replay.overflow && replay.bytes <= REPLAY_LIMIT) {
-      replay.kept.push(chunk)
-    } else if (!replay.overflow) {
-      replay.overflow = true
-      replay.kept = [] // too big to send again: free it
-    }
-    if (!this.push(chunk)) this.source.pause()
-  }
-}
+export { FORWARDED_HEADER, requestHeaders, responseHeaders } from './hop-by-hop.js'
+export { bodyTaken } from './attempt-body.js'
 
 export interface ForwardRequest {
   req: IncomingMessage
@@ -264,7 +61,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   const length = Number(req.headers['content-length'])
   if (length > f.bodyLimit) return { outcome: 'failed', retry: false, error: tooLarge(f.bodyLimit) }
   const withBody = hasBody(req)
-  if (withBody && !replays.has(req) && (req.readableDidRead || req.readableEnded)) {
+  if (withBody && !attempted(req) && (req.readableDidRead || req.readableEnded)) {
     // Something read the body before litefs-proxy (a body parser mounted first;
     // an earlier attempt of ours would have left its replay record):
     // what is left of it is not the request; sending it would hang or mangle the write.

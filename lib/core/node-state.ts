@@ -1,6 +1,10 @@
 import { performance } from 'node:perf_hooks'
 import { IndexedHeap } from './heap.js'
 
+// Longer than 300 lines: the cached view of a LiteFS node and the requests
+// waiting on it change in one step (a position, role or status change releases
+// its waiters in the same call, in TXID order), so they live together here.
+
 export type Role = 'primary' | 'replica' | 'unknown'
 
 /**

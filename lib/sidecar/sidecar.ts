@@ -6,7 +6,8 @@ import { LitefsHttpError } from '../core/errors.js'
 import { forward } from '../core/forward.js'
 import type { Logger } from '../core/logger.js'
 import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from '../core/node-adapter.js'
-import { whenAnswered, type LitefsCore } from '../core/proxy.js'
+import { whenAnswered } from '../core/lifecycle.js'
+import type { LitefsCore } from '../core/proxy.js'
 import { passUpgrade } from './upgrade.js'
 
 // `litefs-proxy serve`: the same core as the in-process adapters, in front of

@@ -1,0 +1,37 @@
+import { createSidecar } from '../sidecar/sidecar.js'
+import { SERVE_USAGE, serveOptions } from '../sidecar/settings.js'
+import type { Io } from './io.js'
+
+// `litefs-proxy serve`: settings from flags and litefs.yml (sidecar/settings.ts),
+// the sidecar itself (sidecar/sidecar.ts), listening until SIGTERM/SIGINT.
+
+/** Resolves with an exit code when serve cannot start (2: bad settings, 1: cannot listen), else undefined once listening. */
+export async function runServe (argv: readonly string[], io: Io): Promise<number | undefined> {
+  if (argv.length === 0) { io.err(SERVE_USAGE); return 2 }
+  let sidecar
+  let target: string
+  try {
+    const options = serveOptions(argv, io.env, io.out)
+    if (options === undefined) { io.out(SERVE_USAGE); return 0 }
+    target = options.target
+    sidecar = createSidecar(options)
+  } catch (err) {
+    // Everything that fails here comes from the settings given: flags, the file, option checks.
+    io.err(`litefs-proxy serve: ${(err as Error).message.replace(/^litefs-proxy: /, '')}\n`)
+    return 2
+  }
+  try {
+    await sidecar.listen()
+  } catch (err) {
+    io.err(`litefs-proxy serve: cannot listen: ${(err as Error).message}\n`)
+    await sidecar.close()
+    return 1
+  }
+  const s = sidecar
+  const o = s.core.options
+  io.out(`litefs-proxy serve: listening on ${s.url}, app at ${target}, database ${o.db} in ${o.mount}, LiteFS API ${String(o.api)}\n`)
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => { void s.close() }) // held requests answered, in-flight ones finished, then exit
+  }
+  return undefined
+}

@@ -1,0 +1,68 @@
+import { LitefsHttpError } from './errors.js'
+import type { Logger } from './logger.js'
+import type { LitefsInfo } from './request.js'
+
+// Every answer litefs-proxy gives instead of the app's, in one table: its
+// status, whether it tells the client to come back (`Retry-After: 1`: nothing
+// was applied and a later try can succeed), and, for the answers the core
+// itself decides, the log line that goes with it. The message, which carries
+// the specifics (a timeout, an origin), is written where the answer is
+// decided; the forwarder (forward.ts) and the sidecar log their own.
+
+interface Spec {
+  status: number
+  retryAfter: boolean
+  /** The warn line logged with the answer, for answers the core decides (answer()). */
+  line?: string
+}
+
+export const ANSWERS = {
+  /** A read's TXID was not reached within `readTimeout`. Logged by the read path before it decides. */
+  LITEFS_READ_TIMEOUT: { status: 504, retryAfter: false },
+  /** No primary within `primaryRedirectTimeout` (or the primary could not be reached for that long). */
+  LITEFS_NO_PRIMARY: { status: 503, retryAfter: true, line: 'no primary available for a write' },
+  /** LiteFS on this node does not answer (stream lost, mount dead): nothing was applied. */
+  LITEFS_UNAVAILABLE: { status: 503, retryAfter: true, line: 'LiteFS on this node is unavailable' },
+  /** This node became primary mid-forward and cannot hand the body to its own app. */
+  LITEFS_PRIMARY_CHANGED: { status: 503, retryAfter: true, line: 'a write whose body went to the old primary cannot be replayed here; answered 503' },
+  /** `maxWaiting` requests are held already. */
+  LITEFS_OVERLOADED: { status: 503, retryAfter: true, line: 'too many requests held; refused one at once' },
+  /** The app is closing while the request was held. Not logged: closing says so itself. */
+  LITEFS_CLOSED: { status: 503, retryAfter: true },
+  /** Forwarding failed after the request may have reached the primary (or before, for a reason no retry mends). */
+  LITEFS_FORWARD_FAILED: { status: 502, retryAfter: false },
+  /** The primary sent no response head within `forwardTimeout`. */
+  LITEFS_FORWARD_TIMEOUT: { status: 504, retryAfter: false },
+  /** A forwarded body is larger than `forwardBodyLimit`. */
+  LITEFS_BODY_TOO_LARGE: { status: 413, retryAfter: false },
+  /** A client forwarding an upload paused longer than `forwardTimeout`. */
+  LITEFS_BODY_TIMEOUT: { status: 408, retryAfter: false },
+  /** Something read the body before litefs-proxy could forward it (a body parser mounted first). */
+  LITEFS_BODY_CONSUMED: { status: 500, retryAfter: false },
+  /** `serve`: the app behind it refused connections for `targetRetry`. */
+  LITEFS_TARGET_UNAVAILABLE: { status: 502, retryAfter: false },
+  /** `serve`: the app behind it failed after the request may have reached it. */
+  LITEFS_TARGET_FAILED: { status: 502, retryAfter: false },
+  /** `serve`: an upgrade request that is not a GET. */
+  LITEFS_BAD_UPGRADE: { status: 400, retryAfter: false },
+  /** http adapter: an unexpected failure. */
+  LITEFS_INTERNAL: { status: 500, retryAfter: false }
+} as const satisfies Record<string, Spec>
+
+export type AnswerCode = keyof typeof ANSWERS
+
+const RETRY = { 'retry-after': '1' }
+
+/** The error answer `code` with `message`: status and headers from the table. */
+export function litefsError (code: AnswerCode, message: string): LitefsHttpError {
+  const spec: Spec = ANSWERS[code]
+  return new LitefsHttpError(spec.status, code, message, spec.retryAfter ? { ...RETRY } : {})
+}
+
+/** Answer `info` with `code` and log the table's line for it (with `details`). */
+export function answer (info: LitefsInfo, log: Logger, code: AnswerCode, message: string, details: object): LitefsInfo {
+  info.answer = litefsError(code, message)
+  const line: string | undefined = (ANSWERS[code] as Spec).line
+  if (line !== undefined) log.warn(details, `litefs-proxy: ${line}`)
+  return info
+}

@@ -1,0 +1,36 @@
+import type { Dispatcher } from 'undici'
+import type { Classifier } from './classify.js'
+import type { Lifecycle } from './lifecycle.js'
+import type { NodeState } from './node-state.js'
+import type { Observer } from './observe.js'
+import type { ResolvedOptions } from './options.js'
+import type { PrimaryProbe } from './primary-probe.js'
+import type { AdapterHooks } from './request.js'
+import type { Warnings } from './warnings.js'
+
+// What every path of one core shares, made once when the core is built
+// (proxy.ts) and handed to the paths as their first argument: nothing is
+// built per request. The paths own what they do with it; the shared view of
+// LiteFS stays in NodeState, counting and channels in the Observer.
+
+export interface CoreContext<C> {
+  readonly options: ResolvedOptions
+  readonly state: NodeState
+  readonly hooks: AdapterHooks<C>
+  readonly classifier: Classifier
+  /** This node's name in the loop-guard header of the requests it forwards. */
+  readonly nodeName: string
+  readonly dispatcher: Dispatcher
+  readonly probe: PrimaryProbe
+  readonly observer: Observer
+  readonly warn: Warnings
+  readonly lifecycle: Lifecycle<C>
+  /** This server's port, for the primary's health URL (every node serves on the same port by default). */
+  probePort: number
+  /** A body reader before litefs-proxy was said (once per core). */
+  saidBodyConsumed: boolean
+  /** A primary's host name did not resolve here, and no forward has got through since. */
+  unresolvedSaid: boolean
+  /** A write was answered without a cookie because `<db>-pos` was missing. */
+  dbMissing: boolean
+}

@@ -1,0 +1,27 @@
+import type { CoreContext } from './context.js'
+import type { LitefsAnswer } from './request.js'
+import { formatTxid } from './txid.js'
+
+// The health check's answer (DESIGN §3.2), for a balancer and for the other
+// nodes: 200 `ok`; 503 `unavailable` while LiteFS on this node does not answer
+// (event stream lost, mount dead); 503 `lagging` when the lag is above
+// `maxLag` (or unknown). It also carries the primary's position from `-pos`
+// itself: replicas ask it whether a read's TXID exists (primary-probe.ts).
+
+export function health<C> (core: CoreContext<C>): LitefsAnswer {
+  const state = core.state
+  state.refresh()
+  const up = state.litefs === 'up'
+  const lag = up ? state.readLag() : undefined
+  const max = core.options.maxLag
+  const db = core.options.db
+  const ok = up && (max === 0 || (lag !== undefined && lag <= max))
+  const body = {
+    status: ok ? 'ok' : up ? 'lagging' : 'unavailable',
+    role: state.role,
+    primary: state.primaryHostname ?? null,
+    lag: lag ?? null,
+    txid: formatTxid(state.role === 'primary' ? state.readPosition(db) ?? state.position(db) : state.position(db))
+  }
+  return { statusCode: ok ? 200 : 503, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) }
+}

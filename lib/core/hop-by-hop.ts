@@ -1,0 +1,75 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import { addForwardedHeaders, isForwardedMetadata, type ForwardedView } from './forwarded-headers.js'
+
+// Which headers cross a forward, each way: never the hop-by-hop ones (RFC 9110
+// §7.6.1: `Connection` and the headers it names, `Keep-Alive`, `TE`…), never
+// HTTP/2 pseudo-headers; the loop-guard marker added. What a replica says about
+// the client (X-Forwarded-*) is forwarded-headers.ts's policy; moving bytes is
+// forward.ts's.
+
+/** The header a forwarding node adds; a node that is not primary never forwards a request carrying it. */
+export const FORWARDED_HEADER = 'litefs-forwarded'
+
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
+  'expect', // the replica's server already answered 100-continue; undici refuses it
+  'http2-settings'
+])
+
+
+function dropped (headers: IncomingHttpHeaders): Set<string> | undefined {
+  const connection = headers.connection
+  if (connection === undefined) return undefined
+  return new Set(connection.toLowerCase().split(',').map(s => s.trim()))
+}
+
+function isHopByHop (name: string, named: Set<string> | undefined): boolean {
+  return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || named?.has(name) === true
+}
+
+/**
+ * The headers sent to the primary: the client's, less the hop-by-hop ones and
+ * HTTP/2 pseudo-headers (`:authority` becomes `Host`: the primary is spoken to
+ * in HTTP/1.1), less forwarded metadata this node cannot vouch for, plus this
+ * node's own account of the client (forwarded-headers.ts) and the loop-guard marker.
+ */
+export function requestHeaders (req: IncomingMessage, view: ForwardedView, marker?: string): Record<string, string | string[]> {
+  const named = dropped(req.headers)
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || isForwardedMetadata(name)) continue
+    // Host stays even when `Connection: host` names it: the primary routes by it.
+    if (name === 'host' || !isHopByHop(name, named)) out[name] = value
+  }
+  const authority = req.headers[':authority']
+  if (out.host === undefined && typeof authority === 'string') out.host = authority
+  addForwardedHeaders(out, req, view)
+  if (marker !== undefined) out[FORWARDED_HEADER] = marker
+  return out
+}
+
+/**
+ * The primary's response headers (raw name/value pairs) less the hop-by-hop
+ * ones, repeated names (Set-Cookie) gathered into arrays: headers an app set
+ * before (Express's X-Powered-By) make writeHead apply each name with
+ * setHeader, which keeps only the last of a repeated one.
+ */
+export function responseHeaders (raw: Buffer[]): { headers: Record<string, string | string[]>, sized: boolean } {
+  const pairs: string[] = []
+  let named: Set<string> | undefined
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1').toLowerCase()
+    const value = raw[i + 1].toString('latin1')
+    if (name === 'connection') named = dropped({ connection: value })
+    pairs.push(name, value)
+  }
+  const headers: Record<string, string | string[]> = {}
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = pairs[i]
+    if (isHopByHop(name, named)) continue
+    const seen = headers[name]
+    headers[name] = seen === undefined ? pairs[i + 1] : ([] as string[]).concat(seen, pairs[i + 1])
+  }
+  return { headers, sized: headers['content-length'] !== undefined }
+}

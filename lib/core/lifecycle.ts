@@ -1,0 +1,70 @@
+import type { Server, ServerResponse } from 'node:http'
+import { resetIdleConnections } from './idle-reset.js'
+import type { NodeState, Waiter } from './node-state.js'
+
+// One core's life after its start: the requests it holds (so closing can
+// answer them), the requests pausing between two connection attempts to a
+// primary (so closing can wake them), and closing itself. Holding is hold.ts's
+// and retrying is write-path.ts's: this only keeps track, and ends it all.
+
+/** Milliseconds between connection attempts to a primary that refuses (as LiteFS). */
+export const RETRY_EVERY = 100
+
+/**
+ * Resolves once each response has finished or its connection closed, or after
+ * `withinMs`: a caller about to cut connections lets answers just given leave
+ * first, and never hangs on a client.
+ */
+export async function whenAnswered (responses: ServerResponse[], withinMs = 1000): Promise<void> {
+  const pending = responses.filter(res => !res.writableFinished && !res.destroyed)
+  if (pending.length === 0) return
+  await new Promise<void>(resolve => {
+    let left = pending.length
+    const timer = setTimeout(resolve, withinMs)
+    for (const res of pending) {
+      res.once('close', () => {
+        if (--left === 0) { clearTimeout(timer); resolve() }
+      })
+    }
+  })
+}
+
+export class Lifecycle<C> {
+  closing = false
+  /** The server this core's requests arrive on (the last one seen), whose idle connections a drain resets. */
+  server: Server | undefined
+  /** Requests this core holds now, and their contexts. */
+  readonly held = new Map<Waiter, C>()
+  /** Requests between two connection attempts, and how to wake them. */
+  private readonly pausing = new Map<C, () => void>()
+
+  constructor (private readonly state: NodeState, private readonly res: (c: C) => ServerResponse) {}
+
+  /** Wait RETRY_EVERY ms before the next attempt; drain() ends the wait at once. */
+  async pause (c: C): Promise<void> {
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(wake, RETRY_EVERY)
+      const pausing = this.pausing
+      function wake (): void {
+        clearTimeout(timer)
+        pausing.delete(c)
+        resolve()
+      }
+      pausing.set(c, wake)
+    })
+  }
+
+  /**
+   * Stop holding: every request this core holds is answered 503 LITEFS_CLOSED at
+   * once, and none is held from now on. Returns the responses being answered,
+   * so a caller about to cut connections can let those answers leave first.
+   */
+  drain (): ServerResponse[] {
+    this.closing = true
+    resetIdleConnections(this.server) // see idle-reset.ts: racing forwards from replicas are then retried
+    const answered = [...this.held.values(), ...this.pausing.keys()]
+    for (const w of [...this.held.keys()]) this.state.end(w, 'closed')
+    for (const wake of [...this.pausing.values()]) wake()
+    return answered.map(c => this.res(c))
+  }
+}

@@ -1,0 +1,150 @@
+import type { IncomingMessage } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import { answer } from './answers.js'
+import type { CoreContext } from './context.js'
+import { FORWARDED_HEADER, bodyTaken, forward } from './forward.js'
+import { ended, unavailable, waitFor } from './hold.js'
+import { RETRY_EVERY } from './lifecycle.js'
+import type { Logger } from './logger.js'
+import { ownOrigin } from './own-origin.js'
+import type { LitefsInfo } from './request.js'
+
+// A write (DESIGN §3.5–3.8): served here while this node is the primary (the
+// adapter then puts the cookie on its answer: write-cookie.ts); elsewhere,
+// streamed to the primary (forward.ts) or handed to Fly.io's edge, and held
+// while no primary is known (failover) until `primaryRedirectTimeout`. A
+// connection refused is tried again within that window; a request whose bytes
+// may have reached a primary never is. A request another node forwarded is
+// never forwarded again (the loop guard): only this node becoming primary can
+// serve it.
+
+export function write<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
+  const state = core.state
+  state.refresh()
+  info.role = state.role
+  if (state.role === 'primary') {
+    info.local = true
+    return info
+  }
+  const deadline = performance.now() + core.options.primaryRedirectTimeout
+  if (req.headers[FORWARDED_HEADER] !== undefined) return holdForPrimaryRole(core, c, info, deadline)
+  return elsewhere(core, c, info, deadline)
+}
+
+/**
+ * Send a request to the primary (stream it, or ask Fly.io to replay it),
+ * holding it while no primary is known, until `deadline`. Also what a read
+ * that timed out does with `readTimeoutAction: 'primary'`.
+ */
+export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo, deadline: number): Promise<LitefsInfo> {
+  const { state, hooks, options } = core
+  const req = hooks.req(c)
+  const res = hooks.res(c)
+  const log = hooks.log(c)
+  const started = performance.now()
+  for (;;) {
+    state.refresh()
+    info.role = state.role
+    let origin: string
+    if (state.role === 'primary') {
+      info.heldMs = performance.now() - started
+      if (!bodyTaken(req)) {
+        // Promoted while the request waited: serve it here.
+        info.local = info.kind === 'write'
+        return info
+      }
+      // An attempt to the old primary read the body before that primary
+      // reset it unread, so the app here would wait for a body already gone.
+      // The kept copy goes to this node's own server, as to any primary.
+      const own = ownOrigin(req)
+      if (own === undefined) {
+        return answer(info, log, 'LITEFS_PRIMARY_CHANGED', 'this node became the primary while the write was being forwarded; nothing was applied', { role: state.role })
+      }
+      origin = own
+    } else {
+      const primary = state.primaryHostname
+      if (primary === undefined) {
+        const result = await waitFor(core, c, 'primary', undefined, done => state.waitForPrimary(Math.max(0, deadline - performance.now()), done))
+        if (result === 'timeout') return noPrimary(core, info, log)
+        if (result !== 'ready') return ended(core, info, result, log)
+        continue
+      }
+      info.heldMs = performance.now() - started
+      if (options.forward === 'fly-replay') {
+        info.answer = { statusCode: 200, headers: { 'fly-replay': `instance=${primary}` }, body: '' }
+        log.debug({ primary }, 'litefs-proxy: asking Fly.io to replay the request on the primary')
+        return info
+      }
+      origin = options.primaryOrigin(primary, req.socket.localPort as number)
+    }
+    const elapsed = core.observer.forwardStarted(req, origin, res)
+    const result = await forward({
+      req,
+      res,
+      path: hooks.url(c),
+      origin,
+      view: hooks.view(c),
+      marker: core.nodeName,
+      bodyLimit: options.forwardBodyLimit,
+      timeout: options.forwardTimeout,
+      dispatcher: core.dispatcher,
+      takeOver: () => hooks.takeOver(c)
+    })
+    core.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
+    if (result.outcome === 'gone') return ended(core, info, 'cancelled', log)
+    if (result.outcome === 'sent') {
+      if (core.unresolvedSaid) { // a flag: nothing built per forward otherwise
+        core.unresolvedSaid = false
+        core.warn.clear('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `forwarding reaches the primary again (${origin})`)
+      }
+      info.forwardedTo = origin
+      info.forwardMs = elapsed()
+      log.debug({ primary: origin, forwardMs: info.forwardMs, heldMs: info.heldMs }, 'litefs-proxy: forwarded to the primary')
+      return info
+    }
+    if (result.unresolved === true) {
+      // Often a misconfiguration, not a blip: LiteFS names the primary by its
+      // lease hostname, which the network here need not know (said once).
+      core.unresolvedSaid = true
+      core.warn.say('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `the primary's address ${origin} does not resolve: writes on this replica wait for it and then fail. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: origin })
+    }
+    if (!result.retry || performance.now() + RETRY_EVERY > deadline) {
+      if (result.error.code === 'LITEFS_BODY_CONSUMED' && !core.saidBodyConsumed) {
+        // A misconfiguration, said once loudly; each request still gets its 500.
+        core.saidBodyConsumed = true
+        log.error({ path: hooks.url(c) }, 'litefs-proxy: a body parser (or other body reader) runs before litefs-proxy: writes on replicas cannot be forwarded. Mount litefs-proxy first')
+      }
+      log.warn({ primary: origin, code: result.error.code, err: result.error.message }, 'litefs-proxy: forwarding to the primary failed')
+      info.answer = result.error
+      return info
+    }
+    // Refused at connect: nothing was sent. The primary may be restarting or
+    // gone; look again shortly (LiteFS itself retries every 100 ms).
+    log.debug({ primary: origin }, 'litefs-proxy: primary refused the connection; retrying')
+    await core.lifecycle.pause(c)
+    if (core.lifecycle.closing) return ended(core, info, 'closed', log)
+    // A client that left meanwhile: forward() sees it before sending anything.
+  }
+}
+
+/** A forwarded request on a node that is not primary: only this node becoming primary can serve it. */
+async function holdForPrimaryRole<C> (core: CoreContext<C>, c: C, info: LitefsInfo, deadline: number): Promise<LitefsInfo> {
+  const log = core.hooks.log(c)
+  log.debug({ from: core.hooks.req(c).headers[FORWARDED_HEADER] }, 'litefs-proxy: a forwarded write reached a replica; not forwarding it again')
+  const started = performance.now()
+  const result = await waitFor(core, c, 'primary', undefined, done => core.state.waitForPrimary(Math.max(0, deadline - started), done, true))
+  info.heldMs = performance.now() - started
+  info.role = core.state.role
+  if (result === 'ready') {
+    info.local = true
+    return info
+  }
+  if (result === 'timeout') return noPrimary(core, info, log)
+  return ended(core, info, result, log)
+}
+
+function noPrimary<C> (core: CoreContext<C>, info: LitefsInfo, log: Logger): LitefsInfo {
+  const timeout = core.options.primaryRedirectTimeout
+  if (core.state.litefs !== 'up') return unavailable(core, info, log, timeout)
+  return answer(info, log, 'LITEFS_NO_PRIMARY', `no primary became available within ${timeout} ms`, { role: core.state.role })
+}
