@@ -21,6 +21,8 @@ export const ANSWERS = {
   LITEFS_READ_TIMEOUT: { status: 504, retryAfter: false },
   /** No primary within `primaryRedirectTimeout` (or the primary could not be reached for that long). */
   LITEFS_NO_PRIMARY: { status: 503, retryAfter: true, line: 'no primary available for a write' },
+  /** LiteFS says this node is primary, but Consul did not confirm its lease in time (the fence): nothing was applied. */
+  LITEFS_LEASE_UNCONFIRMED: { status: 503, retryAfter: true, line: 'this primary\'s lease is not confirmed by Consul; a write was not served' },
   /** LiteFS on this node does not answer (stream lost, mount dead): nothing was applied. */
   LITEFS_UNAVAILABLE: { status: 503, retryAfter: true, line: 'LiteFS on this node is unavailable' },
   /** This node became primary mid-forward and cannot hand the body to its own app. */

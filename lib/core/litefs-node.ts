@@ -4,6 +4,8 @@ import { EventsFeed } from './events-feed.js'
 import { mountFiles, type MountFiles } from './mount-files.js'
 import { NodeState, type StateDriver } from './node-state.js'
 import { PrimaryConfirmation } from './primary-confirm.js'
+import { Agent } from 'undici'
+import { LeaseFence, hostnameFromInfo, type ConsulLease } from './lease-fence.js'
 import { silentLogger, type Logger } from './logger.js'
 import { warnings, type Warnings } from './warnings.js'
 
@@ -22,6 +24,8 @@ export interface LitefsNodeOptions {
   databases: readonly string[]
   /** Milliseconds between file polls while requests wait and the API is not streaming. */
   pollInterval: number
+  /** The Consul lease LiteFS uses: writes as primary only while Consul confirms it is this node's (lease-fence.ts). */
+  consul?: ConsulLease & { hostname?: string }
   log?: Logger
 }
 
@@ -88,6 +92,14 @@ class LitefsDriver implements StateDriver {
   }
 
   start (): void {
+    const consul = this.opts.consul
+    if (consul !== undefined) {
+      const agent = new Agent({ connectTimeout: 1000 })
+      const self = consul.hostname !== undefined ? async () => consul.hostname : hostnameFromInfo(this.opts.api as string, agent)
+      this.fence = new LeaseFence(consul, self, agent, this.log, () => this.state.fenceChanged())
+      this.state.fence = this.fence
+      this.fenceAgent = agent
+    }
     this.confirmation = new PrimaryConfirmation(this.files.readLag, hostname => {
       if (this.state.litefs === 'up') this.state.setRole('replica', hostname)
     })
@@ -152,7 +164,16 @@ class LitefsDriver implements StateDriver {
   refresh = (): void => {
     if (this.opts.api === false) this.refreshFromFiles()
     else if (!this.streaming) this.state.setLitefs(this.checkMount(false) ? 'stream-lost' : 'down')
+    // A write is being decided here as primary: the fence must be (kept) open.
+    const fence = this.fence
+    if (fence !== undefined && this.state.role === 'primary') {
+      fence.touch()
+      if (!fence.isOpen()) void fence.confirm()
+    }
   }
+
+  private fence: LeaseFence | undefined
+  private fenceAgent: Agent | undefined
 
   demand = (databases: ReadonlySet<string>, condition: boolean): void => {
     this.demanded = databases
@@ -166,7 +187,9 @@ class LitefsDriver implements StateDriver {
     this.stopPolling()
     this.confirmation.cancel()
     this.files.keep(false)
+    this.fence?.close()
     await this.feed?.close()
+    await this.fenceAgent?.close()
   }
 
   private applyRole (isPrimary: boolean, hostname: string | undefined, snapshot: boolean): void {
@@ -174,6 +197,7 @@ class LitefsDriver implements StateDriver {
     if (isPrimary || hostname === undefined) {
       this.confirmation.cancel()
       state.setRole(isPrimary ? 'primary' : 'replica', undefined)
+      if (isPrimary) void this.fence?.confirm() // a new primary: is the lease really its own?
       return
     }
     if (state.role === 'replica' && state.primaryHostname === hostname) return // already confirmed
@@ -257,7 +281,7 @@ export interface NodeLease {
 }
 
 export function acquireLitefsNode (opts: LitefsNodeOptions): NodeLease {
-  const key = `${opts.mount}\0${String(opts.api)}\0${opts.role ?? ''}`
+  const key = `${opts.mount}\0${String(opts.api)}\0${opts.role ?? ''}\0${JSON.stringify(opts.consul ?? null)}`
   let entry = shared.get(key)
   if (entry === undefined) {
     const state = openLitefsNode(opts)

@@ -54,6 +54,7 @@ export class LitefsCore<C = ServerResponse> {
         role: options.role,
         databases: [options.db],
         pollInterval: options.pollInterval,
+        consul: options.consul,
         log
       })
       this.state = this.lease.state

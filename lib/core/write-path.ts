@@ -14,20 +14,30 @@ import type { LitefsInfo } from './request.js'
 // streamed to the primary (forward.ts) or handed to Fly.io's edge, and held
 // while no primary is known (failover) until `primaryRedirectTimeout`. A
 // connection refused is tried again within that window; a request whose bytes
-// may have reached a primary never is. A request another node forwarded is
-// never forwarded again (the loop guard): only this node becoming primary can
-// serve it.
+// may have reached a primary never is. A request another node forwarded
+// (the loop guard's marker) applied nothing on the way: a node that is no
+// longer primary sends it on to the primary it knows now, once — a request is
+// forwarded by at most MAX_FORWARDERS nodes, so never in a circle.
+
+/** How many nodes may forward one request: the replica it landed on, and one node demoted meanwhile. */
+const MAX_FORWARDERS = 2
+
+/** The nodes that forwarded a request, from its marker header (`node-a, node-b`). */
+function forwarders (via: string | string[]): number {
+  return String(via).split(',').filter(s => s.trim() !== '').length
+}
 
 export function write<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
   const state = core.state
   state.refresh()
   info.role = state.role
-  if (state.role === 'primary') {
+  if (state.writable) {
     info.local = true
     return info
   }
   const deadline = performance.now() + core.options.primaryRedirectTimeout
-  if (req.headers[FORWARDED_HEADER] !== undefined) return holdForPrimaryRole(core, c, info, deadline)
+  const via = req.headers[FORWARDED_HEADER]
+  if (via !== undefined && forwarders(via) >= MAX_FORWARDERS) return holdForPrimaryRole(core, c, info, deadline)
   return elsewhere(core, c, info, deadline)
 }
 
@@ -46,7 +56,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     state.refresh()
     info.role = state.role
     let origin: string
-    if (state.role === 'primary') {
+    if (state.writable) {
       info.heldMs = performance.now() - started
       if (!bodyTaken(req)) {
         // Promoted while the request waited: serve it here.
@@ -63,6 +73,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       origin = own
     } else {
       const primary = state.primaryHostname
+      // No primary to send it to (failover; or this primary's lease not confirmed: the fence).
       if (primary === undefined) {
         const result = await waitFor(core, c, 'primary', undefined, done => state.waitForPrimary(Math.max(0, deadline - performance.now()), done))
         if (result === 'timeout') return noPrimary(core, info, log)
@@ -84,7 +95,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       path: hooks.url(c),
       origin,
       view: hooks.view(c),
-      marker: core.nodeName,
+      marker: markerOf(req, core.nodeName),
       bodyLimit: options.forwardBodyLimit,
       timeout: options.forwardTimeout,
       dispatcher: core.dispatcher,
@@ -127,10 +138,16 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
   }
 }
 
-/** A forwarded request on a node that is not primary: only this node becoming primary can serve it. */
+/** The loop guard's marker for a forward from this node: the nodes before it, then this one. */
+function markerOf (req: IncomingMessage, nodeName: string): string {
+  const via = req.headers[FORWARDED_HEADER]
+  return via === undefined ? nodeName : `${String(via)}, ${nodeName}`
+}
+
+/** A request forwarded as often as it may be, on a node that is not primary: only this node becoming primary can serve it. */
 async function holdForPrimaryRole<C> (core: CoreContext<C>, c: C, info: LitefsInfo, deadline: number): Promise<LitefsInfo> {
   const log = core.hooks.log(c)
-  log.debug({ from: core.hooks.req(c).headers[FORWARDED_HEADER] }, 'litefs-proxy: a forwarded write reached a replica; not forwarding it again')
+  log.debug({ from: core.hooks.req(c).headers[FORWARDED_HEADER] }, 'litefs-proxy: a write forwarded as often as it may be reached a replica; not forwarding it again')
   const started = performance.now()
   const result = await waitFor(core, c, 'primary', undefined, done => core.state.waitForPrimary(Math.max(0, deadline - started), done, true))
   info.heldMs = performance.now() - started
@@ -144,7 +161,13 @@ async function holdForPrimaryRole<C> (core: CoreContext<C>, c: C, info: LitefsIn
 }
 
 function noPrimary<C> (core: CoreContext<C>, info: LitefsInfo, log: Logger): LitefsInfo {
-  const timeout = core.options.primaryRedirectTimeout
-  if (core.state.litefs !== 'up') return unavailable(core, info, log, timeout)
-  return answer(info, log, 'LITEFS_NO_PRIMARY', `no primary became available within ${timeout} ms`, { role: core.state.role })
+  const { state, options } = core
+  const timeout = options.primaryRedirectTimeout
+  if (state.litefs !== 'up') return unavailable(core, info, log, timeout)
+  const fence = state.fence
+  if (state.role === 'primary' && fence !== undefined) {
+    const said = fence.view === 'other' ? `it names ${fence.holder as string}` : fence.view === 'none' ? 'no node holds it' : 'Consul did not answer'
+    return answer(info, log, 'LITEFS_LEASE_UNCONFIRMED', `LiteFS says this node is the primary, but Consul did not confirm its lease within ${timeout} ms (${said}); nothing was applied`, { lease: fence.view, holder: fence.holder })
+  }
+  return answer(info, log, 'LITEFS_NO_PRIMARY', `no primary became available within ${timeout} ms`, { role: state.role })
 }
