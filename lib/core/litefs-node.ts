@@ -68,7 +68,14 @@ class LitefsDriver implements StateDriver {
     if (this.files.live()) {
       if (this.mountWarned) this.warn.clear('LITEFS_MOUNT', mount, `${mount} is a live LiteFS mount again`)
       this.mountWarned = false
+      if (this.opts.api === false) this.proven = true
+      if (this.opts.api === false || this.streaming) this.warn.clear('LITEFS_STOPPED', mount, 'LiteFS on this node is back')
       return true
+    }
+    // Once LiteFS ran here with these settings, a dead mount is LiteFS stopping, not a wrong "mount".
+    if (this.proven) {
+      this.stopped(`its mount ${mount} does not answer`)
+      return false
     }
     if (this.mountWarned) return false
     this.mountWarned = true
@@ -80,6 +87,14 @@ class LitefsDriver implements StateDriver {
         : `${mount} is not a live LiteFS mount (no .lag in it): LiteFS is not running there (yet), or "mount" is not its fuse.dir; writes wait and reads are held until it answers`,
     { mount })
     return false
+  }
+
+  /**
+   * LiteFS ran here with these settings and is gone now: said once, as what it
+   * is (LiteFS stopping or restarting), never as a configuration hint.
+   */
+  private stopped (how: string): void {
+    this.warn.say('LITEFS_STOPPED', this.opts.mount, `LiteFS on this node stopped or is restarting (${how}); writes wait until it is back`, { mount: this.opts.mount })
   }
 
   /** A database named like none LiteFS has, while it has others: a wrong `db` option, most likely. */
@@ -117,7 +132,10 @@ class LitefsDriver implements StateDriver {
     this.feed = new EventsFeed(new URL('/events', this.opts.api).href, {
       subscribed: (isPrimary, hostname) => {
         this.warn.clear('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is back`)
-        if (this.checkMount(true)) this.checkDatabases()
+        if (this.checkMount(true)) {
+          this.proven = true
+          this.checkDatabases()
+        }
         this.files.keep(true) // LiteFS is up: a kept -pos fd is now as fresh as a new open
         this.state.setLitefs('up')
         this.applyRole(isPrimary, hostname, true)
@@ -132,7 +150,9 @@ class LitefsDriver implements StateDriver {
         // From up, the mount is assumed alive until probed; a failed reconnect
         // leaves a dead mount dead.
         if (this.state.litefs === 'up') this.state.setLitefs('stream-lost')
-        if (first) {
+        if (first && this.proven) {
+          this.stopped(`its event stream ended: ${reason}`)
+        } else if (first) {
           this.warn.say('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is unavailable (${reason}): writes wait until it is back; is LiteFS running, and is "api" its http.addr?`, { api, reason })
         }
         // Is the mount dead too? Not asked at once: a LiteFS that is stopping may
@@ -149,6 +169,8 @@ class LitefsDriver implements StateDriver {
 
   private readonly warn: Warnings
   private mountWarned = false
+  /** LiteFS answered here once, on its stream and its mount: the settings are right. */
+  private proven = false
   private probe: NodeJS.Timeout | undefined
   private lostAt = -Infinity
 
