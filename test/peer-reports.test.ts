@@ -98,6 +98,13 @@ t.test('minCandidates: a write must reach at least that many', async t => {
   t.same(ended, ['replicated'])
 })
 
+t.test('waiting with no peer at all: the timeout ends it', async t => {
+  const table = new PeerTable()
+  t.teardown(() => table.close())
+  const result = await new Promise(resolve => table.wait('app.db', 1n, 20, resolve))
+  t.equal(result, 'timeout')
+})
+
 t.test('a laggard candidate falling silent releases what waited only for it', async t => {
   const table = new PeerTable()
   t.teardown(() => table.close())
@@ -153,9 +160,10 @@ t.test('the reporter: signed POSTs on change and on a heartbeat; failures said o
   for (let i = 4; i < 20; i++) { positions.set('app.db', BigInt(i)); reporter.changed() }
   await until(() => JSON.parse(got[got.length - 1].body).positions['app.db'] === '0000000000000013', 'the latest position arrives')
   t.ok(got.length <= 5, `coalesced: ${got.length} reports for 16 changes`)
-  status = 403
+  status = 500
   await until(() => warns.length === 1, 'a refusal said')
   t.match(warns[0], /did not take this replica's report/)
+  status = 403
   const refused = reporter.refused
   await until(() => reporter.refused > refused, 'still trying, not said again')
   t.equal(warns.length, 1)
@@ -163,6 +171,21 @@ t.test('the reporter: signed POSTs on change and on a heartbeat; failures said o
   await until(() => infos.length === 1, 'said when it works again')
   primary = 'http://127.0.0.1:1/litefs/report'
   await until(() => warns.length === 2, 'an unreachable primary is said too')
+  // Closed while a report is in flight, with a change waiting: nothing more is sent.
+  primary = url
+  status = 204
+  let release!: () => void
+  const gate = new Promise<void>(resolve => { release = resolve })
+  server.removeAllListeners('request')
+  server.on('request', (req: IncomingMessage, res) => { req.resume(); req.on('end', () => { void gate.then(() => { got.push({ body: '', ok: true }); res.writeHead(204).end() }) }) })
+  const before = got.length
+  reporter.changed()
+  await new Promise(resolve => setTimeout(resolve, 50))
+  reporter.changed()
   reporter.close()
+  release()
+  await until(() => got.length === before + 1, 'the one in flight lands')
+  await new Promise(resolve => setTimeout(resolve, HEARTBEAT * 2))
+  t.equal(got.length, before + 1, 'nothing after close')
   reporter.changed() // closed: nothing
 })

@@ -85,6 +85,7 @@ export class ReplicaReporter {
 
   private async send (): Promise<void> {
     clearTimeout(this.timer)
+    if (this.closed) return
     const url = this.source.url()
     const candidate = this.source.candidate()
     if (url === undefined || candidate === undefined) return this.heartbeat()
@@ -112,10 +113,10 @@ export class ReplicaReporter {
         this.fail(url, `it answered ${res.statusCode}${res.statusCode === 403 ? ' (is peerSecret the same on every node?)' : ''}`)
       }
     } catch (err) {
-      this.fail(url, (err as Error & { code?: string }).code ?? (err as Error).message)
+      this.fail(url, (err as Error).message)
     }
     this.inFlight = false
-    if (this.again && !this.closed) {
+    if (this.again) {
       this.again = false
       return await this.send()
     }
@@ -128,7 +129,6 @@ export class ReplicaReporter {
   }
 
   private heartbeat (): void {
-    if (this.closed) return
     this.timer = setTimeout(() => { void this.send() }, HEARTBEAT)
     this.timer.unref()
   }
