@@ -159,13 +159,22 @@ rootfs() {
   as_root mmdebstrap "${args[@]}" "$SUITE" "$out" >&2
 }
 
-# import NAME TAR CHANGE…: the tar as image NAME, labelled with its recipe.
+# import NAME TAR INSTRUCTION…: the tar as image NAME, with Dockerfile instructions
+# that only set metadata (ENV, CMD, STOPSIGNAL…; no RUN, so no container is run and
+# nothing is fetched), labelled with its recipe. `docker import --change` would do,
+# but Engine 20.10 does not take STOPSIGNAL there.
 import_image() {
   local name="$1" tar="$2"; shift 2
-  local changes=(--change "LABEL org.litefs-proxy.stand-in=$(recipe "$name")")
-  local c
-  for c in "$@"; do changes+=(--change "$c"); done
-  docker import "${changes[@]}" "$tar" "$name" >/dev/null
+  local tmp="litefs-proxy-stand-in-rootfs:$$"
+  docker import "$tar" "$tmp" >/dev/null || return 1
+  local out status
+  # The classic builder: no buildx needed (it says it is deprecated: shown only on failure).
+  out="$({ printf 'FROM %s\n' "$tmp"; printf '%s\n' "$@"; printf 'LABEL org.litefs-proxy.stand-in="%s"\n' "$(recipe "$name")"; } \
+    | DOCKER_BUILDKIT=0 docker build -q -t "$name" - 2>&1)"
+  status=$?
+  [ "$status" = 0 ] || printf '%s\n' "$out" >&2
+  docker rmi "$tmp" >/dev/null 2>&1
+  return $status
 }
 
 # The inputs each stand-in needs; each prints the path of what it made, or fails.
@@ -211,23 +220,23 @@ build() {
         "mkdir -p \"\$1/usr/local/lib/node_modules/npm\" && tar -xzf '$npm' -C \"\$1/usr/local/lib/node_modules/npm\" --strip-components=1" \
         "ln -s ../lib/node_modules/npm/bin/npm-cli.js \"\$1/usr/local/bin/npm\" && ln -s ../lib/node_modules/npm/bin/npx-cli.js \"\$1/usr/local/bin/npx\"" \
         || { echo "mmdebstrap failed"; return 1; }
-      import_image "$name" "$work/rootfs.tar" "ENV NODE_VERSION=$NODE_VERSION" 'CMD ["node"]' ;;
+      import_image "$name" "$work/rootfs.tar" "ENV NODE_VERSION=$NODE_VERSION" 'CMD ["node"]' || { echo "docker import failed"; return 1; } ;;
     flyio/litefs:0.5)
       command -v go >/dev/null 2>&1 || { echo "go not found (LiteFS is built with go install)"; return 1; }
       src="$(litefs_bin)" || { echo "go install $LITEFS_MODULE@$LITEFS_VERSION failed: $(tail -n 1 "$CACHE/litefs-$LITEFS_VERSION/go-install.log")"; return 1; }
       rootfs "$work/rootfs.tar" "" "install -m 0755 '$src' \"\$1/usr/local/bin/litefs\"" || { echo "mmdebstrap failed"; return 1; }
-      import_image "$name" "$work/rootfs.tar" 'ENTRYPOINT ["/usr/local/bin/litefs"]' 'CMD ["mount"]' ;;
+      import_image "$name" "$work/rootfs.tar" 'ENTRYPOINT ["/usr/local/bin/litefs"]' 'CMD ["mount"]' || { echo "docker import failed"; return 1; } ;;
     nginx:1.27-alpine)
       # The official image logs to the container's output, and stops gracefully on SIGQUIT.
       rootfs "$work/rootfs.tar" nginx \
         "ln -sf /dev/stdout \"\$1/var/log/nginx/access.log\" && ln -sf /dev/stderr \"\$1/var/log/nginx/error.log\"" \
         || { echo "mmdebstrap failed"; return 1; }
-      import_image "$name" "$work/rootfs.tar" 'EXPOSE 80' 'STOPSIGNAL SIGQUIT' 'CMD ["nginx", "-g", "daemon off;"]' ;;
+      import_image "$name" "$work/rootfs.tar" 'EXPOSE 80' 'STOPSIGNAL SIGQUIT' 'CMD ["nginx", "-g", "daemon off;"]' || { echo "docker import failed"; return 1; } ;;
     hashicorp/consul:1.14.11)
       src="$(consul_bin)" || { echo "no Consul binary: scripts/install-consul.sh is missing or failed"; return 1; }
       rootfs "$work/rootfs.tar" "" "install -m 0755 '$src' \"\$1/bin/consul\"" || { echo "mmdebstrap failed"; return 1; }
       # The official image's default command, the same here: a dev agent whose API listens on every address.
-      import_image "$name" "$work/rootfs.tar" 'EXPOSE 8500' 'ENTRYPOINT ["/bin/consul"]' 'CMD ["agent", "-dev", "-client", "0.0.0.0"]' ;;
+      import_image "$name" "$work/rootfs.tar" 'EXPOSE 8500' 'ENTRYPOINT ["/bin/consul"]' 'CMD ["agent", "-dev", "-client", "0.0.0.0"]' || { echo "docker import failed"; return 1; } ;;
   esac
 }
 
