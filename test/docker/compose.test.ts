@@ -18,7 +18,7 @@
 // DEPLOY_VARIANTS=sidecar,fastify,consul picks variants (default: all).
 import t, { type Test } from 'tap'
 import { createServer } from 'node:net'
-import { docker, hostMounts, Project, takeDown, tail, track } from './docker.js'
+import { containerIds, docker, hostMounts, Project, removeBuildLeftovers, takeDown, tail, track } from './docker.js'
 import { closeAgent, figures, finalNotes, load, pairs, send, show, sleep, type Answer, type User, type Write } from './history.js'
 
 interface Variant { key: string, file: string, lease: 'static' | 'consul', app: string }
@@ -82,12 +82,13 @@ async function variant (t: Test, v: Variant): Promise<void> {
   const p = new Project(v.file, await freePort())
   const base = `http://127.0.0.1:${p.port}`
   const prefix = `${v.key}-${Date.now().toString(36)}`
-  let failed = false
+  let downDone = false
+  const showLogs = async (): Promise<void> => { t.comment(`last log lines of ${p.name}:\n${tail(await p.logs(), 80)}`) }
   t.teardown(async () => {
-    if (failed) t.comment(`last log lines of ${p.name}:\n${tail(await p.logs(), 60)}`)
+    if (!downDone && !t.passing()) await showLogs()
     await takeDown(p)
   })
-  const check = (cond: boolean, msg: string, extra?: object): void => { if (!cond) failed = true; t.ok(cond, msg, extra) }
+  const check = (cond: boolean, msg: string, extra?: object): void => { t.ok(cond, msg, extra) }
 
   // A project left by a run that was killed: ours by its name; taken down first.
   const before = await p.leftovers()
@@ -99,7 +100,11 @@ async function variant (t: Test, v: Variant): Promise<void> {
   track(p)
 
   // --- up, as the README says --------------------------------------------------------------
-  const build = await p.must(['build'], 900_000)
+  const containersBefore = await containerIds()
+  const build = await p.compose(['build'], 900_000)
+  const builderLeft = await removeBuildLeftovers(containersBefore)
+  if (builderLeft > 0) t.comment(`${v.key}: removed ${builderLeft} container(s) the failed build left`)
+  if (build.code !== 0) throw new Error(`docker compose -f ${p.file} build exited ${build.code}:\n${tail(build.stderr + build.stdout, 40)}`)
   const cached = /CACHED|Using cache/.test(build.stdout + build.stderr)
   const upRun = await p.must(['up', '--build', '--detach', '--wait'], 300_000)
   t.comment(`${v.key}: build ${secs(build.ms)}${cached ? ' (layers from the cache)' : ''}, then up --build --detach --wait ${secs(upRun.ms)}`)
@@ -201,6 +206,8 @@ async function variant (t: Test, v: Variant): Promise<void> {
   check(g.pairs === 30 && g.stale === 0 && g.lost === 0 && g.doubled === 0, 'after the rejoin: 30 pairs, none stale, lost or doubled', g)
 
   // --- down --volumes leaves nothing -------------------------------------------------------
+  if (!t.passing()) await showLogs()
+  downDone = true
   const down = await p.must(['down', '--volumes'], 120_000)
   t.comment(`${v.key}: down --volumes ${secs(down.ms)}`)
   t.same(await p.leftovers(), { containers: [], networks: [], volumes: [] }, 'down --volumes: no container, network or volume left')

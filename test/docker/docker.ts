@@ -78,6 +78,26 @@ export class Project {
 
 export const tail = (s: string, n: number): string => s.trimEnd().split('\n').slice(-n).join('\n')
 
+/** Every container's id, running or not. */
+export async function containerIds (): Promise<Set<string>> {
+  return new Set((await docker(['ps', '-aq', '--no-trunc'])).stdout.split('\n').filter(Boolean))
+}
+
+/**
+ * Remove the containers a build left: the classic builder (Compose without
+ * buildx) keeps the container of a failed step. `before`: the ids before the
+ * build; a container created since that belongs to no compose project is the
+ * builder's. Returns how many were removed.
+ */
+export async function removeBuildLeftovers (before: Set<string>): Promise<number> {
+  const fresh = [...await containerIds()].filter(id => !before.has(id))
+  if (fresh.length === 0) return 0
+  const r = await docker(['inspect', '-f', '{{.Id}} {{index .Config.Labels "com.docker.compose.project"}}', ...fresh])
+  const builders = r.stdout.split('\n').map(l => l.trim().split(' ')).filter(([id, project]) => id !== '' && (project ?? '') === '').map(([id]) => id)
+  if (builders.length > 0) await docker(['rm', '-f', ...builders])
+  return builders.length
+}
+
 /** Mount points on the host that belong to Docker's storage or to FUSE. */
 export function hostMounts (): string[] {
   return readFileSync('/proc/self/mounts', 'utf8').split('\n')

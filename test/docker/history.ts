@@ -26,7 +26,7 @@ export interface Write {
   code?: string // the JSON error body's code (litefs-proxy's answers)
   retryAfter?: string
   cookie?: string // the litefs-txid cookie the answer set
-  read?: { status: number, seen: boolean, upstream: string }
+  read?: { status: number, seen: boolean, upstream: string, code?: string }
 }
 
 const agent = new Agent({ connections: 32, keepAliveTimeout: 1_000 })
@@ -87,6 +87,7 @@ export class User {
       const r = await send(`${this.base}/notes?user=${encodeURIComponent(this.name)}`, { headers: this.cookies() })
       this.keep(r.headers['set-cookie'])
       w.read = { status: r.status, seen: r.status === 200 && texts(r.body).includes(text), upstream: r.upstream }
+      if (typeof r.body === 'object' && r.body !== null && typeof r.body.code === 'string') w.read.code = r.body.code
     }
     return w
   }
@@ -145,6 +146,7 @@ export interface Figures {
   notOk: Record<string, number> // non-2xx writes by status (and code)
   appliedNotOk: number // non-2xx writes in the database all the same
   onReplica: number // acknowledged writes that nginx sent to a replica (forwarded to the primary)
+  readsNot200: Record<string, number> // the reads after acknowledged writes that were not 200, by status (and code)
 }
 
 /**
@@ -153,7 +155,7 @@ export interface Figures {
  * says whether the node at that address was a replica when the write was sent.
  */
 export function figures (users: User[], final: Map<User, string[]>, replica: (w: Write) => boolean): Figures {
-  const f: Figures = { writes: 0, acknowledged: 0, pairs: 0, stale: 0, lost: 0, doubled: 0, notOk: {}, appliedNotOk: 0, onReplica: 0 }
+  const f: Figures = { writes: 0, acknowledged: 0, pairs: 0, stale: 0, lost: 0, doubled: 0, notOk: {}, appliedNotOk: 0, onReplica: 0, readsNot200: {} }
   for (const u of users) {
     const counts = new Map<string, number>()
     for (const t of final.get(u) ?? []) counts.set(t, (counts.get(t) ?? 0) + 1)
@@ -168,6 +170,9 @@ export function figures (users: User[], final: Map<User, string[]>, replica: (w:
         if (w.read?.status === 200) {
           f.pairs++
           if (!w.read.seen && n > 0) f.stale++
+        } else if (w.read !== undefined) {
+          const k = w.read.code === undefined ? String(w.read.status) : `${w.read.status} ${w.read.code}`
+          f.readsNot200[k] = (f.readsNot200[k] ?? 0) + 1
         }
       } else {
         const k = w.code === undefined ? String(w.answer.status) : `${w.answer.status} ${w.code}`
@@ -182,7 +187,8 @@ export function figures (users: User[], final: Map<User, string[]>, replica: (w:
 export const show = (f: Figures): string =>
   `${f.writes} writes, ${f.acknowledged} acknowledged (${f.onReplica} of them sent to a replica), ${f.pairs} write→read pairs: ` +
   `stale ${f.stale}, lost ${f.lost}, doubled ${f.doubled}` +
-  (Object.keys(f.notOk).length > 0 ? `; not acknowledged: ${JSON.stringify(f.notOk)} (applied all the same: ${f.appliedNotOk})` : '')
+  (Object.keys(f.notOk).length > 0 ? `; not acknowledged: ${JSON.stringify(f.notOk)} (applied all the same: ${f.appliedNotOk})` : '') +
+  (Object.keys(f.readsNot200).length > 0 ? `; reads not 200: ${JSON.stringify(f.readsNot200)}` : '')
 
 /** The final notes of every user, each read with its own cookies. */
 export async function finalNotes (users: User[]): Promise<Map<User, string[]>> {
