@@ -88,7 +88,6 @@ async function variant (t: Test, v: Variant): Promise<void> {
     if (!downDone && !t.passing()) await showLogs()
     await takeDown(p)
   })
-  const check = (cond: boolean, msg: string, extra?: object): void => { t.ok(cond, msg, extra) }
 
   // A project left by a run that was killed: ours by its name; taken down first.
   const before = await p.leftovers()
@@ -116,10 +115,10 @@ async function variant (t: Test, v: Variant): Promise<void> {
   let roles = await healthOfAll(base, nodeOf, NODES, 60_000)
   for (const n of NODES) {
     const h = roles.get(n)
-    check(h?.status === 200 && h.state === 'ok', `${n}: GET /litefs/health through nginx answers 200 ok`, { found: h })
+    t.ok(h?.status === 200 && h.state === 'ok', `${n}: GET /litefs/health through nginx answers 200 ok`, { found: h })
   }
   const primaries = NODES.filter(n => roles.get(n)?.role === 'primary')
-  check(primaries.length === 1, 'exactly one node says it is the primary', { roles: Object.fromEntries(roles) })
+  t.ok(primaries.length === 1, 'exactly one node says it is the primary', { roles: Object.fromEntries(roles) })
   const primary = primaries[0]
   if (v.lease === 'static') t.equal(primary, 'node-1', 'static lease: node-1 is the primary')
   for (const n of NODES.filter(n => n !== primary)) t.equal(roles.get(n)?.primary, primary, `${n}: a replica naming ${primary} as its primary`)
@@ -129,11 +128,11 @@ async function variant (t: Test, v: Variant): Promise<void> {
   const users = await pairs(base, `${prefix}-pairs`, 10, 20)
   const f = figures(users, await finalNotes(users), replicaAt)
   t.comment(`${v.key}: ${show(f)}`)
-  check(f.acknowledged === 200 && f.pairs === 200, '200 writes acknowledged, each read back (200 pairs)', f)
+  t.ok(f.acknowledged === 200 && f.pairs === 200, '200 writes acknowledged, each read back (200 pairs)', f)
   t.equal(f.stale, 0, 'no stale read')
   t.equal(f.lost, 0, 'no acknowledged write lost')
   t.equal(f.doubled, 0, 'no write applied twice')
-  check(f.onReplica > 0, 'writes landing on a replica were acknowledged (sent on to the primary)')
+  t.ok(f.onReplica > 0, 'writes landing on a replica were acknowledged (sent on to the primary)')
   const relayed = users.flatMap(u => u.writes).filter(w => ok(w.answer.status) && replicaAt(w))
   t.ok(relayed.every(w => w.cookie !== undefined), "a write answered through a replica carries the primary's cookie")
 
@@ -167,17 +166,17 @@ async function variant (t: Test, v: Variant): Promise<void> {
   t.comment(`${v.key}: docker compose stop ${primary}: ${secs(stop.ms)}; ${writes.length} writes under load, ${during.length} sent after the stop returned`)
   if (v.lease === 'static') {
     const held = during.filter(w => w.answer.status === 503)
-    check(held.length > 0, 'static lease, primary stopped: writes are held, then answered 503', { statuses: count(during.map(w => w.answer.status)) })
+    t.ok(held.length > 0, 'static lease, primary stopped: writes are held, then answered 503', { statuses: count(during.map(w => w.answer.status)) })
     t.ok(held.every(w => w.retryAfter !== undefined && w.code !== undefined), 'each 503 has Retry-After and a code', { codes: count(held.map(w => `${w.code ?? ''} retry-after=${w.retryAfter ?? ''}`)) })
     t.equal(during.filter(w => ok(w.answer.status)).length, 0, 'no write acknowledged while the only candidate is stopped')
     const waits = held.map(w => w.answer.ended - w.answer.began)
     if (waits.length > 0) t.comment(`${v.key}: held before the 503: ${secs(Math.min(...waits))} to ${secs(Math.max(...waits))}`)
   } else {
-    check(newPrimary !== undefined, `Consul lease: another node took the lease after ${primary} stopped`, { last: samples.slice(-5) })
+    t.ok(newPrimary !== undefined, `Consul lease: another node took the lease after ${primary} stopped`, { last: samples.slice(-5) })
     if (newPrimary !== undefined) t.comment(`${v.key}: failover: ${newPrimary.node} primary ${secs(newPrimary.at - t0)} after docker compose stop ${primary} began`)
     const firstAck = during.filter(w => ok(w.answer.status)).sort((a, b) => a.answer.ended - b.answer.ended)[0]
     if (firstAck !== undefined) t.comment(`${v.key}: first write acknowledged after the stop: ${secs(firstAck.answer.ended - t0)} after it began`)
-    check(during.length > 0 && during.every(w => ok(w.answer.status)), 'every write sent during the failover was delivered (held, then acknowledged by the new primary)', { statuses: count(during.map(w => w.answer.status)) })
+    t.ok(during.length > 0 && during.every(w => ok(w.answer.status)), 'every write sent during the failover was delivered (held, then acknowledged by the new primary)', { statuses: count(during.map(w => w.answer.status)) })
   }
 
   // --- start it again: it rejoins ---------------------------------------------------------
@@ -185,7 +184,7 @@ async function variant (t: Test, v: Variant): Promise<void> {
   nodeOf = await nodeMap(p) // a restarted container may have a new address
   roles = await healthOfAll(base, nodeOf, NODES, 90_000)
   t.comment(`${v.key}: docker compose start ${primary}: ${secs(start.ms)}`)
-  check(NODES.every(n => roles.get(n)?.status === 200), `${primary} rejoins: every node answers 200 through nginx`, { roles: Object.fromEntries(roles) })
+  t.ok(NODES.every(n => roles.get(n)?.status === 200), `${primary} rejoins: every node answers 200 through nginx`, { roles: Object.fromEntries(roles) })
   const nowPrimary = NODES.filter(n => roles.get(n)?.role === 'primary')
   if (v.lease === 'static') t.same(nowPrimary, [primary], `static lease: ${primary} is the primary again`)
   else t.same(nowPrimary, [newPrimary?.node], `Consul lease: ${newPrimary?.node ?? 'the new primary'} keeps the lease, ${primary} follows it`)
@@ -203,7 +202,7 @@ async function variant (t: Test, v: Variant): Promise<void> {
   const again = await pairs(base, `${prefix}-again`, 3, 10)
   const g = figures(again, await finalNotes(again), replicaAt)
   t.comment(`${v.key}: after the rejoin: ${show(g)}`)
-  check(g.pairs === 30 && g.stale === 0 && g.lost === 0 && g.doubled === 0, 'after the rejoin: 30 pairs, none stale, lost or doubled', g)
+  t.ok(g.pairs === 30 && g.stale === 0 && g.lost === 0 && g.doubled === 0, 'after the rejoin: 30 pairs, none stale, lost or doubled', g)
 
   // --- down --volumes leaves nothing -------------------------------------------------------
   if (!t.passing()) await showLogs()
