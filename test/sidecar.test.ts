@@ -251,6 +251,48 @@ t.test('close(): held requests answered 503 at once, the rest finish', async t =
   t.equal((await res.body.json() as any).code, 'LITEFS_CLOSED')
 })
 
+t.test('close(): the connections of answers in flight close with them, so the drain ends when they do', async t => {
+  // A replica's forwarder keeps its connection to the primary's sidecar open and
+  // sends its next write on it: unless told to close, that connection never falls
+  // idle, and close() waits for drainTimeout (seen as a 10 s `docker compose
+  // stop` of a primary under load, ended by SIGKILL).
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 10n })
+  t.teardown(async () => { await fake.close() })
+  let release = (): void => {}
+  const released = new Promise<void>(resolve => { release = resolve })
+  const reached: string[] = []
+  const slow = createServer((req, res) => {
+    reached.push(req.url as string)
+    if (req.url === '/stream') { res.writeHead(200); res.write('a'); void released.then(() => res.end('b')); return }
+    void released.then(() => res.end(`done ${req.url as string}`))
+  })
+  await new Promise<void>(resolve => slow.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { slow.closeAllConnections(); slow.close() })
+  const s = await sidecar(t, fake, `127.0.0.1:${(slow.address() as AddressInfo).port}`, { drainTimeout: 60_000 })
+  const client = (path: string): { text: () => string, closed: Promise<void> } => {
+    const sock = connect(Number(new URL(s.url).port), '127.0.0.1')
+    let text = ''
+    sock.setEncoding('utf8').on('data', (d: string) => { text += d })
+    sock.on('error', () => {}) // a reset, once idle
+    sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`)
+    return { text: () => text, closed: new Promise(resolve => sock.once('close', () => resolve())) }
+  }
+  const inApp = client('/slow') // its answer's head not sent when close() begins
+  const streaming = client('/stream') // its head sent when close() begins
+  await until(() => reached.length === 2 && streaming.text().includes('\r\n\r\n'))
+  t.match(streaming.text(), /connection: keep-alive/i, 'kept alive before close()')
+  let closed = false
+  const closing = s.close().then(() => { closed = true })
+  await new Promise(resolve => setImmediate(resolve))
+  t.notOk(closed, 'close() waits for the answers in flight')
+  release()
+  await Promise.all([inApp.closed, streaming.closed])
+  await closing
+  t.match(inApp.text(), /^HTTP\/1\.1 200 [^]*connection: close[^]*done \/slow$/i, 'an answer whose head was not out says connection: close, and its connection ends')
+  t.match(streaming.text(), /\r\n1\r\na\r\n1\r\nb\r\n0\r\n\r\n$/, 'a streamed answer is sent in full, then its connection ends')
+  t.equal(s.server.listening, false, 'closed with them, long before drainTimeout')
+})
+
 t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'serve-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))

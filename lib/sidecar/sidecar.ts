@@ -6,6 +6,7 @@ import { LitefsHttpError } from '../core/errors.js'
 import { forward } from '../core/forward.js'
 import type { Logger } from '../core/logger.js'
 import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from '../core/node-adapter.js'
+import { resetIdleConnections } from '../core/idle-reset.js'
 import { whenAnswered } from '../core/lifecycle.js'
 import type { LitefsCore } from '../core/proxy.js'
 import { passUpgrade } from './upgrade.js'
@@ -131,9 +132,12 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
   }
 
+  const open = new Set<ServerResponse>() // answers not yet sent in full, for close()
   const server = createServer({ requestTimeout: readTimeout, headersTimeout: readHeaderTimeout, keepAliveTimeout: idleTimeout }, (req, res) => {
     const started = performance.now()
+    open.add(res)
     res.once('close', () => {
+      open.delete(res)
       const info = req.litefs
       log.info({
         method: req.method,
@@ -167,8 +171,20 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   let url = ''
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
-    await whenAnswered(core.drain()) // held requests: 503 now, before any connection is cut
-    const closed = new Promise<void>(resolve => server.close(() => resolve()))
+    // The connections of answers in flight close when those answers are sent:
+    // a kept-alive client (a replica's forwarder, a balancer's pool) would
+    // otherwise send its next request on its connection, which then never falls
+    // idle, and the drain would last until drainTimeout cut it (a container
+    // stop killed first). Told `connection: close`, it connects anew and finds
+    // the listener gone. An answer whose head is out: its connection is reset
+    // once idle (as drain() resets idle ones: see idle-reset.ts).
+    for (const res of open) {
+      if (res.headersSent) res.once('finish', () => setImmediate(() => resetIdleConnections(server)))
+      else res.setHeader('connection', 'close')
+    }
+    const answered = whenAnswered(core.drain()) // held requests: 503 now, before any connection is cut
+    const closed = new Promise<void>(resolve => server.close(() => resolve())) // no new connection from here
+    await answered
     server.closeIdleConnections()
     const cut = setTimeout(() => server.closeAllConnections(), drainTimeout)
     await closed
