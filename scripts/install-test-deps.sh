@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs what test/litefs/guide.test.ts needs beyond LiteFS itself
-# (scripts/install-litefs.sh): nginx (Debian's package: the guide's load
-# balancer) and python3 with venv (the test makes its own Django venv from PyPI
-# under .cache/). Skips what is there. On failure: exit non-zero with one line
+# Installs what test/litefs/ needs beyond LiteFS and Consul themselves
+# (scripts/install-litefs.sh, scripts/install-consul.sh): nginx (Debian's
+# package: the guide's load balancer), python3 with venv (the guide test makes
+# its own Django venv from PyPI under .cache/), and ip, nsenter and iptables (the
+# failover suite puts each node in its own network namespace and partitions it
+# with iptables there). Skips what is there. On failure: exit non-zero with one line
 # on stderr naming what is missing.
 set -euo pipefail
 
@@ -36,3 +38,11 @@ else
   apt_install python3 python3-venv
   python_ok || fail "python3 with venv, ensurepip and sqlite3 not found after installing python3-venv"
 fi
+
+# The failover suite's network namespaces (lib/testing/netns.ts).
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+have ip || apt_install iproute2
+have nsenter || apt_install util-linux
+have iptables || apt_install iptables
+for cmd in ip nsenter iptables; do have "$cmd" || fail "$cmd not found after installing it"; done
+log "ip, nsenter and iptables present"
