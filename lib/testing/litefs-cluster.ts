@@ -20,6 +20,14 @@
  *   - mounts.ts             the mount table and unmounting (dead mounts included);
  *   - safety-net.ts         the exit hook that ends processes and mounts a crashed test left;
  *   - wait.ts               sleeping, bounds, free ports, parsing -pos.
+ * And, for failover tests with a Consul lease (`startConsulCluster`):
+ *   - consul-cluster.ts     the cluster: Consul + N nodes configured by `litefs-proxy config`;
+ *   - consul-agent.ts       the Consul agent, finding its binary, who holds the lease;
+ *   - consul-node.ts        a node's faults: crash, kill, stop, pause, partition, heal;
+ *   - node-app.ts           an app process beside a node, in its namespace;
+ *   - netns.ts              a namespace per node on a private bridge, partitions (iptables);
+ *   - netns-gateway.ts      how the test process reaches into the namespaces;
+ *   - balancer.ts           a round-robin balancer on 127.0.0.1 over the nodes' apps.
  */
 import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -33,6 +41,13 @@ import { freePorts, sleep } from './wait.js'
 
 export type { LitefsCluster, LitefsClusterOptions, LitefsInfo, LitefsNode, LitefsNodeInfo, LitefsProxySection } from './cluster-types.js'
 export { findLitefs, fuseProblem } from './litefs-binary.js'
+// The Consul lease, namespaces and faults for failover tests (consul-cluster.ts).
+export { startConsulCluster, type ConsulCluster, type ConsulClusterOptions } from './consul-cluster.js'
+export { findConsul, type ConsulAgent, type LeaseHolder } from './consul-agent.js'
+export type { ConsulNode, PartitionOptions } from './consul-node.js'
+export type { NodeApp, NodeAppOptions } from './node-app.js'
+export type { Balancer } from './balancer.js'
+export { netnsProblem, type ClusterNetwork } from './netns.js'
 
 const DEFAULT_READY_TIMEOUT = 20_000
 const DEFAULT_STOP_TIMEOUT = 10_000

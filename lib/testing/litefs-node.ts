@@ -18,6 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
 import { access, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { request, type Dispatcher } from 'undici'
 import type { LitefsClusterOptions, LitefsInfo, LitefsNode } from './cluster-types.js'
 import { staticLeaseYml } from './litefs-config.js'
 import { unmountAll } from './mounts.js'
@@ -36,9 +37,24 @@ export interface ClusterContext {
   readonly binary: string
   readonly readyTimeout: number
   readonly stopTimeout: number
+  /** The static lease's primary (a dynamic lease has no fixed one: see `lease`). */
   readonly primary: ClusterNode
   readonly closed: boolean
-  readonly options: LitefsClusterOptions
+  readonly options: Pick<LitefsClusterOptions, 'exec' | 'env' | 'proxy' | 'log'>
+  /** Set for a lease the nodes race for (Consul): it writes the config and says where LiteFS runs. */
+  readonly lease?: DynamicLease
+}
+
+/** What a node needs to know of a lease whose holder is not fixed in its config (`consul-cluster.ts`). */
+export interface DynamicLease {
+  /** The whole litefs.yml of `node`. */
+  config (node: ClusterNode): string
+  /** Whether `node` may become primary. */
+  candidate (node: ClusterNode): boolean
+  /** Command prefix that runs LiteFS in the node's network (`nsenter --net=…`), or []. */
+  wrap (node: ClusterNode): string[]
+  /** How the test process reaches the node's API (the netns gateway); undefined: directly. */
+  readonly dispatcher: Dispatcher | undefined
 }
 
 export class ClusterNode implements LitefsNode {
@@ -48,7 +64,7 @@ export class ClusterNode implements LitefsNode {
   readonly dataDir: string
   readonly apiUrl: string
   readonly configPath: string
-  private readonly ctx: ClusterContext
+  protected readonly ctx: ClusterContext
   readonly port: number
   private child: ChildProcess | undefined
   private exited: Promise<void> = Promise.resolve()
@@ -61,7 +77,8 @@ export class ClusterNode implements LitefsNode {
   /** The relay replication goes through (pausableReplication). */
   private relay: ReplicationRelay | undefined
 
-  constructor (ctx: ClusterContext, index: number, hostname: string, nodeDir: string, port: number) {
+  /** `host` is where LiteFS's API listens: 127.0.0.1, or the node's address in its namespace. */
+  constructor (ctx: ClusterContext, index: number, hostname: string, nodeDir: string, port: number, host = '127.0.0.1') {
     this.ctx = ctx
     this.index = index
     this.hostname = hostname
@@ -69,10 +86,10 @@ export class ClusterNode implements LitefsNode {
     this.dataDir = join(nodeDir, 'data')
     this.configPath = join(nodeDir, 'litefs.yml')
     this.port = port
-    this.apiUrl = `http://127.0.0.1:${port}`
+    this.apiUrl = `http://${host}:${port}`
   }
 
-  get candidate (): boolean { return this.ctx.primary === this }
+  get candidate (): boolean { return this.ctx.lease !== undefined ? this.ctx.lease.candidate(this) : this.ctx.primary === this }
 
   /** Listen for this node's replication stream; each connection is relayed to whichever node is primary then. */
   async openRelay (): Promise<void> {
@@ -104,8 +121,9 @@ export class ClusterNode implements LitefsNode {
     return result
   }
 
-  /** Writes litefs.yml for the current primary. */
+  /** Writes litefs.yml for the current primary (a dynamic lease writes its own). */
   writeConfig (): void {
+    if (this.ctx.lease !== undefined) { writeFileSync(this.configPath, this.ctx.lease.config(this)); return }
     const primary = this.ctx.primary
     writeFileSync(this.configPath, staticLeaseYml({
       mount: this.mount,
@@ -167,11 +185,13 @@ export class ClusterNode implements LitefsNode {
     this.errorLine = undefined
     this.exitStatus = undefined
     // The ring spans restarts; mark where this run's lines begin.
-    this.addLog(`[litefs-cluster] starting ${this.ctx.binary} mount -config ${this.configPath} (${this.candidate ? 'primary' : 'replica'})`)
+    const role = this.ctx.lease !== undefined ? (this.candidate ? 'candidate' : 'not a candidate') : this.candidate ? 'primary' : 'replica'
+    this.addLog(`[litefs-cluster] starting ${this.ctx.binary} mount -config ${this.configPath} (${role})`)
     // detached: LiteFS leads its own process group, so a SIGKILL to the group
     // also kills an `exec` child (LiteFS killed alone would orphan it). A terminal's
     // Ctrl-C then no longer reaches LiteFS directly; the safety net handles SIGINT.
-    const child = spawn(this.ctx.binary, ['mount', '-config', this.configPath], {
+    const [cmd, ...args] = [...(this.ctx.lease?.wrap(this) ?? []), this.ctx.binary, 'mount', '-config', this.configPath]
+    const child = spawn(cmd, args, {
       env, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
     })
     this.child = child
@@ -218,7 +238,13 @@ export class ClusterNode implements LitefsNode {
         const info = await this.fetchInfo(Math.min(1_000, left))
         step = 'the mount to be live (.lag readable)'
         await withTimeout(readFile(join(this.mount, '.lag')), Math.min(1_000, left), '.lag')
-        if (this.candidate) {
+        if (this.ctx.lease !== undefined) {
+          // Either role will do: whoever wins the lease is primary, the others connect to it.
+          step = 'the node to hold the lease or to connect to the primary (/info isPrimary or .primary present)'
+          if (info.isPrimary) return
+          await withTimeout(access(join(this.mount, '.primary')), Math.min(1_000, left), '.primary')
+          return
+        } else if (this.candidate) {
           step = 'the primary to hold the lease (/info isPrimary)'
           if (info.isPrimary) return
         } else {
@@ -232,9 +258,19 @@ export class ClusterNode implements LitefsNode {
   }
 
   private async fetchInfo (timeoutMs: number): Promise<LitefsInfo> {
-    const res = await fetch(`${this.apiUrl}/info`, { signal: AbortSignal.timeout(timeoutMs) })
-    const body = await res.text()
-    if (res.status !== 200) throw new Error(`GET /info answered ${res.status}: ${body.trim()}`)
+    let status: number
+    let body: string
+    const dispatcher = this.ctx.lease?.dispatcher
+    if (dispatcher === undefined) {
+      const res = await fetch(`${this.apiUrl}/info`, { signal: AbortSignal.timeout(timeoutMs) })
+      status = res.status
+      body = await res.text()
+    } else {
+      const res = await request(`${this.apiUrl}/info`, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
+      status = res.statusCode
+      body = await res.body.text()
+    }
+    if (status !== 200) throw new Error(`GET /info answered ${status}: ${body.trim()}`)
     return JSON.parse(body) as LitefsInfo
   }
 
@@ -267,7 +303,7 @@ export class ClusterNode implements LitefsNode {
     return Promise.race([this.exited.then(() => true), timedOut]).finally(() => clearTimeout(timer))
   }
 
-  private signalGroup (signal: NodeJS.Signals): void {
+  protected signalGroup (signal: NodeJS.Signals): void {
     const pid = this.child?.pid
     if (pid === undefined) return
     try { process.kill(-pid, signal) } catch {
