@@ -5,7 +5,7 @@
 // mounts, namespaces), not against timings. Run by `npm run test:litefs`.
 import t from 'tap'
 import Database from 'better-sqlite3'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -23,9 +23,10 @@ async function until (what: string, cond: () => Promise<boolean> | boolean, time
 
 const mounted = (dir: string): boolean => readFileSync('/proc/self/mounts', 'utf8').split('\n').some(l => l.split(' ')[1] === dir)
 const namespaces = (): string[] => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(l => l.split(' ')[0])
+/** A process that exists and is not a zombie (a SIGKILLed orphan waits for init to reap it). */
 const alive = (pid: number | undefined): boolean => {
   if (pid === undefined) return false
-  try { process.kill(pid, 0); return true } catch { return false }
+  try { return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z' } catch { return false }
 }
 
 /** From inside `node`'s namespace: can it open a TCP connection to ip:port within 2 s? */
@@ -120,13 +121,42 @@ t.test('a Consul lease in network namespaces: config from litefs-proxy config, a
   t.notOk(existsSync(cluster.dir), 'the directory is removed')
 })
 
-t.test('on loopback (no namespaces): Consul on 127.0.0.1, a SIGTERM failover; partition() says it needs namespaces', async t => {
-  const cluster = await startConsulCluster({ nodes: 2, promote: true })
+t.test('on loopback (no namespaces): Consul on 127.0.0.1, the configured TTL and lock delay in LiteFS\'s session, a SIGTERM failover; partition() says it needs namespaces', async t => {
+  const cluster = await startConsulCluster({ nodes: 2, promote: true, ttl: '12s', lockDelay: '2s' })
   t.teardown(() => cluster.close())
   const [a, b] = cluster.nodes
   t.equal(a.ip, '127.0.0.1')
   t.match(readFileSync(a.configPath, 'utf8'), /promote: true/)
+  // What litefs-proxy config wrote reached Consul: the lease's session has that TTL and lock delay.
+  const holder = await cluster.leaseHolder()
+  const [session] = await (await request(`${cluster.consul.url}/v1/session/info/${holder.session as string}`)).body.json() as Array<{ TTL: string, LockDelay: number }>
+  t.same([session.TTL, session.LockDelay], ['12s', 2_000_000_000], 'LiteFS created its Consul session with the configured ttl and lock-delay')
   t.throws(() => a.partition(), /needs the netns option/)
   await a.stop()
   t.equal(await cluster.waitForPrimary({ not: a }), b)
+})
+
+t.test('a test process that dies without close() leaves no process, mount, namespace or directory (the exit hook)', async t => {
+  // The harness as a user imports it (dist), in a process that throws once its cluster runs.
+  const script = `
+    import { startConsulCluster } from ${JSON.stringify(new URL('../../dist/esm/testing/litefs-cluster.js', import.meta.url).href)}
+    const cluster = await startConsulCluster({ nodes: 2, netns: true })
+    const app = cluster.nodes[1].spawnApp(process.execPath, ['-e', 'setInterval(() => {}, 1000)'])
+    console.log(JSON.stringify({ dir: cluster.dir, mounts: cluster.nodes.map(n => n.mount), spaces: [cluster.network.hub, ...cluster.nodes.map(n => n.netns)],
+      pids: [cluster.consul.pid, app.pid, ...cluster.nodes.map(n => n.pid)] }))
+    throw new Error('the test crashed')`
+  let out = ''
+  const code = await new Promise<number | null>(resolve => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] })
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    child.on('exit', resolve)
+  })
+  t.not(code, 0, 'the process died of its error')
+  const left = JSON.parse(out) as { dir: string, mounts: string[], spaces: string[], pids: number[] }
+  // SIGKILL takes effect asynchronously: give the kernel a moment.
+  await until('every process ended', () => left.pids.every(pid => !alive(pid)), 5_000).catch(() => {})
+  for (const pid of left.pids) t.notOk(alive(pid), `process ${pid} ended`)
+  for (const m of left.mounts) t.notOk(mounted(m), `${m} unmounted`)
+  for (const ns of left.spaces) t.notOk(namespaces().includes(ns), `namespace ${ns} deleted`)
+  t.notOk(existsSync(left.dir), 'its directory removed')
 })
