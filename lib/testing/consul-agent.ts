@@ -14,6 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { request, type Dispatcher } from 'undici'
 import { isExecutable, whichSync } from './litefs-binary.js'
+import { eachLine } from './lines.js'
 import { trackKill, untrackKill } from './safety-net.js'
 import { freePorts, sleep, withTimeout } from './wait.js'
 
@@ -78,15 +79,7 @@ export async function startConsulAgent (o: ConsulAgentOptions): Promise<ConsulAg
     child.once('error', (err) => { exitStatus = `could not be started (${o.binary}): ${err.message}`; resolve() })
     child.once('exit', (code, signal) => { exitStatus = signal ? `exited by ${signal}` : `exited with code ${code}`; resolve() })
   })
-  for (const stream of [child.stdout, child.stderr]) {
-    stream?.setEncoding('utf8')
-    let partial = ''
-    stream?.on('data', (chunk: string) => {
-      const parts = (partial + chunk).split('\n')
-      partial = parts.pop() ?? ''
-      for (const line of parts) note(line)
-    })
-  }
+  for (const stream of [child.stdout, child.stderr]) eachLine(stream, note)
   const url = `http://${o.ip}:${http}`
   const stop = async (): Promise<void> => {
     if (exitStatus === undefined) {

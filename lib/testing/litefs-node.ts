@@ -18,8 +18,10 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
 import { access, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { request, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import type { LitefsClusterOptions, LitefsInfo, LitefsNode } from './cluster-types.js'
+import { httpGet } from './http-get.js'
+import { eachLine } from './lines.js'
 import { staticLeaseYml } from './litefs-config.js'
 import { unmountAll } from './mounts.js'
 import { ReplicationRelay } from './replication-relay.js'
@@ -98,18 +100,13 @@ export class ClusterNode implements LitefsNode {
     this.relay = relay
   }
 
-  pauseReplication (): void {
-    if (this.relay === undefined) throw new Error('litefs-cluster: pauseReplication() needs the pausableReplication option')
-    this.relay.pause()
-  }
+  pauseReplication (): void { this.needRelay('pauseReplication').pause() }
+  resumeReplication (): void { this.needRelay('resumeReplication').resume() }
+  closeRelay (): void { this.relay?.close() }
 
-  resumeReplication (): void {
-    if (this.relay === undefined) throw new Error('litefs-cluster: resumeReplication() needs the pausableReplication option')
-    this.relay.resume()
-  }
-
-  closeRelay (): void {
-    this.relay?.close()
+  private needRelay (what: string): ReplicationRelay {
+    if (this.relay === undefined) throw new Error(`litefs-cluster: ${what}() needs the pausableReplication option`)
+    return this.relay
   }
   get running (): boolean { return this.child !== undefined }
   get pid (): number | undefined { return this.child?.pid }
@@ -199,16 +196,8 @@ export class ClusterNode implements LitefsNode {
     // Unref'd: a test that forgets close() still exits, and the exit hook cleans up.
     child.unref()
     for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue
-      ;(stream as unknown as { unref?: () => void }).unref?.()
-      stream.setEncoding('utf8')
-      let partial = ''
-      stream.on('data', (chunk: string) => {
-        const parts = (partial + chunk).split('\n')
-        partial = parts.pop() ?? ''
-        for (const line of parts) this.addLog(line)
-      })
-      stream.on('end', () => { if (partial) this.addLog(partial); partial = '' })
+      ;(stream as unknown as { unref?: () => void } | null)?.unref?.()
+      eachLine(stream, (line) => this.addLog(line))
     }
     this.exited = new Promise<void>((resolveExit) => {
       const done = (status: string): void => {
@@ -258,18 +247,7 @@ export class ClusterNode implements LitefsNode {
   }
 
   private async fetchInfo (timeoutMs: number): Promise<LitefsInfo> {
-    let status: number
-    let body: string
-    const dispatcher = this.ctx.lease?.dispatcher
-    if (dispatcher === undefined) {
-      const res = await fetch(`${this.apiUrl}/info`, { signal: AbortSignal.timeout(timeoutMs) })
-      status = res.status
-      body = await res.text()
-    } else {
-      const res = await request(`${this.apiUrl}/info`, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) })
-      status = res.statusCode
-      body = await res.body.text()
-    }
+    const { status, body } = await httpGet(`${this.apiUrl}/info`, timeoutMs, this.ctx.lease?.dispatcher)
     if (status !== 200) throw new Error(`GET /info answered ${status}: ${body.trim()}`)
     return JSON.parse(body) as LitefsInfo
   }
