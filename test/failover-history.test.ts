@@ -90,9 +90,10 @@ t.test('split brain: an acknowledgement by a node that held the lease at no mome
 t.test('outside the bound: an answer, or a failure, later than the bound', async t => {
   const slow = write('s', 0, 1_500, 201, 'node-1')
   const hung = write('h', 0, 1_200, undefined, undefined)
-  const r = checkHistory({ requests: [write('f', 0, 900, 201, 'node-1'), slow, hung, read('f', 0, 1_000, 200, true)], lease: [], faults: [] }, final('f', 's'), BOUND)
+  const refused = { ...write('r', 0, 10, 503, undefined), code: 'LITEFS_NO_PRIMARY' }
+  const r = checkHistory({ requests: [write('f', 0, 900, 201, 'node-1'), slow, hung, read('f', 0, 1_000, 200, true), refused], lease: [], faults: [] }, final('f', 's'), BOUND)
   t.same(r.outsideBound, [slow, hung])
-  t.same(r.statuses, { 201: 2, none: 1, 200: 1 })
+  t.same(r.statuses, { 201: 2, none: 1, 200: 1, '503/LITEFS_NO_PRIMARY': 1 }, 'statuses, with the error answer\'s code')
 })
 
 t.test('failover time: from the fault to the first acknowledged write by another node, within the fault\'s window', async t => {

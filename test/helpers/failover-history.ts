@@ -32,6 +32,8 @@ export interface RequestRecord {
   end: number
   /** HTTP status, or undefined when no answer came (connection error, client timeout). */
   status: number | undefined
+  /** An error answer's `code` (litefs-proxy's one-line JSON body), when it had one. */
+  code?: string
   /** The node whose app handled the request (its x-node answer header): for a forwarded write, the primary's. */
   node: string | undefined
   /** A write: the TXID cookie its answer set. A read: the cookie it carried (its own write's). */
@@ -92,7 +94,7 @@ export interface Report {
   unchecked: number
   /** Requests whose answer (or failure) came later than `boundMs` after they started. */
   outsideBound: RequestRecord[]
-  /** Status (or 'none') → how many requests got it. */
+  /** Status (or 'none'), with the error answer's code after a slash when it had one → how many requests got it. */
   statuses: Record<string, number>
   failovers: FailoverTime[]
 }
@@ -123,7 +125,7 @@ export function checkHistory (h: History, final: ReadonlyMap<string, number>, bo
   const ackedWithCookie = new Set(acked.filter((r) => r.cookie !== undefined).map((r) => r.token))
   const statuses: Record<string, number> = {}
   for (const r of h.requests) {
-    const key = r.status === undefined ? 'none' : String(r.status)
+    const key = r.status === undefined ? 'none' : r.code === undefined ? String(r.status) : `${r.status}/${r.code}`
     statuses[key] = (statuses[key] ?? 0) + 1
   }
   const splitBrain: RequestRecord[] = []

@@ -33,6 +33,7 @@ export function startClients (url: string, clients: number, giveUpMs: number, in
       const first = Array.isArray(set) ? set[0] : set
       let body: any
       try { body = JSON.parse(text) } catch {}
+      if (res.statusCode >= 400 && typeof body?.code === 'string') rec.code = body.code
       return { setCookie: first?.split(';')[0], body }
     } catch (err) {
       rec.end = now()
