@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond LiteFS itself (scripts/install-litefs.sh):
-# nginx (Debian's package: the guide's load balancer, and `nginx -t` of the
-# docker-compose example's config) and python3 with venv (test/litefs/guide.test.ts
-# makes its own Django venv from PyPI under .cache/), and kubernetes-validate in a
-# venv under .cache/ (test/deploy-examples.test.ts). Skips what is there. On
-# failure: exit non-zero with one line on stderr naming what is missing.
+# Installs what the tests need beyond LiteFS and Consul themselves
+# (scripts/install-litefs.sh, scripts/install-consul.sh): nginx (Debian's package:
+# the guide's load balancer, and `nginx -t` of the docker-compose example's config),
+# python3 with venv (test/litefs/guide.test.ts makes its own Django venv from PyPI
+# under .cache/), kubernetes-validate in a venv under .cache/
+# (test/deploy-examples.test.ts), and ip, nsenter and iptables (the failover suite
+# puts each node in its own network namespace and partitions it with iptables
+# there). Skips what is there. On failure: exit non-zero with one line on stderr
+# naming what is missing.
 set -euo pipefail
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
@@ -55,3 +58,11 @@ else
     || fail "kubernetes-validate: pip install kubernetes-validate==$KV_VERSION failed"
   echo "kubernetes-validate==$KV_VERSION" > "$kv/.ready"
 fi
+
+# The failover suite's network namespaces (lib/testing/netns.ts).
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+have ip || apt_install iproute2
+have nsenter || apt_install util-linux
+have iptables || apt_install iptables
+for cmd in ip nsenter iptables; do have "$cmd" || fail "$cmd not found after installing it"; done
+log "ip, nsenter and iptables present"
