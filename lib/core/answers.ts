@@ -31,6 +31,8 @@ export const ANSWERS = {
   LITEFS_CLOSED: { status: 503, retryAfter: true },
   /** Forwarding failed after the request may have reached the primary (or before, for a reason no retry mends). */
   LITEFS_FORWARD_FAILED: { status: 502, retryAfter: false },
+  /** The primary's (or the app's, behind `serve`) answer head is larger than browsers accept (256 KiB). */
+  LITEFS_ANSWER_TOO_LARGE: { status: 502, retryAfter: false },
   /** The primary sent no response head within `forwardTimeout`. */
   LITEFS_FORWARD_TIMEOUT: { status: 504, retryAfter: false },
   /** A forwarded body is larger than `forwardBodyLimit`. */

@@ -89,9 +89,13 @@ export class AttemptBody extends Readable {
    * the answer given instead (413, 502…) reaches a client still uploading.
    */
   release (): void {
+    this.released = true
     this.detach()
     this.source.resume()
   }
+
+  /** The client's body is drained from now on (nothing will send it again), whatever ends this attempt later. */
+  private released = false
 
   /** Stop feeding this attempt; the client's body stays where it is, for the next one. */
   private detach (): void {
@@ -99,7 +103,7 @@ export class AttemptBody extends Readable {
     this.idle = undefined
     // Paused first: a flowing stream without a 'data' listener drops what
     // arrives, and the next attempt (or the app, see bodyTaken) needs it.
-    this.source.pause()
+    if (!this.released) this.source.pause()
     this.source.off('data', this.onData)
     this.source.off('end', this.onEnd)
     this.source.off('error', this.onError)

@@ -1,10 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
+import { litefsError } from './answers.js'
 import { AttemptBody, attempted } from './attempt-body.js'
 import { LitefsHttpError } from './errors.js'
 import { clientGone } from './client-gone.js'
+import { MAX_ANSWER_HEAD } from './forward-agent.js'
 import { requestHeaders, responseHeaders } from './hop-by-hop.js'
 import type { ForwardedView } from './forwarded-headers.js'
+import { relayInterim } from './interim.js'
 
 // Streams one request to the primary and its answer back, never buffering a
 // body whole. The one property that matters most: a request whose bytes may
@@ -118,7 +121,10 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
         if (!started && f.timeout > 0) timer = setTimeout(expire, f.timeout)
       },
       onHeaders: (statusCode, raw, resumeUpstream) => {
-        if (statusCode < 200) return true // 1xx: the real answer follows
+        if (statusCode < 200) { // 1xx: passed on where the client can read it; the real answer follows
+          relayInterim(req, res, statusCode, raw)
+          return true
+        }
         clearTimeout(timer)
         started = true
         f.takeOver()
@@ -137,6 +143,9 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
       },
       onComplete: () => {
         res.end()
+        // An answer given before the body was all sent (413, 401, a redirect):
+        // the rest of the client's body is drained, so it reads this answer.
+        body?.release()
         done({ outcome: 'sent' })
       },
       onError: err => {
@@ -191,6 +200,9 @@ function failure (err: Error & { code?: string }, f: ForwardRequest, body: Attem
   if (body?.tooLarge === true) return { retry: false, error: tooLarge(f.bodyLimit) }
   if (body?.stalled === true) {
     return { retry: false, error: new LitefsHttpError(408, 'LITEFS_BODY_TIMEOUT', `the client sent no part of its body for ${f.bodyIdle ?? f.timeout} ms; the request was aborted upstream`) }
+  }
+  if (err.code === 'UND_ERR_HEADERS_OVERFLOW') {
+    return { retry: false, error: litefsError('LITEFS_ANSWER_TOO_LARGE', `the answer of ${f.origin} has a head larger than ${MAX_ANSWER_HEAD} bytes, more than browsers accept; the request was not retried and may have been applied`) }
   }
   if (!sent) {
     if (CONNECT_FAILURES.has(err.code ?? '')) {

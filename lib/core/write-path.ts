@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { answer } from './answers.js'
 import type { CoreContext } from './context.js'
 import { FORWARDED_HEADER, bodyTaken, forward } from './forward.js'
+import { protocolFor } from './forward-agent.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import { RETRY_EVERY } from './lifecycle.js'
 import type { Logger } from './logger.js'
@@ -87,7 +88,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       marker: core.nodeName,
       bodyLimit: options.forwardBodyLimit,
       timeout: options.forwardTimeout,
-      dispatcher: core.dispatcher,
+      dispatcher: core.agents[protocolFor(options.forwardProtocol, req)],
       takeOver: () => hooks.takeOver(c)
     })
     core.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())

@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { Agent } from 'undici'
 import { LitefsHttpError } from '../core/errors.js'
 import { forward } from '../core/forward.js'
+import { forwardAgents } from '../core/forward-agent.js'
 import type { Logger } from '../core/logger.js'
 import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from '../core/node-adapter.js'
 import { whenAnswered } from '../core/lifecycle.js'
@@ -82,7 +82,8 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   if (app === undefined) throw new TypeError(`litefs-proxy: target must be "host:port" or "http://host:port" (the app), got ${JSON.stringify(target)}`)
   const log = options.logger
   const core = createNodeCore({ cookieName: '__txid', ...rest }) // LiteFS's proxy's cookie, unless told otherwise
-  const dispatcher = new Agent({ connectTimeout: 2000 })
+  const agents = forwardAgents()
+  const dispatcher = agents.http1
 
   const toApp = async (res: ServerResponse): Promise<void> => {
     const req = res.req
@@ -174,7 +175,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     await closed
     clearTimeout(cut)
     await core.close()
-    await dispatcher.close()
+    await agents.close()
   }
   return {
     server,
