@@ -45,8 +45,6 @@ export const ANSWERS = {
   LITEFS_TARGET_UNAVAILABLE: { status: 502, retryAfter: false },
   /** `serve`: the app behind it failed after the request may have reached it. */
   LITEFS_TARGET_FAILED: { status: 502, retryAfter: false },
-  /** `serve`: an upgrade request that is not a GET. */
-  LITEFS_BAD_UPGRADE: { status: 400, retryAfter: false },
   /** http adapter: an unexpected failure. */
   LITEFS_INTERNAL: { status: 500, retryAfter: false }
 } as const satisfies Record<string, Spec>

@@ -36,6 +36,8 @@ export interface ForwardRequest {
   bodyLimit: number
   /** How long the primary may take to send its response head (ms); 0: as long as it takes. */
   timeout: number
+  /** Safe to send twice (resend.ts): sent again after a close that may have followed its reading. */
+  resendable?: boolean
   /** How long the client may pause its upload (ms, > 0). Default `timeout`. */
   bodyIdle?: number
   dispatcher: Dispatcher
@@ -46,7 +48,8 @@ export interface ForwardRequest {
 export type ForwardResult =
   | { outcome: 'sent' } // the primary's answer went to the client
   | { outcome: 'gone' } // the client left; nobody to answer
-  | { outcome: 'failed', retry: boolean, error: LitefsHttpError, unresolved?: true } // unresolved: the primary's host name does not resolve
+  // retry: worth another attempt; resend: the server may have read it (a request safe to send twice); unresolved: the primary's host name does not resolve
+  | { outcome: 'failed', retry: boolean, error: LitefsHttpError, resend?: true, unresolved?: true }
 
 function tooLarge (limit: number): LitefsHttpError {
   return new LitefsHttpError(413, 'LITEFS_BODY_TOO_LARGE', `request body is larger than the forwarding limit of ${limit} bytes`)
@@ -186,6 +189,13 @@ function notSent (f: ForwardRequest, err: Error & { code?: string }): LitefsHttp
 /** A reset while sending or before any answer: the primary never read what was sent. */
 const UNREAD = new Set(['ECONNRESET', 'EPIPE'])
 
+/**
+ * The connection ended before any answer, cleanly or not: a close (FIN) of an
+ * idle connection the server closed as the request went out, or the server
+ * gone. Whether it read the request is unknown (resend.ts).
+ */
+const CLOSED_BEFORE_ANSWER = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_INFO'])
+
 /** The primary's host name does not resolve (now, or at all). */
 const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_AGAIN'])
 
@@ -196,7 +206,7 @@ const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_AGAIN'])
  */
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET'])
 
-function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError, unresolved?: true } {
+function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError, resend?: true, unresolved?: true } {
   if (body?.tooLarge === true) return { retry: false, error: tooLarge(f.bodyLimit) }
   if (body?.stalled === true) {
     return { retry: false, error: new LitefsHttpError(408, 'LITEFS_BODY_TIMEOUT', `the client sent no part of its body for ${f.bodyIdle ?? f.timeout} ms; the request was aborted upstream`) }
@@ -218,6 +228,9 @@ function failure (err: Error & { code?: string }, f: ForwardRequest, body: Attem
     // data after its owner closed it; a server that read the request and then
     // died closes it cleanly instead ("other side closed"), and is never retried.
     return { retry: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `the primary at ${f.origin} closed the connection without reading the request (${err.code as string}), and kept doing so`) }
+  }
+  if (f.resendable === true && CLOSED_BEFORE_ANSWER.has(err.code ?? '') && body?.replay.overflow !== true) {
+    return { retry: true, resend: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `the primary at ${f.origin} closed the connection before answering (${err.code as string}), each time the request was sent`) }
   }
   return { retry: false, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed (${err.code ?? err.message}); the write was not retried`) }
 }

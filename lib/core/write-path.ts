@@ -8,6 +8,7 @@ import { ended, unavailable, waitFor } from './hold.js'
 import { RETRY_EVERY } from './lifecycle.js'
 import type { Logger } from './logger.js'
 import { ownOrigin } from './own-origin.js'
+import { RESENDS, safeToResend } from './resend.js'
 import type { LitefsInfo } from './request.js'
 
 // A write (DESIGN §3.5–3.8): served here while this node is the primary (the
@@ -43,6 +44,8 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
   const res = hooks.res(c)
   const log = hooks.log(c)
   const started = performance.now()
+  const resendable = safeToResend(req, info.kind === 'write')
+  let resends = 0
   for (;;) {
     state.refresh()
     info.role = state.role
@@ -88,6 +91,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       marker: core.nodeName,
       bodyLimit: options.forwardBodyLimit,
       timeout: options.forwardTimeout,
+      resendable,
       dispatcher: core.agents[protocolFor(options.forwardProtocol, req)],
       takeOver: () => hooks.takeOver(c)
     })
@@ -109,7 +113,13 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       core.unresolvedSaid = true
       core.warn.say('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `the primary's address ${origin} does not resolve: writes on this replica wait for it and then fail. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: origin })
     }
-    if (!result.retry || performance.now() + RETRY_EVERY > deadline) {
+    if (result.resend === true && resends < RESENDS) {
+      // Closed as it went out, and safe to send twice: again at once, on another connection.
+      resends++
+      log.debug({ primary: origin, code: result.error.code }, 'litefs-proxy: the primary closed the connection before answering; sending the request again')
+      continue
+    }
+    if (!result.retry || result.resend === true || performance.now() + RETRY_EVERY > deadline) {
       if (result.error.code === 'LITEFS_BODY_CONSUMED' && !core.saidBodyConsumed) {
         // A misconfiguration, said once loudly; each request still gets its 500.
         core.saidBodyConsumed = true
