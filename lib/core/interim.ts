@@ -22,7 +22,10 @@ export function relayInterim (req: IncomingMessage, res: ServerResponse, statusC
   const { headers } = responseHeaders(raw)
   try {
     if (statusCode === 103) {
-      res.writeEarlyHints(headers)
+      // One Link value per preload: Node checks each against the Link grammar,
+      // and refuses a list its own server joined into one line (`<a>…, <b>…`).
+      const link = ([] as string[]).concat(headers.link ?? []).flatMap(v => v.split(/,\s*(?=<)/))
+      res.writeEarlyHints({ ...headers, link })
       return
     }
     const h2 = (res as unknown as Http2Response).stream
