@@ -42,7 +42,7 @@ async function h2 (session: ClientHttp2Session, method: string, path: string, he
   })
 }
 
-for (const [adapter, framework] of [['fastify', { fastify: { http2: true } as any }], ['http', { http2: true }]] as const) {
+for (const [adapter, framework] of [['fastify', { fastify: { http2: true, http2SessionTimeout: 3_600_000 } as any }], ['http', { http2: true }]] as const) {
   t.test(`${adapter} serving only h2c on every node: writes, reads sent after readTimeout, the probe, an early answer`, async t => {
     const { primary, replica } = await pair(t, adapter, { routes, replica: { readTimeout: 300, readTimeoutAction: 'primary' }, framework: { ...framework, unread: true } })
     const session = h2connect(replica.url)
@@ -63,6 +63,11 @@ for (const [adapter, framework] of [['fastify', { fastify: { http2: true } as an
     res = await h2(session, 'POST', '/small', { 'content-length': String(4 << 20) }, Buffer.alloc(4 << 20, 1))
     t.same(res, { status: 413, body: { error: 'too large' } }, "an answer the primary gave before reading the body reaches the client")
     session.close()
+    // The replica keeps its HTTP/2 session to the primary open. Closing the
+    // primary (README code) closes it (GOAWAY), or the close would wait for
+    // Fastify's http2SessionTimeout (set to an hour here: tap's timeout guards).
+    await primary.close()
+    t.pass('the primary closed while its replica held an HTTP/2 session to it')
   })
 }
 

@@ -146,9 +146,14 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
       },
       onComplete: () => {
         res.end()
-        // An answer given before the body was all sent (413, 401, a redirect):
-        // the rest of the client's body is drained, so it reads this answer.
-        body?.release()
+        if (body !== undefined && !body.replay.ended) {
+          // An answer given before the body was all sent (413, 401, a redirect):
+          // the rest of the client's body is drained, so the client reads this
+          // answer, and the upload to the primary ends (over HTTP/2 its stream
+          // would stay open, half sent, and keep its session from closing).
+          body.release()
+          body.destroy()
+        }
         done({ outcome: 'sent' })
       },
       onError: err => {

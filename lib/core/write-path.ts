@@ -50,6 +50,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     state.refresh()
     info.role = state.role
     let origin: string
+    let protocol = protocolFor(options.forwardProtocol, req)
     if (state.role === 'primary') {
       info.heldMs = performance.now() - started
       if (!bodyTaken(req)) {
@@ -65,6 +66,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
         return answer(info, log, 'LITEFS_PRIMARY_CHANGED', 'this node became the primary while the write was being forwarded; nothing was applied', { role: state.role })
       }
       origin = own
+      protocol = protocolFor(undefined, req) // this node's own server speaks what it spoke for this request
     } else {
       const primary = state.primaryHostname
       if (primary === undefined) {
@@ -92,7 +94,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       bodyLimit: options.forwardBodyLimit,
       timeout: options.forwardTimeout,
       resendable,
-      dispatcher: core.agents[protocolFor(options.forwardProtocol, req)],
+      dispatcher: core.agents[protocol],
       takeOver: () => hooks.takeOver(c)
     })
     core.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())

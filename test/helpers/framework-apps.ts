@@ -116,9 +116,10 @@ export async function frameworkApp (adapter: AdapterName, litefs: Record<string,
     url,
     state: listener.core.state,
     close: async () => {
+      // As the README shuts down: the proxy first (held requests answered, idle connections and HTTP/2 sessions closed).
+      await listener.close()
       if (o.http2 !== true) (server as Server).closeAllConnections()
       await new Promise(resolve => server.close(resolve))
-      await listener.close()
     }
   }
 }

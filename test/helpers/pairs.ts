@@ -27,6 +27,8 @@ export interface PairNode {
   hits: string[]
   /** serve only: the log lines. */
   lines: string[]
+  /** Close it (as its adapter's README code does); teardown closes it too. */
+  close: () => Promise<void>
 }
 
 export interface PairOptions {
@@ -75,24 +77,27 @@ async function node (t: Test, flavour: Flavour, role: 'primary' | 'replica', lit
   const routes = o.routes(fake)
   let url: string
   let state: NodeState
+  let close: () => Promise<void>
   if (flavour === 'serve') {
     // The app reads nothing itself: handlers decide when to read the body.
     const app = await appServer(t, router(routes, hits), o.upgrade)
     const sidecar = createSidecar({ addr: '127.0.0.1:0', target: `127.0.0.1:${(app.address() as AddressInfo).port}`, db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, logger: lineLogger('info', 'json', l => lines.push(l)), ...litefs })
     await sidecar.listen()
-    t.teardown(async () => { await sidecar.close() })
+    close = async () => { await sidecar.close() }
+    t.teardown(close)
     url = sidecar.url
     state = sidecar.core.state
   } else {
     const wrapped: Record<string, Handler> = {}
     for (const [key, handler] of Object.entries(routes)) wrapped[key] = (req, res, body) => { hits.push(key); return handler(req, res, body) }
     const app = await frameworkApp(flavour, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, ...litefs }, { routes: wrapped, logger: quiet, ...framework })
-    t.teardown(async () => { await app.close() })
+    close = (() => { let closing: Promise<void> | undefined; return async () => { await (closing ??= app.close()) } })()
+    t.teardown(close)
     url = app.url
     state = app.state
   }
   await until(() => state.litefs === 'up' && (role === 'primary' ? state.role === 'primary' : state.primaryHostname === 'node-a'), `the ${role} follows LiteFS`)
-  return { url, state, fake, hits, lines }
+  return { url, state, fake, hits, lines, close }
 }
 
 /** A primary and a replica running the same routes, the replica forwarding to the primary. */
