@@ -231,7 +231,8 @@ function failure (err: Error & { code?: string }, f: ForwardRequest, body: Attem
     // unread in it (a kept-alive connection its server closed as idle — graceful
     // shutdown — as the request went out). TCP resets a connection that receives
     // data after its owner closed it; a server that read the request and then
-    // died closes it cleanly instead ("other side closed"), and is never retried.
+    // died closes it cleanly instead ("other side closed"): sent again only if
+    // safe twice (below).
     return { retry: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `the primary at ${f.origin} closed the connection without reading the request (${err.code as string}), and kept doing so`) }
   }
   if (f.resendable === true && CLOSED_BEFORE_ANSWER.has(err.code ?? '') && body?.replay.overflow !== true) {
