@@ -84,7 +84,8 @@ const SCENARIOS: Scenario[] = [
   { name: 'trustProxy: true; the app counts one proxy itself', flavour: 'http', litefs: { trustProxy: true }, numProxies: 1, source: BALANCER, xff: ONE, expect: CLIENT },
   { name: 'trustProxy: true; no balancer', flavour: 'http', litefs: { trustProxy: true }, numProxies: 1, source: DIRECT, expect: DIRECT },
   { name: '--trust-proxy; Django NUM_PROXIES = 2 (the balancer and serve)', flavour: 'serve', litefs: { trustProxy: true }, numProxies: 2, source: BALANCER, xff: ONE, expect: CLIENT },
-  { name: '--trust-proxy; two balancers, NUM_PROXIES = 3', flavour: 'serve', litefs: { trustProxy: true }, numProxies: 3, source: BALANCER, xff: TWO, expect: CLIENT }
+  { name: '--trust-proxy; two balancers, NUM_PROXIES = 3', flavour: 'serve', litefs: { trustProxy: true }, numProxies: 3, source: BALANCER, xff: TWO, expect: CLIENT },
+  { name: 'no --trust-proxy behind a balancer (as the README warns): a forwarded write carries the balancer as its client', flavour: 'serve', numProxies: 2, source: BALANCER, xff: ONE, expect: CLIENT, forwarded: BALANCER }
 ]
 
 for (const s of SCENARIOS) {
@@ -111,4 +112,15 @@ t.test('what a replica vouches for: never more of the chain than its own setting
   const { replica } = await pair(t, 'express', { routes, framework: { unread: true, ...express(1) }, primaryFramework: express(true) })
   const res = await request(`${replica.url}/who`, { method: 'POST', body: 'x', headers: { 'x-forwarded-for': ONE }, dispatcher: agents[BALANCER] })
   t.same(await res.body.json(), { client: CLIENT, xff: CLIENT }, 'the chain from the client the replica believes; its peer (the balancer) not added')
+})
+
+t.test('serve and X-Forwarded-Proto: the balancer\'s is believed with --trust-proxy only (else http: Django\'s SECURE_SSL_REDIRECT would loop)', async t => {
+  const proto = (req: IncomingMessage, res: ServerResponse): void => { req.resume(); req.on('end', () => res.writeHead(200).end(String(req.headers['x-forwarded-proto']))) }
+  for (const trustProxy of [false, true]) {
+    const { primary, replica } = await pair(t, 'serve', { routes: () => ({ 'GET /proto': proto, 'POST /proto': proto }), primary: { trustProxy }, replica: { trustProxy } })
+    for (const [node, method] of [[primary, 'GET'], [replica, 'GET'], [replica, 'POST']] as const) {
+      const res = await request(`${node.url}/proto`, { method, body: method === 'POST' ? 'x' : undefined, headers: { 'x-forwarded-proto': 'https' }, dispatcher: agents[BALANCER] })
+      t.equal(await res.body.text(), trustProxy ? 'https' : 'http', `--trust-proxy ${String(trustProxy)}: ${method} on the ${node === primary ? 'primary' : 'replica'}`)
+    }
+  }
 })
