@@ -82,3 +82,22 @@ t.test("Fastify's own bodyLimit: its 413 (and connection close) reaches a client
   }
   t.equal(primary.writes, 0)
 })
+
+t.test('a socket that keeps reading after a write fails: only a peer gone stops the writes, and its end is reported as that failure', async t => {
+  const { EventEmitter } = await import('node:events')
+  const { readAfterWriteFailure } = await import('../lib/core/early-answer.js')
+  const outcomes: Array<Error | null | undefined> = []
+  const errors = [Object.assign(new Error('closed'), { code: 'ERR_SOCKET_CLOSED' }), new Error('no code'), Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }), null]
+  let written = 0
+  let destroyedWith: Error | undefined
+  const fake = Object.assign(new EventEmitter(), {
+    _writeGeneric (_w: boolean, _d: unknown, _e: string, cb: (err?: Error | null) => void) { written++; cb(errors.shift()) },
+    destroy (err: Error) { destroyedWith = err }
+  })
+  const socket = readAfterWriteFailure(fake as never) as unknown as typeof fake
+  for (let i = 0; i < 5; i++) socket._writeGeneric(false, 'x', 'latin1', err => outcomes.push(err))
+  t.match(outcomes, [{ code: 'ERR_SOCKET_CLOSED' }, { message: 'no code' }, undefined, undefined, undefined], 'other failures are passed on; EPIPE is not, nor is anything after it')
+  t.equal(written, 3, 'after EPIPE nothing more is written')
+  fake.emit('end')
+  t.match(destroyedWith, { code: 'EPIPE' }, 'the end of the stream is reported as the write failure')
+})

@@ -96,6 +96,30 @@ t.test('failures: only what never left this node may be retried', async t => {
   t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 500, code: 'LITEFS_BODY_CONSUMED', message: /mount litefs-proxy before any body parser/ } }, 'a body something else already read')
   r = await forward({ ...base, req: req({ 'content-length': '101' }), dispatcher: failing(refused) })
   t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 413 } }, 'a declared length past the limit is refused before connecting')
+  r = await forward({ ...base, resendable: true, req: req({}), dispatcher: failing(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }), true) })
+  t.match(r, { outcome: 'failed', retry: true, resend: true, error: { statusCode: 502, message: /closed the connection before answering \(UND_ERR_SOCKET\)/ } }, 'closed cleanly, and safe to send twice: sent again')
+  r = await forward({ ...base, resendable: true, req: req({}), dispatcher: failing(new Error('socket hang up'), true) })
+  t.match(r, { outcome: 'failed', retry: false }, 'safe twice, but a failure that is not a closed connection: not sent again')
+  r = await forward({ ...base, req: req({}), dispatcher: failing(Object.assign(new Error('headers overflow'), { code: 'UND_ERR_HEADERS_OVERFLOW' }), true) })
+  t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 502, code: 'LITEFS_ANSWER_TOO_LARGE', message: /may have been applied/ } })
+})
+
+t.test('a request safe twice whose body was too big to keep is not sent again', async t => {
+  const source = req({ 'content-length': String(100_000), 'idempotency-key': 'k' })
+  const dispatcher = {
+    dispatch: (opts: { body: import('node:stream').Readable }, handler: Dispatcher.DispatchHandler) => {
+      handler.onConnect?.(() => {})
+      opts.body.resume()
+      opts.body.once('data', () => {}) // reading: the body goes out
+      setImmediate(() => {
+        source.emit('data', Buffer.alloc(70_000)) // more than is kept for a resend
+        setImmediate(() => handler.onError?.(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })))
+      })
+      return true
+    }
+  } as unknown as Dispatcher
+  const r = await forward({ ...base, bodyLimit: Infinity, resendable: true, req: source, dispatcher })
+  t.match(r, { outcome: 'failed', retry: false, error: { statusCode: 502, message: /not retried/ } })
 })
 
 t.test('firstValue: the value a trusting framework reads', async t => {

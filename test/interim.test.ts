@@ -105,3 +105,25 @@ t.test('HTTP/2 clients get the hints of an HTTP/1.1 primary as informational HEA
     session.close()
   }
 })
+
+t.test('a hint Node will not send (a Link that is not one) is dropped; the answer that follows is not', async t => {
+  const { createServer } = await import('node:net')
+  const { FakeLitefs } = await import('./helpers/fake-litefs.js')
+  const { serve } = await import('./helpers/apps.js')
+  const raw = createServer(socket => {
+    socket.once('data', () => socket.end('HTTP/1.1 103 Early Hints\r\nlink: not a link\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok'))
+  })
+  await new Promise<void>(resolve => raw.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { raw.close() })
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const replica = await serve('http', fake, { primaryUrl: () => `http://127.0.0.1:${(raw.address() as { port: number }).port}` })
+  t.teardown(async () => { await replica.close() })
+  const c = await RawConnection.open(replica.url)
+  c.send('POST', '/items', {}, 'x')
+  const a = await c.answer()
+  c.close()
+  t.equal(a.status, 201)
+  t.equal(a.body, 'ok')
+  t.same(a.interim, [], 'no hint')
+})

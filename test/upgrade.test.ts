@@ -109,3 +109,33 @@ t.test('serve: WebSocket handshakes are decided as requests; one the app refuses
     t.notMatch(replica.lines.find(l => l.includes('"/ws"')) as string, /aborted/)
   })
 })
+
+t.test('serve: a WebSocket handshake the app answers with a head over 256 KiB, or drops mid-answer', async t => {
+  const { pair: makePair } = await import('./helpers/pairs.js')
+  const { giveBack } = await import('../lib/sidecar/upgrade.js')
+  const huge = (req: IncomingMessage, socket: Duplex): void => {
+    socket.on('error', () => {}) // serve hangs up on a head it will not read
+    if (req.url === '/huge') socket.end(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nx-big: ${'b'.repeat(300_000)}\r\n\r\n`)
+    else socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 100\r\n\r\ncut short') // then gone, 91 bytes short
+  }
+  const { replica } = await makePair(t, 'serve', { routes, upgrade: huge })
+  let c = await RawConnection.open(replica.url)
+  c.send('GET', '/huge', WEBSOCKET)
+  const a = await c.answer()
+  t.equal(a.status, 502)
+  t.match(JSON.parse(a.body), { code: 'LITEFS_ANSWER_TOO_LARGE' })
+  c.close()
+  c = await RawConnection.open(replica.url)
+  c.send('GET', '/cut', WEBSOCKET)
+  await until(() => c.closed, 'the client is cut: nothing more can be said once the head went out')
+  const { createServer } = await import('node:http')
+  const { connect } = await import('node:net')
+  const server = createServer()
+  let connected = 0
+  server.on('connection', () => { connected++ })
+  const gone = connect(1, '127.0.0.1')
+  gone.on('error', () => {})
+  gone.destroy()
+  giveBack(server, gone, Buffer.alloc(0))
+  t.equal(connected, 0, 'a connection already gone is not handed back')
+})

@@ -19,8 +19,8 @@ export class Http2Sessions {
 
   /** A request arrived: if over HTTP/2, count it on its session until its response closes. */
   arrived (req: IncomingMessage, res: ServerResponse): void {
-    const session = (req as { stream?: { session?: Http2Session } }).stream?.session
-    if (session === undefined || session.closed) return
+    // An HTTP/2 request (node:http2's compatibility API) belongs to a stream of a session.
+    const session = (req as unknown as { stream: { session: Http2Session } }).stream.session
     let tracked = this.sessions.get(session)
     if (tracked === undefined) {
       tracked = { inFlight: 0 }

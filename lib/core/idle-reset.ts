@@ -26,9 +26,10 @@ interface Connections { idle: () => Array<{ socket: Connection }> }
 
 /** Whether `socket` can be reset now: a plain TCP connection open both ways. */
 function resettable (socket: Connection): boolean {
-  if (socket.destroyed || socket.writableEnded || socket.readableEnded || !socket.writable) return false
+  // Ended (Node ends its side as soon as the client half-closes) or destroyed: not writable.
+  if (!socket.writable) return false
   // TLS (TLSWrap) and Unix sockets (Pipe) cannot be reset: Node throws.
-  if ((socket as { _handle?: { constructor?: { name?: string } } | null })._handle?.constructor?.name !== 'TCP') return false
+  if ((socket as unknown as { _handle: object })._handle.constructor.name !== 'TCP') return false // open: it has its handle
   const message = socket._httpMessage
   return message === undefined || message === null || message.finished === true // else an answer still going out
 }

@@ -12,13 +12,12 @@ import { responseHeaders } from './hop-by-hop.js'
 // dropped, as is a 103 without a Link header (Node's writeEarlyHints sends
 // none). Over HTTP/2 the client gets them as informational HEADERS frames.
 
-interface Http2Response { stream?: { additionalHeaders: (headers: Record<string, string | string[] | number>) => void, headersSent: boolean } }
+interface Http2Response { stream?: { additionalHeaders: (headers: Record<string, string | string[] | number>) => void } }
 
 /** Pass the interim answer `statusCode` (raw headers) on to `res`, if the client's protocol allows. Never throws. */
 export function relayInterim (req: IncomingMessage, res: ServerResponse, statusCode: number, raw: Buffer[]): void {
   if (statusCode !== 102 && statusCode !== 103) return
-  if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) return
-  if (res.headersSent || res.destroyed) return
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return
   const { headers } = responseHeaders(raw)
   try {
     if (statusCode === 103) {
@@ -29,13 +28,10 @@ export function relayInterim (req: IncomingMessage, res: ServerResponse, statusC
       return
     }
     const h2 = (res as unknown as Http2Response).stream
-    if (h2 !== undefined) {
-      if (!h2.headersSent) h2.additionalHeaders({ ...headers, ':status': 102 })
-      return
-    }
-    res.writeProcessing()
+    if (h2 !== undefined) h2.additionalHeaders({ ...headers, ':status': 102 })
+    else res.writeProcessing()
   } catch {
-    // A header value Node will not send as a hint (its Link check is strict):
-    // the hint is lost, never the answer that follows.
+    // A hint Node will not send (its Link check is strict; a stream the client
+    // reset): the hint is lost, never the answer that follows.
   }
 }

@@ -33,8 +33,8 @@ function isWebSocket (req: IncomingMessage): boolean {
   return req.method === 'GET' && typeof upgrade === 'string' && upgrade.split(',').some(p => p.trim().toLowerCase() === 'websocket')
 }
 
-/** Hand `socket` back to `server`'s HTTP parser, `pending` first (what the client sent that nobody read). */
-function giveBack (server: Server, socket: Duplex, pending: Buffer): void {
+/** Hand `socket` back to `server`'s HTTP parser, `pending` first (what the client sent that nobody read). Exported for its test. */
+export function giveBack (server: Server, socket: Duplex, pending: Buffer): void {
   if (socket.destroyed) return
   if (pending.length > 0) socket.unshift(pending)
   server.emit('connection', socket)
@@ -98,7 +98,7 @@ function toApp (ctx: UpgradeContext, res: ServerResponse, client: Duplex, head: 
     res.detachSocket(client as Socket)
     switched.add(res)
     res.emit('close')
-    let text = `HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}\r\n`
+    let text = `HTTP/1.1 101 ${answer.statusMessage as string}\r\n`
     for (let i = 0; i < answer.rawHeaders.length; i += 2) text += `${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}\r\n`
     client.write(text + '\r\n', 'latin1')
     if (appHead.length > 0) client.write(appHead)
@@ -111,12 +111,13 @@ function toApp (ctx: UpgradeContext, res: ServerResponse, client: Duplex, head: 
     client.once('close', () => app.destroy())
   })
   up.once('response', (answer: IncomingMessage) => {
-    // Declined: an ordinary answer, relayed as any.
+    // Declined: an ordinary answer, relayed as any; cut short, the client's connection is cut too.
     res.writeHead(answer.statusCode as number, responseHeaders(answer.rawHeaders.map(s => Buffer.from(s, 'latin1'))).headers)
     answer.pipe(res)
+    answer.once('close', () => { if (!answer.complete) client.destroy() })
   })
+  // Before any answer (the app refused the connection, or sent a head not to be read).
   up.once('error', (err: NodeJS.ErrnoException) => {
-    if (res.headersSent) { client.destroy(); return }
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
     sendAnswer(res, tooLarge
       ? litefsError('LITEFS_ANSWER_TOO_LARGE', `the app's answer to an upgrade has a head larger than ${MAX_ANSWER_HEAD} bytes`)
