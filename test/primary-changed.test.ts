@@ -188,3 +188,36 @@ t.test('refused, then promoted: no attempt read the body, so the app here reads 
     await fake.close()
   }
 })
+
+t.test('over TLS the kept body cannot go to this node\'s own server (its certificate names the host, not the address): 503 LITEFS_PRIMARY_CHANGED, nothing applied', async t => {
+  const { readFileSync } = await import('node:fs')
+  const https = await import('node:https')
+  const { wrap } = await import('../lib/http.js')
+  const tls = { key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)), cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url)) }
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  let applied = 0
+  let listener: ReturnType<typeof wrap> | undefined
+  const old = await oldPrimary(t, 1, async () => {
+    fake.becomePrimary()
+    await until(() => listener?.core.state.role === 'primary')
+  })
+  listener = wrap((_req, res) => { applied++; res.end('{}') }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, primaryUrl: () => old.url, logger: { debug () {}, info () {}, warn () {}, error () {} } })
+  const server = https.createServer(tls, listener)
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { await listener?.close(); server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  await until(() => listener?.core.state.primaryHostname === 'node-a')
+  const answer = await new Promise<{ status: number, body: string }>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, method: 'POST', path: '/echo', ca: tls.cert, headers: { 'content-type': 'text/plain' } }, res => {
+      let body = ''
+      res.on('data', c => { body += c })
+      res.on('end', () => resolve({ status: res.statusCode as number, body }))
+    })
+    req.on('error', reject)
+    req.end('y'.repeat(100))
+  })
+  t.equal(answer.status, 503)
+  t.match(JSON.parse(answer.body), { code: 'LITEFS_PRIMARY_CHANGED' })
+  t.equal(applied, 0, 'the app here applied nothing')
+  t.same(old.got, [], 'nor did the old primary')
+})

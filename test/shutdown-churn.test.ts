@@ -11,6 +11,9 @@ import { connect, type Socket } from 'node:net'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 import { plainEnv } from './helpers/child-env.js'
 
+// Each process takes seconds to load here: the file needs more than tap's 30 s.
+t.setTimeout(300_000)
+
 const ROUNDS = 3
 const CONNECTIONS = 40
 /** A process that has not exited this long after SIGTERM is hung (no request here takes more than a few ms). */

@@ -60,6 +60,9 @@ export class AttemptBody extends Readable {
       replays.set(source, replay)
     }
     this.replay = replay
+    // Its failures are told by its flags and undici's onError; undici may end
+    // an attempt (the client gone as it connects) before it listens to the body.
+    this.on('error', () => {})
   }
 
   override _read (): void {

@@ -3,8 +3,8 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { litefsError } from '../core/answers.js'
 import { MAX_ANSWER_HEAD } from '../core/forward-agent.js'
-import { addForwardedHeaders, isForwardedMetadata, type ForwardedView } from '../core/forwarded-headers.js'
-import { responseHeaders } from '../core/hop-by-hop.js'
+import type { ForwardedView } from '../core/forwarded-headers.js'
+import { requestHeaders, responseHeaders } from '../core/hop-by-hop.js'
 import { sendAnswer } from '../core/node-adapter.js'
 import { switched } from './access-log.js'
 
@@ -88,11 +88,13 @@ export function onUpgrade (ctx: UpgradeContext, req: IncomingMessage, socket: Du
 /** Send the handshake to the app; pipe on 101, relay any other answer. */
 function toApp (ctx: UpgradeContext, res: ServerResponse, client: Duplex, head: Buffer): void {
   const req = res.req
-  const headers: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined && !isForwardedMetadata(name)) headers[name] = value
-  }
-  addForwardedHeaders(headers, req, ctx.view(res))
+  // The headers any forward sends (this hop's own dropped, this node's account
+  // of the client added), and the handshake's Connection and Upgrade again.
+  const headers = requestHeaders(req, ctx.view(res))
+  headers.connection = 'Upgrade'
+  headers.upgrade = req.headers.upgrade as string
+  // Node's client checks a head as its server's parser did, less what requestHeaders drops
+  // (a Trailer header on a request without a chunked body made it throw).
   const up = httpRequest({ host: ctx.target.host, port: ctx.target.port, method: 'GET', path: req.url, headers, setHost: false, agent: false, maxHeaderSize: MAX_ANSWER_HEAD })
   up.once('upgrade', (answer: IncomingMessage, app: Socket, appHead: Buffer) => {
     res.detachSocket(client as Socket)
