@@ -106,12 +106,12 @@ t.test('HTTP/2 clients get the hints of an HTTP/1.1 primary as informational HEA
   }
 })
 
-t.test('hints Node will not send (a Link that is not one, no Link at all) are dropped; the answer that follows is not', async t => {
+t.test('interim answers not passed on (a 104, which Node cannot send; a Link that is not one; no Link at all) are dropped; the answer that follows is not', async t => {
   const { createServer } = await import('node:net')
   const { FakeLitefs } = await import('./helpers/fake-litefs.js')
   const { serve } = await import('./helpers/apps.js')
   const raw = createServer(socket => {
-    socket.once('data', () => socket.end('HTTP/1.1 103 Early Hints\r\nlink: not a link\r\n\r\nHTTP/1.1 103 Early Hints\r\nx-hint: no link at all\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok'))
+    socket.once('data', () => socket.end('HTTP/1.1 104 Upload Resumption Supported\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: not a link\r\n\r\nHTTP/1.1 103 Early Hints\r\nx-hint: no link at all\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok'))
   })
   await new Promise<void>(resolve => raw.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { raw.close() })

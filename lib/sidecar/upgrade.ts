@@ -123,7 +123,7 @@ function toApp (ctx: UpgradeContext, res: ServerResponse, client: Duplex, head: 
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
     sendAnswer(res, tooLarge
       ? litefsError('LITEFS_ANSWER_TOO_LARGE', `the app's answer to an upgrade has a head larger than ${MAX_ANSWER_HEAD} bytes`)
-      : litefsError('LITEFS_TARGET_FAILED', `the app did not take the upgrade (${err.code ?? err.message})`))
+      : litefsError('LITEFS_TARGET_FAILED', `the app did not take the upgrade (${err.message})`))
   })
   up.end()
 }
