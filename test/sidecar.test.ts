@@ -40,7 +40,7 @@ async function app (t: Test, fake: FakeLitefs | undefined, port = 0): Promise<Ap
     })
   })
   server.on('upgrade', (req, socket, head: Buffer) => {
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n')
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n')
     if (req.url === '/ws-dies') { setTimeout(() => (socket as import('node:net').Socket).resetAndDestroy(), 10); return }
     socket.write(`hello ${req.headers['x-forwarded-for'] as string}\n`)
     socket.write(head) // what came with the request head, then everything after: echoed
@@ -127,7 +127,7 @@ t.test('streams both ways; passthrough; health; upgrades piped to the app', asyn
   const echoed = await new Promise<string>((resolve, reject) => {
     const { port } = new URL(replica.url)
     const socket = connect(Number(port), '127.0.0.1', () => {
-      socket.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nping\n')
+      socket.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\nping\n')
     })
     let text = ''
     socket.on('data', b => { text += b; if (text.includes('ping\n')) { socket.destroy(); resolve(text) } })
@@ -137,7 +137,7 @@ t.test('streams both ways; passthrough; health; upgrades piped to the app', asyn
   t.match(echoed, /hello 127\.0\.0\.1\n/, 'forwarded headers on the upgrade too')
   t.match(echoed, /ping\n$/, 'bytes both ways')
   const cut = await new Promise<string>(resolve => {
-    const socket = connect(Number(new URL(replica.url).port), '127.0.0.1', () => socket.write('GET /ws-dies HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n'))
+    const socket = connect(Number(new URL(replica.url).port), '127.0.0.1', () => socket.write('GET /ws-dies HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n'))
     let text = ''
     socket.on('data', b => { text += b })
     socket.on('close', () => resolve(text))
@@ -205,10 +205,9 @@ t.test('an app slower than --target-timeout: 504; a client gone while held: logg
     const dead = createSidecar({ addr: '127.0.0.1:0', target: '127.0.0.1:9', db: 'app.db', mount: fake.mount, api: false, logger: lineLogger('silent', 'text', () => {}) })
     t.teardown(() => dead.close())
     void dead.listen().then(() => {
-      const socket = connect(Number(new URL(dead.url).port), '127.0.0.1', () => socket.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n'))
+      const socket = connect(Number(new URL(dead.url).port), '127.0.0.1', () => socket.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n'))
       let text = ''
-      socket.on('data', b => { text += b })
-      socket.on('end', () => resolve(text))
+      socket.on('data', b => { text += b; if (text.endsWith('}')) { socket.destroy(); resolve(text) } }) // the connection stays open for the next request
       socket.on('error', reject)
     })
   })

@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { startConsulCluster, type ConsulCluster, type ConsulNode, type NodeApp, type Balancer } from '../../lib/testing/litefs-cluster.js'
 import { checkHistory, formatReports, now, type History, type Report } from '../helpers/failover-history.js'
-import { APP_PORT, appLogs, startApps, type Variant } from './failover/apps.js'
+import { APP_PORT, LOCK_DELAY, appLogs, startApps, type Variant } from './failover/apps.js'
 import { pollLease, startClients } from './failover/load.js'
 
 const REPS = Number(process.env.LITEFS_FAILOVER_REPS ?? 2)
@@ -43,17 +43,7 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
  * on to the new primary), which is being built separately. Only these are
  * marked todo; everything else must pass. Keyed `${variant} ${fault} ${property}`.
  */
-const AWAITING_FIXES: Record<string, string> = {
-  // A primary cut off from Consul keeps acknowledging after its session expired (LiteFS neither
-  // steps down nor checks the lease's expiry); the fence is what stops it.
-  'plugin partition split-brain': 'no fence yet: the partitioned primary acknowledges after its Consul session expired',
-  'serve partition split-brain': 'no fence yet: the partitioned primary acknowledges after its Consul session expired',
-  // Writes forwarded to the orphaned primary (its app alive, its LiteFS killed) are held
-  // there until the forward times out (504 LITEFS_FORWARD_TIMEOUT after 30 s, past the bound)
-  // instead of going on to the new primary. Seen in 1 of 5 plugin orphan trials.
-  'plugin orphan bound': 'a write forwarded to the demoted primary is held there (504 LITEFS_FORWARD_TIMEOUT) instead of going on to the new one',
-  'serve orphan bound': 'a write forwarded to the demoted primary is held there (504 LITEFS_FORWARD_TIMEOUT) instead of going on to the new one'
-}
+const AWAITING_FIXES: Record<string, string> = {}
 const todo = (key: string): { todo?: string } => AWAITING_FIXES[key] === undefined ? {} : { todo: `issue 19 fence: ${AWAITING_FIXES[key]}` }
 
 interface Setup { cluster: ConsulCluster, balancer: Balancer, apps: Map<ConsulNode, NodeApp[]>, variant: Variant }
@@ -126,7 +116,7 @@ async function trial (s: Setup, fault: Fault): Promise<Report> {
 for (const variant of (['plugin', 'serve'] as const).filter(v => only('LITEFS_FAILOVER_VARIANTS')?.includes(v) ?? true)) {
   t.test(`failover with a Consul lease: ${variant}`, async t => {
     appLogs.clear()
-    const cluster = await startConsulCluster({ nodes: 3, netns: true, ttl: `${TTL_MS / 1000}s`, lockDelay: '1s', readyTimeout: 60_000 })
+    const cluster = await startConsulCluster({ nodes: 3, netns: true, ttl: `${TTL_MS / 1000}s`, lockDelay: LOCK_DELAY, readyTimeout: 60_000 })
     t.teardown(() => cluster.close())
     const primary = await cluster.waitForPrimary()
     const db = new Database(join(primary.mount, DB))
