@@ -1,3 +1,8 @@
+/**
+ * A NodeState fed by a real LiteFS node: the /events stream, the mount's files
+ * (-pos, .primary) when the stream is down, the primary confirmation and the
+ * lease fence. Sharing one per mount is shared-node.ts's job.
+ */
 import { performance } from 'node:perf_hooks'
 import { existsSync } from 'node:fs'
 import { EventsFeed } from './events-feed.js'
@@ -40,7 +45,7 @@ const PROBE_DELAY = 100
  * to it (primary-confirm.ts). Files are polled only while a request waits; an
  * idle node does no I/O at all.
  */
-class LitefsDriver implements StateDriver {
+export class LitefsDriver implements StateDriver {
   readonly files: MountFiles
   readonly databases: Set<string>
   state!: NodeState
@@ -290,38 +295,4 @@ export function openLitefsNode (opts: LitefsNodeOptions): NodeState {
   driver.state = state
   driver.start()
   return state
-}
-
-// One NodeState per mount per process, shared by every plugin instance and
-// adapter that names the same mount and API, released when the last closes.
-interface Shared { state: NodeState, driver: LitefsDriver, users: number }
-const shared = new Map<string, Shared>()
-
-export interface NodeLease {
-  state: NodeState
-  release: () => Promise<void>
-}
-
-export function acquireLitefsNode (opts: LitefsNodeOptions): NodeLease {
-  const key = `${opts.mount}\0${String(opts.api)}\0${opts.role ?? ''}\0${JSON.stringify(opts.consul ?? null)}`
-  let entry = shared.get(key)
-  if (entry === undefined) {
-    const state = openLitefsNode(opts)
-    entry = { state, driver: state.driver as LitefsDriver, users: 0 }
-    shared.set(key, entry)
-  }
-  for (const db of opts.databases) entry.driver.databases.add(db)
-  entry.users++
-  const held = entry
-  let released = false
-  return {
-    state: held.state,
-    release: async () => {
-      if (released) return
-      released = true
-      if (--held.users > 0) return
-      shared.delete(key)
-      await held.state.close()
-    }
-  }
 }
