@@ -5,6 +5,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { openLitefsNode } from '../lib/core/litefs-node.js'
+import { STALL_MS } from '../lib/core/loop-stall.js'
+import { performance } from 'node:perf_hooks'
 import { acquireLitefsNode } from '../lib/core/shared-node.js'
 import type { NodeState, WaitResult } from '../lib/core/node-state.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
@@ -294,4 +296,29 @@ t.test('the databases LiteFS has, from the -pos files; none when the mount canno
   t.teardown(async () => { await fake.close() })
   t.same(mountFiles(fake.mount).databases(), ['app.db'])
   t.same(mountFiles(join(fake.mount, 'nowhere')).databases(), [])
+})
+
+// While the event loop stands still nothing is read from the stream: LiteFS may
+// have stopped, its stream's end unread. The first write decided after a stall
+// looks at the mount itself (a stat), so it is not handed to the app on a dead mount.
+t.test('after the event loop stood still, a dead mount is seen before the stream says so', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
+  const s = open(fake)
+  t.teardown(async () => { await s.close(); await fake.close() })
+  await until(() => streaming(s) && s.role === 'primary')
+  const standStill = (): void => { const end = performance.now() + 3 * STALL_MS; while (performance.now() < end); } // a blocked loop, made on purpose
+  standStill()
+  s.refresh()
+  t.equal(s.litefs, 'up', 'a live mount after a stall changes nothing')
+  t.ok(s.writable)
+  const statuses: string[] = []
+  s.onLitefs(status => statuses.push(status))
+  rmSync(join(fake.mount, '.lag')) // the mount stops answering; the stream has not said so
+  s.refresh()
+  t.equal(s.litefs, 'up', 'no stall: the stream is trusted, no file is looked at')
+  standStill()
+  s.refresh()
+  t.equal(s.litefs, 'down', 'after a stall: the mount was looked at')
+  t.notOk(s.writable, 'no local write is served')
+  t.same(statuses, ['down'], 'the app is told, to close its handle')
 })

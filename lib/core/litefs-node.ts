@@ -5,12 +5,14 @@
  */
 import { performance } from 'node:perf_hooks'
 import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { EventsFeed } from './events-feed.js'
 import { mountFiles, type MountFiles } from './mount-files.js'
 import { NodeState, type StateDriver } from './node-state.js'
 import { PrimaryConfirmation } from './primary-confirm.js'
 import { Agent } from 'undici'
 import { LeaseFence, hostnameFromInfo, type ConsulLease } from './lease-fence.js'
+import { LoopStall } from './loop-stall.js'
 import { silentLogger, type Logger } from './logger.js'
 import { warnings, type Warnings } from './warnings.js'
 
@@ -191,6 +193,13 @@ export class LitefsDriver implements StateDriver {
   refresh = (): void => {
     if (this.opts.api === false) this.refreshFromFiles()
     else if (!this.streaming) this.state.setLitefs(this.checkMount(false) ? 'stream-lost' : 'down')
+    // After the loop stood still the stream's word may be stale: look at the
+    // mount once, by a stat (an open file, even to look, can make an unmount
+    // under way fail). A live mount changes nothing; a dead one is LiteFS gone.
+    else if (this.loop.stalled() && !existsSync(join(this.opts.mount, '.lag'))) {
+      this.stopped('its mount did not answer after the event loop stood still')
+      this.state.setLitefs('down')
+    }
     // A write is being decided here as primary: the fence must be (kept) open.
     const fence = this.fence
     if (fence !== undefined && this.state.role === 'primary') {
@@ -200,6 +209,7 @@ export class LitefsDriver implements StateDriver {
   }
 
   private fence: LeaseFence | undefined
+  private readonly loop = new LoopStall()
   private fenceAgent: Agent | undefined
 
   demand = (databases: ReadonlySet<string>, condition: boolean): void => {
@@ -210,6 +220,7 @@ export class LitefsDriver implements StateDriver {
 
   close = async (): Promise<void> => {
     this.closed = true
+    this.loop.close()
     clearTimeout(this.probe)
     this.stopPolling()
     this.confirmation.cancel()

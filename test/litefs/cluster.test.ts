@@ -6,8 +6,9 @@ import t from 'tap'
 import Database from 'better-sqlite3'
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { connect, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
@@ -234,6 +235,49 @@ t.test("the primary's LiteFS stopped and restarted while every app runs", async 
       await until(`${adapter} back on the primary`, async () => (await stats(adapter, primary)).role === 'primary')
     }
   })
+})
+
+/** A POST sent whole through a raw socket (so it waits in the kernel for an app whose loop stands still), and its answer. */
+async function rawPost (base: string, path: string, body: unknown): Promise<Promise<{ status: number, code: string | undefined }>> {
+  const { hostname, port } = new URL(base)
+  const json = JSON.stringify(body)
+  const socket = connect(Number(port), hostname)
+  let text = ''
+  socket.setEncoding('utf8').on('data', (chunk: string) => { text += chunk })
+  const answered = new Promise<{ status: number, code: string | undefined }>((resolve, reject) => {
+    socket.on('end', () => resolve({ status: Number(text.split(' ')[1]), code: /"code":"([A-Z_]+)"/.exec(text)?.[1] }))
+    socket.on('error', reject)
+  })
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject)
+    socket.write(`POST ${path} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`, () => resolve())
+  })
+  return answered
+}
+
+// While an app's event loop stands still nothing is read from LiteFS's stream:
+// LiteFS killed then has its stream's end waiting unread beside the writes that
+// arrived meanwhile, in whatever order. The first write decided after the stall
+// looks at the mount itself, so none reaches the app on a dead mount.
+t.test('writes that arrive while the app stands still as LiteFS is killed never reach the app', async t => {
+  const [primary] = cluster.nodes
+  await cluster.waitReplicated(DB)
+  const dir = mkdtempSync(join(tmpdir(), 'litefs-stall-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const stalls = ADAPTERS.map(async adapter => await call(`${url(adapter, primary)}/stall?file=${encodeURIComponent(join(dir, adapter))}`, { method: 'POST' }))
+  await until('every app on the primary stands still', () => ADAPTERS.every(adapter => existsSync(join(dir, adapter) + '.in')))
+  await primary.kill()
+  const writes = await Promise.all(ADAPTERS.map(async adapter => await rawPost(url(adapter, primary), '/notes', note(adapter))))
+  for (const adapter of ADAPTERS) writeFileSync(join(dir, adapter), '') // the loops move again
+  for (const stalled of await Promise.all(stalls)) t.equal(stalled.status, 200)
+  for (const [i, reply] of (await Promise.all(writes)).entries()) {
+    t.same(reply, { status: 503, code: 'LITEFS_UNAVAILABLE' }, `${ADAPTERS[i]}: the write is held and refused, never handed to the app`)
+  }
+  t.notOk(existsSync(join(primary.mount, DB)), 'nothing created in the directory under the dead mount')
+  await primary.start()
+  for (const adapter of ADAPTERS) {
+    await until(`${adapter} back on the primary`, async () => (await stats(adapter, primary)).role === 'primary')
+  }
 })
 
 t.test("a replica's LiteFS killed (a dead mount: ENOTCONN), then started again", async t => {

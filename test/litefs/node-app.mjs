@@ -10,10 +10,13 @@
 //   OPTIONS       JSON, more litefs-proxy options (readTimeout…)
 //
 // GET /stats (outside the proxy) says what the proxy sees: held requests,
-// LiteFS's status, role and primary.
+// LiteFS's status, role and primary. POST /stall?file=F (outside the proxy too)
+// blocks the event loop on purpose: it writes F.in, then spins until F exists
+// (at most 20 s), as an app whose handler computes for a while.
 import Database from 'better-sqlite3'
 import express from 'express'
 import { createServer } from 'node:http'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const { ADAPTER, PORT, MOUNT, API } = process.env
@@ -63,6 +66,7 @@ if (ADAPTER === 'fastify') {
   const { buildApp } = await import('../../examples/fastify/app.mjs')
   const app = buildApp({ litefs: options, database })
   app.get('/stats', { config: { litefs: false } }, async () => stats())
+  app.post('/stall', { config: { litefs: false } }, async request => stall(request.query.file))
   await app.ready()
   core = app.litefs
   onLitefs(core.state)
@@ -73,20 +77,29 @@ if (ADAPTER === 'fastify') {
   if (ADAPTER === 'express') {
     const { buildApp } = await import('../../examples/express/app.mjs')
     const { app, proxy } = buildApp({ litefs: adapterOptions, database })
-    inner = express().get('/stats', (_req, res) => res.json(stats())).use(app)
+    inner = express().get('/stats', (_req, res) => res.json(stats())).post('/stall', (req, res) => res.json(stall(req.query.file))).use(app)
     core = proxy.core
     onLitefs(core.state)
     close = () => proxy.close()
   } else {
     const { buildListener } = await import('../../examples/node-http/app.mjs')
     const wrapped = buildListener({ litefs: adapterOptions, database })
-    inner = (req, res) => req.url === '/stats' ? res.end(JSON.stringify(stats())) : wrapped(req, res)
+    inner = (req, res) => req.url === '/stats'
+      ? res.end(JSON.stringify(stats()))
+      : req.url.startsWith('/stall?') ? res.end(JSON.stringify(stall(new URL(req.url, 'http://x').searchParams.get('file')))) : wrapped(req, res)
     core = wrapped.core
     onLitefs(core.state)
     close = () => wrapped.close()
   }
   listener = createServer(inner)
   await new Promise(resolve => listener.listen(Number(PORT), '127.0.0.1', resolve))
+}
+
+function stall (file) {
+  writeFileSync(`${file}.in`, '')
+  const end = Date.now() + 20_000
+  while (!existsSync(file) && Date.now() < end); // the loop stands still, on purpose
+  return { stalled: true }
 }
 
 function stats () {
