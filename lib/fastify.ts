@@ -3,7 +3,8 @@ import type { FastifyPluginCallback, FastifyReply, HookHandlerDoneFunction } fro
 import { LitefsCore } from './core/proxy.js'
 import { nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo } from './core/request.js'
 import { whenAnswered } from './core/lifecycle.js'
-import { cookieOnHead } from './core/on-head.js'
+import { deferHead, deferredHead } from './core/deferred-head.js'
+import type { Acknowledgement } from './core/acknowledgement.js'
 import type { PathRules } from './core/path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './core/options.js'
 
@@ -13,6 +14,7 @@ export { LitefsCore } from './core/proxy.js'
 export { CHANNELS, type LitefsStats } from './core/observe.js'
 export { LitefsOptionsError } from './core/options.js'
 import { LitefsOptionsError } from './core/options.js'
+import { LitefsHttpError } from './core/errors.js'
 
 /** Options of the Fastify plugin: the core's (see LitefsOptions). */
 export interface FastifyLitefsOptions extends LitefsOptions {}
@@ -66,8 +68,9 @@ const hooks: AdapterHooks<FastifyReply> = {
 function settle (core: LitefsCore<FastifyReply>, reply: FastifyReply, info: LitefsInfo, next: HookHandlerDoneFunction): void {
   switch (nextStep(info)) {
     case 'app':
-      // On whatever sends the head: reply.send, a hijacked or raw reply, a stream, a hook.
-      if (info.local) cookieOnHead(reply.raw, () => core.cookie(info, reply))
+      // The head of a write served here waits for its acknowledgement (the
+      // cookie), whoever sends it: reply.send (onSend below), a hijacked or raw reply, a stream.
+      if (info.local) deferHead(reply.raw, () => core.acknowledge(info, reply))
       return next()
     case 'answer': {
       const answer = info.answer as LitefsAnswer
@@ -76,6 +79,19 @@ function settle (core: LitefsCore<FastifyReply>, reply: FastifyReply, info: Lite
       void reply.send(answer.body)
     }
   }
+}
+
+/** onSend's end: the app's payload as it is, or the acknowledgement's answer in its place. */
+function sent (reply: FastifyReply, a: Acknowledgement, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void {
+  if (a.replace === undefined) return done(null, payload)
+  const answer = a.replace
+  deferredHead(reply.raw)?.release()
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+  const stream = payload as { destroy?: () => void } | null
+  if (typeof stream?.destroy === 'function') stream.destroy() // a stream the app meant to send: never read now
+  void reply.code(answer.statusCode).headers(answer.headers)
+  if (answer instanceof LitefsHttpError) void reply.type('application/json; charset=utf-8')
+  done(null, answer.body)
 }
 
 const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, done) => {
@@ -113,6 +129,18 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
     } else {
       settle(core, reply, decided, next)
     }
+  })
+
+  // reply.send: the acknowledgement is awaited here, before Fastify writes the
+  // head. Headers it adds go on at the head itself (deferred-head.ts, decided
+  // by then), so they join whatever the app and later hooks set; an answer in
+  // place of the app's replaces the payload, status and headers here.
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
+    const held = deferredHead(reply.raw)
+    if (held === undefined) return done(null, payload)
+    const decided = held.decision()
+    if (decided instanceof Promise) decided.then(a => { sent(reply, a, payload, done) }, done)
+    else sent(reply, decided, payload, done)
   })
 
   // The health check is a route, so the router matches it as it matches any

@@ -1,11 +1,12 @@
 import type { Dispatcher } from 'undici'
+import type { Acknowledgement } from './acknowledgement.js'
 import type { Classifier } from './classify.js'
 import type { Lifecycle } from './lifecycle.js'
 import type { NodeState } from './node-state.js'
 import type { Observer } from './observe.js'
 import type { ResolvedOptions } from './options.js'
 import type { PrimaryProbe } from './primary-probe.js'
-import type { AdapterHooks } from './request.js'
+import type { AdapterHooks, LitefsInfo } from './request.js'
 import type { Warnings } from './warnings.js'
 
 // What every path of one core shares, made once when the core is built
@@ -25,6 +26,12 @@ export interface CoreContext<C> {
   readonly observer: Observer
   readonly warn: Warnings
   readonly lifecycle: Lifecycle<C>
+  /**
+   * How the answer to a write served here as primary leaves, decided once the
+   * app's answer is ready (acknowledgement.ts): write-cookie.ts's, unless a
+   * module that decides more (waits, or answers otherwise) is put in its place.
+   */
+  acknowledge: (info: LitefsInfo, c: C) => Acknowledgement | Promise<Acknowledgement>
   /** This server's port, for the primary's health URL (every node serves on the same port by default). */
   probePort: number
   /** A body reader before litefs-proxy was said (once per core). */
