@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http'
+import { ServerResponse } from 'node:http'
 import type { Acknowledgement } from './acknowledgement.js'
 import { litefsError } from './answers.js'
 import type { LitefsAnswer } from './request.js'
@@ -45,6 +45,9 @@ function failed (err: Error): Acknowledgement {
   return { replace: litefsError('LITEFS_INTERNAL', `the write's acknowledgement failed: ${err.message}`) }
 }
 
+/** What `_header` holds while the head is held (see lock()); a logger that prints it says why. */
+const PLACEHOLDER = 'HTTP/1.1 (head held by litefs-proxy until the write is acknowledged)\r\n\r\n'
+
 const HELD = Symbol('litefs-proxy.deferredHead')
 
 /** The deferred head installed on `res`, if any. */
@@ -76,7 +79,6 @@ export class DeferredHead {
   private kept: Kept[] = []
   private keptBytes = 0
   private owedDrain = false
-  private ended = false
   private readonly writeHead: ServerResponse['writeHead']
   private readonly write: ServerResponse['write']
   private readonly end: ServerResponse['end']
@@ -94,7 +96,7 @@ export class DeferredHead {
     const held = this // eslint-disable-line @typescript-eslint/no-this-alias
     res.writeHead = function (this: ServerResponse, statusCode: number, reason?: unknown, obj?: unknown) {
       if (held.state === 'through' || held.state === 'replaced' || held.head !== 'none') {
-        if (held.state === 'waiting') throw headersSentError('write')
+        if (held.state === 'waiting' && !(this instanceof ServerResponse)) throw headersSentError('write')
         return (held.writeHead as (...a: unknown[]) => ServerResponse).apply(this, [statusCode, reason, obj].slice(0, arguments.length))
       }
       held.takeHead(statusCode, reason, obj)
@@ -139,9 +141,16 @@ export class DeferredHead {
         this.decided = d
         return d
       }
-      this.pending = d.then(undefined, failed).then(a => { this.decided = a; return a })
+      this.pending = d.then(a => this.decidedNow(a), (err: Error) => this.decidedNow(failed(err)))
     }
     return this.pending
+  }
+
+  /** The decision arrived: a head held for it goes now. */
+  private decidedNow (a: Acknowledgement): Acknowledgement {
+    this.decided = a
+    if (this.state === 'waiting') this.settle(a)
+    return a
   }
 
   /** The state now (read through a call: TypeScript would keep it narrowed across the calls that change it). */
@@ -203,10 +212,7 @@ export class DeferredHead {
     }
     if (this.is('replaced')) return this.keep(end, chunk, encoding, cb)
     this.kept.push({ end, chunk, encoding, cb })
-    if (end) {
-      this.ended = true
-      return true
-    }
+    if (end) return true
     this.keptBytes += (chunk as string | Uint8Array).length
     if (this.keptBytes < this.res.writableHighWaterMark) return true
     this.owedDrain = true
@@ -220,7 +226,6 @@ export class DeferredHead {
     if (!(d instanceof Promise)) return this.settle(d)
     this.state = 'waiting'
     this.lock()
-    void d.then(a => { this.settle(a) })
   }
 
   /** Apply the decision: headers added and the head and what was kept sent, or the replacement instead. */
@@ -261,13 +266,24 @@ export class DeferredHead {
     if (this.owedDrain) res.emit('drain')
   }
 
-  /** While the head is held: what Node says and does once a head has gone. */
+  /**
+   * While the head is held: what Node says and does once a head has gone —
+   * `headersSent` true, the header methods and writeHead throw
+   * ERR_HTTP_HEADERS_SENT. Node's ServerResponse derives all of that from its
+   * `_header` (the head as it will be sent), so a placeholder there says it
+   * with Node's own errors, at the cost of one field (the replay puts it back
+   * before anything is sent, and nothing sends while held: write, end and
+   * flushHeaders are ours). Other responses (HTTP/2's) get the same answers
+   * from properties of their own, the slow way.
+   */
   private lock (): void {
     const res = this.res
-    const held = this // eslint-disable-line @typescript-eslint/no-this-alias
+    if (res instanceof ServerResponse) {
+      (res as unknown as { _header: string | null })._header = PLACEHOLDER
+      return
+    }
     const overrides: Record<string, PropertyDescriptor> = {
       headersSent: { configurable: true, get: () => true },
-      writableEnded: { configurable: true, get: () => held.ended },
       setHeader: { configurable: true, writable: true, value: () => { throw headersSentError('set') } },
       appendHeader: { configurable: true, writable: true, value: () => { throw headersSentError('append') } },
       removeHeader: { configurable: true, writable: true, value: () => { throw headersSentError('remove') } }
@@ -279,9 +295,15 @@ export class DeferredHead {
   }
 
   private unlock (): void {
+    const res = this.res
+    if (res instanceof ServerResponse) {
+      const r = res as unknown as { _header: string | null }
+      if (r._header === PLACEHOLDER) r._header = null
+      return
+    }
     for (const [name, descriptor] of this.saved) {
-      if (descriptor === undefined) delete (this.res as unknown as Record<string, unknown>)[name]
-      else Object.defineProperty(this.res, name, descriptor)
+      if (descriptor === undefined) delete (res as unknown as Record<string, unknown>)[name]
+      else Object.defineProperty(res, name, descriptor)
     }
     this.saved = []
   }
