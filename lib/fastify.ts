@@ -139,7 +139,7 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
     const held = deferredHead(reply.raw)
     if (held === undefined) return done(null, payload)
     const decided = held.decision()
-    if (decided instanceof Promise) decided.then(a => { sent(reply, a, payload, done) }, done)
+    if (decided instanceof Promise) void decided.then(a => { sent(reply, a, payload, done) }) // never rejects
     else sent(reply, decided, payload, done)
   })
 

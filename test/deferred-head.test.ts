@@ -6,6 +6,7 @@ import { Readable, pipeline } from 'node:stream'
 import { deferHead, deferredHead } from '../lib/core/deferred-head.js'
 import type { Acknowledgement } from '../lib/core/acknowledgement.js'
 import { litefsError } from '../lib/core/answers.js'
+import { until } from './helpers/fake-litefs.js'
 
 // The head of a write's answer held until its acknowledgement is decided, with
 // Node's semantics kept for everything the app does meanwhile — through real
@@ -248,7 +249,13 @@ t.test('what Node checks at once is still checked at once', async t => {
 t.test('decided at once: nothing is held', async t => {
   const s = await site(t, () => () => ({ headers: [['x-ack', 'now']] }))
   let sentAfterEnd: boolean | undefined
-  s.handle((_req, res) => {
+  s.handle((req, res) => {
+    if (req.url === '/write') {
+      res.write('implicit, ') // the first call is a write: decided in it, sent by it
+      res.end('at once')
+      return
+    }
+    if (req.url === '/end') { res.end('sized'); return }
     res.writeHead(200, ['content-type', 'text/plain'])
     res.end('at once')
     sentAfterEnd = res.writableEnded
@@ -257,6 +264,12 @@ t.test('decided at once: nothing is held', async t => {
   t.equal(sentAfterEnd, true, "Node's own end ran in the app's call")
   t.ok(res.headers.includes('x-ack: now'))
   t.equal(res.body, 'at once')
+  const w = parse(await rawRequest(s.port, POST('/write')).done)
+  t.ok(w.headers.includes('x-ack: now'))
+  t.equal(w.body, 'implicit, at once')
+  const e = parse(await rawRequest(s.port, POST('/end')).done)
+  t.ok(e.headers.includes('x-ack: now'))
+  t.ok(e.headers.includes('content-length: 5'))
 })
 
 t.test('a replacement: the app\'s head and body are discarded, the client gets the replacement', async t => {
@@ -357,11 +370,16 @@ t.test('HTTP/2: the same semantics on its compatibility response', async t => {
   const gate = new Gate()
   const seen: Record<string, unknown> = {}
   const server = createH2Server((req, res: Http2ServerResponse) => {
+    // A middleware's own setHeader, installed before: restored once the head has gone.
+    const setHeader = res.setHeader
+    const own = function (this: Http2ServerResponse, name: string, value: string) { seen.ownSetHeader = name; return setHeader.call(this, name, value) }
+    res.setHeader = own as typeof res.setHeader
     deferHead(res as unknown as ServerResponse, () => gate.promise)
     res.writeHead(201, { 'content-type': 'text/plain' })
     seen.headersSent = res.headersSent
     try { res.setHeader('x-late', '1') } catch (err) { seen.setHeader = (err as NodeJS.ErrnoException).code }
-    res.end('h2')
+    try { res.writeHead(200) } catch (err) { seen.writeHead = (err as NodeJS.ErrnoException).code }
+    res.end('h2', () => { seen.restored = res.setHeader === own })
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   t.teardown(async () => { await new Promise(resolve => server.close(resolve)) })
@@ -376,9 +394,11 @@ t.test('HTTP/2: the same semantics on its compatibility response', async t => {
   stream.on('data', c => { body += c })
   await new Promise(resolve => setTimeout(resolve, 30))
   t.equal(headers, undefined, 'no head before the decision')
-  t.same(seen, { headersSent: true, setHeader: 'ERR_HTTP_HEADERS_SENT' })
+  t.same(seen, { ownSetHeader: 'content-type', headersSent: true, setHeader: 'ERR_HTTP_HEADERS_SENT', writeHead: 'ERR_HTTP_HEADERS_SENT' })
   gate.open()
   await new Promise(resolve => stream.on('end', resolve))
+  await until(() => seen.restored !== undefined)
+  t.equal(seen.restored, true, "the middleware's setHeader is back")
   t.equal(headers?.[':status'], 201)
   t.same(headers?.['set-cookie'], ['litefs-txid=0000000000000007; Path=/'])
   t.equal(body, 'h2')

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { NodeState, type StateDriver } from '../lib/core/node-state.js'
 import { WAYS, commitOf, cookieOf, post, serveWay } from './helpers/write-ways.js'
+import { litefsError } from '../lib/core/answers.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 import { openLitefsNode } from '../lib/core/litefs-node.js'
 
@@ -38,7 +39,7 @@ for (const way of WAYS) {
     const mount = new GatedMount(history)
     const state = new NodeState(mount)
     state.setRole('primary')
-    const url = await serveWay(t, way, { state }, (to, who) => mount.commit(to, who))
+    const { url } = await serveWay(t, way, { state }, (to, who) => mount.commit(to, who))
 
     const a = post(url, '/w?who=A&to=6')
     await until(() => mount.reads.length === 1, 'read 1 started after A was ready')
@@ -71,7 +72,7 @@ t.test('on the fake LiteFS: every cookie at or above its own commit while commit
     const real = openLitefsNode({ mount: fake.mount, api: fake.apiUrl, databases: ['app.db'], pollInterval: 1 })
     t.teardown(async () => { await real.close() })
     await until(() => real.litefs === 'up' && real.role === 'primary', 'subscribed')
-    const url = await serveWay(t, way, { state: real }, () => {
+    const { url } = await serveWay(t, way, { state: real }, () => {
       fake.advance(fake.txid + 1n, { event: false }) // the handler's commit: -pos moves now, the event later
       const own = fake.txid
       setImmediate(() => fake.advance(fake.txid + 1n, { event: false })) // and again, before or after the shared read
@@ -88,4 +89,51 @@ t.test('on the fake LiteFS: every cookie at or above its own commit while commit
     t.equal(answers.size, 100, `${way}: every write answered`)
     t.same(below, [], `${way}: no cookie below its handler's commit`)
   }
+})
+
+// The acknowledgement may replace the app's answer (a write whose commit cannot
+// be confirmed must not be acknowledged as a success): built in every adapter,
+// decided by a module plugged into the core (here, the test's).
+for (const way of WAYS) {
+  t.test(`${way}: an acknowledgement that replaces the answer — the client gets the replacement, nothing of the app's`, async t => {
+    const state = new NodeState({ readPosition: () => 3n, readLag: () => 0, readPositionAsync: async () => 3n })
+    state.setRole('primary')
+    const { url, core } = await serveWay(t, way, { state }, () => 'app header')
+    const ctx = (core as any).ctx
+    ctx.acknowledge = async () => await Promise.resolve({ replace: litefsError('LITEFS_INTERNAL', 'the outcome of this write is unknown') })
+    const error = await post(url, '/w?who=A').done
+    t.match(error, /^HTTP\/1\.1 500 Internal Server Error\r\n/)
+    t.match(error, /\r\ncontent-type: application\/json; charset=utf-8\r\n/i)
+    t.match(error, /\{"error":"the outcome of this write is unknown","code":"LITEFS_INTERNAL"\}$/)
+    t.notMatch(error, /x-commit|answer A|set-cookie/i, 'none of the app\'s head or body, no cookie')
+    ctx.acknowledge = () => ({ replace: { statusCode: 202, headers: { 'x-instead': 'yes' }, body: 'instead' } })
+    const plain = await post(url, '/w?who=B').done
+    t.match(plain, /^HTTP\/1\.1 202 Accepted\r\n/)
+    t.match(plain, /\r\nx-instead: yes\r\n/i)
+    t.match(plain, /\r\n\r\ninstead$/)
+    t.notMatch(plain, /x-commit|answer B|application\/json/i)
+  })
+}
+
+t.test('Fastify: a replaced answer whose payload was a stream: the stream is destroyed, never read', async t => {
+  const { Readable } = await import('node:stream')
+  const Fastify = (await import('fastify')).default
+  const { litefs } = await import('../lib/fastify.js')
+  const state = new NodeState({ readPosition: () => 3n, readLag: () => 0, readPositionAsync: async () => 3n })
+  state.setRole('primary')
+  const app = Fastify()
+  await app.register(litefs, { db: 'app.db', state })
+  let destroyed = false
+  app.post('/stream', async (_request, reply) => {
+    const body = new Readable({ read () { this.push('never sent'); this.push(null) } })
+    body.on('close', () => { destroyed = true })
+    return await reply.send(body)
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { await app.close() })
+  ;(app.litefs as any).ctx.acknowledge = () => ({ replace: litefsError('LITEFS_INTERNAL', 'unknown') })
+  const raw = await post(`http://127.0.0.1:${(app.server.address() as { port: number }).port}`, '/stream').done
+  t.match(raw, /^HTTP\/1\.1 500 /)
+  t.notMatch(raw, /never sent/)
+  t.equal(destroyed, true)
 })

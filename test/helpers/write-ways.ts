@@ -12,6 +12,7 @@ import { wrap } from '../../lib/http.js'
 import { createSidecar } from '../../lib/sidecar/sidecar.js'
 import { lineLogger } from '../../lib/sidecar/access-log.js'
 import type { LitefsOptions } from '../../lib/core/options.js'
+import type { LitefsCore } from '../../lib/core/proxy.js'
 
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
 export const WAYS = ['fastify', 'fastify-raw', 'express', 'http', 'serve'] as const
@@ -19,9 +20,10 @@ export type Way = typeof WAYS[number]
 
 /**
  * The same write handler (`commit()` then answer, as an app commits before it
- * answers) served one way: `POST /w?who=A&to=6`. Returns the URL to send it to.
+ * answers) served one way: `POST /w?who=A&to=6`. Returns the URL to send it
+ * to, and the litefs-proxy core that serves it.
  */
-export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions>, commit: (to: bigint, who: string) => string | void): Promise<string> {
+export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions>, commit: (to: bigint, who: string) => string | void): Promise<{ url: string, core: LitefsCore<any> }> {
   // The handler commits, then answers; what commit() returns (the position its
   // commit reached, say) goes back in `x-commit`.
   const handle = (url: string): [string, string] => {
@@ -47,7 +49,7 @@ export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions
     })
     await app.listen({ port: 0, host: '127.0.0.1' })
     t.teardown(async () => { await app.close() })
-    return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+    return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, core: app.litefs }
   }
   if (way === 'express') {
     const app = express()
@@ -55,7 +57,7 @@ export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions
     app.use(proxy)
     app.post('/w', (req, res) => { const [text, own] = handle(req.url); res.type('text/plain').set('x-commit', own).send(text) })
     t.teardown(async () => { await proxy.close() })
-    return await listen(createServer(app))
+    return { url: await listen(createServer(app)), core: proxy.core }
   }
   if (way === 'http') {
     const listener = wrap((req, res) => {
@@ -65,7 +67,7 @@ export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions
       res.end(text)
     }, options)
     t.teardown(async () => { await listener.close() })
-    return await listen(createServer(listener))
+    return { url: await listen(createServer(listener)), core: listener.core }
   }
   // serve: the app behind it commits and answers; the sidecar's core sets the cookie.
   const target = await listen(createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -75,7 +77,7 @@ export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions
   const sidecar = createSidecar({ addr: '127.0.0.1:0', target, db: 'app.db', ...litefs, logger: lineLogger('error', 'json', () => {}) })
   await sidecar.listen()
   t.teardown(async () => { await sidecar.close() })
-  return sidecar.url
+  return { url: sidecar.url, core: sidecar.core }
 }
 
 /** A raw request: what arrived so far at any moment, and the whole answer. */

@@ -57,7 +57,7 @@ t.test('every way: the cookie is at or above -pos right after the handler\'s com
   const pos = join(cluster.primary.mount, `${DB}-pos`)
   const insert = db.prepare('INSERT INTO notes (text) VALUES (?)')
   for (const way of WAYS) {
-    const url = await serveWay(t, way, { mount: cluster.primary.mount, api: cluster.primary.apiUrl, pollInterval: 1 }, (_to, who) => {
+    const { url } = await serveWay(t, way, { mount: cluster.primary.mount, api: cluster.primary.apiUrl, pollInterval: 1 }, (_to, who) => {
       insert.run(who) // the handler's commit
       // What -pos says once it returned: the handler's own commit, or later (a fresh read, the truth).
       return String(parsePos(readFileSync(pos, 'latin1')))
