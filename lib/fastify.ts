@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyPluginCallback, FastifyReply, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyPluginCallback, FastifyReply, HookHandlerDoneFunction, onSendHookHandler } from 'fastify'
 import { LitefsCore } from './core/proxy.js'
 import { nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo } from './core/request.js'
 import { whenAnswered } from './core/lifecycle.js'
@@ -50,17 +50,35 @@ declare module 'fastify' {
 // routes to a route is classified as that route.
 const FASTIFY_PATHS: PathRules = { decode: true, caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
 
+// request.routeOptions builds a new object (and asks the router about version
+// constraints) on every read. The core asks for the route's setting, then at
+// once for its URL (decide.ts): one read serves both, and is let go with the second.
+type RouteOptions = FastifyReply['request']['routeOptions']
+let routeOfReply: FastifyReply | undefined
+let routeOf: RouteOptions | undefined
+function routeOptions (reply: FastifyReply): RouteOptions {
+  if (routeOfReply !== reply) {
+    routeOfReply = reply
+    routeOf = reply.request.routeOptions
+  }
+  return routeOf as RouteOptions
+}
+
 // Fastify's reply reaches everything the core asks about (reply.request, reply.raw).
 const hooks: AdapterHooks<FastifyReply> = {
   req: reply => reply.request.raw,
   res: reply => reply.raw,
   url: reply => reply.request.url,
-  route: reply => reply.request.routeOptions.config.litefs as LitefsRouteOptions | false | undefined,
+  route: reply => routeOptions(reply).config.litefs as LitefsRouteOptions | false | undefined,
   log: reply => reply.log,
   secure: reply => reply.request.protocol === 'https', // honours trustProxy
   view: reply => ({ proto: reply.request.protocol, host: reply.request.host, client: reply.request.ip }), // all honour trustProxy
   pathRules: () => FASTIFY_PATHS,
-  routeUrl: reply => reply.request.routeOptions.url,
+  routeUrl: reply => {
+    const url = routeOptions(reply).url
+    routeOfReply = routeOf = undefined // the request is not kept past its decision
+    return url
+  },
   takeOver: reply => { reply.hijack() },
   attach: (reply, info) => { reply.request.litefs = info }
 }
@@ -79,6 +97,28 @@ function settle (core: LitefsCore<FastifyReply>, reply: FastifyReply, info: Lite
       void reply.send(answer.body)
     }
   }
+}
+
+const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/** Whether a route may serve a write on the primary: a method that writes, or reads made writes. */
+function mayWrite (method: string | string[], setting: unknown, noAlwaysForward: boolean): boolean {
+  if ([method].flat().some(m => !READS.has(m))) return true
+  return (setting as { alwaysForward?: unknown } | undefined)?.alwaysForward === true || !noAlwaysForward
+}
+
+/**
+ * reply.send, on a route that may write: the acknowledgement is awaited here,
+ * before Fastify writes the head. Headers it adds go on at the head itself
+ * (deferred-head.ts, decided by then), so they join whatever the app and later
+ * hooks set; an answer in place of the app's replaces the payload, status and headers here.
+ */
+const acknowledged: onSendHookHandler = (_request, reply, payload, done) => {
+  const held = deferredHead(reply.raw)
+  if (held === undefined) return done(null, payload)
+  const decided = held.decision()
+  if (decided instanceof Promise) void decided.then(a => { sent(reply, a, payload, done) }) // never rejects
+  else sent(reply, decided, payload, done)
 }
 
 /** onSend's end: the app's payload as it is, or the acknowledgement's answer in its place. */
@@ -104,8 +144,13 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
 
   // A route's setting is checked when the route is added: a typo must not
   // quietly forward writes a route meant to keep local, or the other way round.
+  // A route that may serve a write here gets the onSend hook below; reads never
+  // pay for it (whatever a route without it sends, the held head waits all the same).
   fastify.addHook('onRoute', route => {
     const setting: unknown = (route.config as { litefs?: unknown } | undefined)?.litefs
+    if (setting !== false && mayWrite(route.method, setting, core.options.alwaysForward.empty)) {
+      route.onSend = [acknowledged, ...[route.onSend ?? []].flat()]
+    }
     if (setting === undefined || setting === false) return
     const where = `${String(route.method)} ${route.url}`
     if (typeof setting !== 'object' || setting === null || Array.isArray(setting)) {
@@ -129,18 +174,6 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
     } else {
       settle(core, reply, decided, next)
     }
-  })
-
-  // reply.send: the acknowledgement is awaited here, before Fastify writes the
-  // head. Headers it adds go on at the head itself (deferred-head.ts, decided
-  // by then), so they join whatever the app and later hooks set; an answer in
-  // place of the app's replaces the payload, status and headers here.
-  fastify.addHook('onSend', (_request, reply, payload, done) => {
-    const held = deferredHead(reply.raw)
-    if (held === undefined) return done(null, payload)
-    const decided = held.decision()
-    if (decided instanceof Promise) void decided.then(a => { sent(reply, a, payload, done) }) // never rejects
-    else sent(reply, decided, payload, done)
   })
 
   // The health check is a route, so the router matches it as it matches any

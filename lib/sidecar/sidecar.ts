@@ -131,7 +131,10 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
   }
 
+  // The line per request, at info: not even its listener when info is not written.
+  const accessLog = log.isLevelEnabled?.('info') !== false
   const server = createServer({ requestTimeout: readTimeout, headersTimeout: readHeaderTimeout, keepAliveTimeout: idleTimeout }, (req, res) => {
+    if (!accessLog) return runNode(core, res, ending, undefined)
     const started = performance.now()
     res.once('close', () => {
       const info = req.litefs
