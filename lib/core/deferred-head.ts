@@ -76,7 +76,7 @@ export class DeferredHead {
   private head: 'none' | 'explicit' | 'implicit' = 'none'
   private status = 200
   private message: string | undefined
-  private kept: Kept[] = []
+  private kept: Kept[] | undefined // made when the first write is kept
   private keptBytes = 0
   private owedDrain = false
   private readonly writeHead: ServerResponse['writeHead']
@@ -84,7 +84,7 @@ export class DeferredHead {
   private readonly end: ServerResponse['end']
   private readonly flushHeaders: ServerResponse['flushHeaders']
   /** The header methods as they were before the lock (own properties someone else set, or none). */
-  private saved: Array<[string, PropertyDescriptor | undefined]> = []
+  private saved: Array<[string, PropertyDescriptor | undefined]> | undefined
 
   constructor (private readonly res: ServerResponse, private readonly decide: () => Acknowledgement | Promise<Acknowledgement>) {
     this.writeHead = res.writeHead
@@ -120,7 +120,7 @@ export class DeferredHead {
       if (held.head === 'none') held.takeImplicitHead()
       held.begin()
       if (held.is('through')) return held.flushHeaders.call(this)
-      if (held.is('waiting')) held.kept.push('flush')
+      if (held.is('waiting')) (held.kept ??= []).push('flush')
     }
   }
 
@@ -211,6 +211,7 @@ export class DeferredHead {
         : this.write.call(this.res, chunk, encoding as BufferEncoding, cb)
     }
     if (this.is('replaced')) return this.keep(end, chunk, encoding, cb)
+    this.kept ??= []
     this.kept.push({ end, chunk, encoding, cb })
     if (end) return true
     this.keptBytes += (chunk as string | Uint8Array).length
@@ -241,8 +242,8 @@ export class DeferredHead {
     } else {
       res.statusCode = this.status // Node's implicit head is the status at the first write
     }
-    const kept = this.kept
-    this.kept = []
+    const kept = this.kept ?? []
+    this.kept = undefined
     for (const k of kept) {
       if (k === 'flush') this.flushHeaders.call(res)
       else if (k.end) this.end.call(res, k.chunk, k.encoding as BufferEncoding, k.cb)
@@ -253,8 +254,8 @@ export class DeferredHead {
 
   private replaceWith (answer: LitefsAnswer): void {
     const res = this.res
-    const kept = this.kept
-    this.kept = []
+    const kept = this.kept ?? []
+    this.kept = undefined
     const sendDate = res.sendDate
     for (const name of res.getHeaderNames()) res.removeHeader(name)
     res.sendDate = sendDate // removing a Date header turns it off
@@ -288,6 +289,7 @@ export class DeferredHead {
       appendHeader: { configurable: true, writable: true, value: () => { throw headersSentError('append') } },
       removeHeader: { configurable: true, writable: true, value: () => { throw headersSentError('remove') } }
     }
+    this.saved = []
     for (const [name, descriptor] of Object.entries(overrides)) {
       this.saved.push([name, Object.getOwnPropertyDescriptor(res, name)])
       Object.defineProperty(res, name, descriptor)
@@ -301,10 +303,10 @@ export class DeferredHead {
       if (r._header === PLACEHOLDER) r._header = null
       return
     }
-    for (const [name, descriptor] of this.saved) {
+    for (const [name, descriptor] of this.saved ?? []) {
       if (descriptor === undefined) delete (res as unknown as Record<string, unknown>)[name]
       else Object.defineProperty(res, name, descriptor)
     }
-    this.saved = []
+    this.saved = undefined
   }
 }
