@@ -379,6 +379,8 @@ t.test('HTTP/2: the same semantics on its compatibility response', async t => {
     seen.headersSent = res.headersSent
     try { res.setHeader('x-late', '1') } catch (err) { seen.setHeader = (err as NodeJS.ErrnoException).code }
     try { res.writeHead(200) } catch (err) { seen.writeHead = (err as NodeJS.ErrnoException).code }
+    try { (res as unknown as ServerResponse).appendHeader('x-late', '1') } catch (err) { seen.appendHeader = (err as NodeJS.ErrnoException).code }
+    try { res.removeHeader('content-type') } catch (err) { seen.removeHeader = (err as NodeJS.ErrnoException).code }
     res.end('h2', () => { seen.restored = res.setHeader === own })
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
@@ -394,7 +396,7 @@ t.test('HTTP/2: the same semantics on its compatibility response', async t => {
   stream.on('data', c => { body += c })
   await new Promise(resolve => setTimeout(resolve, 30))
   t.equal(headers, undefined, 'no head before the decision')
-  t.same(seen, { ownSetHeader: 'content-type', headersSent: true, setHeader: 'ERR_HTTP_HEADERS_SENT', writeHead: 'ERR_HTTP_HEADERS_SENT' })
+  t.same(seen, { ownSetHeader: 'content-type', headersSent: true, setHeader: 'ERR_HTTP_HEADERS_SENT', writeHead: 'ERR_HTTP_HEADERS_SENT', appendHeader: 'ERR_HTTP_HEADERS_SENT', removeHeader: 'ERR_HTTP_HEADERS_SENT' })
   gate.open()
   await new Promise(resolve => stream.on('end', resolve))
   await until(() => seen.restored !== undefined)
@@ -402,4 +404,85 @@ t.test('HTTP/2: the same semantics on its compatibility response', async t => {
   t.equal(headers?.[':status'], 201)
   t.same(headers?.['set-cookie'], ['litefs-txid=0000000000000007; Path=/'])
   t.equal(body, 'h2')
+})
+
+t.test('flushHeaders when decided at once, and again once through: Node\'s own each time', async t => {
+  const s = await site(t, () => () => ({ headers: [['x-ack', 'now']] }))
+  s.handle((_req, res) => {
+    res.setHeader('content-type', 'text/event-stream')
+    res.flushHeaders() // the head: decided in it, sent by it
+    res.flushHeaders() // through: Node's (which does nothing a second time)
+    res.end('data: 1\n\n')
+  })
+  const res = parse(await rawRequest(s.port, POST('/')).done)
+  t.ok(res.headers.includes('x-ack: now'))
+  t.ok(res.headers.includes('content-type: text/event-stream'))
+  t.equal(res.body, 'data: 1\n\n')
+})
+
+t.test('writeHead with a [name, value] list replaces the headers of those names set before, as Node does', async t => {
+  const s = await site(t)
+  s.handle((_req, res) => {
+    res.setHeader('x-a', 'set before')
+    res.setHeader('x-b', 'kept')
+    res.writeHead(200, ['x-a', 'given', 'x-a', 'given too'])
+    res.end()
+  })
+  const r = rawRequest(s.port, POST('/'))
+  await turns()
+  s.gate.open({ headers: [] })
+  const res = parse(await r.done)
+  t.same(res.headers.filter(h => h.startsWith('x-')), ['x-b: kept', 'x-a: given', 'x-a: given too'])
+})
+
+t.test('drain owed to the app: also when it ended meanwhile (Node owes it too), or its answer was replaced', async t => {
+  const s = await site(t)
+  const chunk = 'y'.repeat(8 * 1024)
+  const seen: Record<string, Array<boolean | string>> = { ended: [], replaced: [] }
+  s.handle((_req, res) => {
+    res.writeHead(200)
+    seen.ended.push(res.write(chunk), res.write(chunk), res.write(chunk))
+    res.once('drain', () => { seen.ended.push('drain') })
+    res.end('end') // without waiting for drain
+  })
+  const ended = rawRequest(s.port, POST('/ended'))
+  await turns()
+  t.same(seen.ended, [true, false, false])
+  s.gate.open({ headers: [] })
+  t.equal(parse(await ended.done).body, chunk.repeat(3) + 'end')
+  await until(() => seen.ended.length === 4, 'drain')
+  t.same(seen.ended, [true, false, false, 'drain'])
+
+  const replaced = await site(t)
+  replaced.handle((req, res) => {
+    res.writeHead(200)
+    seen.replaced.push(res.write(chunk), res.write(chunk), res.write(chunk))
+    res.once('drain', () => { seen.replaced.push('drain'); res.end('end') })
+  })
+  const rr = rawRequest(replaced.port, POST('/replaced'))
+  await turns()
+  replaced.gate.open({ replace: litefsError('LITEFS_INTERNAL', 'unknown outcome') })
+  t.equal(parse(await rr.done).status, 500)
+  t.same(seen.replaced, [true, false, false, 'drain'], 'a discarded write owes its drain too')
+})
+
+t.test('HTTP/2, decided at once: nothing is locked, nothing to restore', async t => {
+  const server = createH2Server((_req, res: Http2ServerResponse) => {
+    deferHead(res as unknown as ServerResponse, () => ({ headers: [['x-ack', 'now']] }))
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    res.end('h2 at once')
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { await new Promise(resolve => server.close(resolve)) })
+  const session = h2connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  t.teardown(() => session.close())
+  const stream = session.request({ ':method': 'POST', ':path': '/' })
+  stream.end()
+  const headers = await new Promise<Record<string, unknown>>(resolve => stream.on('response', resolve))
+  let body = ''
+  stream.setEncoding('utf8')
+  stream.on('data', c => { body += c })
+  await new Promise(resolve => stream.on('end', resolve))
+  t.equal(headers['x-ack'], 'now')
+  t.equal(body, 'h2 at once')
 })

@@ -168,7 +168,7 @@ for (const adapter of ADAPTERS) {
       t.equal(body.headers.host, new URL(replica.url).host, "the client's Host is kept")
       t.equal(body.headers['x-drop'], undefined, 'headers named by Connection are dropped')
       t.equal(body.headers['proxy-authorization'], undefined, 'Proxy-* headers are dropped')
-      t.equal(body.headers['x-forwarded-for'], '10.9.8.7, 127.0.0.1', 'X-Forwarded-For appended')
+      t.equal(body.headers['x-forwarded-for'], '127.0.0.1', 'X-Forwarded-For: the client this replica believes (it trusts no proxy: its peer), not a chain it cannot vouch for')
       t.equal(body.headers['x-forwarded-proto'], 'http')
       t.equal(body.headers['x-forwarded-host'], new URL(replica.url).host)
       t.type(body.headers[FORWARDED_HEADER], 'string', 'marked as forwarded')
@@ -401,24 +401,32 @@ for (const adapter of ADAPTERS) {
       t.equal(primary.hits.slow, 1, 'and did not send it again')
     })
 
-    t.test('loop guard: a forwarded request reaching a replica is not forwarded again', async t => {
+    t.test('loop guard: a forwarded write reaching a replica goes on to the primary once, never in a circle', async t => {
       const { primary, replica } = await pair(t, adapter, { primaryRedirectTimeout: 200 })
-      for (const marker of ['node-x', 'forged-by-a-client']) {
+      // Forwarded by one node that took this one for the primary (demoted meanwhile): nothing
+      // was applied on the way, so it goes on to the primary this node knows.
+      const onward = await request(`${replica.url}/full`, { method: 'POST', headers: { [FORWARDED_HEADER]: 'node-x', 'content-type': 'application/json' }, body: '{}' })
+      const echoed = await onward.body.json() as any
+      t.equal(onward.statusCode, 201, 'answered by the primary')
+      t.equal(primary.hits.full, 1, 'applied once, on the primary')
+      t.match(echoed.headers[FORWARDED_HEADER], /^node-x, \S+$/, 'the marker names both forwarders')
+      // Forwarded by two nodes already (or a client forging that): never a third time.
+      for (const marker of ['node-x, node-y', ['node-x', 'node-y'], 'forged, by, a client']) {
         const res = await request(`${replica.url}/full`, { method: 'POST', headers: { [FORWARDED_HEADER]: marker, 'content-type': 'application/json' }, body: '{}' })
         t.equal(res.statusCode, 503)
         t.equal((await res.body.json() as any).code, 'LITEFS_NO_PRIMARY')
       }
-      t.equal(primary.hits.full, undefined, 'never forwarded')
+      t.equal(primary.hits.full, 1, 'not forwarded again')
       t.equal(replica.writes, 0, 'never written locally on a replica')
       // A client that gives up while held leaves nothing behind.
       const ac = new AbortController()
-      const gone = request(`${replica.url}/full`, { method: 'POST', headers: { [FORWARDED_HEADER]: 'node-x' }, body: '{}', signal: ac.signal })
+      const gone = request(`${replica.url}/full`, { method: 'POST', headers: { [FORWARDED_HEADER]: 'node-x, node-y' }, body: '{}', signal: ac.signal })
       await until(() => replica.state.waiterCount === 1)
       ac.abort()
       await t.rejects(gone)
       await until(() => replica.state.waiterCount === 0)
       // Held for the primary role: if this node is promoted meanwhile, it serves the write.
-      const pending = request(`${replica.url}/items`, { method: 'POST', headers: { [FORWARDED_HEADER]: 'node-x' } })
+      const pending = request(`${replica.url}/items`, { method: 'POST', headers: { [FORWARDED_HEADER]: 'node-x, node-y' } })
       await until(() => replica.state.waiterCount === 1)
       replica.fake.becomePrimary()
       const res = await pending

@@ -4,7 +4,8 @@ import { IDLE_MS, mountFiles } from '../lib/core/mount-files.js'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { openLitefsNode, acquireLitefsNode } from '../lib/core/litefs-node.js'
+import { openLitefsNode } from '../lib/core/litefs-node.js'
+import { acquireLitefsNode } from '../lib/core/shared-node.js'
 import type { NodeState, WaitResult } from '../lib/core/node-state.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 
@@ -118,6 +119,10 @@ t.test('files only: role from .primary, or from the role option, while the mount
   t.equal(s.readLag(), undefined)
   fake.setLag(829)
   t.equal(mountFiles(join(fake.mount, 'nowhere')).readLag(), undefined, 'no .lag at all')
+  const odd = join(fake.mount, 'odd')
+  mkdirSync(join(odd, '.lag'), { recursive: true }) // opens, then cannot be read (EISDIR; EIO or ENOTCONN from a LiteFS going away)
+  t.equal(mountFiles(odd).readLag(), undefined, 'a .lag that opens but cannot be read')
+  t.equal(mountFiles(odd).live(), false)
 
   rmSync(join(fake.mount, '.primary'))
   s.refresh()

@@ -131,12 +131,59 @@ t.test('misconfiguration is said once per cause, through the logger and process 
     const app = wrap(() => {}, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: log2 })
     t.teardown(async () => { await app.close() })
     await until(() => app.core.state.role === 'primary')
-    await fake.stopApi()
-    await until(() => lines2.length === 1)
+    // LiteFS ran here with these settings: its stream ending is LiteFS stopping, said as that.
+    const stopping = await warningsDuring(async () => {
+      await fake.stopApi()
+      await until(() => lines2.length === 1)
+    })
+    t.same(stopping.map(w => w.code), ['LITEFS_STOPPED'])
+    t.match(lines2[0][1], /LiteFS on this node stopped or is restarting \(its event stream ended: /)
+    t.notMatch(lines2[0][1], /is "api"|http\.addr|fuse\.dir|EOF/, 'no configuration hint, no parser jargon')
     await fake.startApi()
     await until(() => lines2.length === 2)
     t.same(lines2.map(x => x[0]), ['warn', 'info'])
-    t.match(lines2[1][1], /event stream at .* is back/)
+    t.match(lines2[1][1], /LiteFS on this node is back/)
+  })
+
+  await t.test('LiteFS stopping with its mount: one signal, its real cause, for the stream and the mount alike', async t => {
+    const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+    t.teardown(async () => { await fake.close() })
+    const { log, lines } = capture()
+    const app = wrap(() => {}, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: log })
+    t.teardown(async () => { await app.close() })
+    await until(() => app.core.state.role === 'primary')
+    const warnings = await warningsDuring(async () => {
+      await fake.stop() // the API goes and the mount is gone
+      await until(() => app.core.state.litefs === 'down', 'the mount is seen gone')
+      app.core.state.refresh()
+      app.core.health()
+    })
+    t.same(warnings.map(w => w.code), ['LITEFS_STOPPED'], 'said once')
+    t.same(lines.filter(l => l[0] === 'warn').length, 1)
+    t.notMatch(lines[0][1], /is "mount"|fuse\.dir|is "db"/)
+    await fake.restart()
+    await until(() => app.core.state.role === 'primary', 'LiteFS back')
+    t.match(lines.at(-1)?.[1], /LiteFS on this node is back/)
+  })
+
+  await t.test('files only (api: false): a mount that answered, then died, is LiteFS stopping', async t => {
+    const fake = await FakeLitefs.start({ role: 'primary', txid: 3n, api: false })
+    t.teardown(async () => { await fake.close() })
+    const { log, lines } = capture()
+    const app = wrap(() => {}, { db: 'app.db', mount: fake.mount, api: false, role: 'primary', logger: log })
+    t.teardown(async () => { await app.close() })
+    app.core.state.refresh()
+    t.equal(app.core.state.litefs, 'up')
+    const warnings = await warningsDuring(async () => {
+      await fake.stop()
+      app.core.state.refresh()
+      app.core.state.refresh()
+    })
+    t.same(warnings.map(w => w.code), ['LITEFS_STOPPED'])
+    t.match(lines[0][1], /its mount .* does not answer/)
+    await fake.restart()
+    app.core.state.refresh()
+    t.match(lines.at(-1)?.[1], /LiteFS on this node is back/)
   })
 
   await t.test('a wrong db on the primary: said at start when LiteFS has other databases, else at the first write', async t => {

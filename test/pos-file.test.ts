@@ -95,3 +95,37 @@ t.test('positionAfter: shared asynchronous reads raise the cached position, neve
   const sync = new NodeState({ readPosition: () => 4n, readLag: () => 0 })
   t.equal(sync.positionAfter('app.db'), 4n, 'a driver without asynchronous reads: at once')
 })
+
+t.test('a read that fails on an fd dropped meanwhile closes it once, and leaves a newer kept fd alone', async t => {
+  // The failure is made to order: node:fs's read, held until the test ends it.
+  const fs = await import('node:fs')
+  const held: Array<(err: NodeJS.ErrnoException | null, n: number) => void> = []
+  const closed: number[] = []
+  const { PosFiles: Mocked } = await t.mockImport<typeof import('../lib/core/pos-file.js')>('../lib/core/pos-file.js', {
+    'node:fs': {
+      ...fs,
+      read: (_fd: number, _buf: Buffer, _o: number, _l: number, _p: number, cb: (err: NodeJS.ErrnoException | null, n: number) => void) => { held.push(cb) },
+      close: (fd: number, cb: () => void) => { closed.push(fd); fs.close(fd, cb) }
+    }
+  })
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 7n, api: false })
+  t.teardown(async () => { await fake.close() })
+  const files = new Mocked(fake.mount)
+  files.keep(true)
+  const first = files.read('app.db') // opens and keeps an fd, its read held
+  await until(() => held.length === 1, 'the read is on the kept fd')
+  const kept = openIn(fake.mount)
+  t.equal(kept, 1)
+  files.keep(false) // LiteFS went away: dropped, but a read is on it
+  t.same(closed, [], 'not closed under the read')
+  files.keep(true)
+  t.equal(files.readSync('app.db'), 7n, 'a newer fd kept meanwhile')
+  held[0](Object.assign(new Error('ENOTCONN'), { code: 'ENOTCONN' }), 0) // the read fails on the dropped fd
+  await until(() => held.length === 2, 'then a fresh read')
+  held[1](null, 0)
+  t.equal(await first, undefined)
+  t.equal(closed.length, 2, 'the dropped fd, closed once, and the fresh one')
+  t.equal(openIn(fake.mount), 1, 'the newer kept fd is still open')
+  files.keep(false)
+  await until(() => openIn(fake.mount) === 0)
+})

@@ -91,6 +91,33 @@ t.test('on the fake LiteFS: every cookie at or above its own commit while commit
   }
 })
 
+// An app closing (its core drained) while a write waits for its -pos read: the
+// connection is busy, so the drain's reset of idle connections passes it by,
+// and a client that keeps it busy would keep the server from closing. The
+// answer leaves with its cookie and closes its connection.
+for (const way of WAYS) {
+  t.test(`${way}: a write answered after the drain began closes its kept-alive connection`, async t => {
+    const history: string[] = []
+    const mount = new GatedMount(history)
+    const state = new NodeState(mount)
+    state.setRole('primary')
+    const { url, core } = await serveWay(t, way, { state }, (to, who) => mount.commit(to, who))
+    const a = post(url, '/w?who=A&to=6', true)
+    await until(() => mount.reads.length === 1, "A's read started")
+    core.drain()
+    mount.reads[0].end()
+    const raw = await a.done // the server closed the connection: the client never did
+    t.match(raw, /^HTTP\/1\.1 200 OK\r\n/)
+    t.equal(cookieOf(raw), 6n, 'the cookie, as ever')
+    t.match(raw, /\r\nconnection: close\r\n/i, 'and connection: close')
+    t.match(raw, /\r\n\r\n(8\r\n)?answer A/)
+    const b = post(url, '/w?who=B&to=7', true) // after the drain, a new connection: served, and closed too
+    await until(() => mount.reads.length === 2, "B's read started")
+    mount.reads[1].end()
+    t.match(await b.done, /\r\nconnection: close\r\n/i)
+  })
+}
+
 // The acknowledgement may replace the app's answer (a write whose commit cannot
 // be confirmed must not be acknowledged as a success): built in every adapter,
 // decided by a module plugged into the core (here, the test's).

@@ -21,6 +21,8 @@ export const ANSWERS = {
   LITEFS_READ_TIMEOUT: { status: 504, retryAfter: false },
   /** No primary within `primaryRedirectTimeout` (or the primary could not be reached for that long). */
   LITEFS_NO_PRIMARY: { status: 503, retryAfter: true, line: 'no primary available for a write' },
+  /** LiteFS says this node is primary, but Consul did not confirm its lease in time (the fence): nothing was applied. */
+  LITEFS_LEASE_UNCONFIRMED: { status: 503, retryAfter: true, line: 'this primary\'s lease is not confirmed by Consul; a write was not served' },
   /** LiteFS on this node does not answer (stream lost, mount dead): nothing was applied. */
   LITEFS_UNAVAILABLE: { status: 503, retryAfter: true, line: 'LiteFS on this node is unavailable' },
   /** This node became primary mid-forward and cannot hand the body to its own app. */
@@ -31,6 +33,8 @@ export const ANSWERS = {
   LITEFS_CLOSED: { status: 503, retryAfter: true },
   /** Forwarding failed after the request may have reached the primary (or before, for a reason no retry mends). */
   LITEFS_FORWARD_FAILED: { status: 502, retryAfter: false },
+  /** The primary's (or the app's, behind `serve`) answer head is larger than browsers accept (256 KiB). */
+  LITEFS_ANSWER_TOO_LARGE: { status: 502, retryAfter: false },
   /** The primary sent no response head within `forwardTimeout`. */
   LITEFS_FORWARD_TIMEOUT: { status: 504, retryAfter: false },
   /** A forwarded body is larger than `forwardBodyLimit`. */
@@ -43,8 +47,6 @@ export const ANSWERS = {
   LITEFS_TARGET_UNAVAILABLE: { status: 502, retryAfter: false },
   /** `serve`: the app behind it failed after the request may have reached it. */
   LITEFS_TARGET_FAILED: { status: 502, retryAfter: false },
-  /** `serve`: an upgrade request that is not a GET. */
-  LITEFS_BAD_UPGRADE: { status: 400, retryAfter: false },
   /** http adapter: an unexpected failure. */
   LITEFS_INTERNAL: { status: 500, retryAfter: false }
 } as const satisfies Record<string, Spec>

@@ -88,7 +88,8 @@ export class EventsFeed {
     } catch (err) {
       if (this.abort.signal.aborted) return
       const e = err as Error & { code?: string }
-      this.lose(e.code ?? e.message)
+      // A stream cut mid-chunk reaches undici's parser as "Invalid EOF state": it ended.
+      this.lose(e.code === 'HPE_INVALID_EOF_STATE' || /EOF/i.test(e.message) ? 'the stream ended' : e.code ?? e.message)
     }
   }
 

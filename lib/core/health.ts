@@ -5,7 +5,8 @@ import { formatTxid } from './txid.js'
 // The health check's answer (DESIGN §3.2), for a balancer and for the other
 // nodes: 200 `ok`; 503 `unavailable` while LiteFS on this node does not answer
 // (event stream lost, mount dead); 503 `lagging` when the lag is above
-// `maxLag` (or unknown). It also carries the primary's position from `-pos`
+// `maxLag` (or unknown); 503 `fenced` on a primary whose lease Consul does not
+// confirm as its own (lease-fence.ts). It also carries the primary's position from `-pos`
 // itself: replicas ask it whether a read's TXID exists (primary-probe.ts).
 
 export function health<C> (core: CoreContext<C>): LitefsAnswer {
@@ -15,13 +16,18 @@ export function health<C> (core: CoreContext<C>): LitefsAnswer {
   const lag = up ? state.readLag() : undefined
   const max = core.options.maxLag
   const db = core.options.db
-  const ok = up && (max === 0 || (lag !== undefined && lag <= max))
-  const body = {
-    status: ok ? 'ok' : up ? 'lagging' : 'unavailable',
+  const fence = state.fence
+  // A primary whose lease Consul gave to another node, to none, or would not
+  // say: a balancer should send it nothing (it holds writes meanwhile).
+  const fenced = up && state.role === 'primary' && fence !== undefined && fence.view !== 'mine'
+  const ok = up && !fenced && (max === 0 || (lag !== undefined && lag <= max))
+  const body: Record<string, unknown> = {
+    status: ok ? 'ok' : !up ? 'unavailable' : fenced ? 'fenced' : 'lagging',
     role: state.role,
     primary: state.primaryHostname ?? null,
     lag: lag ?? null,
     txid: formatTxid(state.role === 'primary' ? state.readPosition(db) ?? state.position(db) : state.position(db))
   }
+  if (fence !== undefined && state.role === 'primary') body.lease = fence.view === 'other' ? { holder: fence.holder } : fence.view
   return { statusCode: ok ? 200 : 503, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) }
 }

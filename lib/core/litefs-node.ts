@@ -4,6 +4,8 @@ import { EventsFeed } from './events-feed.js'
 import { mountFiles, type MountFiles } from './mount-files.js'
 import { NodeState, type StateDriver } from './node-state.js'
 import { PrimaryConfirmation } from './primary-confirm.js'
+import { Agent } from 'undici'
+import { LeaseFence, hostnameFromInfo, type ConsulLease } from './lease-fence.js'
 import { silentLogger, type Logger } from './logger.js'
 import { warnings, type Warnings } from './warnings.js'
 
@@ -22,6 +24,8 @@ export interface LitefsNodeOptions {
   databases: readonly string[]
   /** Milliseconds between file polls while requests wait and the API is not streaming. */
   pollInterval: number
+  /** The Consul lease LiteFS uses: writes as primary only while Consul confirms it is this node's (lease-fence.ts). */
+  consul?: ConsulLease & { hostname?: string }
   log?: Logger
 }
 
@@ -36,7 +40,7 @@ const PROBE_DELAY = 100
  * to it (primary-confirm.ts). Files are polled only while a request waits; an
  * idle node does no I/O at all.
  */
-class LitefsDriver implements StateDriver {
+export class LitefsDriver implements StateDriver {
   readonly files: MountFiles
   readonly databases: Set<string>
   state!: NodeState
@@ -64,7 +68,14 @@ class LitefsDriver implements StateDriver {
     if (this.files.live()) {
       if (this.mountWarned) this.warn.clear('LITEFS_MOUNT', mount, `${mount} is a live LiteFS mount again`)
       this.mountWarned = false
+      if (this.opts.api === false) this.proven = true
+      if (this.opts.api === false || this.streaming) this.warn.clear('LITEFS_STOPPED', mount, 'LiteFS on this node is back')
       return true
+    }
+    // Once LiteFS ran here with these settings, a dead mount is LiteFS stopping, not a wrong "mount".
+    if (this.proven) {
+      this.stopped(`its mount ${mount} does not answer`)
+      return false
     }
     if (this.mountWarned) return false
     this.mountWarned = true
@@ -78,6 +89,14 @@ class LitefsDriver implements StateDriver {
     return false
   }
 
+  /**
+   * LiteFS ran here with these settings and is gone now: said once, as what it
+   * is (LiteFS stopping or restarting), never as a configuration hint.
+   */
+  private stopped (how: string): void {
+    this.warn.say('LITEFS_STOPPED', this.opts.mount, `LiteFS on this node stopped or is restarting (${how}); writes wait until it is back`, { mount: this.opts.mount })
+  }
+
   /** A database named like none LiteFS has, while it has others: a wrong `db` option, most likely. */
   private checkDatabases (): void {
     const names = this.files.databases()
@@ -88,6 +107,14 @@ class LitefsDriver implements StateDriver {
   }
 
   start (): void {
+    const consul = this.opts.consul
+    if (consul !== undefined) {
+      const agent = new Agent({ connectTimeout: 1000 })
+      const self = consul.hostname !== undefined ? async () => consul.hostname : hostnameFromInfo(this.opts.api as string, agent)
+      this.fence = new LeaseFence(consul, self, agent, this.log, () => this.state.fenceChanged())
+      this.state.fence = this.fence
+      this.fenceAgent = agent
+    }
     this.confirmation = new PrimaryConfirmation(this.files.readLag, hostname => {
       if (this.state.litefs === 'up') this.state.setRole('replica', hostname)
     })
@@ -105,7 +132,10 @@ class LitefsDriver implements StateDriver {
     this.feed = new EventsFeed(new URL('/events', this.opts.api).href, {
       subscribed: (isPrimary, hostname) => {
         this.warn.clear('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is back`)
-        if (this.checkMount(true)) this.checkDatabases()
+        if (this.checkMount(true)) {
+          this.proven = true
+          this.checkDatabases()
+        }
         this.files.keep(true) // LiteFS is up: a kept -pos fd is now as fresh as a new open
         this.state.setLitefs('up')
         this.applyRole(isPrimary, hostname, true)
@@ -120,7 +150,9 @@ class LitefsDriver implements StateDriver {
         // From up, the mount is assumed alive until probed; a failed reconnect
         // leaves a dead mount dead.
         if (this.state.litefs === 'up') this.state.setLitefs('stream-lost')
-        if (first) {
+        if (first && this.proven) {
+          this.stopped(`its event stream ended: ${reason}`)
+        } else if (first) {
           this.warn.say('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is unavailable (${reason}): writes wait until it is back; is LiteFS running, and is "api" its http.addr?`, { api, reason })
         }
         // Is the mount dead too? Not asked at once: a LiteFS that is stopping may
@@ -137,6 +169,8 @@ class LitefsDriver implements StateDriver {
 
   private readonly warn: Warnings
   private mountWarned = false
+  /** LiteFS answered here once, on its stream and its mount: the settings are right. */
+  private proven = false
   private probe: NodeJS.Timeout | undefined
   private lostAt = -Infinity
 
@@ -153,7 +187,16 @@ class LitefsDriver implements StateDriver {
   refresh = (): void => {
     if (this.opts.api === false) this.refreshFromFiles()
     else if (!this.streaming) this.state.setLitefs(this.checkMount(false) ? 'stream-lost' : 'down')
+    // A write is being decided here as primary: the fence must be (kept) open.
+    const fence = this.fence
+    if (fence !== undefined && this.state.role === 'primary') {
+      fence.touch()
+      if (!fence.isOpen()) void fence.confirm()
+    }
   }
+
+  private fence: LeaseFence | undefined
+  private fenceAgent: Agent | undefined
 
   demand = (databases: ReadonlySet<string>, condition: boolean): void => {
     this.demanded = databases
@@ -167,7 +210,9 @@ class LitefsDriver implements StateDriver {
     this.stopPolling()
     this.confirmation.cancel()
     this.files.keep(false)
+    this.fence?.close()
     await this.feed?.close()
+    await this.fenceAgent?.close()
   }
 
   private applyRole (isPrimary: boolean, hostname: string | undefined, snapshot: boolean): void {
@@ -175,6 +220,7 @@ class LitefsDriver implements StateDriver {
     if (isPrimary || hostname === undefined) {
       this.confirmation.cancel()
       state.setRole(isPrimary ? 'primary' : 'replica', undefined)
+      if (isPrimary) void this.fence?.confirm() // a new primary: is the lease really its own?
       return
     }
     if (state.role === 'replica' && state.primaryHostname === hostname) return // already confirmed
@@ -245,38 +291,4 @@ export function openLitefsNode (opts: LitefsNodeOptions): NodeState {
   driver.state = state
   driver.start()
   return state
-}
-
-// One NodeState per mount per process, shared by every plugin instance and
-// adapter that names the same mount and API, released when the last closes.
-interface Shared { state: NodeState, driver: LitefsDriver, users: number }
-const shared = new Map<string, Shared>()
-
-export interface NodeLease {
-  state: NodeState
-  release: () => Promise<void>
-}
-
-export function acquireLitefsNode (opts: LitefsNodeOptions): NodeLease {
-  const key = `${opts.mount}\0${String(opts.api)}\0${opts.role ?? ''}`
-  let entry = shared.get(key)
-  if (entry === undefined) {
-    const state = openLitefsNode(opts)
-    entry = { state, driver: state.driver as LitefsDriver, users: 0 }
-    shared.set(key, entry)
-  }
-  for (const db of opts.databases) entry.driver.databases.add(db)
-  entry.users++
-  const held = entry
-  let released = false
-  return {
-    state: held.state,
-    release: async () => {
-      if (released) return
-      released = true
-      if (--held.users > 0) return
-      shared.delete(key)
-      await held.state.close()
-    }
-  }
 }

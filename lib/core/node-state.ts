@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { IndexedHeap } from './heap.js'
+import type { LeaseFence } from './lease-fence.js'
 import { SharedRead } from './shared-read.js'
 
 // Longer than 300 lines: the cached view of a LiteFS node and the requests
@@ -142,11 +143,27 @@ export class NodeState {
   }
 
   /**
-   * A write can be decided now: LiteFS is up and this node is primary, or a
+   * The lease fence (lease-fence.ts), when the lease is Consul's: this node
+   * writes as primary only while it is open. Undefined: LiteFS's word is enough.
+   */
+  fence: Pick<LeaseFence, 'isOpen' | 'view' | 'holder'> | undefined
+
+  /** This node may serve a write as primary now: LiteFS says it is primary, and the fence (if any) is open. */
+  get writable (): boolean {
+    return this.role === 'primary' && (this.fence === undefined || this.fence.isOpen())
+  }
+
+  /**
+   * A write can be decided now: this node may write as primary, or a
    * (confirmed) primary is known to forward to.
    */
   get primaryKnown (): boolean {
-    return this.role === 'primary' || (this.role === 'replica' && this.primaryHostname !== undefined)
+    return this.writable || (this.role === 'replica' && this.primaryHostname !== undefined)
+  }
+
+  /** The fence opened or closed: release the writes held for it. */
+  fenceChanged (): void {
+    this.checkConditions()
   }
 
   /**
@@ -197,7 +214,7 @@ export class NodeState {
   private met (condition: Condition): boolean {
     switch (condition) {
       case 'primary': return this.primaryKnown
-      case 'self': return this.role === 'primary'
+      case 'self': return this.writable
       default: return this.litefs !== 'down'
     }
   }

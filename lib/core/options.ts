@@ -2,6 +2,7 @@ import { parseDuration } from './duration.js'
 import { PathPatterns, type PathPattern } from './path-match.js'
 import type { CookieSettings } from './cookie.js'
 import type { NodeState } from './node-state.js'
+import type { ConsulLease } from './lease-fence.js'
 
 /** A duration: milliseconds, or a string such as "5s", "250ms", "1m". */
 export type Duration = number | string
@@ -57,6 +58,12 @@ export interface LitefsOptions {
   primaryUrl?: string | ((hostname: string) => string)
   /** How long a forwarded request waits for the primary's response headers before 504. Default `30s`. */
   forwardTimeout?: Duration
+  /**
+   * The protocol a replica speaks to the primary: `'http1'`, or `'http2'` (h2c
+   * for an http: primaryUrl, offered by ALPN for https:). Default: the one this
+   * node's server spoke for the request (the primary runs the same server).
+   */
+  forwardProtocol?: 'http1' | 'http2'
   /** A read held past `readTimeout`: `'error'` answers 504 (as LiteFS); `'primary'` forwards it to the primary. Default `'error'`. */
   readTimeoutAction?: 'error' | 'primary'
   /**
@@ -73,6 +80,15 @@ export interface LitefsOptions {
   maxWaiting?: number
   /** Add `Server-Timing: litefs;dur=<ms>;desc="wait"` (or `"forward"`) to answers that waited or were forwarded. Default false. */
   serverTiming?: boolean
+  /**
+   * The Consul lease LiteFS uses (litefs.yml `lease.consul`): with it, this node
+   * serves writes as primary, and answers their success, only while Consul has
+   * confirmed within `lockDelay` (minus a margin) that the lease is its own —
+   * the fence LiteFS lacks. `url` and `key` as in litefs.yml; `lockDelay` its
+   * `lock-delay` (default 1s, as LiteFS); `hostname` this node's lease
+   * hostname (default: what LiteFS's `/info` says; needed with `api: false`).
+   */
+  consul?: { url: string, key: string, lockDelay?: Duration, hostname?: string }
 }
 
 /** Per-route options (`config: { litefs: … }` in Fastify). `false` is passthrough. */
@@ -99,10 +115,13 @@ export interface ResolvedOptions {
   /** The primary's origin for a hostname, given this server's port. */
   primaryOrigin: (hostname: string, port: number) => string
   forwardTimeout: number
+  /** undefined: what this node's server spoke for the request. */
+  forwardProtocol: 'http1' | 'http2' | undefined
   readTimeoutAction: 'error' | 'primary'
   forwardBodyLimit: number
   maxWaiting: number
   serverTiming: boolean
+  consul: (ConsulLease & { hostname?: string }) | undefined
 }
 
 /** A bad option, thrown when the plugin or middleware is created. */
@@ -172,7 +191,7 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // an RFC 6265 token
 const KNOWN = new Set([
   'db', 'mount', 'api', 'role', 'state', 'passthrough', 'alwaysForward', 'readTimeout',
   'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'secret',
-  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'readTimeoutAction', 'forwardBodyLimit', 'maxWaiting', 'serverTiming'
+  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'forwardProtocol', 'readTimeoutAction', 'forwardBodyLimit', 'maxWaiting', 'serverTiming', 'consul'
 ])
 
 function oneOf<T extends string> (opts: Record<string, unknown>, name: string, values: readonly T[], fallback: T): T {
@@ -203,6 +222,28 @@ function primaryOrigin (raw: unknown): (hostname: string, port: number) => strin
     }
     return origin
   }
+}
+
+/** Shortest lock-delay the fence can work with (ms): a confirmation counts for lock-delay less a 200 ms margin. */
+const MIN_LOCK_DELAY = 300
+
+function consulLease (raw: unknown, api: string | false, state: unknown): (ConsulLease & { hostname?: string }) | undefined {
+  if (raw === undefined) return undefined
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('consul', 'an object { url, key, lockDelay?, hostname? } (litefs.yml\'s lease.consul)', raw)
+  const c = raw as Record<string, unknown>
+  for (const key of Object.keys(c)) {
+    if (!['url', 'key', 'lockDelay', 'hostname'].includes(key)) throw new LitefsOptionsError(`litefs-proxy: unknown option "consul.${key}" (url, key, lockDelay, hostname)`)
+  }
+  if (state !== undefined) throw new LitefsOptionsError('litefs-proxy: option "consul" applies to a LiteFS mount, not to a given "state"')
+  if (typeof c.url !== 'string' || !URL.canParse(c.url) || !/^https?:$/.test(new URL(c.url).protocol)) fail('consul.url', "Consul's http(s) URL, as litefs.yml's lease.consul.url", c.url)
+  if (typeof c.key !== 'string' || c.key.replace(/\//g, '') === '') fail('consul.key', "the lease key, as litefs.yml's lease.consul.key", c.key)
+  const lockDelay = c.lockDelay === undefined ? 1000 : parseDuration(c.lockDelay)
+  if (lockDelay === undefined || lockDelay < MIN_LOCK_DELAY) {
+    fail('consul.lockDelay', `litefs.yml's lease.consul.lock-delay, at least ${MIN_LOCK_DELAY}ms (LiteFS's default is 1s: the fence counts a confirmation for lock-delay less 200ms)`, c.lockDelay)
+  }
+  if (c.hostname !== undefined && (typeof c.hostname !== 'string' || c.hostname === '')) fail('consul.hostname', "this node's lease hostname (litefs.yml's lease.hostname)", c.hostname)
+  if (c.hostname === undefined && api === false) throw new LitefsOptionsError('litefs-proxy: option "consul.hostname" is needed with api: false (the fence learns this node\'s lease hostname from LiteFS\'s /info otherwise)')
+  return { url: c.url, key: c.key, lockDelay, ...(c.hostname === undefined ? {} : { hostname: c.hostname as string }) }
 }
 
 /** Validate and fill in defaults. Adapters remove their own options (bodyLimit, logger…) first. */
@@ -262,9 +303,11 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     forward: oneOf(opts, 'forward', ['http', 'fly-replay'], process.env.FLY_APP_NAME !== undefined && process.env.FLY_APP_NAME !== '' ? 'fly-replay' : 'http'),
     primaryOrigin: primaryOrigin(opts.primaryUrl),
     forwardTimeout: duration(opts, 'forwardTimeout', 30_000, true),
+    forwardProtocol: opts.forwardProtocol === undefined ? undefined : oneOf<'http1' | 'http2'>(opts, 'forwardProtocol', ['http1', 'http2'], 'http1'),
     readTimeoutAction: oneOf(opts, 'readTimeoutAction', ['error', 'primary'], 'error'),
     forwardBodyLimit: bytes(opts, 'forwardBodyLimit'),
     maxWaiting: count(opts, 'maxWaiting', 10_000),
-    serverTiming: flag(opts, 'serverTiming')
+    serverTiming: flag(opts, 'serverTiming'),
+    consul: consulLease(opts.consul, api, state)
   }
 }

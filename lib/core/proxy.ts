@@ -1,15 +1,15 @@
 import type { ServerResponse } from 'node:http'
 import { hostname as osHostname } from 'node:os'
-import { Agent } from 'undici'
 import type { Acknowledgement } from './acknowledgement.js'
 import { Classifier } from './classify.js'
 import type { CoreContext } from './context.js'
 import { decide } from './decide.js'
+import { forwardAgents } from './forward-agent.js'
 import type { ForwardedView } from './forwarded-headers.js'
 import { health } from './health.js'
 import { heldNow } from './hold.js'
 import { Lifecycle, whenAnswered } from './lifecycle.js'
-import { acquireLitefsNode, type NodeLease } from './litefs-node.js'
+import { acquireLitefsNode, type NodeLease } from './shared-node.js'
 import { silentLogger, type Logger } from './logger.js'
 import type { NodeState } from './node-state.js'
 import { Observer, type LitefsStats } from './observe.js'
@@ -55,12 +55,13 @@ export class LitefsCore<C = ServerResponse> {
         role: options.role,
         databases: [options.db],
         pollInterval: options.pollInterval,
+        consul: options.consul,
         log
       })
       this.state = this.lease.state
     }
     const state = this.state
-    const dispatcher = new Agent({ connectTimeout: 2000 })
+    const agents = forwardAgents()
     const health = options.healthPath
     const ctx: CoreContext<C> = {
       options,
@@ -68,17 +69,18 @@ export class LitefsCore<C = ServerResponse> {
       hooks,
       classifier: new Classifier(options),
       nodeName: this.nodeName,
-      dispatcher,
+      agents,
       probe: new PrimaryProbe(state, options.db, () => {
         const primary = state.primaryHostname
         if (primary === undefined || health === false || state.role === 'primary') return undefined
         return options.primaryOrigin(primary, ctx.probePort) + health
-      }, dispatcher, log),
+      }, () => agents[options.forwardProtocol ?? ctx.probeProtocol], log),
       observer: new Observer(options.serverTiming),
       warn: warnings(log),
       lifecycle: new Lifecycle(state, hooks.res),
       acknowledge: (info, c) => acknowledgeWrite(ctx, info, c),
       probePort: 0,
+      probeProtocol: 'http1',
       saidBodyConsumed: false,
       unresolvedSaid: false,
       dbMissing: false
@@ -151,6 +153,6 @@ export class LitefsCore<C = ServerResponse> {
     await whenAnswered(this.drain())
     this.ctx.probe.close()
     await this.lease?.release()
-    await this.ctx.dispatcher.close()
+    await this.ctx.agents.close()
   }
 }

@@ -1,4 +1,4 @@
-import { AS_IS, type Acknowledgement } from './acknowledgement.js'
+import { AS_IS, type Acknowledgement, type Appended } from './acknowledgement.js'
 import type { CoreContext } from './context.js'
 import { txidSetCookie } from './cookie.js'
 import type { LitefsInfo } from './request.js'
@@ -9,8 +9,9 @@ import { formatTxid } from './txid.js'
 // (`-pos`) by a read that starts once the answer is ready — so it includes the
 // handler's own commit — shared with every answer ready before it started
 // (NodeState.positionAfter). No position: no cookie, and the misconfiguration
-// said once. How the head waits for this is the adapter's (deferred-head.ts);
-// what the cookie looks like is cookie.ts's.
+// said once. An answer decided while the app closes also closes its connection
+// (see leaving()). How the head waits for this is the adapter's
+// (deferred-head.ts); what the cookie looks like is cookie.ts's.
 
 /** How a write's answer leaves: only a write served here as primary gets a cookie. */
 export function acknowledgeWrite<C> (core: CoreContext<C>, info: LitefsInfo, c: C): Acknowledgement | Promise<Acknowledgement> {
@@ -19,7 +20,27 @@ export function acknowledgeWrite<C> (core: CoreContext<C>, info: LitefsInfo, c: 
   return txid instanceof Promise ? txid.then(t => withCookie(core, info, c, t)) : withCookie(core, info, c, txid)
 }
 
+const CLOSE = ['connection', 'close'] as const
+
 function withCookie<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint | undefined): Acknowledgement {
+  const ack = cookied(core, info, c, txid)
+  return core.lifecycle.closing ? leaving(ack) : ack
+}
+
+/**
+ * The app is closing (its core drained): this answer's connection closes once
+ * it is sent. The drain resets the connections idle at that instant
+ * (idle-reset.ts), but a connection whose write waits for its `-pos` read is
+ * not idle, and a client that keeps it busy (a replica's forwarder) would keep
+ * the server from ever closing: Node's server.close() ends only idle
+ * connections. Told `connection: close`, the client sends its next request
+ * elsewhere — a new connection, refused, retried (nothing was sent).
+ */
+function leaving (ack: Appended): Acknowledgement {
+  return { headers: [...ack.headers, CLOSE] }
+}
+
+function cookied<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint | undefined): Appended {
   const { mount, db } = core.options
   if (txid === undefined) {
     // A write served as primary, and no position for its database: the app

@@ -3,10 +3,12 @@ import { performance } from 'node:perf_hooks'
 import { answer } from './answers.js'
 import type { CoreContext } from './context.js'
 import { FORWARDED_HEADER, bodyTaken, forward } from './forward.js'
+import { protocolFor } from './forward-agent.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import { RETRY_EVERY } from './lifecycle.js'
 import type { Logger } from './logger.js'
 import { ownOrigin } from './own-origin.js'
+import { RESENDS, safeToResend } from './resend.js'
 import type { LitefsInfo } from './request.js'
 
 // A write (DESIGN §3.5–3.8): served here while this node is the primary (the
@@ -14,20 +16,30 @@ import type { LitefsInfo } from './request.js'
 // streamed to the primary (forward.ts) or handed to Fly.io's edge, and held
 // while no primary is known (failover) until `primaryRedirectTimeout`. A
 // connection refused is tried again within that window; a request whose bytes
-// may have reached a primary never is. A request another node forwarded is
-// never forwarded again (the loop guard): only this node becoming primary can
-// serve it.
+// may have reached a primary never is. A request another node forwarded
+// (the loop guard's marker) applied nothing on the way: a node that is no
+// longer primary sends it on to the primary it knows now, once — a request is
+// forwarded by at most MAX_FORWARDERS nodes, so never in a circle.
+
+/** How many nodes may forward one request: the replica it landed on, and one node demoted meanwhile. */
+const MAX_FORWARDERS = 2
+
+/** The nodes that forwarded a request, from its marker header (`node-a, node-b`). */
+function forwarders (via: string | string[]): number {
+  return String(via).split(',').filter(s => s.trim() !== '').length
+}
 
 export function write<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
   const state = core.state
   state.refresh()
   info.role = state.role
-  if (state.role === 'primary') {
+  if (state.writable) {
     info.local = true
     return info
   }
   const deadline = performance.now() + core.options.primaryRedirectTimeout
-  if (req.headers[FORWARDED_HEADER] !== undefined) return holdForPrimaryRole(core, c, info, deadline)
+  const via = req.headers[FORWARDED_HEADER]
+  if (via !== undefined && forwarders(via) >= MAX_FORWARDERS) return holdForPrimaryRole(core, c, info, deadline)
   return elsewhere(core, c, info, deadline)
 }
 
@@ -42,11 +54,14 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
   const res = hooks.res(c)
   const log = hooks.log(c)
   const started = performance.now()
+  const resendable = safeToResend(req, info.kind === 'write')
+  let resends = 0
   for (;;) {
     state.refresh()
     info.role = state.role
     let origin: string
-    if (state.role === 'primary') {
+    let protocol = protocolFor(options.forwardProtocol, req)
+    if (state.writable) {
       info.heldMs = performance.now() - started
       if (!bodyTaken(req)) {
         // Promoted while the request waited: serve it here.
@@ -61,8 +76,10 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
         return answer(info, log, 'LITEFS_PRIMARY_CHANGED', 'this node became the primary while the write was being forwarded; nothing was applied', { role: state.role })
       }
       origin = own
+      protocol = protocolFor(undefined, req) // this node's own server speaks what it spoke for this request
     } else {
       const primary = state.primaryHostname
+      // No primary to send it to (failover; or this primary's lease not confirmed: the fence).
       if (primary === undefined) {
         const result = await waitFor(core, c, 'primary', undefined, done => state.waitForPrimary(Math.max(0, deadline - performance.now()), done))
         if (result === 'timeout') return noPrimary(core, info, log)
@@ -84,10 +101,11 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       path: hooks.url(c),
       origin,
       view: hooks.view(c),
-      marker: core.nodeName,
+      marker: markerOf(req, core.nodeName),
       bodyLimit: options.forwardBodyLimit,
       timeout: options.forwardTimeout,
-      dispatcher: core.dispatcher,
+      resendable,
+      dispatcher: core.agents[protocol],
       takeOver: () => hooks.takeOver(c)
     })
     core.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
@@ -108,7 +126,13 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       core.unresolvedSaid = true
       core.warn.say('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `the primary's address ${origin} does not resolve: writes on this replica wait for it and then fail. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: origin })
     }
-    if (!result.retry || performance.now() + RETRY_EVERY > deadline) {
+    if (result.resend === true && resends < RESENDS) {
+      // Closed as it went out, and safe to send twice: again at once, on another connection.
+      resends++
+      log.debug({ primary: origin, code: result.error.code }, 'litefs-proxy: the primary closed the connection before answering; sending the request again')
+      continue
+    }
+    if (!result.retry || result.resend === true || performance.now() + RETRY_EVERY > deadline) {
       if (result.error.code === 'LITEFS_BODY_CONSUMED' && !core.saidBodyConsumed) {
         // A misconfiguration, said once loudly; each request still gets its 500.
         core.saidBodyConsumed = true
@@ -127,10 +151,16 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
   }
 }
 
-/** A forwarded request on a node that is not primary: only this node becoming primary can serve it. */
+/** The loop guard's marker for a forward from this node: the nodes before it, then this one. */
+function markerOf (req: IncomingMessage, nodeName: string): string {
+  const via = req.headers[FORWARDED_HEADER]
+  return via === undefined ? nodeName : `${String(via)}, ${nodeName}`
+}
+
+/** A request forwarded as often as it may be, on a node that is not primary: only this node becoming primary can serve it. */
 async function holdForPrimaryRole<C> (core: CoreContext<C>, c: C, info: LitefsInfo, deadline: number): Promise<LitefsInfo> {
   const log = core.hooks.log(c)
-  log.debug({ from: core.hooks.req(c).headers[FORWARDED_HEADER] }, 'litefs-proxy: a forwarded write reached a replica; not forwarding it again')
+  log.debug({ from: core.hooks.req(c).headers[FORWARDED_HEADER] }, 'litefs-proxy: a write forwarded as often as it may be reached a replica; not forwarding it again')
   const started = performance.now()
   const result = await waitFor(core, c, 'primary', undefined, done => core.state.waitForPrimary(Math.max(0, deadline - started), done, true))
   info.heldMs = performance.now() - started
@@ -144,7 +174,13 @@ async function holdForPrimaryRole<C> (core: CoreContext<C>, c: C, info: LitefsIn
 }
 
 function noPrimary<C> (core: CoreContext<C>, info: LitefsInfo, log: Logger): LitefsInfo {
-  const timeout = core.options.primaryRedirectTimeout
-  if (core.state.litefs !== 'up') return unavailable(core, info, log, timeout)
-  return answer(info, log, 'LITEFS_NO_PRIMARY', `no primary became available within ${timeout} ms`, { role: core.state.role })
+  const { state, options } = core
+  const timeout = options.primaryRedirectTimeout
+  if (state.litefs !== 'up') return unavailable(core, info, log, timeout)
+  const fence = state.fence
+  if (state.role === 'primary' && fence !== undefined) {
+    const said = fence.view === 'other' ? `it names ${fence.holder as string}` : fence.view === 'none' ? 'no node holds it' : 'Consul did not answer'
+    return answer(info, log, 'LITEFS_LEASE_UNCONFIRMED', `LiteFS says this node is the primary, but Consul did not confirm its lease within ${timeout} ms (${said}); nothing was applied`, { lease: fence.view, holder: fence.holder })
+  }
+  return answer(info, log, 'LITEFS_NO_PRIMARY', `no primary became available within ${timeout} ms`, { role: state.role })
 }

@@ -40,8 +40,11 @@ export const FLAGS: Record<string, Flag> = {
   'cookie-name': { kind: 'string', help: "__txid (LiteFS's proxy, default) or litefs-txid" },
   'cookie-max-age': { kind: 'duration', help: "the cookie's lifetime, default 5m" },
   secret: { kind: 'list', help: 'sign the cookie (HMAC; >= 16 chars; repeat to rotate: the first signs). Or LITEFS_PROXY_SECRET' },
-  'trust-proxy': { kind: 'bool', help: 'believe X-Forwarded-Proto/-Host/-For from the load balancer in front' },
+  'trust-proxy': { kind: 'bool', help: 'believe X-Forwarded-Proto/-Host/-For from the load balancer in front; set it behind one (else the app gets X-Forwarded-Proto: http)' },
   'health-path': { kind: 'string', help: "the health check's path, default /litefs/health; 'false': none" },
+  'consul-url': { kind: 'string', help: "the Consul lease's URL (lease.consul.url): fence writes on it; default from a consul lease in --config; 'false': no fence" },
+  'consul-key': { kind: 'string', help: 'the lease key (lease.consul.key)' },
+  'consul-lock-delay': { kind: 'duration', help: 'the lease lock-delay (lease.consul.lock-delay), default 1s' },
   'log-level': { kind: 'string', help: 'debug, info (default: a line per request), warn, error or silent' },
   'log-format': { kind: 'string', help: 'text (default) or json' },
   help: { kind: 'bool', help: 'this text' }
@@ -96,8 +99,11 @@ function expand (text: string, env: NodeJS.ProcessEnv): string {
   return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_m, a: string | undefined, b: string | undefined) => env[a ?? b as string] ?? '')
 }
 
-/** What litefs-proxy takes from a litefs.yml: the proxy: section, fuse.dir, http.addr. */
-export function readLitefsYml (path: string, env: NodeJS.ProcessEnv): { proxy: Raw, mount?: string, api?: string } {
+/** A consul lease in a litefs.yml, as the fence needs it (hostname: lease.hostname). */
+interface YmlConsul { url?: string, key?: string, lockDelay?: string, hostname?: string }
+
+/** What litefs-proxy takes from a litefs.yml: the proxy: section, fuse.dir, http.addr, a consul lease. */
+export function readLitefsYml (path: string, env: NodeJS.ProcessEnv): { proxy: Raw, mount?: string, api?: string, consul?: YmlConsul } {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
@@ -138,7 +144,14 @@ export function readLitefsYml (path: string, env: NodeJS.ProcessEnv): { proxy: R
     const host = m[1] === '' || m[1] === '0.0.0.0' || m[1] === '[::]' ? 'localhost' : m[1]
     api = `http://${host}:${m[2]}`
   }
-  return { proxy, mount, api }
+  const lease = doc.lease
+  let consul: YmlConsul | undefined
+  if (typeof lease === 'object' && lease !== null && lease.type === 'consul') {
+    const c = typeof lease.consul === 'object' && lease.consul !== null ? lease.consul : {}
+    const text = (v: unknown): string | undefined => v === undefined || v === null ? undefined : String(v)
+    consul = { url: text(c.url), key: text(c.key), lockDelay: text(c['lock-delay']), hostname: text(lease.hostname) }
+  }
+  return { proxy, mount, api, consul }
 }
 
 /** `--primary-url`: a template (with {hostname}), or `host=url,host=url` for hosts that do not resolve. */
@@ -226,5 +239,18 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
   set('trustProxy', raw['trust-proxy'] as boolean | undefined)
   const health = str('health-path')
   set('healthPath', health === 'false' ? false : health)
+  set('consul', consulLease(str('consul-url'), str('consul-key'), str('consul-lock-delay'), (file as { consul?: YmlConsul }).consul))
   return options
+}
+
+/** The fence's Consul lease: flags over a consul lease in --config; `--consul-url false` turns it off. */
+function consulLease (url: string | undefined, key: string | undefined, lockDelay: string | undefined, yml: YmlConsul | undefined): SidecarOptions['consul'] {
+  if (url === 'false') return undefined
+  const u = url ?? yml?.url
+  const k = key ?? yml?.key
+  if (u === undefined && k === undefined && yml === undefined) return undefined
+  if (u === undefined || k === undefined) throw new UsageError(`a Consul lease needs both --consul-url and --consul-key (or lease.consul.url and .key in --config), got only ${u === undefined ? 'the key' : 'the URL'}`)
+  const delay = lockDelay ?? yml?.lockDelay
+  // The hostname from litefs.yml (lease.hostname) is this node's; without it LiteFS's /info tells.
+  return { url: u, key: k, ...(delay === undefined ? {} : { lockDelay: duration('consul-lock-delay', delay) }), ...(yml?.hostname === undefined || yml.hostname === '' ? {} : { hostname: yml.hostname }) }
 }
