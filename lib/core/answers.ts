@@ -33,6 +33,12 @@ export const ANSWERS = {
   LITEFS_CLOSED: { status: 503, retryAfter: true },
   /** Forwarding failed after the request may have reached the primary (or before, for a reason no retry mends). */
   LITEFS_FORWARD_FAILED: { status: 502, retryAfter: false },
+  /**
+   * A write ran here as primary and its app answered success, but by the time
+   * its commit was confirmed this node had lost LiteFS or the lease: the
+   * commit may be rolled back or discarded. Never a blind retry.
+   */
+  LITEFS_OUTCOME_UNKNOWN: { status: 502, retryAfter: false, line: 'a write ran here, but LiteFS or the lease was lost before its commit was confirmed; its success was not sent' },
   /** The primary's (or the app's, behind `serve`) answer head is larger than browsers accept (256 KiB). */
   LITEFS_ANSWER_TOO_LARGE: { status: 502, retryAfter: false },
   /** The primary sent no response head within `forwardTimeout`. */

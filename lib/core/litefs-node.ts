@@ -197,16 +197,23 @@ export class LitefsDriver implements StateDriver {
     // After the loop stood still the stream's word may be stale: look at the
     // mount once, by a stat (an open file, even to look, can make an unmount
     // under way fail). A live mount changes nothing; a dead one is LiteFS gone.
-    else if (this.loop.stalled() && !existsSync(join(this.opts.mount, '.lag'))) {
-      this.stopped('its mount did not answer after the event loop stood still')
-      this.state.setLitefs('down')
-    }
+    else if (this.loop.stalled()) this.lookAtMount('after the event loop stood still')
     // A write is being decided here as primary: the fence must be (kept) open.
     const fence = this.fence
     if (fence !== undefined && this.state.role === 'primary') {
       fence.touch()
       if (!fence.isOpen()) void fence.confirm()
     }
+  }
+
+  mountAnswers = (): boolean => this.lookAtMount('when a write\'s position was read')
+
+  /** A stat of `.lag`: a dead mount is LiteFS gone, said once, and the state goes down. */
+  private lookAtMount (when: string): boolean {
+    if (existsSync(join(this.opts.mount, '.lag'))) return true
+    this.stopped(`its mount did not answer ${when}`)
+    this.state.setLitefs('down')
+    return false
   }
 
   private fence: LeaseFence | undefined

@@ -48,6 +48,12 @@ export interface StateDriver {
   readLag: () => number | undefined
   /** Bring role and primary up to date before a write is decided (cheap; may do nothing). */
   refresh?: () => void
+  /**
+   * Whether LiteFS answers on the mount right now, looked at directly (LiteFS:
+   * a stat of `.lag`); false also marks LiteFS down. Asked only when a write's
+   * position could not be read. Without it, the state's own word is taken.
+   */
+  mountAnswers?: () => boolean
   /** Called whenever the set of awaited databases, or whether anybody waits for a role or the mount, changes. */
   demand?: (databases: ReadonlySet<string>, primary: boolean) => void
   close?: () => void | Promise<void>
@@ -140,6 +146,11 @@ export class NodeState {
 
   refresh (): void {
     this.driver.refresh?.()
+  }
+
+  /** Whether LiteFS answers on the mount now (StateDriver.mountAnswers), else whether LiteFS is up by this state. */
+  mountAnswers (): boolean {
+    return this.driver.mountAnswers?.() ?? this.litefs === 'up'
   }
 
   /**

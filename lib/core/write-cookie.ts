@@ -1,4 +1,5 @@
 import { AS_IS, type Acknowledgement, type Appended } from './acknowledgement.js'
+import { commitConfirmed, outcomeUnknown } from './commit-check.js'
 import type { CoreContext } from './context.js'
 import { txidSetCookie } from './cookie.js'
 import type { LitefsInfo } from './request.js'
@@ -9,7 +10,8 @@ import { formatTxid } from './txid.js'
 // (`-pos`) by a read that starts once the answer is ready — so it includes the
 // handler's own commit — shared with every answer ready before it started
 // (NodeState.positionAfter). No position: no cookie, and the misconfiguration
-// said once. An answer decided while the app closes also closes its connection
+// said once. A success whose commit this node can no longer vouch for is not
+// sent (commit-check.ts). An answer decided while the app closes also closes its connection
 // (see leaving()). How the head waits for this is the adapter's
 // (deferred-head.ts); what the cookie looks like is cookie.ts's.
 
@@ -23,6 +25,10 @@ export function acknowledgeWrite<C> (core: CoreContext<C>, info: LitefsInfo, c: 
 const CLOSE = ['connection', 'close'] as const
 
 function withCookie<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint | undefined): Acknowledgement {
+  if (!commitConfirmed(core, txid)) {
+    const instead = outcomeUnknown(core, c)
+    return instead === undefined ? AS_IS : { replace: instead }
+  }
   const ack = cookied(core, info, c, txid)
   return core.lifecycle.closing ? leaving(ack) : ack
 }

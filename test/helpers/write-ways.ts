@@ -26,10 +26,10 @@ export type Way = typeof WAYS[number]
 export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions>, commit: (to: bigint, who: string) => string | void): Promise<{ url: string, core: LitefsCore<any> }> {
   // The handler commits, then answers; what commit() returns (the position its
   // commit reached, say) goes back in `x-commit`.
-  const handle = (url: string): [string, string] => {
+  const handle = (url: string): [string, string, number] => {
     const q = new URL(url, 'http://x').searchParams
     const own = commit(BigInt(q.get('to') ?? '0'), q.get('who') as string) ?? ''
-    return [`answer ${q.get('who') as string}`, own]
+    return [`answer ${q.get('who') as string}`, own, Number(q.get('status') ?? 200)] // ?status=: the app's status
   }
   const options = { db: 'app.db', ...litefs, logger: quiet }
   const listen = async (server: Server): Promise<string> => {
@@ -41,10 +41,10 @@ export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions
     const app = Fastify()
     await app.register(fastifyLitefs, { db: 'app.db', ...litefs })
     app.post('/w', async (request, reply) => {
-      const [text, own] = handle(request.url)
-      if (way === 'fastify') return await reply.type('text/plain').header('x-commit', own).send(text)
+      const [text, own, status] = handle(request.url)
+      if (way === 'fastify') return await reply.code(status).type('text/plain').header('x-commit', own).send(text)
       reply.hijack()
-      reply.raw.writeHead(200, { 'content-type': 'text/plain', 'x-commit': own })
+      reply.raw.writeHead(status, { 'content-type': 'text/plain', 'x-commit': own })
       reply.raw.end(text)
     })
     await app.listen({ port: 0, host: '127.0.0.1' })
@@ -55,13 +55,14 @@ export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions
     const app = express()
     const proxy = expressLitefs(options)
     app.use(proxy)
-    app.post('/w', (req, res) => { const [text, own] = handle(req.url); res.type('text/plain').set('x-commit', own).send(text) })
+    app.post('/w', (req, res) => { const [text, own, status] = handle(req.url); res.status(status).type('text/plain').set('x-commit', own).send(text) })
     t.teardown(async () => { await proxy.close() })
     return { url: await listen(createServer(app)), core: proxy.core }
   }
   if (way === 'http') {
     const listener = wrap((req, res) => {
-      const [text, own] = handle(req.url as string)
+      const [text, own, status] = handle(req.url as string)
+      res.statusCode = status
       res.setHeader('content-type', 'text/plain')
       res.setHeader('x-commit', own)
       res.end(text)
@@ -72,7 +73,7 @@ export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions
   // serve: the app behind it commits and answers; the sidecar's core sets the cookie.
   const target = await listen(createServer((req: IncomingMessage, res: ServerResponse) => {
     req.resume()
-    req.on('end', () => { const [text, own] = handle(req.url as string); res.writeHead(200, { 'content-type': 'text/plain', 'x-commit': own }); res.end(text) })
+    req.on('end', () => { const [text, own, status] = handle(req.url as string); res.writeHead(status, { 'content-type': 'text/plain', 'x-commit': own }); res.end(text) })
   }))
   const sidecar = createSidecar({ addr: '127.0.0.1:0', target, db: 'app.db', ...litefs, logger: lineLogger('error', 'json', () => {}) })
   await sidecar.listen()
