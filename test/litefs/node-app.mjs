@@ -12,9 +12,13 @@
 // GET /stats (outside the proxy) says what the proxy sees: held requests,
 // LiteFS's status, role and primary. POST /stall?file=F (outside the proxy too)
 // blocks the event loop on purpose: it writes F.in, then spins until F exists
-// (at most 20 s), as an app whose handler computes for a while.
+// (at most 20 s), as an app whose handler computes for a while. POST
+// /commit-stall?file=F goes through litefs-proxy as a write: it commits a note
+// (on a handle of its own, closed at once), stands still the same way, then
+// answers 201 — so LiteFS can be killed between a write's commit and its answer.
 import Database from 'better-sqlite3'
 import express from 'express'
+import { wrap } from 'litefs-proxy/http'
 import { createServer } from 'node:http'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -67,6 +71,7 @@ if (ADAPTER === 'fastify') {
   const app = buildApp({ litefs: options, database })
   app.get('/stats', { config: { litefs: false } }, async () => stats())
   app.post('/stall', { config: { litefs: false } }, async request => stall(request.query.file))
+  app.post('/commit-stall', async (request, reply) => reply.code(201).send(commitThenStall(request.query.file)))
   await app.ready()
   core = app.litefs
   onLitefs(core.state)
@@ -77,6 +82,7 @@ if (ADAPTER === 'fastify') {
   if (ADAPTER === 'express') {
     const { buildApp } = await import('../../examples/express/app.mjs')
     const { app, proxy } = buildApp({ litefs: adapterOptions, database })
+    app.post('/commit-stall', (req, res) => res.status(201).json(commitThenStall(req.query.file)))
     inner = express().get('/stats', (_req, res) => res.json(stats())).post('/stall', (req, res) => res.json(stall(req.query.file))).use(app)
     core = proxy.core
     onLitefs(core.state)
@@ -84,12 +90,17 @@ if (ADAPTER === 'fastify') {
   } else {
     const { buildListener } = await import('../../examples/node-http/app.mjs')
     const wrapped = buildListener({ litefs: adapterOptions, database })
-    inner = (req, res) => req.url === '/stats'
+    const committing = wrap((req, res) => {
+      res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(commitThenStall(new URL(req.url, 'http://x').searchParams.get('file'))))
+    }, adapterOptions)
+    inner = (req, res) => req.url.startsWith('/commit-stall?')
+      ? committing(req, res)
+      : req.url === '/stats'
       ? res.end(JSON.stringify(stats()))
       : req.url.startsWith('/stall?') ? res.end(JSON.stringify(stall(new URL(req.url, 'http://x').searchParams.get('file')))) : wrapped(req, res)
     core = wrapped.core
     onLitefs(core.state)
-    close = () => wrapped.close()
+    close = () => Promise.all([wrapped.close(), committing.close()])
   }
   listener = createServer(inner)
   await new Promise(resolve => listener.listen(Number(PORT), '127.0.0.1', resolve))
@@ -100,6 +111,16 @@ function stall (file) {
   const end = Date.now() + 20_000
   while (!existsSync(file) && Date.now() < end); // the loop stands still, on purpose
   return { stalled: true }
+}
+
+function commitThenStall (file) {
+  const db = new Database(join(MOUNT, 'app.db'), { fileMustExist: true, timeout: 250 })
+  try {
+    db.prepare('INSERT INTO notes (user, text) VALUES (?, ?)').run('commit-stall', file)
+  } finally {
+    db.close() // no handle open when LiteFS is killed (a mapped WAL index would end in SIGBUS)
+  }
+  return stall(file)
 }
 
 function stats () {
