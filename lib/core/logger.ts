@@ -4,6 +4,8 @@ export interface Logger {
   info: (obj: object, msg: string) => void
   warn: (obj: object, msg: string) => void
   error: (obj: object, msg: string) => void
+  /** pino's: whether lines at `level` are written (warnings.ts asks it about warn). */
+  isLevelEnabled?: (level: string) => boolean
 }
 
 const nothing = (): void => {}

@@ -1,5 +1,4 @@
 import type { Logger } from '../core/logger.js'
-import { showsWarnings } from '../core/warnings.js'
 
 // The sidecar's logger: one line per event, as text or JSON, at a level the
 // user chooses. Plain text is what a terminal wants; JSON is what a log
@@ -29,7 +28,6 @@ export function lineLogger (level: LogLevel, format: LogFormat, write: (line: st
       write(`${time} ${lvl.toUpperCase().padEnd(5)} ${msg}${rest === '' ? '' : ' ' + rest}\n`)
     }
   }
-  const logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
-  if (RANK.warn >= RANK[level]) showsWarnings.add(logger) // its warn lines are shown: no process warning too
-  return logger
+  // isLevelEnabled, as pino has it: a warning goes to this log only where it shows warn lines (warnings.ts).
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), isLevelEnabled: (lvl: string) => RANK[lvl as LogLevel] >= RANK[level] }
 }
