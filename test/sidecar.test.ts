@@ -276,7 +276,10 @@ t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
   const fn = mapped.primaryUrl as (h: string) => string
   t.equal(fn('node-2'), 'http://127.0.0.1:8082', 'a hostname → URL map, for names that do not resolve')
   t.throws(() => fn('node-9'), /--primary-url has no URL for the primary "node-9"/)
-  t.throws(() => serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', 'nonsense'], {}, () => {}), /--primary-url: expected a template with \{hostname\} or host=url pairs/)
+  t.throws(() => serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', 'nonsense'], {}, () => {}), /--primary-url: expected a URL, a template with \{hostname\}, or host=url pairs/)
+  // A static primary's own URL, as a user with one fixed primary writes it (issue 23).
+  const plain = serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', 'http://127.0.0.1:8081'], {}, () => {}) as SidecarOptions
+  t.equal(plain.primaryUrl, 'http://127.0.0.1:8081')
   for (const [argv, re] of [
     [['--adr', ':1'], /unknown flag --adr/],
     [['addr'], /unexpected argument "addr"/],
