@@ -216,7 +216,7 @@ t.test('misconfiguration is said once per cause (a process warning where the log
     }
   })
 
-  await t.test('cleared: a database that appears is said once', async t => {
+  await t.test('a fresh cluster: the database does not exist yet, said as that; cleared once it appears', async t => {
     const fake = await FakeLitefs.start({ role: 'primary' }) // no database yet
     t.teardown(async () => { await fake.close() })
     const { log, lines } = capture()
@@ -233,6 +233,8 @@ t.test('misconfiguration is said once per cause (a process warning where the log
     await res.body.dump()
     t.match(String(res.headers['set-cookie']), /litefs-txid=0000000000000001/)
     t.same(lines.map(x => x[0]), ['warn', 'info'])
+    t.match(lines[0][1], /the database .*\/app\.db does not exist yet \(LiteFS has no database\).*create it, and its schema, on the primary/)
+    t.notMatch(lines[0][1], /is "db" the file name/, 'not a hint that points the wrong way')
     t.match(lines[1][1], /app\.db-pos exists now/)
   })
 })

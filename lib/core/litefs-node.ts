@@ -292,36 +292,7 @@ export function openLitefsNode (opts: LitefsNodeOptions): NodeState {
   return state
 }
 
-// One NodeState per mount per process, shared by every plugin instance and
-// adapter that names the same mount and API, released when the last closes.
-interface Shared { state: NodeState, driver: LitefsDriver, users: number }
-const shared = new Map<string, Shared>()
-
-export interface NodeLease {
-  state: NodeState
-  release: () => Promise<void>
-}
-
-export function acquireLitefsNode (opts: LitefsNodeOptions): NodeLease {
-  const key = `${opts.mount}\0${String(opts.api)}\0${opts.role ?? ''}\0${JSON.stringify(opts.consul ?? null)}`
-  let entry = shared.get(key)
-  if (entry === undefined) {
-    const state = openLitefsNode(opts)
-    entry = { state, driver: state.driver as LitefsDriver, users: 0 }
-    shared.set(key, entry)
-  }
-  for (const db of opts.databases) entry.driver.databases.add(db)
-  entry.users++
-  const held = entry
-  let released = false
-  return {
-    state: held.state,
-    release: async () => {
-      if (released) return
-      released = true
-      if (--held.users > 0) return
-      shared.delete(key)
-      await held.state.close()
-    }
-  }
+/** Track `databases` too (read at each (re)subscription) on a state openLitefsNode made. */
+export function trackDatabases (state: NodeState, databases: readonly string[]): void {
+  for (const db of databases) (state.driver as LitefsDriver).databases.add(db)
 }

@@ -1,5 +1,6 @@
 import type { CoreContext } from './context.js'
 import { txidSetCookie } from './cookie.js'
+import { sayDbMissing } from './db-missing.js'
 import type { LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
 
@@ -17,10 +18,9 @@ export function writeCookie<C> (core: CoreContext<C>, info: LitefsInfo, c: C): s
   const { mount, db } = core.options
   const txid = core.state.readPosition(db)
   if (txid === undefined) {
-    // A write served as primary, and no position for its database: the app
-    // writes somewhere LiteFS does not track (a wrong `db`), and read-your-writes is off.
-    core.dbMissing = true
-    core.warn.say('LITEFS_DB', `${mount}/${db}`, `a write was served here as primary, but ${mount}/${db}-pos does not exist, so its answer has no cookie: is "db" the file name your app opens under the mount?`, { mount, db })
+    // A write served as primary, and no position for its database: it does not
+    // exist yet, or `db` names the wrong file (db-missing.ts says which).
+    sayDbMissing(core)
     return undefined
   }
   if (core.dbMissing) {
