@@ -5,7 +5,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { connect } from 'node:net'
 import diagnostics from 'node:diagnostics_channel'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
@@ -318,7 +318,8 @@ t.test('the command line: usage, one clear line and exit 2 for bad input', async
   let o = io()
   t.equal(await run([], o), 2)
   t.match(o.stderr, /^Usage: litefs-proxy <command>/)
-  o = io(); t.equal(await run(['--help'], o), 0); t.match(o.stdout, /Commands:/)
+  o = io(); t.equal(await run(['--help'], o), 0); t.match(o.stdout, /Commands:[\s\S]*--version/)
+  o = io(); t.equal(await run(['--version'], o), 0); t.equal(o.stdout, 'litefs-proxy unknown\n', 'a version nobody gave: said as unknown')
   o = io(); t.equal(await run(['config', '--help'], o) !== undefined, true, 'config is a command')
   o = io(); t.equal(await run(['bogus'], o), 2); t.equal(o.stderr, 'litefs-proxy: unknown command "bogus" (serve or config; litefs-proxy --help)\n')
   o = io(); t.equal(await run(['serve'], o), 2); t.match(o.stderr, /^Usage: litefs-proxy serve/)
@@ -355,6 +356,11 @@ t.test('`litefs-proxy serve` as a process: listens, serves, stops cleanly on SIG
   t.equal(code, 0)
   const usage = spawn(process.execPath, [...process.execArgv, new URL('../lib/cli/main.ts', import.meta.url).pathname], { stdio: 'ignore' })
   t.equal(await new Promise(resolve => usage.once('exit', resolve)), 2, 'no command: usage, exit 2')
+  const version = spawn(process.execPath, [...process.execArgv, new URL('../lib/cli/main.ts', import.meta.url).pathname, '--version'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let printed = ''
+  version.stdout.on('data', b => { printed += b })
+  t.equal(await new Promise(resolve => version.once('exit', resolve)), 0)
+  t.equal(printed, `litefs-proxy ${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string}\n`, '--version: the package\'s version (issue 23)')
 })
 
 void httpRequest

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { existsSync } from 'node:fs'
+import { disagreement } from './api-mount.js'
 import { EventsFeed } from './events-feed.js'
 import { mountFiles, type MountFiles } from './mount-files.js'
 import { NodeState, type StateDriver } from './node-state.js'
@@ -216,6 +217,7 @@ class LitefsDriver implements StateDriver {
 
   private applyRole (isPrimary: boolean, hostname: string | undefined, snapshot: boolean): void {
     const state = this.state
+    if (this.opts.api !== false) this.agree(isPrimary, hostname)
     if (isPrimary || hostname === undefined) {
       this.confirmation.cancel()
       state.setRole(isPrimary ? 'primary' : 'replica', undefined)
@@ -226,6 +228,17 @@ class LitefsDriver implements StateDriver {
     // Named, not yet proven: a replica with no primary to forward to until then.
     state.setRole('replica', undefined)
     this.confirmation.announce(hostname, snapshot)
+  }
+
+  /** Do the API and the mount describe one node (api-mount.ts)? Said once, and when it clears. */
+  private agree (isPrimary: boolean, hostname: string | undefined): void {
+    const { api, mount } = this.opts
+    const why = disagreement(this.files, api as string, mount, isPrimary, hostname)
+    if (why === this.state.mismatch) return
+    this.state.mismatch = why
+    const scope = `${String(api)} ${mount}`
+    if (why === undefined) this.warn.clear('LITEFS_MISMATCH', scope, `LiteFS's API at ${String(api)} and the mount ${mount} agree now: writes are served`)
+    else this.warn.say('LITEFS_MISMATCH', scope, `${why}. Writes are refused (503 LITEFS_MISMATCH) until "api" is the http.addr and "mount" the fuse.dir of the same LiteFS`, { api, mount })
   }
 
   private readAllPositions (): void {

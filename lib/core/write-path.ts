@@ -35,6 +35,8 @@ export function write<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info
     info.local = true
     return info
   }
+  // LiteFS's API and the mount are two nodes' (litefs-node.ts): no write can be right here.
+  if (state.mismatch !== undefined) return answer(info, core.hooks.log(c), 'LITEFS_MISMATCH', `${state.mismatch}; nothing was applied`, { mount: core.options.mount, api: core.options.api })
   const deadline = performance.now() + core.options.primaryRedirectTimeout
   const via = req.headers[FORWARDED_HEADER]
   if (via !== undefined && forwarders(via) >= MAX_FORWARDERS) return holdForPrimaryRole(core, c, info, deadline)
@@ -56,7 +58,9 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     state.refresh()
     info.role = state.role
     let origin: string
-    if (state.writable) {
+    // Not this node's own server (a body kept across a promotion): what reaching it says is about the primary.
+    const toPrimary = !state.writable
+    if (!toPrimary) {
       info.heldMs = performance.now() - started
       if (!bodyTaken(req)) {
         // Promoted while the request waited: serve it here.
@@ -104,6 +108,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     core.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
     if (result.outcome === 'gone') return ended(core, info, 'cancelled', log)
     if (result.outcome === 'sent') {
+      if (toPrimary) core.reach.reached(origin)
       if (core.unresolvedSaid) { // a flag: nothing built per forward otherwise
         core.unresolvedSaid = false
         core.warn.clear('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `forwarding reaches the primary again (${origin})`)
@@ -113,6 +118,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       log.debug({ primary: origin, forwardMs: info.forwardMs, heldMs: info.heldMs }, 'litefs-proxy: forwarded to the primary')
       return info
     }
+    if (toPrimary && result.retry && result.error.code === 'LITEFS_NO_PRIMARY') core.reach.missed(origin, result.error.message)
     if (result.unresolved === true) {
       // Often a misconfiguration, not a blip: LiteFS names the primary by its
       // lease hostname, which the network here need not know (said once).

@@ -17,6 +17,14 @@ import React, { useLayoutEffect, useState } from 'react'
 import { Box, Static, Text } from 'ink'
 import { StdioLogLine, SuiteSummary, TestSummary } from '@tapjs/reporter/components'
 
+// tap shows the terminal's cursor when a run completes (`ESC[?25h`), whatever
+// stdout is: in a pipe or a log file that is a stray escape sequence after the
+// totals. Only a terminal gets it.
+if (process.stdout.isTTY !== true) {
+  const write = process.stdout.write.bind(process.stdout)
+  process.stdout.write = (chunk, ...rest) => chunk === '\x1b[?25h' ? true : write(chunk, ...rest)
+}
+
 const h = React.createElement
 const failed = t => !t.results?.ok || !!t.counts.fail || !!t.counts.todo
 
