@@ -324,3 +324,33 @@ t.test('a primary whose host name does not resolve is said once, by name; a prim
   t.same(again.map(w => w.code), ['LITEFS_PRIMARY_UNRESOLVED'], 'back again after it cleared: said again, once')
   t.equal(lines.filter(([, m]) => /does not resolve/.test(m)).length, 2, 'two warnings in the log: before and after the clear')
 })
+
+t.test('Express: a body parser before the middleware is said on the primary too, once — a one-node test shows it (issue 23)', async t => {
+  const express = (await import('express')).default
+  const { createServer } = await import('node:http')
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+  t.teardown(async () => { await fake.close() })
+  for (const [order, said] of [['parser first', 1], ['proxy first', 0]] as const) {
+    const errors: string[] = []
+    const logger = { debug () {}, info () {}, warn () {}, error: (_o: object, msg: string) => { errors.push(msg) } }
+    const proxy = expressLitefs({ db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger })
+    const app = express()
+    if (order === 'parser first') app.use(express.json()).use(proxy)
+    else app.use(proxy).use(express.json())
+    app.post('/notes', (req, res) => { fake.advance(fake.txid + 1n, { event: false }); res.status(201).json({ text: req.body.text }) })
+    const server = createServer(app).listen(0, '127.0.0.1')
+    t.teardown(async () => { await proxy.close(); server.close() })
+    await until(() => proxy.core.state.role === 'primary' && server.listening)
+    const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/notes`
+    for (let i = 0; i < 2; i++) {
+      const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hi"}' })
+      t.equal(res.statusCode, 201, `${order}: the primary serves the write`)
+      t.match(String(res.headers['set-cookie']), /^litefs-txid=/)
+      t.same(await res.body.json(), { text: 'hi' })
+    }
+    const bodiless = await request(url, { method: 'POST' })
+    await bodiless.body.dump()
+    t.equal(errors.length, said, `${order}: ${said === 1 ? 'said once, though no replica was involved' : 'nothing to say'}`)
+    if (said === 1) t.match(errors[0], /a body parser \(or other body reader\) runs before litefs-proxy: writes landing on replicas cannot be forwarded.*Mount litefs-proxy first/)
+  }
+})

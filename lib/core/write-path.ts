@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { answer } from './answers.js'
+import { bodyReadBefore, sayBodyConsumed } from './body-read.js'
 import type { CoreContext } from './context.js'
 import { FORWARDED_HEADER, bodyTaken, forward } from './forward.js'
 import { ended, unavailable, waitFor } from './hold.js'
@@ -33,6 +34,7 @@ export function write<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info
   info.role = state.role
   if (state.writable) {
     info.local = true
+    if (bodyReadBefore(req)) sayBodyConsumed(core, c) // harmless here, fatal on a replica: said now
     return info
   }
   // LiteFS's API and the mount are two nodes' (litefs-node.ts): no write can be right here.
@@ -126,11 +128,8 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       core.warn.say('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `the primary's address ${origin} does not resolve: writes on this replica wait for it and then fail. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: origin })
     }
     if (!result.retry || performance.now() + RETRY_EVERY > deadline) {
-      if (result.error.code === 'LITEFS_BODY_CONSUMED' && !core.saidBodyConsumed) {
-        // A misconfiguration, said once loudly; each request still gets its 500.
-        core.saidBodyConsumed = true
-        log.error({ path: hooks.url(c) }, 'litefs-proxy: a body parser (or other body reader) runs before litefs-proxy: writes on replicas cannot be forwarded. Mount litefs-proxy first')
-      }
+      // A misconfiguration, said once loudly; each request still gets its 500.
+      if (result.error.code === 'LITEFS_BODY_CONSUMED') sayBodyConsumed(core, c)
       log.warn({ primary: origin, code: result.error.code, err: result.error.message }, 'litefs-proxy: forwarding to the primary failed')
       info.answer = result.error
       return info
