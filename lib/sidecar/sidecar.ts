@@ -8,6 +8,7 @@ import type { Logger } from '../core/logger.js'
 import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from '../core/node-adapter.js'
 import { whenAnswered } from '../core/lifecycle.js'
 import type { LitefsCore } from '../core/proxy.js'
+import { TargetWatch } from './target-watch.js'
 import { passUpgrade } from './upgrade.js'
 
 // `litefs-proxy serve`: the same core as the in-process adapters, in front of
@@ -83,6 +84,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   const log = options.logger
   const core = createNodeCore({ cookieName: '__txid', ...rest }) // LiteFS's proxy's cookie, unless told otherwise
   const dispatcher = new Agent({ connectTimeout: 2000 })
+  const watch = new TargetWatch({ host: app.host, port: app.port, label: target }, targetRetry, log)
 
   const toApp = async (res: ServerResponse): Promise<void> => {
     const req = res.req
@@ -100,7 +102,10 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         dispatcher,
         takeOver: () => {}
       })
-      if (result.outcome !== 'failed') return
+      if (result.outcome !== 'failed') {
+        if (result.outcome === 'sent') watch.reached()
+        return
+      }
       if (result.retry && core.state.litefs !== 'up') {
         // The app went away with LiteFS (LiteFS's exec stops it first): nothing
         // was applied; this node cannot take the request now.
@@ -109,7 +114,8 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         if (!res.headersSent && !res.destroyed) sendAnswer(res, e)
         return
       }
-      if (result.retry && performance.now() - started + RETRY_EVERY < targetRetry) {
+      if (result.retry) watch.refused(result.error.message.replace(/^.*\((\S+)\)$/, '$1'))
+      if (result.retry && performance.now() - started + RETRY_EVERY < targetRetry && !watch.givenUp) {
         // The app refused the connection (nothing was sent): it may be starting.
         await new Promise(resolve => setTimeout(resolve, RETRY_EVERY))
         continue
@@ -173,6 +179,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     const cut = setTimeout(() => server.closeAllConnections(), drainTimeout)
     await closed
     clearTimeout(cut)
+    watch.close()
     await core.close()
     await dispatcher.close()
   }
@@ -187,6 +194,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
           server.off('error', reject)
           const a = server.address() as AddressInfo
           url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+          watch.start() // a wrong --target is said now, not after the first request waited for it
           resolve()
         })
       })
