@@ -33,10 +33,17 @@ const CASES = [
   ['http', 'pino-error', 'a process warning (the logger hides warn lines)']
 ] as const
 
+// Nine processes: started together, each checked in its own test.
+const runs = new Map(CASES.map(([adapter, logger]) => {
+  const run = printed(adapter, logger, `/nonexistent-${adapter}-${logger}`)
+  run.catch(() => {}) // a failure is its test's to report, when it awaits it
+  return [`${adapter} ${logger}`, run]
+}))
+
 for (const [adapter, logger, where] of CASES) {
   t.test(`${adapter}, logger ${logger}: said once, by ${where}`, async t => {
     const mount = `/nonexistent-${adapter}-${logger}`
-    const out = await printed(adapter, logger, mount)
+    const out = await (runs.get(`${adapter} ${logger}`) as Promise<string>)
     const lines = out.split('\n').filter(l => l.includes(`the mount ${mount} does not exist`))
     t.equal(lines.length, 1, `one line says it:\n${out}`)
     const asWarning = /LitefsProxyWarning/.test(lines[0] ?? '')

@@ -81,6 +81,7 @@ export async function createDevCluster (options: DevClusterOptions = {}): Promis
   const sample = lagSampler(lag)
   const ownsDir = options.dir === undefined
   const dir = options.dir ?? await mkdtemp(join(tmpdir(), 'litefs-dev-'))
+  const owned = ownsDir ? removeAtExit(dir) : undefined // from now: a process that ends while seeding leaves nothing either
   const names = Array.from({ length: nodes }, (_, i) => `node-${i + 1}`)
   try {
     for (const [i, name] of names.entries()) {
@@ -90,9 +91,12 @@ export async function createDevCluster (options: DevClusterOptions = {}): Promis
     }
     const { image, position } = seed(join(dir, names[0], db), schema)
     for (const name of names.slice(1)) await writeFile(join(dir, name, db), image)
-    return new Cluster(dir, ownsDir ? removeAtExit(dir) : undefined, db, names, position, sample)
+    return new Cluster(dir, owned, db, names, position, sample)
   } catch (err) {
-    if (ownsDir) await rm(dir, { recursive: true, force: true }) // a bad schema leaves no litter
+    if (owned !== undefined) { // a bad schema leaves no litter
+      await rm(dir, { recursive: true, force: true })
+      owned.forget()
+    }
     throw err
   }
 }

@@ -17,12 +17,14 @@ import React, { useLayoutEffect, useState } from 'react'
 import { Box, Static, Text } from 'ink'
 import { StdioLogLine, SuiteSummary, TestSummary } from '@tapjs/reporter/components'
 
-// tap shows the terminal's cursor when a run completes (`ESC[?25h`), whatever
-// stdout is: in a pipe or a log file that is a stray escape sequence after the
-// totals. Only a terminal gets it.
+// Off a terminal, only what stays is written. The live area is empty there,
+// but ink still draws it — an empty frame ("\n") after each static item, then
+// escape codes erasing it before the next — and tap shows the cursor when the
+// run completes (`ESC[?25h`): stray bytes in a pipe or a log file. Dropped.
+const TERMINAL_ONLY = /^(?:\n|(?:\x1b\[(?:2K|1A|G|\?25h))+)$/
 if (process.stdout.isTTY !== true) {
   const write = process.stdout.write.bind(process.stdout)
-  process.stdout.write = (chunk, ...rest) => chunk === '\x1b[?25h' ? true : write(chunk, ...rest)
+  process.stdout.write = (chunk, ...rest) => TERMINAL_ONLY.test(String(chunk)) ? true : write(chunk, ...rest)
 }
 
 const h = React.createElement
