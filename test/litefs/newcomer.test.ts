@@ -27,7 +27,7 @@ const ROOT = new URL('../../', import.meta.url).pathname
 const DB = 'app.db'
 type Snippet = 'fastify' | 'express' | 'http'
 /** An app that exits 1 when told to stop. */
-const EXIT_1 = `${process.execPath} -e "process.on('SIGTERM', () => process.exit(1)); setInterval(() => {}, 1000)"`
+const EXIT_1 = `${process.execPath} -e "process.on('SIGTERM', () => process.exit(1)); console.log('exit-1 app ready'); setInterval(() => {}, 1000)"`
 
 async function freePort (): Promise<number> {
   return await new Promise(resolve => {
@@ -183,7 +183,7 @@ t.test('an app that exits with an error code when LiteFS stops it: LiteFS quits 
   await node.stop()
   primaryApp = 'exit-1'
   await node.start()
-  await until('the app runs', () => sinceStart(node).some(l => l.includes('starting background subprocess')))
+  await until('the app runs, its SIGTERM handler in place', () => sinceStart(node).includes('exit-1 app ready'))
   await node.stop()
   const lines = sinceStart(node)
   t.ok(lines.some(l => /cannot wait for exec process: exit status 1/.test(l)), 'LiteFS: "cannot wait for exec process: exit status 1"')
