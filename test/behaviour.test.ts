@@ -278,6 +278,13 @@ for (const adapter of ADAPTERS) {
       t.equal((await get(`${served.url}/items`, {}, 'POST')).status, 200, 'and a write goes through')
     })
 
+    t.test('health: unreachable, at once, when primaryUrl gives no URL for the primary', async t => {
+      const { served } = await replica(t, { primaryUrl: (host: string) => { throw new Error(`no URL for ${host} here`) } })
+      const res = await get(`${served.url}/litefs/health`)
+      t.equal(res.status, 503)
+      t.same(res.body.unreachable, { origin: null, error: 'primaryUrl has no URL for the primary node-a: no URL for node-a here' })
+    })
+
     t.test('health: maxLag 0 disables; a custom path; false turns it off', async t => {
       const fake = await FakeLitefs.start({ role: 'replica', txid: 5n })
       fake.setLag(99_999)

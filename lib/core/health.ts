@@ -16,13 +16,23 @@ import { formatTxid } from './txid.js'
 // It also carries the primary's position from `-pos` itself: replicas ask it
 // whether a read's TXID exists (primary-probe.ts).
 
-/** The primary's origin and health URL as this node would reach them, when it forwards writes there. */
-function primaryTarget<C> (core: CoreContext<C>): { origin: string, url: string } | undefined {
+type Target = { origin: string, url: string } | { failed: Unreachable }
+
+/**
+ * The primary's origin and health URL as this node would reach them, when it
+ * forwards writes there; or why it has none (a `primaryUrl` function that
+ * throws, or maps the hostname to no URL: no write can be forwarded either).
+ */
+function primaryTarget<C> (core: CoreContext<C>): Target | undefined {
   const { state, options } = core
   const primary = state.primaryHostname
   if (state.role !== 'replica' || primary === undefined || options.forward !== 'http' || options.healthPath === false) return undefined
-  const origin = options.primaryOrigin(primary, core.probePort)
-  return { origin, url: origin + options.healthPath }
+  try {
+    const origin = options.primaryOrigin(primary, core.probePort)
+    return { origin, url: origin + options.healthPath }
+  } catch (err) {
+    return { failed: { origin: null, error: `primaryUrl has no URL for the primary ${primary}: ${(err as Error).message}` } }
+  }
 }
 
 /**
@@ -33,7 +43,7 @@ function primaryTarget<C> (core: CoreContext<C>): { origin: string, url: string 
 export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
   core.probePort = req.socket.localPort as number
   const target = req.headers[REACH_HEADER] === undefined ? primaryTarget(core) : undefined
-  const first = target === undefined ? undefined : core.reach.check(target.origin, target.url)
+  const first = target === undefined || 'failed' in target ? undefined : core.reach.check(target.origin, target.url)
   if (first === undefined) {
     info.answer = health(core)
     return info
@@ -57,7 +67,7 @@ export function health<C> (core: CoreContext<C>): LitefsAnswer {
   const fenced = up && state.role === 'primary' && fence !== undefined && fence.view !== 'mine'
   const mismatch = up ? state.mismatch : undefined
   const target = up ? primaryTarget(core) : undefined
-  const unreachable: Unreachable | undefined = target === undefined ? undefined : core.reach.unreachable(target.origin, core.options.primaryRedirectTimeout)
+  const unreachable: Unreachable | undefined = target === undefined ? undefined : 'failed' in target ? target.failed : core.reach.unreachable(target.origin, core.options.primaryRedirectTimeout)
   const status = !up
     ? 'unavailable'
     : mismatch !== undefined ? 'mismatch' : fenced ? 'fenced' : unreachable !== undefined ? 'unreachable' : max === 0 || (lag !== undefined && lag <= max) ? 'ok' : 'lagging'

@@ -28,8 +28,8 @@ const ANSWER_WITHIN = 1000
 export const REACH_HEADER = 'litefs-proxy-reach'
 
 export interface Unreachable {
-  /** The primary's origin as this node sends to it. */
-  origin: string
+  /** The primary's origin as this node sends to it; null when `primaryUrl` gives it none. */
+  origin: string | null
   /** Why the last attempt failed: `ENOTFOUND`, `ECONNREFUSED`, a timeout… */
   error: string
 }
