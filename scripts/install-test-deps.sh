@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Installs what test/litefs/guide.test.ts needs beyond LiteFS itself
-# (scripts/install-litefs.sh): nginx (Debian's package: the guide's load
-# balancer) and python3 with venv (the test makes its own Django venv from PyPI
-# under .cache/). Skips what is there. On failure: exit non-zero with one line
-# on stderr naming what is missing.
+# Installs what the tests need beyond LiteFS and Consul themselves
+# (scripts/install-litefs.sh, scripts/install-consul.sh): nginx (Debian's package:
+# the guide's load balancer, and `nginx -t` of the docker-compose example's config),
+# python3 with venv (test/litefs/guide.test.ts makes its own Django venv from PyPI
+# under .cache/), kubernetes-validate in a venv under .cache/
+# (test/deploy-examples.test.ts), and ip, nsenter and iptables (the failover suite
+# puts each node in its own network namespace and partitions it with iptables
+# there). Skips what is there. On failure: exit non-zero with one line on stderr
+# naming what is missing.
 set -euo pipefail
 
 log() { printf 'install-test-deps: %s\n' "$*" >&2; }
@@ -36,3 +40,29 @@ else
   apt_install python3 python3-venv
   python_ok || fail "python3 with venv, ensurepip and sqlite3 not found after installing python3-venv"
 fi
+
+# kubernetes-validate (PyPI, pinned): checks the Kubernetes example's manifests against
+# the Kubernetes API's JSON schemas, which the package carries (nothing is downloaded
+# when it runs). In a venv under .cache/ (git-ignored), made once per version and Python;
+# test/deploy-examples.test.ts uses it.
+KV_VERSION="1.37.0"
+REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
+py="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+kv="$REPO_ROOT/.cache/kubernetes-validate-$KV_VERSION-py$py"
+if [ -x "$kv/bin/kubernetes-validate" ] && [ -f "$kv/.ready" ]; then log "kubernetes-validate present: $kv"
+else
+  rm -rf "$kv"
+  log "installing kubernetes-validate==$KV_VERSION into $kv"
+  python3 -m venv "$kv" >&2 || fail "kubernetes-validate: python3 -m venv $kv failed"
+  "$kv/bin/pip" install --disable-pip-version-check --no-input -q "kubernetes-validate==$KV_VERSION" >&2 \
+    || fail "kubernetes-validate: pip install kubernetes-validate==$KV_VERSION failed"
+  echo "kubernetes-validate==$KV_VERSION" > "$kv/.ready"
+fi
+
+# The failover suite's network namespaces (lib/testing/netns.ts).
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+have ip || apt_install iproute2
+have nsenter || apt_install util-linux
+have iptables || apt_install iptables
+for cmd in ip nsenter iptables; do have "$cmd" || fail "$cmd not found after installing it"; done
+log "ip, nsenter and iptables present"

@@ -1,11 +1,14 @@
 // The deployment examples (examples/docker-compose, kubernetes, fly), checked
-// without Docker, Kubernetes or Fly.io, which do not run here:
+// without Docker, Kubernetes or Fly.io:
 //   - each generate.sh, run as written, gives the committed litefs.yml bytes;
 //   - every YAML file parses, and the pieces agree (names, ports, mounts, leases);
 //   - nginx -t accepts the load balancer's config (the `nginx` apt package);
-//   - kustomize builds both Kubernetes variants (when kubectl is installed);
+//   - the Kubernetes manifests validate against the Kubernetes API's schemas,
+//     strictly (kubernetes-validate, from PyPI, with the schemas it carries), and
+//     kustomize builds both variants (when kubectl is installed);
 //   - fly.toml parses (Python's tomllib) and the Python notes app answers.
-// test/litefs/config.test.ts starts real LiteFS on the generated files.
+// test/litefs/config.test.ts starts real LiteFS on the generated files;
+// `npm run test:deploy` (test/docker/) runs the docker-compose variants for real.
 import t, { type Test } from 'tap'
 import { execFile, spawn, spawnSync } from 'node:child_process'
 import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -46,7 +49,7 @@ const read = (p: string): string => readFileSync(p, 'utf8')
 const yamlOf = (p: string): any => parse(read(p), { merge: true }) // compose files use <<: merge keys
 
 const GENERATED = [
-  ...['sidecar', 'fastify'].flatMap(v => ['node-1', 'node-2', 'node-3'].map(n => ex(`docker-compose/litefs/${v}/${n}.yml`))),
+  ...['sidecar', 'fastify', 'consul'].flatMap(v => ['node-1', 'node-2', 'node-3'].map(n => ex(`docker-compose/litefs/${v}/${n}.yml`))),
   ex('kubernetes/static/litefs.yml'),
   ex('kubernetes/consul/litefs.yml'),
   ex('fly/litefs.yml')
@@ -82,38 +85,64 @@ t.test('every YAML file in the examples parses', async t => {
   }
 })
 
-t.test('docker-compose: three nodes, each with its own litefs.yml, nginx round-robin', async t => {
-  for (const [compose, variant, target] of [['compose.yaml', 'sidecar', 'sidecar'], ['compose.fastify.yaml', 'fastify', 'fastify']]) {
+t.test('docker-compose: three nodes, each with its own litefs.yml, nginx without stickiness', async t => {
+  for (const [compose, variant, target] of [['compose.yaml', 'sidecar', 'sidecar'], ['compose.fastify.yaml', 'fastify', 'fastify'], ['compose.consul.yaml', 'consul', 'sidecar']]) {
     const c = yamlOf(ex(`docker-compose/${compose}`))
-    t.same(Object.keys(c.services).sort(), ['lb', 'node-1', 'node-2', 'node-3'], compose)
+    t.same(Object.keys(c.services).sort(), [...(variant === 'consul' ? ['consul'] : []), 'lb', 'node-1', 'node-2', 'node-3'], compose)
     for (const n of ['node-1', 'node-2', 'node-3']) {
       const s = c.services[n]
       t.equal(s.hostname, n, `${compose} ${n}: hostname is the lease hostname litefs-proxy maps to http://${n}:8080`)
       t.equal(s.build.target, target)
       t.equal(s.build.context, '../..')
       t.equal(s.build.dockerfile, 'examples/docker-compose/Dockerfile')
-      t.ok(s.privileged, 'FUSE')
+      t.same(s.devices, ['/dev/fuse'], 'FUSE: the device')
+      t.same(s.cap_add, ['SYS_ADMIN'], 'FUSE: the right to mount')
+      t.notOk(s.privileged, 'not privileged')
+      t.same(s.networks, { nodes: { aliases: ['nodes'] } }, 'on the internal network, under the name nginx resolves')
       t.ok(s.volumes.includes(`./litefs/${variant}/${n}.yml:/etc/litefs.yml:ro`), `${n} mounts its own file`)
       t.ok(s.volumes.includes(`${n}:/var/lib/litefs`))
+      t.match(s.healthcheck.test.join(' '), /127\.0\.0\.1:8080\/litefs\/health/, 'healthy = litefs-proxy\'s health check answers 200')
       const y = yamlOf(ex(`docker-compose/litefs/${variant}/${n}.yml`))
-      t.same(y.lease, { type: 'static', hostname: 'node-1', 'advertise-url': 'http://node-1:20202', candidate: n === 'node-1' })
+      if (variant === 'consul') {
+        t.same(y.lease, { type: 'consul', hostname: n, 'advertise-url': `http://${n}:20202`, candidate: true, consul: { url: 'http://consul:8500', key: 'litefs/notes' } })
+        t.same(s.depends_on, { consul: { condition: 'service_healthy' } }, 'nodes start once Consul answers')
+      } else {
+        t.same(y.lease, { type: 'static', hostname: 'node-1', 'advertise-url': 'http://node-1:20202', candidate: n === 'node-1' })
+      }
       t.notOk('proxy' in y, 'no proxy: section: LiteFS does not run its own proxy on :8080')
     }
     t.equal(c.services.lb.image.split(':')[0], 'nginx')
     t.same(c.services.lb.volumes, ['./nginx.conf:/etc/nginx/nginx.conf:ro'])
+    t.same(c.services.lb.ports, ['127.0.0.1:${LB_PORT:-8000}:80'], 'published on this machine only')
+    t.same(c.services.lb.networks, ['nodes', 'outside'])
+    t.same(c.networks.nodes, { internal: true }, 'the nodes have no way out')
+    if (variant === 'consul') {
+      t.equal(c.services.consul.image, 'hashicorp/consul:1.14.11')
+      t.same(c.services.consul.networks, ['nodes'])
+    }
   }
   t.equal(yamlOf(ex('docker-compose/litefs/sidecar/node-2.yml')).exec[0].cmd, 'notes-start')
+  t.equal(yamlOf(ex('docker-compose/litefs/consul/node-2.yml')).exec[0].cmd, 'notes-start')
   t.equal(yamlOf(ex('docker-compose/litefs/fastify/node-2.yml')).exec[0].cmd, 'node examples/fastify/server.mjs')
   const dockerfile = read(ex('docker-compose/Dockerfile'))
   t.match(dockerfile, /^COPY --from=flyio\/litefs:0\.5 \/usr\/local\/bin\/litefs \/usr\/local\/bin\/litefs$/m, "LiteFS from its official image")
   t.match(dockerfile, /^FROM base AS sidecar$/m)
   t.match(dockerfile, /^FROM base AS fastify$/m)
+  t.notMatch(dockerfile, /^# syntax=/m, 'no BuildKit frontend to fetch: the classic builder builds it too')
+  const ignore = read(join(root, '.dockerignore'))
+  for (const copied of dockerfile.matchAll(/^COPY (?!--from)(.*) \S+$/gm)) {
+    for (const src of copied[1].split(' ')) {
+      const top = src.split('/')[0] // what .dockerignore re-includes: a top-level file or folder
+      t.match(ignore, new RegExp(`^!${top.replace(/\./g, '\\.')}/?$`, 'm'), `.dockerignore sends ${src}`)
+    }
+  }
   const start = read(ex('docker-compose/python/notes-start'))
   t.match(start, /litefs-proxy serve --config "\$\{LITEFS_CONFIG:-\/etc\/litefs\.yml\}" \\\n\s+--addr :8080 --target 127\.0\.0\.1:8000 --db notes\.db/, "serve's settings as flags")
   t.equal(spawnSync('bash', ['-n', ex('docker-compose/python/notes-start')]).status, 0, 'notes-start: bash syntax')
-  const nginx = read(ex('docker-compose/nginx.conf'))
-  t.match(nginx, /upstream nodes \{[^}]*server node-1:8080;\s*server node-2:8080;\s*server node-3:8080;/)
-  t.notMatch(nginx.replace(/#.*$/gm, ''), /ip_hash|hash |sticky|least_conn/, 'no stickiness')
+  const nginx = read(ex('docker-compose/nginx.conf')).replace(/#.*$/gm, '')
+  t.match(nginx, /resolver 127\.0\.0\.11 valid=\d+s/, "Docker's DNS, asked again after a few seconds")
+  t.match(nginx, /set \$nodes nodes:8080;\s*proxy_pass http:\/\/\$nodes;/, 'the name resolved per request, through a variable')
+  t.notMatch(nginx, /upstream \w+ \{|ip_hash|hash |sticky|least_conn/, 'no stickiness, no names fixed at start')
 })
 
 t.test('kubernetes: StatefulSet, headless Service, Service; app-0 the static primary', async t => {
@@ -164,6 +193,48 @@ t.test('kubernetes: kustomize builds both variants', async t => {
   }
 })
 
+// kubernetes-validate (PyPI), in the venv scripts/install-test-deps.sh makes: the
+// Kubernetes API's JSON schemas, one set per Kubernetes version, ship in the package.
+const KUBERNETES_VALIDATE = '1.37.0'
+const KUBERNETES_VERSIONS = ['1.25.0', '1.37.0'] // the oldest and newest schemas that version carries
+
+t.test('kubernetes: the manifests validate against the Kubernetes API schemas, strictly', async t => {
+  const python = need(t, 'python3', 'apt-get install -y python3', 'required under CI')
+  if (python === undefined) return
+  const py = spawnSync(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' }).stdout.trim()
+  const kv = join(root, '.cache', `kubernetes-validate-${KUBERNETES_VALIDATE}-py${py}`, 'bin', 'kubernetes-validate')
+  try { accessSync(kv, constants.X_OK) } catch {
+    const line = `${kv} not found (bash scripts/install-test-deps.sh installs kubernetes-validate==${KUBERNETES_VALIDATE})`
+    if (underCI) t.fail(`${line}: required under CI`)
+    else t.pass('kubernetes-validate: not checked', { skip: `${line}; under CI this fails` })
+    return
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'litefs-proxy-k8s-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // What kubectl applies: kustomize's output (base + the ConfigMap) when kubectl is
+  // here, and the base manifests in any case.
+  const files = [ex('kubernetes/base/app.yaml')]
+  const kubectl = which('kubectl')
+  if (kubectl !== undefined) {
+    for (const variant of ['static', 'consul']) {
+      const out = join(dir, `${variant}.yaml`)
+      writeFileSync(out, (await run(kubectl, ['kustomize', ex(`kubernetes/${variant}`)])).stdout)
+      files.push(out)
+    }
+  } else t.comment('kubectl not found: kustomize output not validated, the base manifests are')
+  for (const version of KUBERNETES_VERSIONS) {
+    const r = spawnSync(kv, ['--strict', '--kubernetes-version', version, ...files], { encoding: 'utf8' })
+    t.equal(r.status, 0, `Kubernetes ${version}: every object validates (unknown fields rejected)`, { output: r.stdout + r.stderr })
+    t.match(r.stdout, /passed for resource statefulset\/app/, `Kubernetes ${version}: the StatefulSet was checked`)
+  }
+  // The check can fail: a misspelt field is refused.
+  const typo = join(dir, 'typo.yaml')
+  writeFileSync(typo, read(ex('kubernetes/base/app.yaml')).replace('  replicas: 3', '  replica: 3'))
+  const bad = spawnSync(kv, ['--strict', typo], { encoding: 'utf8' })
+  t.not(bad.status, 0, 'a misspelt field (replica:) fails the check')
+  t.match(bad.stdout + bad.stderr, /'replica' was unexpected/)
+})
+
 t.test('fly: Consul lease named by Machine ID, fly.toml in agreement', async t => {
   const y = yamlOf(ex('fly/litefs.yml'))
   t.same(y.lease, {
@@ -190,20 +261,9 @@ t.test('fly: Consul lease named by Machine ID, fly.toml in agreement', async t =
 t.test('nginx -t accepts the load balancer config', async t => {
   const nginx = need(t, 'nginx', 'apt-get install -y nginx', 'required under CI')
   if (nginx === undefined) return
-  const conf = ex('docker-compose/nginx.conf')
-  const dir = mkdtempSync(join(tmpdir(), 'litefs-proxy-nginx-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  let r
-  if (process.getuid?.() === 0) {
-    // nginx resolves upstream names at load, as in compose where Docker's DNS
-    // knows node-1..3: give them to it in a private /etc/hosts, the file unchanged.
-    writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n127.0.0.11 node-1\n127.0.0.12 node-2\n127.0.0.13 node-3\n')
-    r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$1" /etc/hosts && exec "$2" -t -e stderr -c "$3"', 'sh', join(dir, 'hosts'), nginx, conf], { encoding: 'utf8' })
-  } else {
-    t.comment('not root: nginx -t on a copy with node-N replaced by 127.0.0.1 (no private /etc/hosts)')
-    writeFileSync(join(dir, 'nginx.conf'), read(conf).replace(/node-\d/g, '127.0.0.1'))
-    r = spawnSync(nginx, ['-t', '-e', 'stderr', '-c', join(dir, 'nginx.conf')], { encoding: 'utf8' })
-  }
+  // The node names are resolved per request (resolver + variable), not at load:
+  // nginx -t needs no name to resolve.
+  const r = spawnSync(nginx, ['-t', '-e', 'stderr', '-c', ex('docker-compose/nginx.conf')], { encoding: 'utf8' })
   t.equal(r.status, 0, r.stderr)
   t.match(r.stderr, /syntax is ok/)
   t.match(r.stderr, /test is successful/)

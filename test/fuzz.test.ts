@@ -165,10 +165,15 @@ interface Pair {
 
 const portOf = (url: string): number => Number(new URL(url).port)
 
-/** The core's forwarding pool (private): what is still running in it. */
+/** The core's forwarding pools, one per protocol (private). */
+function agentsOf (core: unknown): Agent[] {
+  const { http1, http2 } = (core as { ctx: { agents: { http1: Agent, http2: Agent } } }).ctx.agents
+  return [http1, http2]
+}
+
+/** What is still running in the core's forwarding pools. */
 function forwardsOf (core: unknown): number {
-  const stats = (core as { ctx: { dispatcher: { stats: Record<string, { running: number, pending: number }> } } }).ctx.dispatcher.stats
-  return Object.values(stats).reduce((n, s) => n + s.running + s.pending, 0)
+  return agentsOf(core).flatMap(a => Object.values(a.stats)).reduce((n, s) => n + s.running + s.pending, 0)
 }
 
 function endpoint (url: string, state: NodeState, stats: () => LitefsStats, core: unknown): Endpoint {
@@ -190,7 +195,7 @@ async function shutDown (p: Pair, report: (msg: string) => void): Promise<void> 
       const running = forwardsOf(core)
       if (running === 0) continue
       report(`${p.name}: ${c.name}'s close() would wait for ever: ${running} forwards to the primary still running`)
-      await (core as unknown as { ctx: { dispatcher: Agent } }).ctx.dispatcher.destroy()
+      for (const agent of agentsOf(core)) await agent.destroy()
       forced = true
     }
     // Once its pool is destroyed, a core's close() rejects ("The client is destroyed"): that one is ours.
@@ -347,13 +352,13 @@ async function closeH2 (name: string, tracker: { destroyStuck: () => number }, c
   return await closed
 }
 
-/** A replica serving HTTP/2 (h2c), in front of an HTTP/1.1 primary of the same adapter. */
+/** A replica serving HTTP/2 (h2c), in front of an HTTP/1.1 primary of the same adapter (a mixed cluster: forwardProtocol says so). */
 async function h2Pair (adapter: 'fastify' | 'http'): Promise<Pair> {
   const { pfake, rfake, closer } = await fakes()
   const rec = new Recorder()
   const primary = await serve(adapter, pfake, {}, { routes: fuzzRoutes('primary', pfake, rec) })
   primary.server.prependListener('request', (req: IncomingMessage) => rec.seenByServer(req))
-  const options = { db: 'app.db', mount: rfake.mount, api: rfake.apiUrl, pollInterval: 1, ...REPLICA_OPTIONS, primaryUrl: () => primary.url }
+  const options = { db: 'app.db', mount: rfake.mount, api: rfake.apiUrl, pollInterval: 1, ...REPLICA_OPTIONS, primaryUrl: () => primary.url, forwardProtocol: 'http1' as const }
   let replica: Endpoint
   let replicaCloser: Closer
   if (adapter === 'fastify') {

@@ -6,6 +6,9 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 
+// Nine processes, each loading the TypeScript sources, on a machine busy with the other test files.
+t.setTimeout(180_000)
+
 const helper = new URL('./helpers/misconfigured-app.ts', import.meta.url).pathname
 // The test runner hides our process warnings from test output; the user's process does not.
 const execArgv = process.execArgv.filter(a => !a.includes('LitefsProxyWarning'))

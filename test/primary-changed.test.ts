@@ -128,11 +128,11 @@ t.test('a body still arriving between attempts is kept for the next one, not dro
   t.same(old.got, ['first,second,third', 'first,second,third', 'first,second,third'])
 })
 
-t.test('a node that cannot reach its own server in HTTP/1.1 answers 503 LITEFS_PRIMARY_CHANGED; nothing applied', async t => {
+t.test('a node serving HTTP/2 without TLS sends the kept body to its own server in h2c; over TLS it cannot (503 LITEFS_PRIMARY_CHANGED)', async t => {
   t.equal(ownOrigin({ socket: { localAddress: '127.0.0.1', localPort: 80 }, httpVersionMajor: 1 } as never), 'http://127.0.0.1:80')
   t.equal(ownOrigin({ socket: { localAddress: '::1', localPort: 81 }, httpVersionMajor: 1 } as never), 'http://[::1]:81')
   t.equal(ownOrigin({ socket: { localAddress: '::1', localPort: 81, encrypted: true }, httpVersionMajor: 1 } as never), undefined, 'TLS')
-  t.equal(ownOrigin({ socket: { localAddress: '::1', localPort: 81 }, httpVersionMajor: 2 } as never), undefined, 'HTTP/2')
+  t.equal(ownOrigin({ socket: { localAddress: '::1', localPort: 81 }, httpVersionMajor: 2 } as never), 'http://[::1]:81', 'HTTP/2 without TLS: h2c')
   t.equal(ownOrigin({ socket: {}, httpVersionMajor: 1 } as never), undefined, 'a socket already gone')
 
   // Fastify on HTTP/2 (cleartext, prior knowledge), through a real session.
@@ -146,8 +146,9 @@ t.test('a node that cannot reach its own server in HTTP/1.1 answers 503 LITEFS_P
     fake.becomePrimary()
     await until(() => app.litefs.state.role === 'primary')
   })
-  await app.register(litefs, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, primaryUrl: () => old.url })
-  app.post('/echo', async () => { applied++; return { ok: true } })
+  // The old primary (an HTTP/1.1 stand-in) is spoken to in HTTP/1.1; this node's own server in h2c.
+  await app.register(litefs, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, primaryUrl: () => old.url, forwardProtocol: 'http1' })
+  app.post('/echo', async request => { applied++; return { ok: true, body: request.body, version: request.raw.httpVersion } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close() })
   await until(() => app.litefs.state.primaryHostname === 'node-a')
@@ -163,11 +164,10 @@ t.test('a node that cannot reach its own server in HTTP/1.1 answers 503 LITEFS_P
     stream.on('end', () => resolve([h, out]))
     stream.on('error', reject)
   })
-  t.equal(headers[':status'], 503)
-  t.equal(headers['retry-after'], '1')
-  t.match(JSON.parse(text), { code: 'LITEFS_PRIMARY_CHANGED' })
-  t.equal(applied, 0, 'the app here applied nothing')
-  t.same(old.got, [], 'nor did the old primary')
+  t.equal(headers[':status'], 200)
+  t.same(JSON.parse(text), { ok: true, body: 'z'.repeat(100), version: '2.0' }, 'the app here got the whole body, in HTTP/2')
+  t.equal(applied, 1, 'applied once, here')
+  t.same(old.got, [], 'not by the old primary')
 })
 
 t.test('refused, then promoted: no attempt read the body, so the app here reads it from the request', async t => {
@@ -187,4 +187,37 @@ t.test('refused, then promoted: no attempt read the body, so the app here reads 
     await node.close()
     await fake.close()
   }
+})
+
+t.test('over TLS the kept body cannot go to this node\'s own server (its certificate names the host, not the address): 503 LITEFS_PRIMARY_CHANGED, nothing applied', async t => {
+  const { readFileSync } = await import('node:fs')
+  const https = await import('node:https')
+  const { wrap } = await import('../lib/http.js')
+  const tls = { key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)), cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url)) }
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  let applied = 0
+  let listener: ReturnType<typeof wrap> | undefined
+  const old = await oldPrimary(t, 1, async () => {
+    fake.becomePrimary()
+    await until(() => listener?.core.state.role === 'primary')
+  })
+  listener = wrap((_req, res) => { applied++; res.end('{}') }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, primaryUrl: () => old.url, logger: { debug () {}, info () {}, warn () {}, error () {} } })
+  const server = https.createServer(tls, listener)
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { await listener?.close(); server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  await until(() => listener?.core.state.primaryHostname === 'node-a')
+  const answer = await new Promise<{ status: number, body: string }>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, method: 'POST', path: '/echo', ca: tls.cert, headers: { 'content-type': 'text/plain' } }, res => {
+      let body = ''
+      res.on('data', c => { body += c })
+      res.on('end', () => resolve({ status: res.statusCode as number, body }))
+    })
+    req.on('error', reject)
+    req.end('y'.repeat(100))
+  })
+  t.equal(answer.status, 503)
+  t.match(JSON.parse(answer.body), { code: 'LITEFS_PRIMARY_CHANGED' })
+  t.equal(applied, 0, 'the app here applied nothing')
+  t.same(old.got, [], 'nor did the old primary')
 })

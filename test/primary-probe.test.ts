@@ -26,7 +26,7 @@ function setup (t: typeof import('tap'), url: () => string | undefined): { state
   const state = new NodeState({ readPosition: () => undefined, readLag: () => 0 })
   state.setRole('replica', 'node-a')
   const agent = new Agent()
-  const probe = new PrimaryProbe(state, 'app.db', url, agent, silent)
+  const probe = new PrimaryProbe(state, 'app.db', url, () => agent, silent)
   t.teardown(async () => { probe.close(); await state.close(); await agent.close() })
   const results: WaitResult[] = []
   const hold = (txid: bigint): void => {

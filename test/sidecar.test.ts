@@ -40,7 +40,7 @@ async function app (t: Test, fake: FakeLitefs | undefined, port = 0): Promise<Ap
     })
   })
   server.on('upgrade', (req, socket, head: Buffer) => {
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n')
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n')
     if (req.url === '/ws-dies') { setTimeout(() => (socket as import('node:net').Socket).resetAndDestroy(), 10); return }
     socket.write(`hello ${req.headers['x-forwarded-for'] as string}\n`)
     socket.write(head) // what came with the request head, then everything after: echoed
@@ -127,7 +127,7 @@ t.test('streams both ways; passthrough; health; upgrades piped to the app', asyn
   const echoed = await new Promise<string>((resolve, reject) => {
     const { port } = new URL(replica.url)
     const socket = connect(Number(port), '127.0.0.1', () => {
-      socket.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nping\n')
+      socket.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\nping\n')
     })
     let text = ''
     socket.on('data', b => { text += b; if (text.includes('ping\n')) { socket.destroy(); resolve(text) } })
@@ -137,7 +137,7 @@ t.test('streams both ways; passthrough; health; upgrades piped to the app', asyn
   t.match(echoed, /hello 127\.0\.0\.1\n/, 'forwarded headers on the upgrade too')
   t.match(echoed, /ping\n$/, 'bytes both ways')
   const cut = await new Promise<string>(resolve => {
-    const socket = connect(Number(new URL(replica.url).port), '127.0.0.1', () => socket.write('GET /ws-dies HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n'))
+    const socket = connect(Number(new URL(replica.url).port), '127.0.0.1', () => socket.write('GET /ws-dies HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n'))
     let text = ''
     socket.on('data', b => { text += b })
     socket.on('close', () => resolve(text))
@@ -205,10 +205,9 @@ t.test('an app slower than --target-timeout: 504; a client gone while held: logg
     const dead = createSidecar({ addr: '127.0.0.1:0', target: '127.0.0.1:9', db: 'app.db', mount: fake.mount, api: false, logger: lineLogger('silent', 'text', () => {}) })
     t.teardown(() => dead.close())
     void dead.listen().then(() => {
-      const socket = connect(Number(new URL(dead.url).port), '127.0.0.1', () => socket.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n'))
+      const socket = connect(Number(new URL(dead.url).port), '127.0.0.1', () => socket.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n'))
       let text = ''
-      socket.on('data', b => { text += b })
-      socket.on('end', () => resolve(text))
+      socket.on('data', b => { text += b; if (text.endsWith('}')) { socket.destroy(); resolve(text) } }) // the connection stays open for the next request
       socket.on('error', reject)
     })
   })
@@ -251,6 +250,48 @@ t.test('close(): held requests answered 503 at once, the rest finish', async t =
   t.equal((await res.body.json() as any).code, 'LITEFS_CLOSED')
 })
 
+t.test('close(): the connections of answers in flight close with them, so the drain ends when they do', async t => {
+  // A replica's forwarder keeps its connection to the primary's sidecar open and
+  // sends its next write on it: unless told to close, that connection never falls
+  // idle, and close() waits for drainTimeout (seen as a 10 s `docker compose
+  // stop` of a primary under load, ended by SIGKILL).
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 10n })
+  t.teardown(async () => { await fake.close() })
+  let release = (): void => {}
+  const released = new Promise<void>(resolve => { release = resolve })
+  const reached: string[] = []
+  const slow = createServer((req, res) => {
+    reached.push(req.url as string)
+    if (req.url === '/stream') { res.writeHead(200); res.write('a'); void released.then(() => res.end('b')); return }
+    void released.then(() => res.end(`done ${req.url as string}`))
+  })
+  await new Promise<void>(resolve => slow.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { slow.closeAllConnections(); slow.close() })
+  const s = await sidecar(t, fake, `127.0.0.1:${(slow.address() as AddressInfo).port}`, { drainTimeout: 60_000 })
+  const client = (path: string): { text: () => string, closed: Promise<void> } => {
+    const sock = connect(Number(new URL(s.url).port), '127.0.0.1')
+    let text = ''
+    sock.setEncoding('utf8').on('data', (d: string) => { text += d })
+    sock.on('error', () => {}) // a reset, once idle
+    sock.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`)
+    return { text: () => text, closed: new Promise(resolve => sock.once('close', () => resolve())) }
+  }
+  const inApp = client('/slow') // its answer's head not sent when close() begins
+  const streaming = client('/stream') // its head sent when close() begins
+  await until(() => reached.length === 2 && streaming.text().includes('\r\n\r\n'))
+  t.match(streaming.text(), /connection: keep-alive/i, 'kept alive before close()')
+  let closed = false
+  const closing = s.close().then(() => { closed = true })
+  await new Promise(resolve => setImmediate(resolve))
+  t.notOk(closed, 'close() waits for the answers in flight')
+  release()
+  await Promise.all([inApp.closed, streaming.closed])
+  await closing
+  t.match(inApp.text(), /^HTTP\/1\.1 200 [^]*connection: close[^]*done \/slow$/i, 'an answer whose head was not out says connection: close, and its connection ends')
+  t.match(streaming.text(), /\r\n1\r\na\r\n1\r\nb\r\n0\r\n\r\n$/, 'a streamed answer is sent in full, then its connection ends')
+  t.equal(s.server.listening, false, 'closed with them, long before drainTimeout')
+})
+
 t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'serve-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -277,6 +318,9 @@ t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
   t.equal(fn('node-2'), 'http://127.0.0.1:8082', 'a hostname → URL map, for names that do not resolve')
   t.throws(() => fn('node-9'), /--primary-url has no URL for the primary "node-9"/)
   t.throws(() => serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', 'nonsense'], {}, () => {}), /--primary-url: expected a URL, a template with \{hostname\}, or host=url pairs/)
+  for (const map of ['node-1=not a url', 'node-1=http://127.0.0.1:8081,node-2', 'node-1=nonsense']) {
+    t.throws(() => serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', map], {}, () => {}), /--primary-url: expected a URL, a template with \{hostname\}, or host=url pairs/, `a map with a bad pair: ${map}`)
+  }
   // A static primary's own URL, as a user with one fixed primary writes it (issue 23).
   const plain = serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', 'http://127.0.0.1:8081'], {}, () => {}) as SidecarOptions
   t.equal(plain.primaryUrl, 'http://127.0.0.1:8081')

@@ -5,7 +5,8 @@
 # this repository: LITEFS_PROXY="node dist/esm/cli/main.js" after npm run build).
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
-for variant in sidecar fastify; do
+for variant in sidecar fastify consul; do
+  mkdir -p "$here/litefs/$variant"
   for node in node-1 node-2 node-3; do
     ${LITEFS_PROXY:-litefs-proxy} config --settings "$here/settings.$variant.yml" --node "$node" \
       --out "$here/litefs/$variant/$node.yml"

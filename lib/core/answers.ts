@@ -35,6 +35,8 @@ export const ANSWERS = {
   LITEFS_CLOSED: { status: 503, retryAfter: true },
   /** Forwarding failed after the request may have reached the primary (or before, for a reason no retry mends). */
   LITEFS_FORWARD_FAILED: { status: 502, retryAfter: false },
+  /** The primary's (or the app's, behind `serve`) answer head is larger than browsers accept (256 KiB). */
+  LITEFS_ANSWER_TOO_LARGE: { status: 502, retryAfter: false },
   /** The primary sent no response head within `forwardTimeout`. */
   LITEFS_FORWARD_TIMEOUT: { status: 504, retryAfter: false },
   /** A forwarded body is larger than `forwardBodyLimit`. */
@@ -47,8 +49,6 @@ export const ANSWERS = {
   LITEFS_TARGET_UNAVAILABLE: { status: 502, retryAfter: false },
   /** `serve`: the app behind it failed after the request may have reached it. */
   LITEFS_TARGET_FAILED: { status: 502, retryAfter: false },
-  /** `serve`: an upgrade request that is not a GET. */
-  LITEFS_BAD_UPGRADE: { status: 400, retryAfter: false },
   /** http adapter: an unexpected failure. */
   LITEFS_INTERNAL: { status: 500, retryAfter: false }
 } as const satisfies Record<string, Spec>

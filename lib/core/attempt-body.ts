@@ -60,6 +60,9 @@ export class AttemptBody extends Readable {
       replays.set(source, replay)
     }
     this.replay = replay
+    // Its failures are told by its flags and undici's onError; undici may end
+    // an attempt (the client gone as it connects) before it listens to the body.
+    this.on('error', () => {})
   }
 
   override _read (): void {
@@ -89,9 +92,13 @@ export class AttemptBody extends Readable {
    * the answer given instead (413, 502…) reaches a client still uploading.
    */
   release (): void {
+    this.released = true
     this.detach()
     this.source.resume()
   }
+
+  /** The client's body is drained from now on (nothing will send it again), whatever ends this attempt later. */
+  private released = false
 
   /** Stop feeding this attempt; the client's body stays where it is, for the next one. */
   private detach (): void {
@@ -99,7 +106,7 @@ export class AttemptBody extends Readable {
     this.idle = undefined
     // Paused first: a flowing stream without a 'data' listener drops what
     // arrives, and the next attempt (or the app, see bodyTaken) needs it.
-    this.source.pause()
+    if (!this.released) this.source.pause()
     this.source.off('data', this.onData)
     this.source.off('end', this.onEnd)
     this.source.off('error', this.onError)

@@ -1,5 +1,5 @@
-import type { Dispatcher } from 'undici'
 import type { Classifier } from './classify.js'
+import type { ForwardAgents, ForwardProtocol } from './forward-agent.js'
 import type { Lifecycle } from './lifecycle.js'
 import type { NodeState } from './node-state.js'
 import type { Observer } from './observe.js'
@@ -21,7 +21,8 @@ export interface CoreContext<C> {
   readonly classifier: Classifier
   /** This node's name in the loop-guard header of the requests it forwards. */
   readonly nodeName: string
-  readonly dispatcher: Dispatcher
+  /** The Agents forwards (and the probe) go out on, one per protocol. */
+  readonly agents: ForwardAgents
   readonly probe: PrimaryProbe
   /** Whether the primary's app can be reached from here (health's `unreachable`). */
   readonly reach: PrimaryReach
@@ -30,6 +31,8 @@ export interface CoreContext<C> {
   readonly lifecycle: Lifecycle<C>
   /** This server's port, for the primary's health URL (every node serves on the same port by default). */
   probePort: number
+  /** The protocol this server spoke for the last read held, for the probe of the primary (same server, same protocol). */
+  probeProtocol: ForwardProtocol
   /** A body reader before litefs-proxy was said (once per core). */
   saidBodyConsumed: boolean
   /** A primary's host name did not resolve here, and no forward has got through since. */

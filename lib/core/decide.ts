@@ -20,8 +20,9 @@ import { write } from './write-path.js'
 export function decide<C> (core: CoreContext<C>, c: C): LitefsInfo | Promise<LitefsInfo> {
   const hooks = core.hooks
   const req = hooks.req(c)
-  // The server whose idle connections closing resets (lifecycle.ts).
+  // The server whose idle connections closing resets, and the HTTP/2 sessions it closes (lifecycle.ts).
   core.lifecycle.server = (req.socket as Socket & { server?: Server }).server
+  if (req.httpVersionMajor === 2) core.lifecycle.sessions.arrived(req, hooks.res(c))
   // A server's IncomingMessage always has a method (the type also covers client responses).
   const kind = core.classifier.classify(req.method as string, hooks.url(c), hooks.route(c), hooks.pathRules(c), hooks.routeUrl(c))
   const info: LitefsInfo = { kind, role: core.state.role, local: false }

@@ -1,10 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
+import { litefsError } from './answers.js'
 import { AttemptBody, attempted } from './attempt-body.js'
-import { LitefsHttpError } from './errors.js'
+import { LitefsHttpError, reasonOf } from './errors.js'
 import { clientGone } from './client-gone.js'
+import { MAX_ANSWER_HEAD } from './forward-agent.js'
 import { requestHeaders, responseHeaders } from './hop-by-hop.js'
 import type { ForwardedView } from './forwarded-headers.js'
+import { relayInterim } from './interim.js'
 
 // Streams one request to the primary and its answer back, never buffering a
 // body whole. The one property that matters most: a request whose bytes may
@@ -33,6 +36,8 @@ export interface ForwardRequest {
   bodyLimit: number
   /** How long the primary may take to send its response head (ms); 0: as long as it takes. */
   timeout: number
+  /** Safe to send twice (resend.ts): sent again after a close that may have followed its reading. */
+  resendable?: boolean
   /** How long the client may pause its upload (ms, > 0). Default `timeout`. */
   bodyIdle?: number
   dispatcher: Dispatcher
@@ -43,7 +48,8 @@ export interface ForwardRequest {
 export type ForwardResult =
   | { outcome: 'sent' } // the primary's answer went to the client
   | { outcome: 'gone' } // the client left; nobody to answer
-  | { outcome: 'failed', retry: boolean, error: LitefsHttpError, unresolved?: true } // unresolved: the primary's host name does not resolve
+  // retry: worth another attempt; resend: the server may have read it (a request safe to send twice); unresolved: the primary's host name does not resolve
+  | { outcome: 'failed', retry: boolean, error: LitefsHttpError, resend?: true, unresolved?: true }
 
 function tooLarge (limit: number): LitefsHttpError {
   return new LitefsHttpError(413, 'LITEFS_BODY_TOO_LARGE', `request body is larger than the forwarding limit of ${limit} bytes`)
@@ -118,7 +124,10 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
         if (!started && f.timeout > 0) timer = setTimeout(expire, f.timeout)
       },
       onHeaders: (statusCode, raw, resumeUpstream) => {
-        if (statusCode < 200) return true // 1xx: the real answer follows
+        if (statusCode < 200) { // 1xx: passed on where the client can read it; the real answer follows
+          relayInterim(req, res, statusCode, raw)
+          return true
+        }
         clearTimeout(timer)
         started = true
         f.takeOver()
@@ -137,6 +146,14 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
       },
       onComplete: () => {
         res.end()
+        if (body !== undefined && !body.replay.ended) {
+          // An answer given before the body was all sent (413, 401, a redirect):
+          // the rest of the client's body is drained, so the client reads this
+          // answer, and the upload to the primary ends (over HTTP/2 its stream
+          // would stay open, half sent, and keep its session from closing).
+          body.release()
+          body.destroy()
+        }
         done({ outcome: 'sent' })
       },
       onError: err => {
@@ -171,11 +188,18 @@ function bodyConsumed (): LitefsHttpError {
 }
 
 function notSent (f: ForwardRequest, err: Error & { code?: string }): LitefsHttpError {
-  return new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed before anything was sent (${err.code ?? err.message})`)
+  return new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed before anything was sent (${reasonOf(err)})`)
 }
 
 /** A reset while sending or before any answer: the primary never read what was sent. */
 const UNREAD = new Set(['ECONNRESET', 'EPIPE'])
+
+/**
+ * The connection ended before any answer, cleanly or not: a close (FIN) of an
+ * idle connection the server closed as the request went out, or the server
+ * gone. Whether it read the request is unknown (resend.ts).
+ */
+const CLOSED_BEFORE_ANSWER = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_INFO'])
 
 /** The primary's host name does not resolve (now, or at all). */
 const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_AGAIN'])
@@ -187,10 +211,13 @@ const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_AGAIN'])
  */
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET'])
 
-function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError, unresolved?: true } {
+function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError, resend?: true, unresolved?: true } {
   if (body?.tooLarge === true) return { retry: false, error: tooLarge(f.bodyLimit) }
   if (body?.stalled === true) {
     return { retry: false, error: new LitefsHttpError(408, 'LITEFS_BODY_TIMEOUT', `the client sent no part of its body for ${f.bodyIdle ?? f.timeout} ms; the request was aborted upstream`) }
+  }
+  if (err.code === 'UND_ERR_HEADERS_OVERFLOW') {
+    return { retry: false, error: litefsError('LITEFS_ANSWER_TOO_LARGE', `the answer of ${f.origin} has a head larger than ${MAX_ANSWER_HEAD} bytes, more than browsers accept; the request was not retried and may have been applied`) }
   }
   if (!sent) {
     if (CONNECT_FAILURES.has(err.code ?? '')) {
@@ -204,8 +231,12 @@ function failure (err: Error & { code?: string }, f: ForwardRequest, body: Attem
     // unread in it (a kept-alive connection its server closed as idle — graceful
     // shutdown — as the request went out). TCP resets a connection that receives
     // data after its owner closed it; a server that read the request and then
-    // died closes it cleanly instead ("other side closed"), and is never retried.
+    // died closes it cleanly instead ("other side closed"): sent again only if
+    // safe twice (below).
     return { retry: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `the primary at ${f.origin} closed the connection without reading the request (${err.code as string}), and kept doing so`) }
   }
-  return { retry: false, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed (${err.code ?? err.message}); the write was not retried`) }
+  if (f.resendable === true && CLOSED_BEFORE_ANSWER.has(err.code ?? '') && body?.replay.overflow !== true) {
+    return { retry: true, resend: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `the primary at ${f.origin} closed the connection before answering (${err.code as string}), each time the request was sent`) }
+  }
+  return { retry: false, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed (${reasonOf(err)}); the write was not retried`) }
 }

@@ -7,6 +7,22 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 // passed on by a replica that does not trust that client, would become true on
 // the primary (a spoofed host in reset links and redirects; a `Secure` cookie on
 // plain HTTP that the browser drops, silently breaking read-your-writes).
+//
+// X-Forwarded-For is a chain each proxy extends with the peer it saw; the app
+// (its framework's trust setting: a count of hops, addresses, a function; or
+// Django REST framework's NUM_PROXIES) walks it back from the nearest hop. A
+// write that lands on a replica reaches the primary through one more hop than
+// one that lands on the primary: extended again, the chain made the primary's
+// app take the hop before the client for the client (with `trust proxy 1`, the
+// balancer's address; issue 18). So a replica stands in for its own peer: it
+// does not add that peer, and the primary (or its `serve`) sees the replica in
+// its place — as many hops as a direct request, the same client under every
+// setting that trusts the replicas (a hop count does by position; an address
+// list or function must name them, as the README says). The replica sends only
+// the part of the chain its own trust setting believes: from the client it
+// believes to the nearest hop; when it believes its peer is the client (trust
+// off, or nothing forwarded), that peer alone. `serve` in front of its own app
+// is an ordinary proxy: it extends the chain with its peer.
 
 /** The client's request as this node's framework believes it, under its trust-proxy setting. */
 export interface ForwardedView {
@@ -41,17 +57,38 @@ function portOf (host: string | undefined, proto: 'http' | 'https'): string {
   return proto === 'https' ? '443' : '80'
 }
 
+/** The X-Forwarded-For entries as sent, farthest first. */
+function chainOf (xff: string | string[] | undefined): string[] {
+  if (xff === undefined) return []
+  return ([] as string[]).concat(xff).flatMap(v => v.split(',')).map(v => v.trim()).filter(v => v !== '')
+}
+
+/**
+ * The chain a replica sends the primary: the received entries from the client it
+ * believes to the nearest (its peer not added: the replica stands in for it), or
+ * its peer alone when that is the client it believes.
+ */
+function standInChain (chain: string[], peer: string, client: string): string[] {
+  if (client === peer) return [peer]
+  // Nearest first, as a trust setting walks it: the first hop that is the client.
+  for (let i = chain.length - 1; i >= 0; i--) {
+    if (chain[i] === client) return chain.slice(i)
+  }
+  return [client] // believed, but written differently than received: vouched for alone
+}
+
 /**
  * Add this node's account of the request to `out` (headers already stripped of
- * forwarded metadata): `X-Forwarded-For` extended with the peer (the chain is the
- * primary's to judge, as with any proxy), `X-Forwarded-Proto`, `-Host`, `-Port`
- * and a one-element `Forwarded` from the view; `X-Real-IP` when the client sent one.
+ * forwarded metadata): `X-Forwarded-For` (`standIn`: a replica to the primary,
+ * see above; else extended with the peer, as any proxy does), and
+ * `X-Forwarded-Proto`, `-Host`, `-Port` and a one-element `Forwarded` from the
+ * view; `X-Real-IP` when the client sent one.
  */
-export function addForwardedHeaders (out: Record<string, string | string[]>, req: IncomingMessage, view: ForwardedView): void {
+export function addForwardedHeaders (out: Record<string, string | string[]>, req: IncomingMessage, view: ForwardedView, standIn = false): void {
   const headers: IncomingHttpHeaders = req.headers
   const peer = req.socket.remoteAddress ?? 'unknown'
-  const xff = headers['x-forwarded-for']
-  out['x-forwarded-for'] = xff === undefined ? peer : `${xff}, ${peer}`
+  const chain = chainOf(headers['x-forwarded-for'])
+  out['x-forwarded-for'] = (standIn ? standInChain(chain, peer, view.client ?? peer) : [...chain, peer]).join(', ')
   out['x-forwarded-proto'] = view.proto
   if (view.host !== undefined) out['x-forwarded-host'] = view.host
   out['x-forwarded-port'] = portOf(view.host, view.proto)

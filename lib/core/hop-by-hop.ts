@@ -44,7 +44,8 @@ export function requestHeaders (req: IncomingMessage, view: ForwardedView, marke
   }
   const authority = req.headers[':authority']
   if (out.host === undefined && typeof authority === 'string') out.host = authority
-  addForwardedHeaders(out, req, view)
+  // A replica forwarding to the primary stands in for its peer in X-Forwarded-For (forwarded-headers.ts).
+  addForwardedHeaders(out, req, view, marker !== undefined)
   if (marker !== undefined) out[FORWARDED_HEADER] = marker
   return out
 }

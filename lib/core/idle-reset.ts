@@ -12,8 +12,27 @@ import type { Socket } from 'node:net'
 // Node keeps the list `server.closeIdleConnections()` closes under a symbol
 // (lib/_http_server.js, Node ≥ 18.2): it is used here, and where it is missing
 // nothing happens (the server's own close then closes them with a FIN).
+//
+// Only a connection that is wholly open is reset. One whose client half-closed
+// is already being closed by Node's server (it ends its side at once): libuv
+// refuses to reset a TCP handle it is shutting down, Node then never frees the
+// handle, and the process never exits, spinning (issue 18). Nothing can race
+// on such a connection anyway: its client sends no more. Only TCP handles can
+// be reset: on a TLS connection or a Unix socket Node throws
+// ERR_INVALID_HANDLE_TYPE. Those are left to the server's close (a FIN).
 
-interface Connections { idle: () => Array<{ socket: Socket & { _httpMessage?: { finished?: boolean } } }> }
+type Connection = Socket & { _httpMessage?: { finished?: boolean } | null }
+interface Connections { idle: () => Array<{ socket: Connection }> }
+
+/** Whether `socket` can be reset now: a plain TCP connection open both ways. */
+function resettable (socket: Connection): boolean {
+  // Ended (Node ends its side as soon as the client half-closes) or destroyed: not writable.
+  if (!socket.writable) return false
+  // TLS (TLSWrap) and Unix sockets (Pipe) cannot be reset: Node throws.
+  if ((socket as unknown as { _handle: object })._handle.constructor.name !== 'TCP') return false // open: it has its handle
+  const message = socket._httpMessage
+  return message === undefined || message === null || message.finished === true // else an answer still going out
+}
 
 /** Reset `server`'s idle keep-alive connections (those `closeIdleConnections()` would close). Returns how many. */
 export function resetIdleConnections (server: Server | undefined): number {
@@ -23,7 +42,7 @@ export function resetIdleConnections (server: Server | undefined): number {
   if (list === undefined || typeof list.idle !== 'function') return 0
   let reset = 0
   for (const { socket } of list.idle()) {
-    if (socket._httpMessage !== undefined && socket._httpMessage !== null && socket._httpMessage.finished !== true) continue // an answer still going out
+    if (!resettable(socket)) continue
     socket.resetAndDestroy()
     reset++
   }

@@ -1,11 +1,14 @@
 import type { Server, ServerResponse } from 'node:http'
+import { Http2Sessions } from './h2-sessions.js'
 import { resetIdleConnections } from './idle-reset.js'
 import type { NodeState, Waiter } from './node-state.js'
 
 // One core's life after its start: the requests it holds (so closing can
 // answer them), the requests pausing between two connection attempts to a
-// primary (so closing can wake them), and closing itself. Holding is hold.ts's
-// and retrying is write-path.ts's: this only keeps track, and ends it all.
+// primary (so closing can wake them), the server and HTTP/2 sessions requests
+// arrive on (so closing can close idle connections: idle-reset.ts,
+// h2-sessions.ts), and closing itself. Holding is hold.ts's and retrying is
+// write-path.ts's: this only keeps track, and ends it all.
 
 /** Milliseconds between connection attempts to a primary that refuses (as LiteFS). */
 export const RETRY_EVERY = 100
@@ -37,6 +40,8 @@ export class Lifecycle<C> {
   readonly held = new Map<Waiter, C>()
   /** Requests between two connection attempts, and how to wake them. */
   private readonly pausing = new Map<C, () => void>()
+  /** The HTTP/2 sessions requests arrive on. */
+  readonly sessions = new Http2Sessions()
 
   constructor (private readonly state: NodeState, private readonly res: (c: C) => ServerResponse) {}
 
@@ -62,6 +67,7 @@ export class Lifecycle<C> {
   drain (): ServerResponse[] {
     this.closing = true
     resetIdleConnections(this.server) // see idle-reset.ts: racing forwards from replicas are then retried
+    this.sessions.drain()
     const answered = [...this.held.values(), ...this.pausing.keys()]
     for (const w of [...this.held.keys()]) this.state.end(w, 'closed')
     for (const wake of [...this.pausing.values()]) wake()

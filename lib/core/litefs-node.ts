@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { existsSync } from 'node:fs'
 import { disagreement } from './api-mount.js'
-import { EventsFeed } from './events-feed.js'
+import { ENDED, EventsFeed } from './events-feed.js'
 import { mountFiles, type MountFiles } from './mount-files.js'
 import { NodeState, type StateDriver } from './node-state.js'
 import { PrimaryConfirmation } from './primary-confirm.js'
@@ -152,7 +152,7 @@ class LitefsDriver implements StateDriver {
         // leaves a dead mount dead.
         if (this.state.litefs === 'up') this.state.setLitefs('stream-lost')
         if (first && this.proven) {
-          this.stopped(`its event stream ended: ${reason}`)
+          this.stopped(reason === ENDED ? reason : `its event stream failed: ${reason}`)
         } else if (first) {
           this.warn.say('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is unavailable (${reason}): writes wait until it is back; is LiteFS running, and is "api" its http.addr?`, { api, reason })
         }

@@ -60,6 +60,12 @@ export interface LitefsOptions {
   primaryUrl?: string | ((hostname: string) => string)
   /** How long a forwarded request waits for the primary's response headers before 504. Default `30s`. */
   forwardTimeout?: Duration
+  /**
+   * The protocol a replica speaks to the primary: `'http1'`, or `'http2'` (h2c
+   * for an http: primaryUrl, offered by ALPN for https:). Default: the one this
+   * node's server spoke for the request (the primary runs the same server).
+   */
+  forwardProtocol?: 'http1' | 'http2'
   /** A read held past `readTimeout`: `'error'` answers 504 (as LiteFS); `'primary'` forwards it to the primary. Default `'error'`. */
   readTimeoutAction?: 'error' | 'primary'
   /**
@@ -111,6 +117,8 @@ export interface ResolvedOptions {
   /** The primary's origin for a hostname, given this server's port. */
   primaryOrigin: PrimaryOrigin
   forwardTimeout: number
+  /** undefined: what this node's server spoke for the request. */
+  forwardProtocol: 'http1' | 'http2' | undefined
   readTimeoutAction: 'error' | 'primary'
   forwardBodyLimit: number
   maxWaiting: number
@@ -185,7 +193,7 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // an RFC 6265 token
 const KNOWN = new Set([
   'db', 'mount', 'api', 'role', 'state', 'passthrough', 'alwaysForward', 'readTimeout',
   'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'secret',
-  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'readTimeoutAction', 'forwardBodyLimit', 'maxWaiting', 'serverTiming', 'consul'
+  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'forwardProtocol', 'readTimeoutAction', 'forwardBodyLimit', 'maxWaiting', 'serverTiming', 'consul'
 ])
 
 function oneOf<T extends string> (opts: Record<string, unknown>, name: string, values: readonly T[], fallback: T): T {
@@ -279,6 +287,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     forward: oneOf(opts, 'forward', ['http', 'fly-replay'], process.env.FLY_APP_NAME !== undefined && process.env.FLY_APP_NAME !== '' ? 'fly-replay' : 'http'),
     primaryOrigin: primaryOrigin(opts.primaryUrl),
     forwardTimeout: duration(opts, 'forwardTimeout', 30_000, true),
+    forwardProtocol: opts.forwardProtocol === undefined ? undefined : oneOf<'http1' | 'http2'>(opts, 'forwardProtocol', ['http1', 'http2'], 'http1'),
     readTimeoutAction: oneOf(opts, 'readTimeoutAction', ['error', 'primary'], 'error'),
     forwardBodyLimit: bytes(opts, 'forwardBodyLimit'),
     maxWaiting: count(opts, 'maxWaiting', 10_000),

@@ -3,13 +3,13 @@ import type { IncomingMessage } from 'node:http'
 /**
  * The origin of the server `req` arrived on, as seen from this host: its
  * socket's local address and port (`http://127.0.0.1:3000`,
- * `http://[::1]:3000`). Undefined when that server cannot be spoken to in
- * plain HTTP/1.1, which is how the core forwards: a TLS socket or an HTTP/2
- * session (Fastify's `http2` servers need not accept HTTP/1.1).
+ * `http://[::1]:3000`), to be spoken to in the protocol `req` came in (an
+ * HTTP/2 request: h2c, all a cleartext node:http2 server speaks). Undefined for
+ * a TLS socket: its certificate names the host, not the address.
  */
 export function ownOrigin (req: IncomingMessage): string | undefined {
   const socket = req.socket as IncomingMessage['socket'] & { encrypted?: boolean }
-  if (socket.encrypted === true || req.httpVersionMajor === 2) return undefined
+  if (socket.encrypted === true) return undefined
   const address = socket.localAddress
   const port = socket.localPort
   if (address === undefined || port === undefined) return undefined

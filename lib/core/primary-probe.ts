@@ -35,7 +35,7 @@ export class PrimaryProbe {
     private readonly state: NodeState,
     private readonly db: string,
     private readonly url: () => string | undefined,
-    private readonly dispatcher: Dispatcher,
+    private readonly dispatcher: () => Dispatcher,
     private readonly log: Logger
   ) {}
 
@@ -79,7 +79,7 @@ export class PrimaryProbe {
   }
 
   private async ask (url: string): Promise<bigint | undefined> {
-    const res = await request(url, { dispatcher: this.dispatcher, headersTimeout: ANSWER_WITHIN, bodyTimeout: ANSWER_WITHIN, headers: { accept: 'application/json' } })
+    const res = await request(url, { dispatcher: this.dispatcher(), headersTimeout: ANSWER_WITHIN, bodyTimeout: ANSWER_WITHIN, headers: { accept: 'application/json' } })
     const body = await res.body.text()
     if (res.statusCode !== 200) return undefined
     let health: { role?: unknown, txid?: unknown }

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { request, type Dispatcher } from 'undici'
+import { reasonOf } from './errors.js'
 
 // Can this replica reach the primary's app? LiteFS can be fine — the primary
 // named, replication flowing, health `ok` by lag — while no write landing here
@@ -42,7 +43,8 @@ export class PrimaryReach {
   private askedAt = -Infinity
   private asking: Promise<void> | undefined
 
-  constructor (private readonly dispatcher: Dispatcher) {}
+  /** @param dispatcher the Agent to ask on (the protocol the primary's server speaks: forward-agent.ts). */
+  constructor (private readonly dispatcher: () => Dispatcher) {}
 
   /** Something got through to the primary at `origin` (a forward, or its health answered). */
   reached (origin: string): void {
@@ -91,12 +93,12 @@ export class PrimaryReach {
 
   private async ask (origin: string, url: string): Promise<void> {
     try {
-      const res = await request(url, { dispatcher: this.dispatcher, headersTimeout: ANSWER_WITHIN, bodyTimeout: ANSWER_WITHIN, headers: { [REACH_HEADER]: '1' } })
+      const res = await request(url, { dispatcher: this.dispatcher(), headersTimeout: ANSWER_WITHIN, bodyTimeout: ANSWER_WITHIN, headers: { [REACH_HEADER]: '1' } })
       await res.body.dump()
       this.reached(origin) // any answer: the primary's app is there
     } catch (err) {
       const e = err as Error & { code?: string }
-      this.missed(origin, e.code === 'UND_ERR_HEADERS_TIMEOUT' ? `no answer within ${ANSWER_WITHIN} ms` : e.code ?? e.message)
+      this.missed(origin, e.code === 'UND_ERR_HEADERS_TIMEOUT' ? `no answer within ${ANSWER_WITHIN} ms` : reasonOf(e))
     }
   }
 }

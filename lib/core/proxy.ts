@@ -1,9 +1,9 @@
 import type { ServerResponse } from 'node:http'
 import { hostname as osHostname } from 'node:os'
-import { Agent } from 'undici'
 import { Classifier } from './classify.js'
 import type { CoreContext } from './context.js'
 import { decide } from './decide.js'
+import { forwardAgents } from './forward-agent.js'
 import type { ForwardedView } from './forwarded-headers.js'
 import { health } from './health.js'
 import { heldNow } from './hold.js'
@@ -61,7 +61,7 @@ export class LitefsCore<C = ServerResponse> {
       this.state = this.lease.state
     }
     const state = this.state
-    const dispatcher = new Agent({ connectTimeout: 2000 })
+    const agents = forwardAgents()
     const health = options.healthPath
     const ctx: CoreContext<C> = {
       options,
@@ -69,17 +69,18 @@ export class LitefsCore<C = ServerResponse> {
       hooks,
       classifier: new Classifier(options),
       nodeName: this.nodeName,
-      dispatcher,
+      agents,
       probe: new PrimaryProbe(state, options.db, () => {
         const primary = state.primaryHostname
         if (primary === undefined || health === false || state.role === 'primary') return undefined
         return options.primaryOrigin(primary, ctx.probePort) + health
-      }, dispatcher, log),
-      reach: new PrimaryReach(dispatcher),
+      }, () => agents[options.forwardProtocol ?? ctx.probeProtocol], log),
+      reach: new PrimaryReach(() => agents[options.forwardProtocol ?? ctx.probeProtocol]),
       observer: new Observer(options.serverTiming),
       warn: warnings(log),
       lifecycle: new Lifecycle(state, hooks.res),
       probePort: 0,
+      probeProtocol: 'http1',
       saidBodyConsumed: false,
       unresolvedSaid: false,
       dbMissing: false
@@ -151,6 +152,6 @@ export class LitefsCore<C = ServerResponse> {
     await whenAnswered(this.drain())
     this.ctx.probe.close()
     await this.lease?.release()
-    await this.ctx.dispatcher.close()
+    await this.ctx.agents.close()
   }
 }

@@ -58,7 +58,9 @@ function hold<C> (core: CoreContext<C>, c: C, info: LitefsInfo, txid: bigint): P
   const log = core.hooks.log(c)
   const started = performance.now()
   log.debug({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: holding read until the replica catches up')
-  core.probePort = core.hooks.req(c).socket.localPort as number
+  const req = core.hooks.req(c)
+  core.probePort = req.socket.localPort as number
+  core.probeProtocol = req.httpVersionMajor === 2 ? 'http2' : 'http1'
   return waitFor(core, c, 'position', info.awaitedTxid, done => {
     const waiter = state.waitForPosition(db, txid, core.options.readTimeout, done)
     if (waiter !== undefined) core.probe.held(txid)

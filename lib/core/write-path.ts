@@ -4,10 +4,12 @@ import { answer } from './answers.js'
 import { bodyReadBefore, sayBodyConsumed } from './body-read.js'
 import type { CoreContext } from './context.js'
 import { FORWARDED_HEADER, bodyTaken, forward } from './forward.js'
+import { protocolFor } from './forward-agent.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import { RETRY_EVERY } from './lifecycle.js'
 import type { Logger } from './logger.js'
 import { ownOrigin } from './own-origin.js'
+import { RESENDS, safeToResend } from './resend.js'
 import type { LitefsInfo } from './request.js'
 
 // A write (DESIGN §3.5–3.8): served here while this node is the primary (the
@@ -56,10 +58,13 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
   const res = hooks.res(c)
   const log = hooks.log(c)
   const started = performance.now()
+  const resendable = safeToResend(req, info.kind === 'write')
+  let resends = 0
   for (;;) {
     state.refresh()
     info.role = state.role
     let origin: string
+    let protocol = protocolFor(options.forwardProtocol, req)
     // Not this node's own server (a body kept across a promotion): what reaching it says is about the primary.
     const toPrimary = !state.writable
     if (!toPrimary) {
@@ -77,6 +82,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
         return answer(info, log, 'LITEFS_PRIMARY_CHANGED', 'this node became the primary while the write was being forwarded; nothing was applied', { role: state.role })
       }
       origin = own
+      protocol = protocolFor(undefined, req) // this node's own server speaks what it spoke for this request
     } else {
       const primary = state.primaryHostname
       // No primary to send it to (failover; or this primary's lease not confirmed: the fence).
@@ -104,7 +110,8 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       marker: markerOf(req, core.nodeName),
       bodyLimit: options.forwardBodyLimit,
       timeout: options.forwardTimeout,
-      dispatcher: core.dispatcher,
+      resendable,
+      dispatcher: core.agents[protocol],
       takeOver: () => hooks.takeOver(c)
     })
     core.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
@@ -127,7 +134,13 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       core.unresolvedSaid = true
       core.warn.say('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `the primary's address ${origin} does not resolve: writes on this replica wait for it and then fail. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: origin })
     }
-    if (!result.retry || performance.now() + RETRY_EVERY > deadline) {
+    if (result.resend === true && resends < RESENDS) {
+      // Closed as it went out, and safe to send twice: again at once, on another connection.
+      resends++
+      log.debug({ primary: origin, code: result.error.code }, 'litefs-proxy: the primary closed the connection before answering; sending the request again')
+      continue
+    }
+    if (!result.retry || result.resend === true || performance.now() + RETRY_EVERY > deadline) {
       // A misconfiguration, said once loudly; each request still gets its 500.
       if (result.error.code === 'LITEFS_BODY_CONSUMED') sayBodyConsumed(core, c)
       log.warn({ primary: origin, code: result.error.code, err: result.error.message }, 'litefs-proxy: forwarding to the primary failed')

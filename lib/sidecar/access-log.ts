@@ -1,7 +1,8 @@
+import type { ServerResponse } from 'node:http'
 import type { Logger } from '../core/logger.js'
 
 // The sidecar's logger: one line per event, as text or JSON, at a level the
-// user chooses. Plain text is what a terminal wants; JSON is what a log
+// user chooses, and its one line per request (logWhenDone). Plain text is what a terminal wants; JSON is what a log
 // pipeline wants. Both go to one stream (stdout by default).
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
@@ -30,4 +31,28 @@ export function lineLogger (level: LogLevel, format: LogFormat, write: (line: st
   }
   // isLevelEnabled, as pino has it: a warning goes to this log only where it shows warn lines (warnings.ts).
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), isLevelEnabled: (lvl: string) => RANK[lvl as LogLevel] >= RANK[level] }
+}
+
+/** Responses whose connection switched protocols (a WebSocket): their line says 101. */
+export const switched = new WeakSet<ServerResponse>()
+
+/** Log one line for the request of `res` when it is over (answered, switched, or its client gone). */
+export function logWhenDone (log: Logger, res: ServerResponse): void {
+  const started = performance.now()
+  const req = res.req
+  res.once('close', () => {
+    const info = req.litefs
+    log.info({
+      method: req.method,
+      path: req.url,
+      status: switched.has(res) ? 101 : res.headersSent ? res.statusCode : undefined,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+      kind: info?.kind,
+      role: info?.role,
+      waitedMs: info?.waitedMs === undefined ? undefined : Math.round(info.waitedMs),
+      forwardedTo: info?.forwardedTo,
+      txid: info?.setTxid,
+      aborted: res.writableFinished || switched.has(res) ? undefined : true
+    }, 'request')
+  })
 }

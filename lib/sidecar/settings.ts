@@ -40,7 +40,7 @@ export const FLAGS: Record<string, Flag> = {
   'cookie-name': { kind: 'string', help: "__txid (LiteFS's proxy, default) or litefs-txid" },
   'cookie-max-age': { kind: 'duration', help: "the cookie's lifetime, default 5m" },
   secret: { kind: 'list', help: 'sign the cookie (HMAC; >= 16 chars; repeat to rotate: the first signs). Or LITEFS_PROXY_SECRET' },
-  'trust-proxy': { kind: 'bool', help: 'believe X-Forwarded-Proto/-Host/-For from the load balancer in front' },
+  'trust-proxy': { kind: 'bool', help: 'believe X-Forwarded-Proto/-Host/-For from the load balancer in front; set it behind one (else the app gets X-Forwarded-Proto: http)' },
   'health-path': { kind: 'string', help: "the health check's path, default /litefs/health; 'false': none" },
   'consul-url': { kind: 'string', help: "the Consul lease's URL (lease.consul.url): fence writes on it; default from a consul lease in --config; 'false': no fence" },
   'consul-key': { kind: 'string', help: 'the lease key (lease.consul.key)' },

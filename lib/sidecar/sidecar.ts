@@ -1,15 +1,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { Agent } from 'undici'
 import { LitefsHttpError } from '../core/errors.js'
 import { forward } from '../core/forward.js'
+import { forwardAgents } from '../core/forward-agent.js'
 import type { Logger } from '../core/logger.js'
 import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from '../core/node-adapter.js'
+import { resetIdleConnections } from '../core/idle-reset.js'
 import { whenAnswered } from '../core/lifecycle.js'
+import { RESENDS, safeToResend } from '../core/resend.js'
 import type { LitefsCore } from '../core/proxy.js'
+import { logWhenDone } from './access-log.js'
 import { TargetWatch } from './target-watch.js'
-import { passUpgrade } from './upgrade.js'
+import { onUpgrade, type UpgradeContext } from './upgrade.js'
 
 // `litefs-proxy serve`: the same core as the in-process adapters, in front of
 // an app that is not written in Node — LiteFS's own proxy (its `proxy:`
@@ -83,12 +86,15 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   if (app === undefined) throw new TypeError(`litefs-proxy: target must be "host:port" or "http://host:port" (the app), got ${JSON.stringify(target)}`)
   const log = options.logger
   const core = createNodeCore({ cookieName: '__txid', ...rest }) // LiteFS's proxy's cookie, unless told otherwise
-  const dispatcher = new Agent({ connectTimeout: 2000 })
+  const agents = forwardAgents()
+  const dispatcher = agents.http1
   const watch = new TargetWatch({ host: app.host, port: app.port, label: target }, targetRetry, log)
 
   const toApp = async (res: ServerResponse): Promise<void> => {
     const req = res.req
     const started = performance.now()
+    const resendable = safeToResend(req, req.litefs?.kind === 'write')
+    let resends = 0
     for (;;) {
       const result = await forward({
         req,
@@ -98,6 +104,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         view: core.view(res),
         bodyLimit: Infinity,
         timeout: targetTimeout,
+        resendable,
         bodyIdle: core.options.forwardTimeout,
         dispatcher,
         takeOver: () => {}
@@ -106,7 +113,15 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         if (result.outcome === 'sent') watch.reached()
         return
       }
-      if (result.retry && core.state.litefs !== 'up') {
+      if (result.resend === true && resends < RESENDS) {
+        // The app closed an idle connection as the request went out (Gunicorn
+        // does, on its own clock); safe to send twice: again at once.
+        resends++
+        continue
+      }
+      // Not sent, or reset unread: the app may be starting, or gone with LiteFS.
+      const refused = result.retry && result.resend !== true
+      if (refused && core.state.litefs !== 'up') {
         // The app went away with LiteFS (LiteFS's exec stops it first): nothing
         // was applied; this node cannot take the request now.
         const e = new LitefsHttpError(503, 'LITEFS_UNAVAILABLE', `the app at ${target} and LiteFS on this node are unavailable; nothing was applied`, { 'retry-after': '1' })
@@ -114,17 +129,17 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         if (!res.headersSent && !res.destroyed) sendAnswer(res, e)
         return
       }
-      if (result.retry) watch.refused(result.error.message.replace(/^.*\((\S+)\)$/, '$1'))
-      if (result.retry && performance.now() - started + RETRY_EVERY < targetRetry && !watch.givenUp) {
+      if (refused) watch.refused(result.error.message.replace(/^.*\((\S+)\)$/, '$1'))
+      if (refused && performance.now() - started + RETRY_EVERY < targetRetry && !watch.givenUp) {
         // The app refused the connection (nothing was sent): it may be starting.
         await new Promise(resolve => setTimeout(resolve, RETRY_EVERY))
         continue
       }
       const e = result.error
-      const answer = e.code === 'LITEFS_BODY_TIMEOUT' || e.code === 'LITEFS_FORWARD_TIMEOUT'
+      const answer = e.code === 'LITEFS_BODY_TIMEOUT' || e.code === 'LITEFS_FORWARD_TIMEOUT' || e.code === 'LITEFS_ANSWER_TOO_LARGE'
         ? e
-        : new LitefsHttpError(502, result.retry ? 'LITEFS_TARGET_UNAVAILABLE' : 'LITEFS_TARGET_FAILED',
-          result.retry ? `the app at ${target} refused connections for ${targetRetry} ms` : `the app at ${target} failed: ${e.message.replace(/^forwarding to the primary at \S+ failed /, '')}`)
+        : new LitefsHttpError(502, refused ? 'LITEFS_TARGET_UNAVAILABLE' : 'LITEFS_TARGET_FAILED',
+          refused ? `the app at ${target} refused connections for ${targetRetry} ms` : `the app at ${target} failed: ${e.message.replace(/^forwarding to the primary at \S+ failed /, '').replace(/^the primary at \S+ /, '')}`)
       log.warn({ target, code: answer.code }, `litefs-proxy: ${answer.message}`)
       if (!res.headersSent && !res.destroyed) sendAnswer(res, answer)
       return
@@ -137,51 +152,49 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
   }
 
+  const open = new Set<ServerResponse>() // answers not yet sent in full, for close()
   const server = createServer({ requestTimeout: readTimeout, headersTimeout: readHeaderTimeout, keepAliveTimeout: idleTimeout }, (req, res) => {
-    const started = performance.now()
-    res.once('close', () => {
-      const info = req.litefs
-      log.info({
-        method: req.method,
-        path: req.url,
-        status: res.headersSent ? res.statusCode : undefined,
-        ms: Math.round((performance.now() - started) * 10) / 10,
-        kind: info?.kind,
-        role: info?.role,
-        waitedMs: info?.waitedMs === undefined ? undefined : Math.round(info.waitedMs),
-        forwardedTo: info?.forwardedTo,
-        txid: info?.setTxid,
-        aborted: res.writableFinished ? undefined : true
-      }, 'request')
-    })
+    open.add(res)
+    res.once('close', () => { open.delete(res) })
+    logWhenDone(log, res)
     runNode(core, res, ending, undefined)
   })
   server.timeout = writeTimeout
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    // An upgrade (a WebSocket handshake) is a GET: a read, handed to the app. Any
-    // other method asking for one would bypass the decision (a write run here,
-    // on a replica): refused.
-    if (req.method !== 'GET') {
-      const body = JSON.stringify({ error: `an upgrade must be a GET request, not ${String(req.method)}`, code: 'LITEFS_BAD_UPGRADE' })
-      socket.end(`HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
-      log.warn({ method: req.method, path: req.url }, 'litefs-proxy: refused an upgrade that is not a GET')
-      return
-    }
-    passUpgrade(req, socket, head, app, core.view({ req } as ServerResponse))
-  })
+  const upgrades: UpgradeContext = {
+    server,
+    target: app,
+    decide: (res, toApp) => {
+      logWhenDone(log, res)
+      runNode(core, res, { ...ending, app: toApp }, undefined)
+    },
+    view: res => core.view(res)
+  }
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { onUpgrade(upgrades, req, socket, head) })
 
   let url = ''
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
-    await whenAnswered(core.drain()) // held requests: 503 now, before any connection is cut
-    const closed = new Promise<void>(resolve => server.close(() => resolve()))
+    // The connections of answers in flight close when those answers are sent:
+    // a kept-alive client (a replica's forwarder, a balancer's pool) would
+    // otherwise send its next request on its connection, which then never falls
+    // idle, and the drain would last until drainTimeout cut it (a container
+    // stop killed first). Told `connection: close`, it connects anew and finds
+    // the listener gone. An answer whose head is out: its connection is reset
+    // once idle (as drain() resets idle ones: see idle-reset.ts).
+    for (const res of open) {
+      if (res.headersSent) res.once('finish', () => setImmediate(() => resetIdleConnections(server)))
+      else res.setHeader('connection', 'close')
+    }
+    const answered = whenAnswered(core.drain()) // held requests: 503 now, before any connection is cut
+    const closed = new Promise<void>(resolve => server.close(() => resolve())) // no new connection from here
+    await answered
     server.closeIdleConnections()
     const cut = setTimeout(() => server.closeAllConnections(), drainTimeout)
     await closed
     clearTimeout(cut)
     watch.close()
     await core.close()
-    await dispatcher.close()
+    await agents.close()
   }
   return {
     server,

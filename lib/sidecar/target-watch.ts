@@ -1,5 +1,6 @@
 import { connect } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { reasonOf } from '../core/errors.js'
 import type { Logger } from '../core/logger.js'
 import { warnings, type Warnings } from '../core/warnings.js'
 
@@ -69,6 +70,6 @@ export class TargetWatch {
   private probe (): void {
     const socket = connect({ host: this.target.host, port: this.target.port })
     socket.once('connect', () => { socket.destroy(); this.reached() })
-    socket.once('error', (err: Error & { code?: string }) => { this.refused(err.code ?? err.message) })
+    socket.once('error', err => { this.refused(reasonOf(err)) })
   }
 }

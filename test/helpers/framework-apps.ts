@@ -30,6 +30,8 @@ export interface FrameworkOptions {
   fastify?: FastifyServerOptions
   /** Express: settings and middleware mounted before the proxy. */
   express?: (app: Express) => void
+  /** Handlers get the request with its body unread (they may answer before it has arrived). */
+  unread?: boolean
   /** node:http: serve HTTP/2 (h2c) instead. */
   http2?: boolean
   /** Express `trust proxy` / node:http `trustProxy`. */
@@ -64,6 +66,16 @@ export async function frameworkApp (adapter: AdapterName, litefs: Record<string,
       app.route({
         method: r.method as 'GET',
         url: r.path,
+        // After litefs-proxy's onRequest, before the body is parsed.
+        onRequest: o.unread === true
+          ? (request, reply, done) => {
+              request.raw.litefs = request.litefs ?? undefined
+              ;(request.raw as { ip?: string }).ip = request.ip // the client as Fastify believes it (trustProxy)
+              reply.hijack()
+              void r.handler(request.raw, reply.raw, Buffer.alloc(0))
+              done()
+            }
+          : undefined,
         handler: async (request, reply) => {
           request.raw.litefs = request.litefs ?? undefined // what the other adapters put on req
           reply.hijack()
@@ -82,6 +94,7 @@ export async function frameworkApp (adapter: AdapterName, litefs: Record<string,
     app.use(proxy)
     for (const r of routes) {
       (app as any)[r.method.toLowerCase()](r.path, (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => {
+        if (o.unread === true) { void r.handler(req, res, Buffer.alloc(0)); return }
         readBody(req).then(async body => await r.handler(req, res, body)).catch(err => { if (requestAborted(err)) res.destroy(); else next(err) })
       })
     }
@@ -94,6 +107,7 @@ export async function frameworkApp (adapter: AdapterName, litefs: Record<string,
     const path = (req.url as string).split('?')[0]
     const r = routes.find(x => x.method === req.method && x.path === path)
     if (r === undefined) { res.writeHead(404).end(); return }
+    if (o.unread === true) { void r.handler(req, res, Buffer.alloc(0)); return }
     readBody(req).then(async body => await r.handler(req, res, body)).catch(() => res.destroy())
   }, { pollInterval: 1, logger: o.logger ?? quiet, trustProxy: o.trust, ...litefs } as any)
   const server = o.http2 === true ? createH2Server(listener as any) : createServer(listener)
@@ -102,9 +116,10 @@ export async function frameworkApp (adapter: AdapterName, litefs: Record<string,
     url,
     state: listener.core.state,
     close: async () => {
+      // As the README shuts down: the proxy first (held requests answered, idle connections and HTTP/2 sessions closed).
+      await listener.close()
       if (o.http2 !== true) (server as Server).closeAllConnections()
       await new Promise(resolve => server.close(resolve))
-      await listener.close()
     }
   }
 }

@@ -127,6 +127,10 @@ t.test('installed from `npm pack`: the README snippets run, ESM and CommonJS', a
       t.equal(write.statusCode, 201, `${file}: POST /notes`)
       t.match(String(write.headers['set-cookie']), /^litefs-txid=0000000000000007; Path=\/; HttpOnly; SameSite=Lax; Max-Age=300/, `${file}: cookied`)
       await write.body.dump()
+      // A newcomer's first curl -X POST, without a body: the snippet says what it wants, no 500 and no stack trace.
+      const bodiless = await request(`${url}/notes`, { method: 'POST' })
+      t.equal(bodiless.statusCode, 400, `${file}: a POST without a body`)
+      t.same(await bodiless.body.json(), { error: 'send JSON: {"text": "…"}' }, `${file}: says what to send`)
       const read = await request(`${url}/notes`)
       t.match(await read.body.json(), { notes: [{ id: 1, text: 'hello' }] }, `${file}: GET /notes`)
       t.notMatch(output, /does not exist yet|SQLITE_CANTOPEN/, `${file}: the primary created the database and its table`)

@@ -242,4 +242,9 @@ t.test("not under exec: the README's recovery brings LiteFS back under the runni
   app.kill('SIGTERM')
   t.equal(await exited, 0)
   t.notMatch(output, /SQLITE_CANTOPEN|does not exist yet/)
+  // Item 9: what the app's log says when LiteFS stops — its real cause, in words, once per stop.
+  const stopped = output.split('\n').filter(l => l.includes('"code":"LITEFS_STOPPED"'))
+  t.equal(stopped.length, ROUNDS, `LITEFS_STOPPED said once per stop:\n${stopped.join('\n')}`)
+  for (const line of stopped) t.match(line, /LiteFS on this node stopped or is restarting \(LiteFS's event stream ended\)/)
+  t.notMatch(output, /EOF/, 'no parser jargon')
 })

@@ -2,8 +2,9 @@
 
 It knows nothing about LiteFS's replication: litefs-proxy serve, in front of it,
 sends writes that land on a replica to the primary and holds a read until this
-node has the client's last write. The app only opens the database per request
-and creates its table on the primary (replicas are read-only and receive it).
+node has the client's last write. The app opens the database per request, holds
+one connection open besides (see connect(): LiteFS replicas need it), and
+creates its table on the primary (replicas are read-only and receive it).
 
     POST /notes  {"user": "ada", "text": "hello"}  ->  201 {"id": 1}
     GET  /notes?user=ada                            ->  200 {"notes": [{"id": 1, "text": "hello"}]}
@@ -15,27 +16,48 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 from socketserver import ThreadingMixIn
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 DB = os.environ.get("NOTES_DB", "/litefs/notes.db")
 PORT = int(os.environ.get("NOTES_PORT", "8000"))
+# mode=rw: requests never create the database. On a replica the primary's
+# arrives; and if LiteFS were gone, its mount point would be a plain directory
+# where a new database would take writes that are lost.
+DB_URI = "file:" + quote(DB) + "?mode=rw"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, user TEXT NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS notes_user ON notes (user, id);
 """
 
+# One connection held for the life of the process, besides one per request. A
+# process whose last connection to a WAL database closes lets go of the WAL
+# index (-shm), and its next open maps it again; on a LiteFS replica that races
+# LiteFS's own rewrite of the -shm as it applies each transaction, and the
+# process dies of SIGBUS (seen in `npm run test:deploy` within a minute of reads
+# on a replica under writes). Holding a file open in the mount is safe because
+# LiteFS runs this app (exec:) and stops it before it unmounts.
+anchor = None
+anchor_lock = threading.Lock()
+
 
 def connect():
-    return sqlite3.connect(DB, timeout=5)
+    global anchor
+    with anchor_lock:
+        if anchor is None:  # on first use: the database may not exist when the app starts
+            held = sqlite3.connect(DB_URI, uri=True, check_same_thread=False)
+            held.execute("SELECT count(*) FROM sqlite_master").fetchall()  # maps the -shm
+            anchor = held
+    return sqlite3.connect(DB_URI, uri=True, timeout=5)
 
 
 def create_schema():
     """On the primary: WAL mode and the table. A replica has a .primary file and receives both."""
     if os.path.exists(os.path.join(os.path.dirname(DB), ".primary")):
         return
-    db = connect()
+    db = sqlite3.connect(DB, timeout=5)  # the one place that may create the file
     try:
         db.execute("PRAGMA journal_mode = WAL")
         db.executescript(SCHEMA)

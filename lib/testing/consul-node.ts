@@ -1,0 +1,110 @@
+/**
+ * A LiteFS node of a Consul-lease cluster, with the faults a failover test
+ * makes on it. Its process, mount and readiness are `litefs-node.ts`'s (it is a
+ * `ClusterNode`); this module adds the node's address and namespace, the apps
+ * that run beside it (`node-app.ts`), and the faults:
+ *   - `crash()`      SIGKILL LiteFS and every app of the node at once (a machine dies);
+ *   - `kill()`       SIGKILL LiteFS only: its apps keep running (orphaned apps);
+ *   - `stop()`       SIGTERM to LiteFS (a graceful stop: it gives the lease up);
+ *   - `pause()`      SIGSTOP LiteFS and its apps (a frozen VM), `resume()` SIGCONT;
+ *   - `partition()`  cut the node off from Consul and/or its peers (iptables in
+ *                    its namespace, `netns.ts`), `heal()` undoes it.
+ * Which node is primary, the lease's settings and the cluster's lifetime are
+ * `consul-cluster.ts`'s.
+ */
+import type { ClusterNetwork } from './netns.js'
+import { ClusterNode, type ClusterContext } from './litefs-node.js'
+import { spawnNodeApp, type NodeApp, type NodeAppOptions } from './node-app.js'
+
+export interface PartitionOptions {
+  /** Cut the node off from Consul. Default true. */
+  consul?: boolean
+  /** Cut it off from these peers (node indexes), or from every other node with true. Default false. */
+  peers?: boolean | readonly number[]
+}
+
+/** What a Consul node knows of its cluster beyond `ClusterContext`. */
+export interface ConsulNodeEnv {
+  readonly network: ClusterNetwork | undefined
+  readonly consulIp: string
+  readonly nodes: readonly ConsulNode[]
+}
+
+export class ConsulNode extends ClusterNode {
+  /** Where this node's LiteFS API and apps listen: 127.0.0.1, or its address in its namespace. */
+  readonly ip: string
+  /** Its network namespace, when the cluster has them. */
+  readonly netns: string | undefined
+  private readonly apps = new Set<NodeApp>()
+  private paused = false
+
+  constructor (ctx: ClusterContext, private readonly env: ConsulNodeEnv, index: number, hostname: string, nodeDir: string, port: number) {
+    const ip = env.network?.nodeIp(index) ?? '127.0.0.1'
+    super(ctx, index, hostname, nodeDir, port, ip)
+    this.ip = ip
+    this.netns = env.network?.nodes[index]
+  }
+
+  /** The command prefix that runs a program in this node's network (empty on loopback). */
+  get wrap (): string[] { return this.netns !== undefined && this.env.network !== undefined ? this.env.network.wrap(this.netns) : [] }
+
+  /** Start `command args` beside this node, in its namespace. Crash and pause include it; kill and stop do not. */
+  spawnApp (command: string, args: readonly string[], options?: NodeAppOptions): NodeApp {
+    const app = spawnNodeApp(this.wrap, command, args, options)
+    this.apps.add(app)
+    void app.exited.then(() => this.apps.delete(app))
+    return app
+  }
+
+  /** The apps started with `spawnApp` that are still running. */
+  get runningApps (): NodeApp[] { return [...this.apps] }
+
+  /** SIGKILL LiteFS and its apps together, and wait for them. The mount stays dead until `start()`/`close()`. */
+  async crash (): Promise<void> {
+    const apps = [...this.apps]
+    for (const app of apps) app.signal('SIGKILL')
+    await Promise.all([this.kill(), ...apps.map((a) => a.exited)])
+    this.paused = false
+  }
+
+  /** SIGSTOP LiteFS and its apps: nothing answers, no lease is renewed, no socket closes. */
+  pause (): void {
+    if (!this.running) throw new Error(`litefs-cluster: pause(): ${this.hostname}'s LiteFS is not running`)
+    this.signalGroup('SIGSTOP')
+    for (const app of this.apps) app.signal('SIGSTOP')
+    this.paused = true
+  }
+
+  /** SIGCONT what `pause()` stopped. */
+  resume (): void {
+    this.signalGroup('SIGCONT')
+    for (const app of this.apps) app.signal('SIGCONT')
+    this.paused = false
+  }
+
+  override async stop (): Promise<void> {
+    // A stopped process does not act on SIGTERM.
+    if (this.paused) this.resume()
+    await super.stop()
+  }
+
+  /** Drop every packet between this node and Consul and/or its peers, until `heal()`. Needs the cluster's namespaces. */
+  partition (options: PartitionOptions = {}): void {
+    const network = this.env.network
+    if (network === undefined) throw new Error('litefs-cluster: partition() needs the netns option (a namespace per node)')
+    const ips: string[] = []
+    if (options.consul ?? true) ips.push(this.env.consulIp)
+    const peers = options.peers === true ? this.env.nodes.filter((n) => n !== this).map((n) => n.index) : options.peers === false || options.peers === undefined ? [] : options.peers
+    for (const i of peers) if (i !== this.index) ips.push(network.nodeIp(i))
+    network.partition(this.index, ips)
+  }
+
+  heal (): void {
+    this.env.network?.heal(this.index)
+  }
+
+  /** Stop every app (SIGTERM, then SIGKILL). */
+  async stopApps (): Promise<void> {
+    await Promise.all([...this.apps].map((a) => a.stop()))
+  }
+}
