@@ -61,14 +61,18 @@ let tarball: string
 /** TypeScript 7 (the native compiler), installed beside this package's 5.9 under another name. */
 const TYPESCRIPT_7 = '7.0.2'
 
-// The compilers run as a user runs them: without this test runner's module hooks
-// (NODE_OPTIONS), under which TypeScript 7's ESM launcher cannot load.
-const compilerEnv = Object.fromEntries(Object.entries(quietEnv).filter(([k]) => k !== 'NODE_OPTIONS'))
+// The compilers run as a user runs them: without this test runner's module hooks,
+// under which TypeScript 7's ESM launcher cannot load (ERR_REQUIRE_CYCLE_MODULE).
+// Dropping NODE_OPTIONS from the env given is not enough: tap's process tracking
+// (@tapjs/processinfo) wraps child_process and puts its loader back into every
+// child's NODE_OPTIONS; `env -u` takes it off between that wrapper and node.
+const node = (args: string[], options: Parameters<typeof execFileSync>[2]): string =>
+  String(execFileSync('env', ['-u', 'NODE_OPTIONS', process.execPath, ...args], options))
 
 /** `tsc` (`typescript` or `typescript7` in `app`) on `files`; its output, '' when they type-check. */
 function tsc (app: string, compiler: 'typescript' | 'typescript7', files: string[], extra: string[]): string {
   try {
-    return execFileSync(process.execPath, [join(app, 'node_modules', compiler, 'bin/tsc'), '--noEmit', '--strict', '--target', 'es2022', '--types', 'node', ...extra, ...files], { cwd: app, encoding: 'utf8', env: compilerEnv })
+    return node([join(app, 'node_modules', compiler, 'bin/tsc'), '--noEmit', '--strict', '--target', 'es2022', '--types', 'node', ...extra, ...files], { cwd: app, encoding: 'utf8', env: quietEnv })
   } catch (err) {
     return String((err as { stdout?: string }).stdout) + String((err as { stderr?: string }).stderr)
   }
@@ -211,8 +215,8 @@ void plugin
     }
     t.equal(tsc(app, 'typescript', ['uses.cts', 'named.cts'], ['--skipLibCheck', 'false', '--module', 'commonjs', '--moduleResolution', 'node10', '--esModuleInterop']), '', 'CommonJS with node10 resolution (typesVersions)')
     // Compiled and run: what the named imports give is what they are typed as.
-    execFileSync(process.execPath, [join(app, 'node_modules/typescript/bin/tsc'), '--strict', '--target', 'es2022', '--types', 'node', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--outDir', 'named-out', 'named.cts'], { cwd: app, env: compilerEnv })
-    const ran = execFileSync(process.execPath, ['-e', `require('./named-out/named.cjs'); setTimeout(() => process.exit(0), 100)`], { cwd: app, encoding: 'utf8', env: { ...compilerEnv, NODE_NO_WARNINGS: '1' } })
+    node([join(app, 'node_modules/typescript/bin/tsc'), '--strict', '--target', 'es2022', '--types', 'node', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--outDir', 'named-out', 'named.cts'], { cwd: app, env: quietEnv })
+    const ran = node(['-e', `require('./named-out/named.cjs'); setTimeout(() => process.exit(0), 100)`], { cwd: app, encoding: 'utf8', env: { ...quietEnv, NODE_NO_WARNINGS: '1' } })
     t.equal(ran, '', 'they run')
     writeFileSync(join(app, 'message.mts'), `import Fastify from 'fastify'\nimport litefs from 'litefs-proxy/fastify'\nconst app = Fastify(); await app.register(litefs, { db: 'a' })\napp.get('/f', { config: { litefs: { alwaysForward: 'yes' } } }, async () => 'f')\n`)
     t.match(tsc(app, 'typescript', ['message.mts'], ['--skipLibCheck', 'false', '--module', 'nodenext', '--moduleResolution', 'nodenext']), /Types of property 'alwaysForward' are incompatible\.\s+Type 'string' is not assignable to type 'Boolean'/, 'a readable error names the key')
