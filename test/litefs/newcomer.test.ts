@@ -243,8 +243,10 @@ t.test("not under exec: the README's recovery brings LiteFS back under the runni
   t.equal(await exited, 0)
   t.notMatch(output, /SQLITE_CANTOPEN|does not exist yet/)
   // Item 9: what the app's log says when LiteFS stops — its real cause, in words, once per stop.
-  const stopped = output.split('\n').filter(l => l.includes('"code":"LITEFS_STOPPED"'))
-  t.equal(stopped.length, ROUNDS, `LITEFS_STOPPED said once per stop:\n${stopped.join('\n')}`)
+  const said = output.split('\n').filter(l => l.includes('"code":"LITEFS_STOPPED"'))
+  const stopped = said.filter(l => l.includes('"level":40'))
+  t.equal(stopped.length, ROUNDS, `LITEFS_STOPPED warned once per stop:\n${said.join('\n')}`)
   for (const line of stopped) t.match(line, /LiteFS on this node stopped or is restarting \(LiteFS's event stream ended\)/)
+  t.equal(said.filter(l => l.includes('LiteFS on this node is back')).length, ROUNDS, 'and once per return: "is back"')
   t.notMatch(output, /EOF/, 'no parser jargon')
 })
