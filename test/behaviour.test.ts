@@ -2,7 +2,8 @@
 // Fastify plugin, the Express middleware and the node:http wrapper.
 import t from 'tap'
 import { request, Agent } from 'undici'
-import { request as httpRequest } from 'node:http'
+import { createServer, request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 import { ADAPTERS, serve, type AdapterName, type Served, type ServeOptions } from './helpers/apps.js'
 import type { LitefsOptions } from '../lib/core/options.js'
@@ -17,6 +18,14 @@ async function get (url: string, headers: Record<string, string> = {}, method = 
   let body: any = text
   try { body = JSON.parse(text) } catch {}
   return { status: res.statusCode, body, headers: res.headers }
+}
+
+/** A primary's app that answers (its health check is all a replica asks it here). */
+async function answering (t: Test): Promise<string> {
+  const server = createServer((_req, res) => { res.end('{}') })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
 async function start (t: Test, adapter: AdapterName, fakeOpts: Parameters<typeof FakeLitefs.start>[0], opts: Partial<LitefsOptions> = {}, extra: ServeOptions = {}): Promise<{ fake: FakeLitefs, served: Served, url: string }> {
@@ -235,7 +244,7 @@ for (const adapter of ADAPTERS) {
     })
 
     t.test('health', async t => {
-      const { fake, served } = await replica(t, { maxLag: '1s' })
+      const { fake, served } = await replica(t, { maxLag: '1s', primaryUrl: await answering(t) })
       let res = await get(`${served.url}/litefs/health`)
       t.equal(res.status, 200)
       t.same(res.body, { status: 'ok', role: 'replica', primary: 'node-a', lag: 829, txid: '0000000000000005' })
@@ -250,10 +259,36 @@ for (const adapter of ADAPTERS) {
       t.equal((await get(`${served.url}/litefs/health`)).status, 503)
     })
 
+    t.test("health: unreachable while the primary's app cannot be reached (a write would fail); ok once it answers", async t => {
+      let target = 'http://127.0.0.1:9' // nothing listens there
+      const { served } = await replica(t, { primaryUrl: () => target, primaryRedirectTimeout: 200 })
+      let res = await get(`${served.url}/litefs/health`)
+      t.equal(res.status, 503, 'the first answer asked the primary first')
+      t.same(res.body, { status: 'unreachable', role: 'replica', primary: 'node-a', lag: 829, txid: '0000000000000005', unreachable: { origin: 'http://127.0.0.1:9', error: 'ECONNREFUSED' } })
+      const write = await get(`${served.url}/items`, {}, 'POST')
+      t.equal(write.status, 503, 'as a write does')
+      t.equal(write.body.code, 'LITEFS_NO_PRIMARY')
+      target = await answering(t)
+      let status = 0
+      for (let i = 0; i < 50 && status !== 200; i++) { // asked again within a second
+        if (i > 0) await new Promise(resolve => setTimeout(resolve, 100))
+        status = (await get(`${served.url}/litefs/health`)).status
+      }
+      t.equal(status, 200, 'ok once the primary answers')
+      t.equal((await get(`${served.url}/items`, {}, 'POST')).status, 200, 'and a write goes through')
+    })
+
+    t.test('health: unreachable, at once, when primaryUrl gives no URL for the primary', async t => {
+      const { served } = await replica(t, { primaryUrl: (host: string) => { throw new Error(`no URL for ${host} here`) } })
+      const res = await get(`${served.url}/litefs/health`)
+      t.equal(res.status, 503)
+      t.same(res.body.unreachable, { origin: null, error: 'primaryUrl has no URL for the primary node-a: no URL for node-a here' })
+    })
+
     t.test('health: maxLag 0 disables; a custom path; false turns it off', async t => {
       const fake = await FakeLitefs.start({ role: 'replica', txid: 5n })
       fake.setLag(99_999)
-      const a = await serve(adapter, fake, { maxLag: 0, healthPath: '/healthz' })
+      const a = await serve(adapter, fake, { maxLag: 0, healthPath: '/healthz', primaryUrl: await answering(t) })
       const b = await serve(adapter, fake, { healthPath: false })
       t.teardown(async () => { await a.close(); await b.close(); await fake.close() })
       t.equal((await get(`${a.url}/healthz`)).status, 200)

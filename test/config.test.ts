@@ -112,7 +112,14 @@ t.test('static lease: the mistakes people make', async t => {
 })
 
 t.test('advertise-url: {hostname} is the lease holder; the default port is http-addr\'s', async t => {
-  t.equal(yml(t, ['--node', 'node-2', '--primary', 'node-1', '--http-addr', '127.0.0.1:20300']).lease['advertise-url'], 'http://node-1:20300')
+  t.equal(yml(t, ['--node', 'node-2', '--primary', 'node-1', '--http-addr', '10.0.0.2:20300']).lease['advertise-url'], 'http://node-1:20300')
+  // Nodes sharing a host (issue 23): the guess would be the primary's name with this replica's port.
+  for (const addr of ['127.0.0.1:20203', 'localhost:20203', '[::1]:20203']) {
+    fails(t, ['--node', 'node-2', '--primary', 'node-1', '--http-addr', addr], /--http-addr .* is a loopback address, so the nodes share this host and the primary's LiteFS API has a port of its own: give its URL with --advertise-url/)
+  }
+  fails(t, ['--node', '${NODE}', '--primary', 'node-1', '--http-addr', '127.0.0.1:20203'], /--advertise-url/, { NODE: 'node-2' })
+  t.equal(yml(t, ['--node', 'node-2', '--primary', 'node-1', '--http-addr', '127.0.0.1:20203', '--advertise-url', 'http://127.0.0.1:20202']).lease['advertise-url'], 'http://127.0.0.1:20202', 'given: taken')
+  t.equal(yml(t, ['--node', 'node-1', '--primary', 'node-1', '--http-addr', '127.0.0.1:20202']).lease['advertise-url'], 'http://node-1:20202', 'the primary itself: its own port')
   t.equal(yml(t, ['--node', 'node-2', '--primary', 'node-1', '--advertise-url', 'http://{hostname}.internal:20202']).lease['advertise-url'], 'http://node-1.internal:20202')
   t.equal(yml(t, ['--node', 'node-2', '--primary', 'node-1', '--advertise-url', 'http://127.0.0.1:4000']).lease['advertise-url'], 'http://127.0.0.1:4000')
   t.equal(yml(t, ['--node', 'node-2', '--primary', 'node-1', '--advertise-url', '${PRIMARY_API}']).lease['advertise-url'], '${PRIMARY_API}')
@@ -190,7 +197,7 @@ t.test('durations: Go syntax, as LiteFS reads them, written as strings', async t
 })
 
 t.test('fuse.dir, data.dir, http.addr', async t => {
-  const doc = yml(t, ['--node', 'node-2', '--primary', 'node-1', '--fuse-dir', '/mnt/litefs/', '--data-dir', '/data/litefs', '--http-addr', '127.0.0.1:20300'])
+  const doc = yml(t, ['--node', 'node-2', '--primary', 'node-1', '--fuse-dir', '/mnt/litefs/', '--data-dir', '/data/litefs', '--http-addr', '127.0.0.1:20300', '--advertise-url', 'http://127.0.0.1:20202'])
   t.same([doc.fuse.dir, doc.data.dir, doc.http.addr], ['/mnt/litefs', '/data/litefs', '127.0.0.1:20300'], 'trailing slash dropped')
   t.equal(yml(t, ['--node', 'n', '--primary', 'n', '--fuse-dir', '/', '--data-dir', '/data']).fuse.dir, '/')
   t.equal(yml(t, ['--node', 'n', '--primary', 'n', '--fuse-dir', '${MNT}', '--http-addr', ':${API_PORT}']).lease['advertise-url'], 'http://n:${API_PORT}')

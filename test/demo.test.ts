@@ -5,7 +5,10 @@
 // a child process on the built package and real sockets. examples/ and dist/
 // are not the source under coverage, so the child runs without it.
 import t from 'tap'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { builtPackageEnv } from './helpers/child-env.js'
 
@@ -75,4 +78,18 @@ t.test('a failover mid-run: held writes complete, none lost, none doubled, reads
   t.same(r.failures.filter((f: any) => f.code === 'BAD_GATEWAY'), [], 'the balancer drains node-1 before it closes: none of its own requests is cut')
   // A write already sent to node-1 when its app closed may fail (the plugin rightly does not retry it).
   t.comment(`held for a primary: ${r.failover.held}; failed as node-1 closed: ${r.failover.cut}, of which applied: ${r.writes.failedApplied}`)
+})
+
+t.test('Ctrl-C during `npm start` leaves nothing behind (issue 23)', async t => {
+  // The demo as `npm start` runs it, its temporary files in a directory of its
+  // own (TMPDIR), interrupted once its first dev cluster is up.
+  const tmp = mkdtempSync(join(tmpdir(), 'demo-sigint-'))
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
+  const child = spawn(process.execPath, ['examples/demo/index.mjs'], { cwd: root, env: { ...builtPackageEnv(), TMPDIR: tmp }, stdio: 'ignore' })
+  const exited = new Promise<number | null>(resolve => child.once('exit', resolve))
+  for (let i = 0; i < 600 && readdirSync(tmp).length === 0; i++) await new Promise(resolve => setTimeout(resolve, 50))
+  t.match(readdirSync(tmp), [/^litefs-dev-/], 'the demo made its dev cluster')
+  child.kill('SIGINT')
+  t.equal(await exited, 130, 'it ends as Ctrl-C ends a process (128 + SIGINT)')
+  t.same(readdirSync(tmp), [], 'and leaves no file behind')
 })

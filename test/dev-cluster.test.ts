@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import Database from 'better-sqlite3'
+import { fork } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -422,4 +423,21 @@ t.test('replicas of a dead primary name it for a moment each second, until it is
   await c.promote(n2)
   t.equal((c as unknown as { retrying?: unknown }).retrying, undefined, 'none once another node is primary')
   t.same([n3.state.role, n3.state.primaryHostname], ['replica', 'node-2'])
+})
+
+t.test('a process that ends without close() leaves no files behind (issue 23: Ctrl-C during npm start)', async t => {
+  const clusterDirs = async (dir: string): Promise<string[]> => (await readdir(dir)).filter(n => n.startsWith('litefs-dev-'))
+  for (const [mode, code] of [['exit', 4], ['throw', 1], ['sigint', 130]] as const) {
+    const tmp = await mkdtemp(join(tmpdir(), 'dev-leftover-'))
+    t.teardown(async () => { await rm(tmp, { recursive: true, force: true }) })
+    const child = fork(new URL('./helpers/dev-leftover.ts', import.meta.url).pathname, { env: { ...process.env, MODE: mode, TMPDIR: tmp }, stdio: 'ignore' })
+    const exited = new Promise<number | null>(resolve => child.once('exit', resolve))
+    if (mode === 'sigint') {
+      await new Promise(resolve => child.once('message', resolve))
+      t.equal((await clusterDirs(tmp)).length, 1, `${mode}: the cluster's directory is there while it runs`)
+      child.kill('SIGINT')
+    }
+    t.equal(await exited, code, `${mode}: the process ends as it would have`)
+    t.same(await clusterDirs(tmp), [], `${mode}: nothing left`)
+  }
 })

@@ -28,10 +28,15 @@ async function warningsDuring (fn: () => Promise<void>): Promise<Array<{ code: s
   return seen
 }
 
+/**
+ * A logger that records what it is given but, as pino at level error, says it
+ * shows no warn lines: a misconfiguration then comes as a process warning (one
+ * signal; test/one-signal.test.ts has the loggers that show them).
+ */
 function capture (): { log: any, lines: Array<[string, string]> } {
   const lines: Array<[string, string]> = []
   const at = (level: string) => (_o: object, msg: string) => { lines.push([level, msg]) }
-  return { log: { debug () {}, info: at('info'), warn: at('warn'), error: at('error') }, lines }
+  return { log: { debug () {}, info: at('info'), warn: at('warn'), error: at('error'), isLevelEnabled: (level: string) => level !== 'warn' }, lines }
 }
 
 for (const adapter of ADAPTERS) {
@@ -77,7 +82,7 @@ t.test('Fastify: close() is not delayed by held requests', async t => {
   t.equal((await res.body.json() as any).code, 'LITEFS_CLOSED')
 })
 
-t.test('misconfiguration is said once per cause, through the logger and process warnings; a cleared cause is said once too', async t => {
+t.test('misconfiguration is said once per cause (a process warning where the logger hides warn lines); a cleared cause is said once too', async t => {
   await t.test('a mount that does not exist, then a directory that is not a LiteFS mount', async t => {
     const { log, lines } = capture()
     const dir = mkdtempSync(join(tmpdir(), 'not-a-mount-'))
@@ -137,7 +142,7 @@ t.test('misconfiguration is said once per cause, through the logger and process 
       await until(() => lines2.length === 1)
     })
     t.same(stopping.map(w => w.code), ['LITEFS_STOPPED'])
-    t.match(lines2[0][1], /LiteFS on this node stopped or is restarting \(its event stream ended: /)
+    t.match(lines2[0][1], /LiteFS on this node stopped or is restarting \(LiteFS's event stream ended\)/)
     t.notMatch(lines2[0][1], /is "api"|http\.addr|fuse\.dir|EOF/, 'no configuration hint, no parser jargon')
     await fake.startApi()
     await until(() => lines2.length === 2)
@@ -211,7 +216,7 @@ t.test('misconfiguration is said once per cause, through the logger and process 
     }
   })
 
-  await t.test('cleared: a database that appears is said once', async t => {
+  await t.test('a fresh cluster: the database does not exist yet, said as that; cleared once it appears', async t => {
     const fake = await FakeLitefs.start({ role: 'primary' }) // no database yet
     t.teardown(async () => { await fake.close() })
     const { log, lines } = capture()
@@ -228,6 +233,8 @@ t.test('misconfiguration is said once per cause, through the logger and process 
     await res.body.dump()
     t.match(String(res.headers['set-cookie']), /litefs-txid=0000000000000001/)
     t.same(lines.map(x => x[0]), ['warn', 'info'])
+    t.match(lines[0][1], /the database .*\/app\.db does not exist yet \(LiteFS has no database\).*create it, and its schema, on the primary/)
+    t.notMatch(lines[0][1], /is "db" the file name/, 'not a hint that points the wrong way')
     t.match(lines[1][1], /app\.db-pos exists now/)
   })
 })
@@ -316,4 +323,34 @@ t.test('a primary whose host name does not resolve is said once, by name; a prim
   const again = await warningsDuring(async () => { await (await request(url, { method: 'POST', body: 'x' })).body.dump() })
   t.same(again.map(w => w.code), ['LITEFS_PRIMARY_UNRESOLVED'], 'back again after it cleared: said again, once')
   t.equal(lines.filter(([, m]) => /does not resolve/.test(m)).length, 2, 'two warnings in the log: before and after the clear')
+})
+
+t.test('Express: a body parser before the middleware is said on the primary too, once — a one-node test shows it (issue 23)', async t => {
+  const express = (await import('express')).default
+  const { createServer } = await import('node:http')
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+  t.teardown(async () => { await fake.close() })
+  for (const [order, said] of [['parser first', 1], ['proxy first', 0]] as const) {
+    const errors: string[] = []
+    const logger = { debug () {}, info () {}, warn () {}, error: (_o: object, msg: string) => { errors.push(msg) } }
+    const proxy = expressLitefs({ db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger })
+    const app = express()
+    if (order === 'parser first') app.use(express.json()).use(proxy)
+    else app.use(proxy).use(express.json())
+    app.post('/notes', (req, res) => { fake.advance(fake.txid + 1n, { event: false }); res.status(201).json({ text: req.body?.text }) })
+    const server = createServer(app).listen(0, '127.0.0.1')
+    t.teardown(async () => { await proxy.close(); server.close() })
+    await until(() => proxy.core.state.role === 'primary' && server.listening)
+    const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/notes`
+    for (let i = 0; i < 2; i++) {
+      const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hi"}' })
+      t.equal(res.statusCode, 201, `${order}: the primary serves the write`)
+      t.match(String(res.headers['set-cookie']), /^litefs-txid=/)
+      t.same(await res.body.json(), { text: 'hi' })
+    }
+    const bodiless = await request(url, { method: 'POST' })
+    await bodiless.body.dump()
+    t.equal(errors.length, said, `${order}: ${said === 1 ? 'said once, though no replica was involved' : 'nothing to say'}`)
+    if (said === 1) t.match(errors[0], /a body parser \(or other body reader\) runs before litefs-proxy: writes landing on replicas cannot be forwarded.*Mount litefs-proxy first/)
+  }
 })

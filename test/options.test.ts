@@ -60,6 +60,12 @@ t.test('every option is read', async t => {
   t.equal(k8s.primaryOrigin('app-0', 3000), 'https://app-0.app.default.svc:3000')
   const fn = resolveOptions({ db: 'a', primaryUrl: (h: string) => `http://10.0.0.${h.slice(-1)}:80/x` })
   t.equal(fn.primaryOrigin('node-3', 1), 'http://10.0.0.3', 'a function; the origin is kept')
+  // A static primary's own URL, the first thing a user with one fixed primary writes (issue 23).
+  const fixed = resolveOptions({ db: 'a', primaryUrl: 'http://127.0.0.1:8081' })
+  t.equal(fixed.primaryOrigin('node-a', 8080), 'http://127.0.0.1:8081', 'a plain URL: the primary is there, whatever its hostname')
+  t.equal(fixed.primaryOrigin('node-b', 9090), 'http://127.0.0.1:8081')
+  const samePort = resolveOptions({ db: 'a', primaryUrl: 'http://10.0.0.1:{port}' })
+  t.equal(samePort.primaryOrigin('node-b', 9090), 'http://10.0.0.1:9090', '{port} without {hostname}')
   process.env.FLY_APP_NAME = 'my-app'
   t.equal(resolveOptions({ db: 'a' }).forward, 'fly-replay', 'on Fly.io, replay by default')
   t.equal(resolveOptions({ db: 'a', forward: 'http' }).forward, 'http')
@@ -95,8 +101,7 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [{ db: 'a', dbName: 'x' }, /unknown option "dbName"/],
     [{ db: 'a', forward: 'proxy' }, /"forward" must be "http" or "fly-replay", got "proxy"/],
     [{ db: 'a', readTimeoutAction: 'retry' }, /"readTimeoutAction" must be "error" or "primary"/],
-    [{ db: 'a', primaryUrl: 'http://node-a:8080' }, /"primaryUrl" must be an http\(s\) URL template containing "\{hostname\}"/],
-    [{ db: 'a', primaryUrl: 'ftp://{hostname}' }, /"primaryUrl"/],
+    [{ db: 'a', primaryUrl: 'ftp://{hostname}' }, /"primaryUrl" must be an http\(s\) URL: a template with "\{hostname\}" \(and "\{port\}"\), the primary's own URL, or a function/],
     [{ db: 'a', primaryUrl: '{hostname}' }, /"primaryUrl"/],
     [{ db: 'a', primaryUrl: 8080 }, /"primaryUrl".*got 8080/],
     [{ db: 'a', forwardTimeout: 0 }, /"forwardTimeout"/]

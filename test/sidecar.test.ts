@@ -5,7 +5,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { connect } from 'node:net'
 import diagnostics from 'node:diagnostics_channel'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
@@ -317,7 +317,13 @@ t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
   const fn = mapped.primaryUrl as (h: string) => string
   t.equal(fn('node-2'), 'http://127.0.0.1:8082', 'a hostname → URL map, for names that do not resolve')
   t.throws(() => fn('node-9'), /--primary-url has no URL for the primary "node-9"/)
-  t.throws(() => serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', 'nonsense'], {}, () => {}), /--primary-url: expected a template with \{hostname\} or host=url pairs/)
+  t.throws(() => serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', 'nonsense'], {}, () => {}), /--primary-url: expected a URL, a template with \{hostname\}, or host=url pairs/)
+  for (const map of ['node-1=not a url', 'node-1=http://127.0.0.1:8081,node-2', 'node-1=nonsense']) {
+    t.throws(() => serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', map], {}, () => {}), /--primary-url: expected a URL, a template with \{hostname\}, or host=url pairs/, `a map with a bad pair: ${map}`)
+  }
+  // A static primary's own URL, as a user with one fixed primary writes it (issue 23).
+  const plain = serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', 'http://127.0.0.1:8081'], {}, () => {}) as SidecarOptions
+  t.equal(plain.primaryUrl, 'http://127.0.0.1:8081')
   for (const [argv, re] of [
     [['--adr', ':1'], /unknown flag --adr/],
     [['addr'], /unexpected argument "addr"/],
@@ -356,7 +362,8 @@ t.test('the command line: usage, one clear line and exit 2 for bad input', async
   let o = io()
   t.equal(await run([], o), 2)
   t.match(o.stderr, /^Usage: litefs-proxy <command>/)
-  o = io(); t.equal(await run(['--help'], o), 0); t.match(o.stdout, /Commands:/)
+  o = io(); t.equal(await run(['--help'], o), 0); t.match(o.stdout, /Commands:[\s\S]*--version/)
+  o = io(); t.equal(await run(['--version'], o), 0); t.equal(o.stdout, 'litefs-proxy unknown\n', 'a version nobody gave: said as unknown')
   o = io(); t.equal(await run(['config', '--help'], o) !== undefined, true, 'config is a command')
   o = io(); t.equal(await run(['bogus'], o), 2); t.equal(o.stderr, 'litefs-proxy: unknown command "bogus" (serve or config; litefs-proxy --help)\n')
   o = io(); t.equal(await run(['serve'], o), 2); t.match(o.stderr, /^Usage: litefs-proxy serve/)
@@ -393,6 +400,11 @@ t.test('`litefs-proxy serve` as a process: listens, serves, stops cleanly on SIG
   t.equal(code, 0)
   const usage = spawn(process.execPath, [...process.execArgv, new URL('../lib/cli/main.ts', import.meta.url).pathname], { stdio: 'ignore' })
   t.equal(await new Promise(resolve => usage.once('exit', resolve)), 2, 'no command: usage, exit 2')
+  const version = spawn(process.execPath, [...process.execArgv, new URL('../lib/cli/main.ts', import.meta.url).pathname, '--version'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let printed = ''
+  version.stdout.on('data', b => { printed += b })
+  t.equal(await new Promise(resolve => version.once('exit', resolve)), 0)
+  t.equal(printed, `litefs-proxy ${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string}\n`, '--version: the package\'s version (issue 23)')
 })
 
 void httpRequest

@@ -6,6 +6,10 @@
 import { errors, explainFailures, progressBar, table } from './report.mjs'
 import { runScenario } from './scenario.mjs'
 
+// Ctrl-C: exit through process.exit, so the dev clusters' temporary files go
+// with the process ('exit' hooks do not run when a signal nobody handles ends it).
+process.once('SIGINT', () => process.exit(130))
+
 const USERS = 50
 const ROUNDS = 20 // write→read pairs per user, in every run
 const PACE = 200 // ms between the starts of a user's pairs

@@ -20,6 +20,8 @@ const GO_DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|μs|ms|s|m|h))+$/
 const EXPRESSION = /^\$\{\s*\w+\s*(?:==|!=)\s*(?:"[^"]*"|'[^']*'|\w+)\s*\}$/
 
 const hasRef = (s: string): boolean => s.search(REF) !== -1
+/** An http-addr that listens on loopback only: every node of such a cluster runs on this host. */
+const LOOPBACK = /^(?:127\.[\d.]+|localhost|\[::1\]):/
 
 function name (label: string, value: string): string {
   if (!NAME.test(value)) throw new UsageError(`${label}: ${JSON.stringify(value)} is not a node name (letters, digits, . _ - and \${VAR})`)
@@ -134,7 +136,13 @@ function build (s: Settings, env: NodeJS.ProcessEnv): Built {
     if (primary === undefined) throw new UsageError(`a static lease needs --primary: the primary's name, the same on every node (or --lease consul for failover)`)
     name(primary.label, primary.value as string)
     inNodes(primary)
-    lease = { type: 'static', hostname: primary.value as string, advertiseUrl: advertise(primary.value as string), candidate: staticCandidate(node, primary) }
+    const candidate = staticCandidate(node, primary)
+    if (candidate !== true && get('advertise-url') === undefined && LOOPBACK.test(httpAddr)) {
+      // Nodes on one host each have an API port of their own: the guess below
+      // (the primary's name, this node's port) cannot be the primary's API.
+      throw new UsageError(`${label('http-addr')} ${httpAddr} is a loopback address, so the nodes share this host and the primary's LiteFS API has a port of its own: give its URL with --advertise-url (e.g. http://127.0.0.1:20202), the same on every node`)
+    }
+    lease = { type: 'static', hostname: primary.value as string, advertiseUrl: advertise(primary.value as string), candidate }
   } else {
     if (get('primary') !== undefined) throw new UsageError(`${label('primary')}: with a consul lease the primary is whichever candidate holds the lease; leave it out (or --lease static)`)
     const consulUrl = str('consul-url')

@@ -5,4 +5,6 @@ export interface Io {
   out: (text: string) => void
   err: (text: string) => void
   env: NodeJS.ProcessEnv
+  /** The package's version (`litefs-proxy --version`), as main.ts reads it from package.json. */
+  version?: string
 }

@@ -25,6 +25,8 @@ export const ANSWERS = {
   LITEFS_LEASE_UNCONFIRMED: { status: 503, retryAfter: true, line: 'this primary\'s lease is not confirmed by Consul; a write was not served' },
   /** LiteFS on this node does not answer (stream lost, mount dead): nothing was applied. */
   LITEFS_UNAVAILABLE: { status: 503, retryAfter: true, line: 'LiteFS on this node is unavailable' },
+  /** LiteFS's API and the mount are two nodes' (a misconfiguration): no write is served or forwarded. */
+  LITEFS_MISMATCH: { status: 503, retryAfter: false, line: 'LiteFS\'s API and mount are two different nodes\'; a write was refused' },
   /** This node became primary mid-forward and cannot hand the body to its own app. */
   LITEFS_PRIMARY_CHANGED: { status: 503, retryAfter: true, line: 'a write whose body went to the old primary cannot be replayed here; answered 503' },
   /** `maxWaiting` requests are held already. */

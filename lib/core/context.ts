@@ -6,6 +6,7 @@ import type { NodeState } from './node-state.js'
 import type { Observer } from './observe.js'
 import type { ResolvedOptions } from './options.js'
 import type { PrimaryProbe } from './primary-probe.js'
+import type { PrimaryReach } from './primary-reach.js'
 import type { AdapterHooks, LitefsInfo } from './request.js'
 import type { Warnings } from './warnings.js'
 
@@ -24,6 +25,8 @@ export interface CoreContext<C> {
   /** The Agents forwards (and the probe) go out on, one per protocol. */
   readonly agents: ForwardAgents
   readonly probe: PrimaryProbe
+  /** Whether the primary's app can be reached from here (health's `unreachable`). */
+  readonly reach: PrimaryReach
   readonly observer: Observer
   readonly warn: Warnings
   readonly lifecycle: Lifecycle<C>

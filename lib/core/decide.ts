@@ -1,7 +1,7 @@
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { CoreContext } from './context.js'
-import { health } from './health.js'
+import { healthFor } from './health.js'
 import { read } from './read-path.js'
 import type { LitefsInfo } from './request.js'
 import { write } from './write-path.js'
@@ -29,7 +29,7 @@ export function decide<C> (core: CoreContext<C>, c: C): LitefsInfo | Promise<Lit
   hooks.attach(c, info)
   switch (kind) {
     case 'passthrough': return info
-    case 'health': info.answer = health(core); return info
+    case 'health': return healthFor(core, req, info)
     case 'read': return read(core, c, req, info)
     case 'write': return write(core, c, req, info)
   }

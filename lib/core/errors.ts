@@ -21,3 +21,9 @@ export class LitefsHttpError extends Error {
     return JSON.stringify({ error: this.message, code: this.code })
   }
 }
+
+/** What a failed attempt met, in a word where there is one: the error's code (`ECONNREFUSED`, `UND_ERR_SOCKET`), else its message. */
+export function reasonOf (err: unknown): string {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' ? code : err instanceof Error ? err.message : String(err)
+}

@@ -1,6 +1,7 @@
 import { Agent, buildConnector, request } from 'undici'
 import { parseTxid } from './txid.js'
 import type { Logger } from './logger.js'
+import { reasonOf } from './errors.js'
 
 // A subscription to LiteFS's `GET /events`: NDJSON, one object per line, never
 // ending. `init` comes first on every subscription; LiteFS drops subscribers that
@@ -27,6 +28,9 @@ export interface EventHandlers {
 const MAX_LINE = 1 << 20 // a line this long is not LiteFS talking: drop the connection
 const MIN_BACKOFF = 50
 const MAX_BACKOFF = 1000 // LiteFS restarts in about a second: come back soon after
+
+/** The reason given when LiteFS closed the stream (it stops so), however undici words it. */
+export const ENDED = "LiteFS's event stream ended"
 
 function unrefConnector (connect: buildConnector.connector): buildConnector.connector {
   return (opts, callback) => connect(opts, (...args) => {
@@ -84,12 +88,12 @@ export class EventsFeed {
         throw new Error(`GET ${this.url} answered ${res.statusCode}`)
       }
       await this.read(res.body)
-      this.lose('the stream ended')
+      this.lose(ENDED)
     } catch (err) {
       if (this.abort.signal.aborted) return
       const e = err as Error & { code?: string }
       // A stream cut mid-chunk reaches undici's parser as "Invalid EOF state": it ended.
-      this.lose(e.code === 'HPE_INVALID_EOF_STATE' || /EOF/i.test(e.message) ? 'the stream ended' : e.code ?? e.message)
+      this.lose(e.code === 'HPE_INVALID_EOF_STATE' || /EOF/i.test(e.message) ? ENDED : reasonOf(e))
     }
   }
 

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { litefsError } from './answers.js'
 import { AttemptBody, attempted } from './attempt-body.js'
-import { LitefsHttpError } from './errors.js'
+import { LitefsHttpError, reasonOf } from './errors.js'
 import { clientGone } from './client-gone.js'
 import { MAX_ANSWER_HEAD } from './forward-agent.js'
 import { requestHeaders, responseHeaders } from './hop-by-hop.js'
@@ -188,7 +188,7 @@ function bodyConsumed (): LitefsHttpError {
 }
 
 function notSent (f: ForwardRequest, err: Error & { code?: string }): LitefsHttpError {
-  return new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed before anything was sent (${err.code ?? err.message})`)
+  return new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed before anything was sent (${reasonOf(err)})`)
 }
 
 /** A reset while sending or before any answer: the primary never read what was sent. */
@@ -238,5 +238,5 @@ function failure (err: Error & { code?: string }, f: ForwardRequest, body: Attem
   if (f.resendable === true && CLOSED_BEFORE_ANSWER.has(err.code ?? '') && body?.replay.overflow !== true) {
     return { retry: true, resend: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `the primary at ${f.origin} closed the connection before answering (${err.code as string}), each time the request was sent`) }
   }
-  return { retry: false, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed (${err.code ?? err.message}); the write was not retried`) }
+  return { retry: false, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed (${reasonOf(err)}); the write was not retried`) }
 }

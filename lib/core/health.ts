@@ -1,13 +1,58 @@
+import type { IncomingMessage } from 'node:http'
 import type { CoreContext } from './context.js'
-import type { LitefsAnswer } from './request.js'
+import { REACH_HEADER, type Unreachable } from './primary-reach.js'
+import type { LitefsAnswer, LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
 
 // The health check's answer (DESIGN §3.2), for a balancer and for the other
-// nodes: 200 `ok`; 503 `unavailable` while LiteFS on this node does not answer
-// (event stream lost, mount dead); 503 `lagging` when the lag is above
-// `maxLag` (or unknown); 503 `fenced` on a primary whose lease Consul does not
-// confirm as its own (lease-fence.ts). It also carries the primary's position from `-pos`
-// itself: replicas ask it whether a read's TXID exists (primary-probe.ts).
+// nodes. 200 `ok`: this node can answer any request as the primary would. 503
+// otherwise, the status saying why — take the node out of the balancer while
+// it lasts: `unavailable` while LiteFS on this node does not answer (event
+// stream lost, mount dead); `mismatch` when LiteFS's API and the mount are two
+// nodes' (a misconfiguration: writes are refused); `fenced` on a primary whose
+// lease Consul does not confirm as its own (lease-fence.ts); `unreachable` on
+// a replica that cannot reach the primary's app to forward writes to
+// (primary-reach.ts); `lagging` when the lag is above `maxLag` (or unknown).
+// It also carries the primary's position from `-pos` itself: replicas ask it
+// whether a read's TXID exists (primary-probe.ts).
+
+type Target = { origin: string, url: string } | { failed: Unreachable }
+
+/**
+ * The primary's origin and health URL as this node would reach them, when it
+ * forwards writes there; or why it has none (a `primaryUrl` function that
+ * throws, or maps the hostname to no URL: no write can be forwarded either).
+ */
+function primaryTarget<C> (core: CoreContext<C>): Target | undefined {
+  const { state, options } = core
+  const primary = state.primaryHostname
+  if (state.role !== 'replica' || primary === undefined || options.forward !== 'http' || options.healthPath === false) return undefined
+  try {
+    const origin = options.primaryOrigin(primary, core.probePort)
+    return { origin, url: origin + options.healthPath }
+  } catch (err) {
+    return { failed: { origin: null, error: `primaryUrl has no URL for the primary ${primary}: ${(err as Error).message}` } }
+  }
+}
+
+/**
+ * The health answer for a request. On a replica that forwards writes, the
+ * primary's app is asked whether it is there (at most once a second); the
+ * first answer about a primary waits for that.
+ */
+export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
+  core.probePort = req.socket.localPort as number
+  const target = req.headers[REACH_HEADER] === undefined ? primaryTarget(core) : undefined
+  const first = target === undefined || 'failed' in target ? undefined : core.reach.check(target.origin, target.url)
+  if (first === undefined) {
+    info.answer = health(core)
+    return info
+  }
+  return first.then(() => {
+    info.answer = health(core)
+    return info
+  })
+}
 
 export function health<C> (core: CoreContext<C>): LitefsAnswer {
   const state = core.state
@@ -20,14 +65,21 @@ export function health<C> (core: CoreContext<C>): LitefsAnswer {
   // A primary whose lease Consul gave to another node, to none, or would not
   // say: a balancer should send it nothing (it holds writes meanwhile).
   const fenced = up && state.role === 'primary' && fence !== undefined && fence.view !== 'mine'
-  const ok = up && !fenced && (max === 0 || (lag !== undefined && lag <= max))
+  const mismatch = up ? state.mismatch : undefined
+  const target = up ? primaryTarget(core) : undefined
+  const unreachable: Unreachable | undefined = target === undefined ? undefined : 'failed' in target ? target.failed : core.reach.unreachable(target.origin, core.options.primaryRedirectTimeout)
+  const status = !up
+    ? 'unavailable'
+    : mismatch !== undefined ? 'mismatch' : fenced ? 'fenced' : unreachable !== undefined ? 'unreachable' : max === 0 || (lag !== undefined && lag <= max) ? 'ok' : 'lagging'
   const body: Record<string, unknown> = {
-    status: ok ? 'ok' : !up ? 'unavailable' : fenced ? 'fenced' : 'lagging',
+    status,
     role: state.role,
     primary: state.primaryHostname ?? null,
     lag: lag ?? null,
     txid: formatTxid(state.role === 'primary' ? state.readPosition(db) ?? state.position(db) : state.position(db))
   }
   if (fence !== undefined && state.role === 'primary') body.lease = fence.view === 'other' ? { holder: fence.holder } : fence.view
-  return { statusCode: ok ? 200 : 503, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) }
+  if (unreachable !== undefined) body.unreachable = unreachable
+  if (mismatch !== undefined) body.mismatch = mismatch
+  return { statusCode: status === 'ok' ? 200 : 503, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) }
 }

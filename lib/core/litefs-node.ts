@@ -1,3 +1,5 @@
+// Longer than 300 lines: one driver follows LiteFS through its stream, its mount files and the lease
+// fence, and the stream's handlers share its private state; the mount checks are the next to move out.
 /**
  * A NodeState fed by a real LiteFS node: the /events stream, the mount's files
  * (-pos, .primary) when the stream is down, the primary confirmation and the
@@ -6,7 +8,8 @@
 import { performance } from 'node:perf_hooks'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { EventsFeed } from './events-feed.js'
+import { disagreement } from './api-mount.js'
+import { ENDED, EventsFeed } from './events-feed.js'
 import { mountFiles, type MountFiles } from './mount-files.js'
 import { NodeState, type StateDriver } from './node-state.js'
 import { PrimaryConfirmation } from './primary-confirm.js'
@@ -158,7 +161,7 @@ export class LitefsDriver implements StateDriver {
         // leaves a dead mount dead.
         if (this.state.litefs === 'up') this.state.setLitefs('stream-lost')
         if (first && this.proven) {
-          this.stopped(`its event stream ended: ${reason}`)
+          this.stopped(reason === ENDED ? reason : `its event stream failed: ${reason}`)
         } else if (first) {
           this.warn.say('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is unavailable (${reason}): writes wait until it is back; is LiteFS running, and is "api" its http.addr?`, { api, reason })
         }
@@ -240,6 +243,7 @@ export class LitefsDriver implements StateDriver {
 
   private applyRole (isPrimary: boolean, hostname: string | undefined, snapshot: boolean): void {
     const state = this.state
+    if (this.opts.api !== false) this.agree(isPrimary, hostname)
     if (isPrimary || hostname === undefined) {
       this.confirmation.cancel()
       state.setRole(isPrimary ? 'primary' : 'replica', undefined)
@@ -250,6 +254,17 @@ export class LitefsDriver implements StateDriver {
     // Named, not yet proven: a replica with no primary to forward to until then.
     state.setRole('replica', undefined)
     this.confirmation.announce(hostname, snapshot)
+  }
+
+  /** Do the API and the mount describe one node (api-mount.ts)? Said once, and when it clears. */
+  private agree (isPrimary: boolean, hostname: string | undefined): void {
+    const { api, mount } = this.opts
+    const why = disagreement(this.files, api as string, mount, isPrimary, hostname)
+    if (why === this.state.mismatch) return
+    this.state.mismatch = why
+    const scope = `${String(api)} ${mount}`
+    if (why === undefined) this.warn.clear('LITEFS_MISMATCH', scope, `LiteFS's API at ${String(api)} and the mount ${mount} agree now: writes are served`)
+    else this.warn.say('LITEFS_MISMATCH', scope, `${why}. Writes are refused (503 LITEFS_MISMATCH) until "api" is the http.addr and "mount" the fuse.dir of the same LiteFS`, { api, mount })
   }
 
   private readAllPositions (): void {
@@ -314,4 +329,9 @@ export function openLitefsNode (opts: LitefsNodeOptions): NodeState {
   driver.state = state
   driver.start()
   return state
+}
+
+/** Track `databases` too (read at each (re)subscription) on a state openLitefsNode made. */
+export function trackDatabases (state: NodeState, databases: readonly string[]): void {
+  for (const db of databases) (state.driver as LitefsDriver).databases.add(db)
 }

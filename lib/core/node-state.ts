@@ -159,9 +159,16 @@ export class NodeState {
    */
   fence: Pick<LeaseFence, 'isOpen' | 'view' | 'holder'> | undefined
 
-  /** This node may serve a write as primary now: LiteFS says it is primary, and the fence (if any) is open. */
+  /**
+   * Why LiteFS's API and the mount cannot be one node's (the API says primary,
+   * the mount is a replica's…: litefs-node.ts), or undefined. While set, no
+   * write is served here.
+   */
+  mismatch: string | undefined = undefined
+
+  /** This node may serve a write as primary now: LiteFS says it is primary, its API and mount agree, and the fence (if any) is open. */
   get writable (): boolean {
-    return this.role === 'primary' && (this.fence === undefined || this.fence.isOpen())
+    return this.role === 'primary' && this.mismatch === undefined && (this.fence === undefined || this.fence.isOpen())
   }
 
   /**

@@ -3,6 +3,7 @@ import { PathPatterns, type PathPattern } from './path-match.js'
 import type { CookieSettings } from './cookie.js'
 import type { NodeState } from './node-state.js'
 import type { ConsulLease } from './lease-fence.js'
+import { primaryOriginOf, type PrimaryOrigin } from './primary-url.js'
 
 /** A duration: milliseconds, or a string such as "5s", "250ms", "1m". */
 export type Duration = number | string
@@ -52,7 +53,8 @@ export interface LitefsOptions {
   forward?: 'http' | 'fly-replay'
   /**
    * The primary's app URL, from the hostname LiteFS reports: a template with
-   * `{hostname}` and `{port}` (this server's port), or a function. Default
+   * `{hostname}` and `{port}` (this server's port), a plain URL (the primary is
+   * there whatever its hostname: a static primary), or a function. Default
    * `http://{hostname}:{port}`.
    */
   primaryUrl?: string | ((hostname: string) => string)
@@ -113,7 +115,7 @@ export interface ResolvedOptions {
   pollInterval: number
   forward: 'http' | 'fly-replay'
   /** The primary's origin for a hostname, given this server's port. */
-  primaryOrigin: (hostname: string, port: number) => string
+  primaryOrigin: PrimaryOrigin
   forwardTimeout: number
   /** undefined: what this node's server spoke for the request. */
   forwardProtocol: 'http1' | 'http2' | undefined
@@ -200,28 +202,10 @@ function oneOf<T extends string> (opts: Record<string, unknown>, name: string, v
   return raw as T
 }
 
-function primaryOrigin (raw: unknown): (hostname: string, port: number) => string {
-  const fill = (template: string, hostname: string, port: number): string =>
-    template.replaceAll('{hostname}', hostname).replaceAll('{port}', String(port))
-  if (typeof raw === 'function') {
-    return (hostname: string) => new URL(String(raw(hostname))).origin
-  }
-  const template = raw ?? 'http://{hostname}:{port}'
-  const sample = typeof template === 'string' ? fill(template, 'node-a', 8080) : ''
-  if (typeof template !== 'string' || !template.includes('{hostname}') || !URL.canParse(sample) || !/^https?:$/.test(new URL(sample).protocol)) {
-    fail('primaryUrl', 'an http(s) URL template containing "{hostname}" (and optionally "{port}"), or a function (hostname) => url', raw)
-  }
-  // One origin per primary and port: computed once, not once per forwarded request.
-  const cache = new Map<string, string>()
-  return (hostname: string, port: number) => {
-    const key = `${hostname}:${port}`
-    let origin = cache.get(key)
-    if (origin === undefined) {
-      origin = new URL(fill(template, hostname, port)).origin
-      cache.set(key, origin)
-    }
-    return origin
-  }
+function primaryOrigin (raw: unknown): PrimaryOrigin {
+  const origin = primaryOriginOf(raw)
+  if (origin === undefined) fail('primaryUrl', 'an http(s) URL: a template with "{hostname}" (and "{port}"), the primary\'s own URL, or a function (hostname) => url', raw)
+  return origin
 }
 
 /** Shortest lock-delay the fence can work with (ms): a confirmation counts for lock-delay less a 200 ms margin. */

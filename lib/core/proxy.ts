@@ -16,6 +16,7 @@ import { Observer, type LitefsStats } from './observe.js'
 import { resolveOptions, type ResolvedOptions } from './options.js'
 import { EXACT, type PathRules } from './path-match.js'
 import { PrimaryProbe } from './primary-probe.js'
+import { PrimaryReach } from './primary-reach.js'
 import type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting } from './request.js'
 import { warnings } from './warnings.js'
 import { acknowledgeWrite } from './write-cookie.js'
@@ -75,6 +76,7 @@ export class LitefsCore<C = ServerResponse> {
         if (primary === undefined || health === false || state.role === 'primary') return undefined
         return options.primaryOrigin(primary, ctx.probePort) + health
       }, () => agents[options.forwardProtocol ?? ctx.probeProtocol], log),
+      reach: new PrimaryReach(() => agents[options.forwardProtocol ?? ctx.probeProtocol]),
       observer: new Observer(options.serverTiming),
       warn: warnings(log),
       lifecycle: new Lifecycle(state, hooks.res),

@@ -1,18 +1,26 @@
 import type { Logger } from './logger.js'
 
-// A misconfiguration is said out loud, once: through the app's logger and
-// through process.emitWarning, which Node prints on stderr even where the app's
-// logger is off (Fastify's default). Once per cause (a code and what it is
-// about: a mount, an API URL) while it lasts; when it clears, that is said once
-// too. Causes are per process: two apps on one mount share one voice.
+// A misconfiguration is said out loud, once, on one channel: through the app's
+// logger, and as a process warning (Node prints it on stderr) only where that
+// logger does not show warn lines, so an app whose logger is off (Fastify's
+// default) still hears it and one whose logger shows it does not hear it
+// twice. Once per cause (a code and what it is about: a mount, an API URL)
+// while it lasts; when it clears, that is said once too. Causes are per
+// process: two apps on one mount share one voice.
 
 const active = new Set<string>()
 
 /**
- * Loggers whose warn lines always reach the user (the sidecar's own log at
- * level warn or below): for them a process warning would say it twice.
+ * Whether `log` shows warn lines: pino (Fastify's logger) says so itself
+ * (`isLevelEnabled`); a logger whose `warn` is its `debug` is a no-op one
+ * (Fastify's `logger: false`, abstract-logging; litefs-proxy's silent logger);
+ * any other logger given (console, the default of Express and node:http) is
+ * taken to show what it is given.
  */
-export const showsWarnings = new WeakSet<Logger>()
+export function showsWarnings (log: Logger): boolean {
+  if (typeof log.isLevelEnabled === 'function') return log.isLevelEnabled('warn')
+  return log.warn !== log.debug
+}
 
 export interface Warnings {
   /** The cause `code` about `scope` holds: say `message` unless it was said since it last cleared. */
@@ -28,7 +36,7 @@ export function warnings (log: Logger): Warnings {
       if (active.has(cause)) return
       active.add(cause)
       log.warn({ ...details, code }, `litefs-proxy: ${message}`)
-      if (!showsWarnings.has(log)) process.emitWarning(`litefs-proxy: ${message}`, { type: 'LitefsProxyWarning', code })
+      if (!showsWarnings(log)) process.emitWarning(`litefs-proxy: ${message}`, { type: 'LitefsProxyWarning', code })
     },
     clear (code, scope, cleared) {
       if (!active.delete(`${code}\0${scope}`)) return

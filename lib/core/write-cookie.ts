@@ -2,6 +2,7 @@ import { AS_IS, type Acknowledgement, type Appended } from './acknowledgement.js
 import { commitConfirmed, outcomeUnknown } from './commit-check.js'
 import type { CoreContext } from './context.js'
 import { txidSetCookie } from './cookie.js'
+import { sayDbMissing } from './db-missing.js'
 import type { LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
 
@@ -49,10 +50,9 @@ function leaving (ack: Appended): Acknowledgement {
 function cookied<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint | undefined): Appended {
   const { mount, db } = core.options
   if (txid === undefined) {
-    // A write served as primary, and no position for its database: the app
-    // writes somewhere LiteFS does not track (a wrong `db`), and read-your-writes is off.
-    core.dbMissing = true
-    core.warn.say('LITEFS_DB', `${mount}/${db}`, `a write was served here as primary, but ${mount}/${db}-pos does not exist, so its answer has no cookie: is "db" the file name your app opens under the mount?`, { mount, db })
+    // A write served as primary, and no position for its database: it does not
+    // exist yet, or `db` names the wrong file (db-missing.ts says which).
+    sayDbMissing(core)
     return AS_IS
   }
   if (core.dbMissing) {

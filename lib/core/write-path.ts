@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { answer } from './answers.js'
+import { bodyReadBefore, sayBodyConsumed } from './body-read.js'
 import type { CoreContext } from './context.js'
 import { FORWARDED_HEADER, bodyTaken, forward } from './forward.js'
 import { protocolFor } from './forward-agent.js'
@@ -35,8 +36,11 @@ export function write<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info
   info.role = state.role
   if (state.writable) {
     info.local = true
+    if (bodyReadBefore(req)) sayBodyConsumed(core, c) // harmless here, fatal on a replica: said now
     return info
   }
+  // LiteFS's API and the mount are two nodes' (litefs-node.ts): no write can be right here.
+  if (state.mismatch !== undefined) return answer(info, core.hooks.log(c), 'LITEFS_MISMATCH', `${state.mismatch}; nothing was applied`, { mount: core.options.mount, api: core.options.api })
   const deadline = performance.now() + core.options.primaryRedirectTimeout
   const via = req.headers[FORWARDED_HEADER]
   if (via !== undefined && forwarders(via) >= MAX_FORWARDERS) return holdForPrimaryRole(core, c, info, deadline)
@@ -61,7 +65,9 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     info.role = state.role
     let origin: string
     let protocol = protocolFor(options.forwardProtocol, req)
-    if (state.writable) {
+    // Not this node's own server (a body kept across a promotion): what reaching it says is about the primary.
+    const toPrimary = !state.writable
+    if (!toPrimary) {
       info.heldMs = performance.now() - started
       if (!bodyTaken(req)) {
         // Promoted while the request waited: serve it here.
@@ -111,6 +117,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     core.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
     if (result.outcome === 'gone') return ended(core, info, 'cancelled', log)
     if (result.outcome === 'sent') {
+      if (toPrimary) core.reach.reached(origin)
       if (core.unresolvedSaid) { // a flag: nothing built per forward otherwise
         core.unresolvedSaid = false
         core.warn.clear('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `forwarding reaches the primary again (${origin})`)
@@ -120,6 +127,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       log.debug({ primary: origin, forwardMs: info.forwardMs, heldMs: info.heldMs }, 'litefs-proxy: forwarded to the primary')
       return info
     }
+    if (toPrimary && result.retry && result.error.code === 'LITEFS_NO_PRIMARY') core.reach.missed(origin, result.error.message)
     if (result.unresolved === true) {
       // Often a misconfiguration, not a blip: LiteFS names the primary by its
       // lease hostname, which the network here need not know (said once).
@@ -133,11 +141,8 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       continue
     }
     if (!result.retry || result.resend === true || performance.now() + RETRY_EVERY > deadline) {
-      if (result.error.code === 'LITEFS_BODY_CONSUMED' && !core.saidBodyConsumed) {
-        // A misconfiguration, said once loudly; each request still gets its 500.
-        core.saidBodyConsumed = true
-        log.error({ path: hooks.url(c) }, 'litefs-proxy: a body parser (or other body reader) runs before litefs-proxy: writes on replicas cannot be forwarded. Mount litefs-proxy first')
-      }
+      // A misconfiguration, said once loudly; each request still gets its 500.
+      if (result.error.code === 'LITEFS_BODY_CONSUMED') sayBodyConsumed(core, c)
       log.warn({ primary: origin, code: result.error.code, err: result.error.message }, 'litefs-proxy: forwarding to the primary failed')
       info.answer = result.error
       return info

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
+import { removeAtExit } from './leftovers.js'
 import { ReplicationLink } from './link.js'
 import { ClusterNode, type DevNode } from './node.js'
 
@@ -89,6 +90,7 @@ export async function createDevCluster (options: DevClusterOptions = {}): Promis
   const sample = lagSampler(lag)
   const ownsDir = options.dir === undefined
   const dir = options.dir ?? await mkdtemp(join(tmpdir(), 'litefs-dev-'))
+  const owned = ownsDir ? removeAtExit(dir) : undefined // from now: a process that ends while seeding leaves nothing either
   const names = Array.from({ length: nodes }, (_, i) => `node-${i + 1}`)
   try {
     for (const [i, name] of names.entries()) {
@@ -98,9 +100,12 @@ export async function createDevCluster (options: DevClusterOptions = {}): Promis
     }
     const { image, position } = seed(join(dir, names[0], db), schema)
     for (const name of names.slice(1)) await writeFile(join(dir, name, db), image)
-    return new Cluster(dir, ownsDir, db, names, position, sample)
+    return new Cluster(dir, owned, db, names, position, sample)
   } catch (err) {
-    if (ownsDir) await rm(dir, { recursive: true, force: true }) // a bad schema leaves no litter
+    if (owned !== undefined) { // a bad schema leaves no litter
+      await rm(dir, { recursive: true, force: true })
+      owned.forget()
+    }
     throw err
   }
 }
@@ -117,7 +122,8 @@ class Cluster implements DevCluster {
 
   constructor (
     readonly dir: string,
-    private readonly ownsDir: boolean,
+    /** The directory is the cluster's own (made for it): removed by close(), or when the process ends. */
+    private readonly owned: { forget: () => void } | undefined,
     readonly db: string,
     names: string[],
     position: bigint,
@@ -204,7 +210,10 @@ class Cluster implements DevCluster {
       await n.idle()
       await n.state.close()
     }))
-    if (this.ownsDir) await rm(this.dir, { recursive: true, force: true })
+    if (this.owned !== undefined) {
+      await rm(this.dir, { recursive: true, force: true })
+      this.owned.forget()
+    }
   }
 
   /** `replica` follows `primary` from a copy of the primary's current data, sent through the lag. */

@@ -10,6 +10,8 @@ function litefs (options: mod.ExpressLitefsOptions): mod.LitefsMiddleware {
 
 // eslint-disable-next-line @typescript-eslint/no-namespace
 namespace litefs {
+  /** The factory itself: `import { litefs } from 'litefs-proxy/express'` in CommonJS TypeScript. */
+  export declare const litefs: typeof mod.litefs
   export const skip = mod.litefs.skip
   export const alwaysForward = mod.litefs.alwaysForward
   export const errorHandler = mod.litefs.errorHandler

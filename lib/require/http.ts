@@ -8,6 +8,8 @@ function wrap (handler: Parameters<typeof mod.wrap>[0], options: mod.HttpLitefsO
 
 // eslint-disable-next-line @typescript-eslint/no-namespace
 namespace wrap {
+  /** `wrap` itself: `import { wrap } from 'litefs-proxy/http'` in CommonJS TypeScript. */
+  export declare const wrap: (handler: Parameters<typeof mod.wrap>[0], options: mod.HttpLitefsOptions) => mod.WrappedListener
   export const LitefsHttpError = mod.LitefsHttpError
   export const LitefsOptionsError = mod.LitefsOptionsError
   export const CHANNELS = mod.CHANNELS

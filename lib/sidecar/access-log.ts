@@ -1,6 +1,5 @@
 import type { ServerResponse } from 'node:http'
 import type { Logger } from '../core/logger.js'
-import { showsWarnings } from '../core/warnings.js'
 
 // The sidecar's logger: one line per event, as text or JSON, at a level the
 // user chooses, and its one line per request (logWhenDone). Plain text is what a terminal wants; JSON is what a log
@@ -30,9 +29,8 @@ export function lineLogger (level: LogLevel, format: LogFormat, write: (line: st
       write(`${time} ${lvl.toUpperCase().padEnd(5)} ${msg}${rest === '' ? '' : ' ' + rest}\n`)
     }
   }
-  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), isLevelEnabled: lvl => RANK[lvl] >= RANK[level] }
-  if (RANK.warn >= RANK[level]) showsWarnings.add(logger) // its warn lines are shown: no process warning too
-  return logger
+  // isLevelEnabled, as pino has it: a warning goes to this log only where it shows warn lines (warnings.ts).
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), isLevelEnabled: (lvl: string) => RANK[lvl as LogLevel] >= RANK[level] }
 }
 
 /** Responses whose connection switched protocols (a WebSocket): their line says 101. */

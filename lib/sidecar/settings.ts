@@ -30,7 +30,7 @@ export const FLAGS: Record<string, Flag> = {
   debug: { kind: 'bool', yaml: 'debug', help: 'log every decision (as --log-level debug)' },
   mount: { kind: 'string', help: "LiteFS's FUSE mount, default fuse.dir or /litefs" },
   api: { kind: 'string', help: "LiteFS's API URL, default from http.addr or http://localhost:20202; 'false': the mount files alone" },
-  'primary-url': { kind: 'string', help: "the primary's sidecar from its lease hostname: a template, default http://{hostname}:{port}, or a map node-1=http://10.0.0.1:8080,node-2=…" },
+  'primary-url': { kind: 'string', help: "the primary's sidecar: a template over its lease hostname (default http://{hostname}:{port}), its URL (a static primary), or a map node-1=http://10.0.0.1:8080,node-2=…" },
   forward: { kind: 'string', help: 'http (stream writes to the primary, default) or fly-replay' },
   'txid-timeout': { kind: 'duration', help: 'how long a read waits for the replica to catch up, default 5s (LiteFS: 5s)' },
   'txid-timeout-action': { kind: 'string', help: 'past it: error (504, default) or primary (forward the read)' },
@@ -154,13 +154,19 @@ export function readLitefsYml (path: string, env: NodeJS.ProcessEnv): { proxy: R
   return { proxy, mount, api, consul }
 }
 
-/** `--primary-url`: a template (with {hostname}), or `host=url,host=url` for hosts that do not resolve. */
+/** `--primary-url`: a template (with {hostname}), a plain URL (a static primary), or `host=url,host=url` for hosts that do not resolve. */
 function primaryUrl (value: string | undefined): string | ((hostname: string) => string) | undefined {
-  if (value === undefined || value.includes('{hostname}')) return value
+  if (value === undefined) return value
+  if (value.includes('{hostname}') || !/^\s*[^=\s/:]+=/.test(value)) {
+    if (!/^https?:\/\//.test(value) || !URL.canParse(value.replaceAll('{hostname}', 'node-a').replaceAll('{port}', '8080'))) {
+      throw new UsageError(`--primary-url: expected a URL, a template with {hostname}, or host=url pairs separated by commas, got ${JSON.stringify(value)}`)
+    }
+    return value
+  }
   const map = new Map<string, string>()
   for (const pair of value.split(',')) {
     const m = /^\s*([^=\s]+)=(\S+)\s*$/.exec(pair)
-    if (m === null || !URL.canParse(m[2])) throw new UsageError(`--primary-url: expected a template with {hostname} or host=url pairs separated by commas, got ${JSON.stringify(value)}`)
+    if (m === null || !URL.canParse(m[2])) throw new UsageError(`--primary-url: expected a URL, a template with {hostname}, or host=url pairs separated by commas, got ${JSON.stringify(value)}`)
     map.set(m[1], m[2])
   }
   return hostname => {

@@ -11,6 +11,7 @@ import { whenAnswered } from '../core/lifecycle.js'
 import { RESENDS, safeToResend } from '../core/resend.js'
 import type { LitefsCore } from '../core/proxy.js'
 import { logWhenDone } from './access-log.js'
+import { TargetWatch } from './target-watch.js'
 import { onUpgrade, type UpgradeContext } from './upgrade.js'
 
 // `litefs-proxy serve`: the same core as the in-process adapters, in front of
@@ -87,6 +88,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   const core = createNodeCore({ cookieName: '__txid', ...rest }) // LiteFS's proxy's cookie, unless told otherwise
   const agents = forwardAgents()
   const dispatcher = agents.http1
+  const watch = new TargetWatch({ host: app.host, port: app.port, label: target }, targetRetry, log)
 
   const toApp = async (res: ServerResponse): Promise<void> => {
     const req = res.req
@@ -107,7 +109,10 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         dispatcher,
         takeOver: () => {}
       })
-      if (result.outcome !== 'failed') return
+      if (result.outcome !== 'failed') {
+        if (result.outcome === 'sent') watch.reached()
+        return
+      }
       if (result.resend === true && resends < RESENDS) {
         // The app closed an idle connection as the request went out (Gunicorn
         // does, on its own clock); safe to send twice: again at once.
@@ -124,7 +129,8 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         if (!res.headersSent && !res.destroyed) sendAnswer(res, e)
         return
       }
-      if (refused && performance.now() - started + RETRY_EVERY < targetRetry) {
+      if (refused) watch.refused(result.error.message.replace(/^.*\((\S+)\)$/, '$1'))
+      if (refused && performance.now() - started + RETRY_EVERY < targetRetry && !watch.givenUp) {
         // The app refused the connection (nothing was sent): it may be starting.
         await new Promise(resolve => setTimeout(resolve, RETRY_EVERY))
         continue
@@ -188,6 +194,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     const cut = setTimeout(() => server.closeAllConnections(), drainTimeout)
     await closed
     clearTimeout(cut)
+    watch.close()
     await core.close()
     await agents.close()
   }
@@ -202,6 +209,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
           server.off('error', reject)
           const a = server.address() as AddressInfo
           url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+          watch.start() // a wrong --target is said now, not after the first request waited for it
           resolve()
         })
       })

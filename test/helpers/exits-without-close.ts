@@ -5,7 +5,7 @@
 import express from 'express'
 import { fork } from 'node:child_process'
 import { createServer } from 'node:http'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { litefs } from '../../lib/express.js'
@@ -17,6 +17,7 @@ const port = await new Promise<number>(resolve => api.once('message', m => resol
 api.unref()
 api.channel?.unref()
 const mount = mkdtempSync(join(tmpdir(), 'exits-'))
+process.on('exit', () => { rmSync(mount, { recursive: true, force: true }) }) // leave nothing behind
 writeFileSync(join(mount, '.lag'), '+000000000\n')
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
 const options = { db: 'app.db', mount, api: `http://127.0.0.1:${port}`, logger: quiet }

@@ -4,7 +4,7 @@
 // the id of every write it applies, answers 201. On "close" it shuts down as the
 // README says — the proxy first, then the server — and reports the ids applied.
 import { createServer } from 'node:http'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +12,7 @@ import { wrap } from '../../lib/http.js'
 
 const port = Number(process.argv[2] ?? 0)
 const mount = mkdtempSync(join(tmpdir(), 'primary-'))
+process.on('exit', () => { rmSync(mount, { recursive: true, force: true }) }) // leave nothing behind
 writeFileSync(join(mount, '.lag'), '+000000000\n')
 writeFileSync(join(mount, 'app.db-pos'), '0000000000000001/0000000000000001\n')
 const applied: string[] = []

@@ -17,6 +17,16 @@ import React, { useLayoutEffect, useState } from 'react'
 import { Box, Static, Text } from 'ink'
 import { StdioLogLine, SuiteSummary, TestSummary } from '@tapjs/reporter/components'
 
+// Off a terminal, only what stays is written. The live area is empty there,
+// but ink still draws it — an empty frame ("\n") after each static item, then
+// escape codes erasing it before the next — and tap shows the cursor when the
+// run completes (`ESC[?25h`): stray bytes in a pipe or a log file. Dropped.
+const TERMINAL_ONLY = /^(?:\n|(?:\x1b\[(?:2K|1A|G|\?25h))+)$/
+if (process.stdout.isTTY !== true) {
+  const write = process.stdout.write.bind(process.stdout)
+  process.stdout.write = (chunk, ...rest) => TERMINAL_ONLY.test(String(chunk)) ? true : write(chunk, ...rest)
+}
+
 const h = React.createElement
 const failed = t => !t.results?.ok || !!t.counts.fail || !!t.counts.todo
 

@@ -1,15 +1,17 @@
 // The package as a new user gets it (`npm run test:install`): installed into a
 // scratch app from `npm pack` and from a git URL, the README's snippets run as
 // they stand — ESM, and CommonJS as the README says to write them — against a
-// stand-in LiteFS, and strict TypeScript accepts the documented uses and
-// rejects the bad route settings, in ESM, CommonJS and old node10 resolution.
+// stand-in LiteFS on a fresh mount (no database yet: the snippet creates it),
+// and type-check as they stand with `tsc --strict` (checkJs) in every module
+// mode, on TypeScript 5.9 (this package's) and 7.0; strict TypeScript accepts
+// the documented uses, CommonJS named imports included, and rejects the bad
+// route settings.
 import t from 'tap'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
 import { request } from 'undici'
 import { FakeLitefs } from '../helpers/fake-litefs.js'
 
@@ -56,6 +58,34 @@ async function untilUp (url: string, child: ChildProcess, output: () => string):
 }
 
 let tarball: string
+/** TypeScript 7 (the native compiler), installed beside this package's 5.9 under another name. */
+const TYPESCRIPT_7 = '7.0.2'
+
+// The compilers run as a user runs them: without this test runner's module hooks,
+// under which TypeScript 7's ESM launcher cannot load (ERR_REQUIRE_CYCLE_MODULE).
+// Dropping NODE_OPTIONS from the env given is not enough: tap's process tracking
+// (@tapjs/processinfo) wraps child_process and puts its loader back into every
+// child's NODE_OPTIONS; `env -u` takes it off between that wrapper and node.
+const node = (args: string[], options: Parameters<typeof execFileSync>[2]): string =>
+  String(execFileSync('env', ['-u', 'NODE_OPTIONS', process.execPath, ...args], options))
+
+/** `tsc` (`typescript` or `typescript7` in `app`) on `files`; its output, '' when they type-check. */
+function tsc (app: string, compiler: 'typescript' | 'typescript7', files: string[], extra: string[]): string {
+  try {
+    return node([join(app, 'node_modules', compiler, 'bin/tsc'), '--noEmit', '--strict', '--target', 'es2022', '--types', 'node', ...extra, ...files], { cwd: app, encoding: 'utf8', env: quietEnv })
+  } catch (err) {
+    return String((err as { stdout?: string }).stdout) + String((err as { stderr?: string }).stderr)
+  }
+}
+
+/** Module modes a project can be in: ESM files check under the first two, CommonJS files under all. */
+const MODES: Array<{ name: string, flags: string[], ts7: boolean }> = [
+  { name: 'nodenext', flags: ['--module', 'nodenext', '--moduleResolution', 'nodenext'], ts7: true },
+  { name: 'node16', flags: ['--module', 'node16', '--moduleResolution', 'node16'], ts7: true },
+  { name: 'bundler', flags: ['--module', 'esnext', '--moduleResolution', 'bundler'], ts7: true },
+  // TypeScript 7 removed node10 resolution (TS5108): 5.9 only.
+  { name: 'node10', flags: ['--module', 'commonjs', '--moduleResolution', 'node10', '--esModuleInterop'], ts7: false }
+]
 
 t.before(() => {
   // dist is built (npm run test:install builds first): pack what a user would get.
@@ -69,6 +99,7 @@ t.test('installed from `npm pack`: the README snippets run, ESM and CommonJS', a
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }))
   const dev = own.devDependencies as Record<string, string>
   npm(app, 'install', '--prefer-offline', tarball, `fastify@${dev.fastify}`, `express@${dev.express}`, `typescript@${dev.typescript}`,
+    `typescript7@npm:typescript@${TYPESCRIPT_7}`,
     `@types/node@${dev['@types/node']}`, `@types/express@${dev['@types/express']}`, `@types/better-sqlite3@${dev['@types/better-sqlite3']}`)
   // better-sqlite3 is native: reuse this checkout's build rather than compile it again.
   symlinkSync(join(root, 'node_modules/better-sqlite3'), join(app, 'node_modules/better-sqlite3'))
@@ -87,10 +118,7 @@ t.test('installed from `npm pack`: the README snippets run, ESM and CommonJS', a
   t.match(out, /\[ \{ id: 1, text: 'hi' \} \]/, 'dev.mjs: the write on a replica, read on another with the cookie')
 
   for (const file of ['fastify.mjs', 'fastify.cjs', 'express.mjs', 'express.cjs', 'http.mjs', 'http.cjs']) {
-    const fake = await FakeLitefs.start({ role: 'primary', txid: 7n })
-    const db = new Database(join(fake.mount, 'app.db'))
-    db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)')
-    db.close()
+    const fake = await FakeLitefs.start({ role: 'primary', txid: 7n }) // a fresh cluster: no database yet
     const port = await freePort()
     let output = ''
     const child = spawn(process.execPath, [file], { cwd: app, env: { ...quietEnv, LITEFS_MOUNT: fake.mount, LITEFS_API: fake.apiUrl, PORT: String(port) } })
@@ -98,13 +126,18 @@ t.test('installed from `npm pack`: the README snippets run, ESM and CommonJS', a
     child.stderr.on('data', b => { output += b })
     try {
       const url = `http://127.0.0.1:${port}`
-      await untilUp(`${url}/notes`, child, () => output)
+      await untilUp(`${url}/litefs/health`, child, () => output)
       const write = await request(`${url}/notes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hello"}' })
       t.equal(write.statusCode, 201, `${file}: POST /notes`)
       t.match(String(write.headers['set-cookie']), /^litefs-txid=0000000000000007; Path=\/; HttpOnly; SameSite=Lax; Max-Age=300/, `${file}: cookied`)
       await write.body.dump()
+      // A newcomer's first curl -X POST, without a body: the snippet says what it wants, no 500 and no stack trace.
+      const bodiless = await request(`${url}/notes`, { method: 'POST' })
+      t.equal(bodiless.statusCode, 400, `${file}: a POST without a body`)
+      t.same(await bodiless.body.json(), { error: 'send JSON: {"text": "…"}' }, `${file}: says what to send`)
       const read = await request(`${url}/notes`)
       t.match(await read.body.json(), { notes: [{ id: 1, text: 'hello' }] }, `${file}: GET /notes`)
+      t.notMatch(output, /does not exist yet|SQLITE_CANTOPEN/, `${file}: the primary created the database and its table`)
       const health = await request(`${url}/litefs/health`)
       t.equal(health.statusCode, 200, `${file}: health`)
       await health.body.dump()
@@ -115,7 +148,20 @@ t.test('installed from `npm pack`: the README snippets run, ESM and CommonJS', a
     }
   }
 
-  await t.test('strict TypeScript: the documented uses type-check; bad route settings do not', async t => {
+  await t.test('every README snippet type-checks as it stands (tsc --strict, checkJs), in every module mode, on TypeScript 5.9 and 7.0', async t => {
+    const esm = [...snippets.keys()]
+    const cjs = esm.filter(f => f !== 'dev.mjs').map(f => f.replace('.mjs', '.cjs'))
+    for (const compiler of ['typescript', 'typescript7'] as const) {
+      for (const mode of MODES) {
+        if (compiler === 'typescript7' && !mode.ts7) continue
+        // ESM snippets need a mode that reads import/export as ESM: not node10's commonjs.
+        const files = mode.name === 'node10' ? cjs : [...esm, ...cjs]
+        t.equal(tsc(app, compiler, files, ['--allowJs', '--checkJs', '--skipLibCheck', 'false', ...mode.flags]), '', `${compiler} ${mode.name}: ${files.join(' ')}`)
+      }
+    }
+  })
+
+  await t.test('strict TypeScript: the documented uses type-check, CommonJS named imports too; bad route settings do not', async t => {
     writeFileSync(join(app, 'uses.mts'), `import Fastify from 'fastify'
 import express from 'express'
 import litefs from 'litefs-proxy/fastify'
@@ -123,7 +169,7 @@ import expressLitefs from 'litefs-proxy/express'
 import { wrap } from 'litefs-proxy/http'
 import { createDevCluster } from 'litefs-proxy/dev'
 const app = Fastify()
-await app.register(litefs, { db: 'app.db' })
+await app.register(litefs, { db: 'app.db', primaryUrl: 'http://127.0.0.1:8081' })
 app.get('/a', { config: { litefs: false } }, async request => request.litefs?.kind)
 app.get('/b', { config: { litefs: { alwaysForward: true } } }, async () => app.litefs.state.role)
 // @ts-expect-error 'off' is not a setting
@@ -136,7 +182,9 @@ app.get('/e', { config: { litefs: { alwaysFoward: true } } }, async () => 'e')
 app.get('/f', { config: { litefs: { alwaysForward: 'yes' } } }, async () => 'f')
 express().use(expressLitefs({ db: 'x' })).use(expressLitefs.skip())
 wrap((req, res) => { res.end(req.litefs?.kind) }, { db: 'x' })
-void createDevCluster
+const cluster = await createDevCluster()
+cluster.stop(cluster.nodes[0])
+await cluster.close()
 `)
     writeFileSync(join(app, 'uses.cts'), `import litefs = require('litefs-proxy/express')
 import wrap = require('litefs-proxy/http')
@@ -150,19 +198,28 @@ const f = Fastify()
 void f.register(plugin, { db: 'app.db' })
 f.get('/x', async () => f.litefs.state.role)
 `)
-    const tsc = join(app, 'node_modules/typescript/bin/tsc')
-    const check = (files: string[], extra: string[]): string => {
-      try {
-        return execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', 'false', '--target', 'es2022', '--types', 'node', ...extra, ...files], { cwd: app, encoding: 'utf8' })
-      } catch (err) {
-        return String((err as { stdout?: string }).stdout) + String((err as { stderr?: string }).stderr)
-      }
+    // What TypeScript users write in CommonJS (issue 23: TS2595 and TS2339 before).
+    writeFileSync(join(app, 'named.cts'), `import { wrap } from 'litefs-proxy/http'
+import * as httpMod from 'litefs-proxy/http'
+import { litefs } from 'litefs-proxy/express'
+import * as expressMod from 'litefs-proxy/express'
+import { litefs as plugin } from 'litefs-proxy/fastify'
+void wrap((_req, res) => { res.end() }, { db: 'app.db' })
+void httpMod.wrap((_req, res) => { res.end() }, { db: 'app.db' })
+void litefs({ db: 'app.db' }); void expressMod.litefs({ db: 'app.db' }); void expressMod.skip()
+void plugin
+`)
+    for (const compiler of ['typescript', 'typescript7'] as const) {
+      t.equal(tsc(app, compiler, ['uses.mts', 'uses.cts', 'named.cts'], ['--skipLibCheck', 'false', '--module', 'nodenext', '--moduleResolution', 'nodenext']), '', `${compiler}: ESM and CommonJS in one program (nodenext): no error, no TS2717`)
+      t.equal(tsc(app, compiler, ['uses.cts', 'named.cts'], ['--skipLibCheck', 'false', '--module', 'node16', '--moduleResolution', 'node16']), '', `${compiler}: CommonJS alone (node16)`)
     }
-    t.equal(check(['uses.mts', 'uses.cts'], ['--module', 'nodenext', '--moduleResolution', 'nodenext']), '', 'ESM and CommonJS in one program (nodenext): no error, no TS2717')
-    t.equal(check(['uses.cts'], ['--module', 'node16', '--moduleResolution', 'node16']), '', 'CommonJS alone (node16)')
-    t.equal(check(['uses.cts'], ['--module', 'commonjs', '--moduleResolution', 'node10', '--esModuleInterop']), '', 'CommonJS with node10 resolution (typesVersions)')
+    t.equal(tsc(app, 'typescript', ['uses.cts', 'named.cts'], ['--skipLibCheck', 'false', '--module', 'commonjs', '--moduleResolution', 'node10', '--esModuleInterop']), '', 'CommonJS with node10 resolution (typesVersions)')
+    // Compiled and run: what the named imports give is what they are typed as.
+    node([join(app, 'node_modules/typescript/bin/tsc'), '--strict', '--target', 'es2022', '--types', 'node', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--outDir', 'named-out', 'named.cts'], { cwd: app, env: quietEnv })
+    const ran = node(['-e', `require('./named-out/named.cjs'); setTimeout(() => process.exit(0), 100)`], { cwd: app, encoding: 'utf8', env: { ...quietEnv, NODE_NO_WARNINGS: '1' } })
+    t.equal(ran, '', 'they run')
     writeFileSync(join(app, 'message.mts'), `import Fastify from 'fastify'\nimport litefs from 'litefs-proxy/fastify'\nconst app = Fastify(); await app.register(litefs, { db: 'a' })\napp.get('/f', { config: { litefs: { alwaysForward: 'yes' } } }, async () => 'f')\n`)
-    t.match(check(['message.mts'], ['--module', 'nodenext', '--moduleResolution', 'nodenext']), /Types of property 'alwaysForward' are incompatible\.\s+Type 'string' is not assignable to type 'Boolean'/, 'a readable error names the key')
+    t.match(tsc(app, 'typescript', ['message.mts'], ['--skipLibCheck', 'false', '--module', 'nodenext', '--moduleResolution', 'nodenext']), /Types of property 'alwaysForward' are incompatible\.\s+Type 'string' is not assignable to type 'Boolean'/, 'a readable error names the key')
   })
 })
 

@@ -6,6 +6,7 @@ import t from 'tap'
 import Database from 'better-sqlite3'
 import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { rmSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -228,6 +229,7 @@ t.test('`litefs import` under held reads: LiteFS moves the position on, never ba
   const [primary, replica] = cluster.nodes
   await cluster.waitReplicated(DB)
   const old = join(tmpdir(), `litefs-import-${randomUUID()}.db`)
+  t.teardown(() => rmSync(old, { force: true })) // leave nothing behind (issue 23)
   const source = new Database(join(primary.mount, DB), { fileMustExist: true })
   await source.backup(old)
   source.close()

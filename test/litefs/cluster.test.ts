@@ -339,10 +339,12 @@ t.test("a replica's LiteFS killed (a dead mount: ENOTCONN), then started again",
 
 t.test('files only (api: false): health from .lag says ok on a live replica and on the primary', async t => {
   await cluster.waitReplicated(DB)
+  const urls: Record<string, string> = {} // the primary's app, started first: a replica's health asks whether it can reach it
   for (const [i, node] of cluster.nodes.entries()) {
     const port = await freePort()
+    if (i === 0) urls[node.hostname] = `http://127.0.0.1:${port}`
     const child = fork(new URL('node-app.mjs', import.meta.url), {
-      env: { ...process.env, ADAPTER: 'http', PORT: String(port), MOUNT: node.mount, API: 'false', PRIMARY_URLS: '{}', OPTIONS: JSON.stringify(i === 0 ? { role: 'primary' } : {}) },
+      env: { ...process.env, ADAPTER: 'http', PORT: String(port), MOUNT: node.mount, API: 'false', PRIMARY_URLS: JSON.stringify(urls), OPTIONS: JSON.stringify(i === 0 ? { role: 'primary' } : {}) },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc']
     })
     t.teardown(() => { child.kill('SIGKILL') })

@@ -1,0 +1,19 @@
+import type { CoreContext } from './context.js'
+import { mountFiles } from './mount-files.js'
+
+// A write served here as primary, and no `<db>-pos` beside it: read-your-writes
+// is off for it (no cookie), said once (warnings.ts) as what it most likely is.
+// With no database under the mount at all, the database does not exist yet (a
+// fresh cluster: the app's schema has not been created on the primary); with
+// others there, `db` names the wrong file. Looked at on this rare path only.
+
+export function sayDbMissing<C> (core: CoreContext<C>): void {
+  if (core.dbMissing) return // said (or being said) already
+  core.dbMissing = true
+  const { mount, db } = core.options
+  const others = mountFiles(mount).databases()
+  const message = others.length === 0
+    ? `a write was served here as primary, but the database ${mount}/${db} does not exist yet (LiteFS has no database), so its answer has no cookie: create it, and its schema, on the primary (see "Your database handle" in litefs-proxy's README)`
+    : `a write was served here as primary, but ${mount}/${db}-pos does not exist, so its answer has no cookie: is "db" the file name your app opens under the mount? LiteFS has ${others.map(n => `"${n}"`).join(', ')}`
+  core.warn.say('LITEFS_DB', `${mount}/${db}`, message, { mount, db })
+}

@@ -1,0 +1,31 @@
+// Where a replica sends a write: the primary's app, from the lease hostname
+// LiteFS names it by (DESIGN §2: LiteFS never says the primary's app URL).
+// `primaryUrl` is a template (`{hostname}`, `{port}` = this server's port), a
+// plain URL (a static primary: that URL whatever its hostname), or a function
+// of the hostname. Only the origin counts: a forwarded request keeps its own
+// path. Checking the option's type is options.ts's.
+
+export type PrimaryOrigin = (hostname: string, port: number) => string
+
+const fill = (template: string, hostname: string, port: number): string =>
+  template.replaceAll('{hostname}', hostname).replaceAll('{port}', String(port))
+
+const isHttp = (url: string): boolean => URL.canParse(url) && /^https?:$/.test(new URL(url).protocol)
+
+/** The primary's origin for a hostname and this server's port; undefined when `raw` is none of the three forms. */
+export function primaryOriginOf (raw: unknown): PrimaryOrigin | undefined {
+  if (typeof raw === 'function') return (hostname: string) => new URL(String(raw(hostname))).origin
+  const template = raw ?? 'http://{hostname}:{port}'
+  if (typeof template !== 'string' || !isHttp(fill(template, 'node-a', 8080))) return undefined
+  // One origin per primary and port: computed once, not once per forwarded request.
+  const cache = new Map<string, string>()
+  return (hostname: string, port: number) => {
+    const key = `${hostname}:${port}`
+    let origin = cache.get(key)
+    if (origin === undefined) {
+      origin = new URL(fill(template, hostname, port)).origin
+      cache.set(key, origin)
+    }
+    return origin
+  }
+}
