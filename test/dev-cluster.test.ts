@@ -395,3 +395,31 @@ t.test('a schema that fails rejects, and leaves no temporary dir behind', async 
   await t.rejects(createDevCluster({ schema: 'CREATE TABLE' }), { code: 'SQLITE_ERROR' })
   t.same(await readdir(tmp), [])
 })
+
+// Real LiteFS's replicas of a dead primary retry it about once a second, each
+// attempt a `primaryChange` naming it and, 0–5 ms later, one naming none
+// (fixtures README). The dev cluster's replicas do the same until a node is
+// promoted or the old primary comes back.
+t.test('replicas of a dead primary name it for a moment each second, until it is replaced or back', async t => {
+  const c = await cluster(t)
+  const [n1, n2, n3] = c.nodes
+  const seen: Array<string | undefined> = []
+  const setRole = n2.state.setRole.bind(n2.state)
+  n2.state.setRole = (role, hostname) => { seen.push(hostname); setRole(role, hostname) }
+  const attempts = async (n: number): Promise<void> => {
+    for (let i = 0; i < 100 && seen.filter(h => h === 'node-1').length < n; i++) await sleep(50)
+    for (let i = 0; i < 100 && seen.at(-1) !== undefined; i++) await sleep(5)
+  }
+  c.stop(n1)
+  await attempts(2)
+  t.same(seen.slice(0, 5), [undefined, 'node-1', undefined, 'node-1', undefined], 'none, then the lost primary and none again, twice')
+  t.equal(n2.state.primaryHostname, undefined, 'between attempts the replica knows no primary')
+  t.equal(n3.state.primaryHostname, undefined)
+
+  c.restart(n1) // back, as a replica here: the attempts stop
+  t.equal((c as unknown as { retrying?: unknown }).retrying, undefined, 'no attempts once the old primary is back')
+  c.stop(n1)
+  await c.promote(n2)
+  t.equal((c as unknown as { retrying?: unknown }).retrying, undefined, 'none once another node is primary')
+  t.same([n3.state.role, n3.state.primaryHostname], ['replica', 'node-2'])
+})

@@ -1,3 +1,8 @@
+/**
+ * A NodeState fed by a real LiteFS node: the /events stream, the mount's files
+ * (-pos, .primary) when the stream is down, the primary confirmation and the
+ * lease fence. Sharing one per mount is shared-node.ts's job.
+ */
 import { performance } from 'node:perf_hooks'
 import { existsSync } from 'node:fs'
 import { EventsFeed } from './events-feed.js'

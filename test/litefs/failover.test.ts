@@ -28,7 +28,8 @@ const CLIENTS = 10
 const DB = 'app.db'
 const TTL_MS = 10_000
 const PAUSE_MS = TTL_MS + 5_000
-const PARTITION_MS = 25_000
+// LITEFS_FAILOVER_PARTITION_MS=200000 runs the long partition (a replica takes the lease after ~147 s) by hand.
+const PARTITION_MS = Number(process.env.LITEFS_FAILOVER_PARTITION_MS ?? 25_000)
 // The longest an answer may take: a write held for a primary (primaryRedirectTimeout,
 // 30 s) that reached a node paused for PAUSE_MS first, plus 5 s to be sent.
 const BOUND_MS = 30_000 + PAUSE_MS + 5_000
