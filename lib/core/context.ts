@@ -3,6 +3,7 @@ import type { ForwardAgents, ForwardProtocol } from './forward-agent.js'
 import type { Lifecycle } from './lifecycle.js'
 import type { NodeState } from './node-state.js'
 import type { Observer } from './observe.js'
+import type { PeerLink } from './peer-link.js'
 import type { ResolvedOptions } from './options.js'
 import type { PrimaryProbe } from './primary-probe.js'
 import type { AdapterHooks } from './request.js'
@@ -26,6 +27,8 @@ export interface CoreContext<C> {
   readonly observer: Observer
   readonly warn: Warnings
   readonly lifecycle: Lifecycle<C>
+  /** Replica reports and the table of peers (peer-link.ts), with `peerSecret`. */
+  readonly peers: PeerLink | undefined
   /** This server's port, for the primary's health URL (every node serves on the same port by default). */
   probePort: number
   /** The protocol this server spoke for the last read held, for the probe of the primary (same server, same protocol). */

@@ -8,6 +8,7 @@ import { formatTxid } from './txid.js'
 // `maxLag` (or unknown); 503 `fenced` on a primary whose lease Consul does not
 // confirm as its own (lease-fence.ts). It also carries the primary's position from `-pos`
 // itself: replicas ask it whether a read's TXID exists (primary-probe.ts).
+// With `peerSecret`, a primary's also lists its peers (peer-link.ts).
 
 export function health<C> (core: CoreContext<C>): LitefsAnswer {
   const state = core.state
@@ -28,6 +29,8 @@ export function health<C> (core: CoreContext<C>): LitefsAnswer {
     lag: lag ?? null,
     txid: formatTxid(state.role === 'primary' ? state.readPosition(db) ?? state.position(db) : state.position(db))
   }
+  // Its peers, on the primary they report to: who is connected and how far behind.
+  if (core.peers !== undefined && state.role === 'primary') body.peers = core.peers.view(db).map(({ hostname, candidate, connected, behind }) => ({ hostname, candidate, connected, behind }))
   if (fence !== undefined && state.role === 'primary') body.lease = fence.view === 'other' ? { holder: fence.holder } : fence.view
   return { statusCode: ok ? 200 : 503, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) }
 }

@@ -14,6 +14,7 @@ import type { NodeState } from './node-state.js'
 import { Observer, type LitefsStats } from './observe.js'
 import { resolveOptions, type ResolvedOptions } from './options.js'
 import { EXACT, type PathRules } from './path-match.js'
+import { PeerLink } from './peer-link.js'
 import { PrimaryProbe } from './primary-probe.js'
 import type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting } from './request.js'
 import { warnings } from './warnings.js'
@@ -77,6 +78,7 @@ export class LitefsCore<C = ServerResponse> {
       observer: new Observer(options.serverTiming),
       warn: warnings(log),
       lifecycle: new Lifecycle(state, hooks.res),
+      peers: options.durability.secrets.length > 0 ? new PeerLink(options, state, () => ctx.probePort, log) : undefined,
       probePort: 0,
       probeProtocol: 'http1',
       saidBodyConsumed: false,
@@ -84,6 +86,14 @@ export class LitefsCore<C = ServerResponse> {
       dbMissing: false
     }
     this.ctx = ctx
+    if (ctx.peers === undefined && options.durability.on !== false) {
+      ctx.warn.say('LITEFS_DURABILITY', 'peerSecret', 'durability is on, but "peerSecret" is not set: no node can report its position, so every write that should wait for its candidates is answered 500 LITEFS_NOT_REPLICATED. Set the same peerSecret on every node', {})
+    }
+  }
+
+  /** This server listens on `port`: a replica's reports to the primary need it (`{port}` in primaryUrl) before any request came. */
+  listening (port: number): void {
+    this.ctx.probePort = port
   }
 
   /** The client's request as the adapter's framework believes it (what a proxy vouches for upstream). */
@@ -115,7 +125,13 @@ export class LitefsCore<C = ServerResponse> {
 
   /** What this app's litefs-proxy has done, and where it stands (see LitefsStats). */
   stats (): LitefsStats {
-    return this.ctx.observer.stats(this.ctx.lifecycle.held.size, this.state)
+    const stats = this.ctx.observer.stats(this.ctx.lifecycle.held.size, this.state)
+    const peers = this.ctx.peers
+    if (peers !== undefined) {
+      stats.peers = peers.view(this.options.db)
+      stats.durability = { ...peers.counts }
+    }
+    return stats
   }
 
   /**
@@ -149,6 +165,7 @@ export class LitefsCore<C = ServerResponse> {
   async close (): Promise<void> {
     await whenAnswered(this.drain())
     this.ctx.probe.close()
+    await this.ctx.peers?.close()
     await this.lease?.release()
     await this.ctx.agents.close()
   }

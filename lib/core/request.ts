@@ -9,7 +9,8 @@ import type { PathRules } from './path-match.js'
 // paths (read-path.ts, write-path.ts…) fill in a LitefsInfo; the adapter reads
 // it back through nextStep(). Types only, and the one function adapters need.
 
-export type RequestKind = 'passthrough' | 'health' | 'read' | 'write'
+/** `peer`: another node's litefs-proxy reporting its position (peer-endpoint.ts), only with `peerSecret`. */
+export type RequestKind = 'passthrough' | 'health' | 'peer' | 'read' | 'write'
 
 /** An answer the proxy gives instead of the app (errors are LitefsHttpError). */
 export interface LitefsAnswer {
