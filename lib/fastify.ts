@@ -101,6 +101,9 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
     }
   })
 
+  // A replica reports to the primary from the start (peer-link.ts): it needs this server's port before any request.
+  fastify.server.on('listening', () => { core.listening(fastify.server.address()) })
+
   fastify.decorate('litefs', core)
   fastify.decorateRequest('litefs', null)
 

@@ -28,7 +28,7 @@ export interface CoreContext<C> {
   readonly warn: Warnings
   readonly lifecycle: Lifecycle<C>
   /** Replica reports and the table of peers (peer-link.ts), with `peerSecret`. */
-  readonly peers: PeerLink | undefined
+  peers: PeerLink | undefined
   /** This server's port, for the primary's health URL (every node serves on the same port by default). */
   probePort: number
   /** The protocol this server spoke for the last read held, for the probe of the primary (same server, same protocol). */

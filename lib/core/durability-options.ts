@@ -1,5 +1,5 @@
 import { parseDuration } from './duration.js'
-import { PathPatterns, type PathPattern } from './path-match.js'
+import { PathPatterns, type PathPattern, type PathRules } from './path-match.js'
 
 // The options of replica reports and durability (DESIGN §3.5, issue 21),
 // checked and given their defaults: options.ts hands them here so it keeps to
@@ -62,9 +62,9 @@ export function resolveDurability (opts: Record<string, unknown>, fail: Fail): D
 }
 
 /** Whether a write on `path` (its route's own setting `route`) waits for its candidates. */
-export function durableFor (settings: DurabilitySettings, route: boolean | undefined, path: string, routeUrl: string | undefined): boolean {
+export function durableFor (settings: DurabilitySettings, route: boolean | undefined, path: string, rules: PathRules, routeUrl: string | undefined): boolean {
   if (route !== undefined) return route
   const on = settings.on
   if (typeof on === 'boolean') return on
-  return on.matches(path) || (routeUrl !== undefined && on.matches(routeUrl))
+  return on.matches(path, rules) || (routeUrl !== undefined && on.matches(routeUrl))
 }

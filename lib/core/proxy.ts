@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { hostname as osHostname } from 'node:os'
 import { Classifier } from './classify.js'
 import type { CoreContext } from './context.js'
@@ -78,7 +79,7 @@ export class LitefsCore<C = ServerResponse> {
       observer: new Observer(options.serverTiming),
       warn: warnings(log),
       lifecycle: new Lifecycle(state, hooks.res),
-      peers: options.durability.secrets.length > 0 ? new PeerLink(options, state, () => ctx.probePort, log) : undefined,
+      peers: undefined,
       probePort: 0,
       probeProtocol: 'http1',
       saidBodyConsumed: false,
@@ -86,14 +87,15 @@ export class LitefsCore<C = ServerResponse> {
       dbMissing: false
     }
     this.ctx = ctx
+    if (options.durability.secrets.length > 0) ctx.peers = new PeerLink(options, state, () => ctx.probePort, log)
     if (ctx.peers === undefined && options.durability.on !== false) {
       ctx.warn.say('LITEFS_DURABILITY', 'peerSecret', 'durability is on, but "peerSecret" is not set: no node can report its position, so every write that should wait for its candidates is answered 500 LITEFS_NOT_REPLICATED. Set the same peerSecret on every node', {})
     }
   }
 
-  /** This server listens on `port`: a replica's reports to the primary need it (`{port}` in primaryUrl) before any request came. */
-  listening (port: number): void {
-    this.ctx.probePort = port
+  /** This server listens at `address` (server.address()): a replica's reports to the primary need its port (`{port}` in primaryUrl) before any request came. */
+  listening (address: AddressInfo | string | null): void {
+    if (typeof address === 'object' && address !== null) this.ctx.probePort = address.port
   }
 
   /** The client's request as the adapter's framework believes it (what a proxy vouches for upstream). */

@@ -28,6 +28,8 @@ export interface LitefsInfo {
   awaitedTxid?: string
   /** Milliseconds a read was held for the replica to catch up. */
   waitedMs?: number
+  /** `durability`: milliseconds a write's answer waited for its candidates. */
+  replicatedMs?: number
   /** Milliseconds a write was held for a primary to be known. */
   heldMs?: number
   /** The TXID set in the response cookie, as 16 hex digits. */
