@@ -199,6 +199,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         server.listen(listenOn.port, listenOn.host, () => {
           server.off('error', reject)
           const a = server.address() as AddressInfo
+          core.listening(a) // a replica reports to the primary from now on (peer-link.ts)
           url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
           resolve()
         })
