@@ -53,7 +53,7 @@ export function awaitCandidates<C> (core: CoreContext<C>, info: LitefsInfo, c: C
         ? 'the app is closing'
         : candidates === 0
           ? `no candidate reported within ${timeout} ms`
-          : `${candidates} connected candidate(s) had reached only TXID ${(position ?? 0n).toString(16)} after ${timeout} ms`
+          : `${candidates} connected candidate(s) had reached only TXID ${(position as bigint).toString(16)} after ${timeout} ms`
       resolve(notReplicated(core, info, c, ack, why, ms))
     })
   })

@@ -60,7 +60,7 @@ export class PeerLink {
     // Candidacy is LiteFS's to say (/info): without its API this node does not report.
     if (api === false || options.state !== undefined) return
     const db = options.db
-    this.reporter = new ReplicaReporter({
+    const reporter = this.reporter = new ReplicaReporter({
       hostname: this.name,
       candidate: () => this.candidate,
       url: () => {
@@ -79,7 +79,7 @@ export class PeerLink {
         .then(info => {
           if (typeof info?.candidate !== 'boolean') throw new Error('no "candidate" in LiteFS\'s /info')
           this.candidate = info.candidate
-          this.reporter?.changed()
+          reporter.changed()
         })
         .catch((err: Error) => {
           log.debug({ err: err.message }, 'litefs-proxy: LiteFS\'s /info did not say whether this node is a candidate; asking again')
@@ -87,10 +87,10 @@ export class PeerLink {
         })
     }
     // A change reported at once, only on a replica: a primary's commits cost nothing here.
-    this.unsubscribe.push(state.onChange(() => { if (state.role === 'replica') this.reporter?.changed() }))
+    this.unsubscribe.push(state.onChange(() => { if (state.role === 'replica') reporter.changed() }))
     this.unsubscribe.push(state.onLitefs(status => { if (status === 'up') ask() }))
     ask()
-    this.reporter.start()
+    reporter.start()
   }
 
   /** The table as stats() and health show it, measured against this node's own position of `db`. */
@@ -108,11 +108,6 @@ export class PeerLink {
         lastReportMs: Math.round(now - p.seen)
       }
     })
-  }
-
-  /** Reports this replica's primary took, and those it refused (for stats). */
-  get reports (): { sent: number, refused: number } | undefined {
-    return this.reporter === undefined ? undefined : { sent: this.reporter.sent, refused: this.reporter.refused }
   }
 
   async close (): Promise<void> {

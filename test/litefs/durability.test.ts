@@ -18,6 +18,8 @@
 // within the bound; for everything: 0 doubled. The plain group's losses are
 // printed (what asynchronous replication loses), not asserted. Run by
 // `npm run test:litefs`; about 9 minutes.
+// The steady phase prints the cost: acknowledged writes per second and their
+// p50/p99 latency, durable vs plain, under the same load, and a replica's lag.
 import t from 'tap'
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
@@ -34,6 +36,7 @@ const TTL_MS = 10_000
 const DURABILITY_TIMEOUT_MS = 5_000
 const PAUSE_MS = TTL_MS + 5_000
 const PARTITION_MS = 15_000
+const STEADY_MS = 15_000
 const OPTIONS = {
   durability: ['/durable/*'],
   durabilityTimeout: DURABILITY_TIMEOUT_MS,
@@ -91,6 +94,11 @@ async function crashPrimary (s: Setup): Promise<ConsulNode> {
 }
 
 const PHASES: Phase[] = [
+  {
+    // The cost, without faults: the same load on both groups (printed: durable vs plain write latency and rate).
+    label: 'steady, no fault',
+    run: async () => { await sleep(STEADY_MS) }
+  },
   {
     label: `crashes ×${CRASHES}`,
     run: async s => {
@@ -151,7 +159,7 @@ const PHASES: Phase[] = [
   }
 ]
 
-async function phase (s: Setup, p: Phase): Promise<{ durable: Report, plain: Report, seconds: number, maxDurableMs: number }> {
+async function phase (s: Setup, p: Phase): Promise<{ durable: Report, plain: Report, seconds: number, maxDurableMs: number, cost: string }> {
   const started = Date.now()
   const durable: History = { requests: [], lease: [], faults: [] }
   const plain: History = { requests: [], lease: [], faults: [] }
@@ -178,7 +186,16 @@ async function phase (s: Setup, p: Phase): Promise<{ durable: Report, plain: Rep
   db.close()
   const final = new Map(rows.map(r => [r.token, r.n]))
   const maxDurableMs = Math.max(0, ...durable.requests.filter(r => r.kind === 'write' && r.status !== undefined).map(r => r.end - r.start))
-  return { durable: checkHistory(durable, final, BOUND_MS), plain: checkHistory(plain, final, BOUND_MS), seconds: Math.round((Date.now() - started) / 1000), maxDurableMs }
+  return { durable: checkHistory(durable, final, BOUND_MS), plain: checkHistory(plain, final, BOUND_MS), seconds: Math.round((Date.now() - started) / 1000), maxDurableMs, cost: `durable ${cost(durable)}; plain ${cost(plain)}` }
+}
+
+/** Acknowledged writes per second and their latency (p50/p99 ms), for the printed cost line. */
+function cost (h: History): string {
+  const acked = h.requests.filter(r => r.kind === 'write' && r.status !== undefined && r.status < 300)
+  const ms = acked.map(r => r.end - r.start).sort((a, b) => a - b)
+  const span = (Math.max(...acked.map(r => r.end)) - Math.min(...acked.map(r => r.start))) / 1000
+  const q = (p: number): string => (ms[Math.min(ms.length - 1, Math.floor(p * ms.length))] ?? NaN).toFixed(1)
+  return `${(acked.length / span).toFixed(0)} acked writes/s, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms`
 }
 
 t.test('durability with a Consul lease: acknowledged means on every candidate', async t => {
@@ -205,6 +222,11 @@ t.test('durability with a Consul lease: acknowledged means on every candidate', 
     t.equal(r.durable.doubled.length, 0, `${p.label}: no write doubled`)
     t.equal(r.durable.outsideBound.length, 0, `${p.label}: every durable request answered within ${BOUND_MS} ms`)
     t.equal(r.durable.staleOwnReads.length, 0, `${p.label}: no stale own-read of a durable write`)
+    if (p.label.startsWith('steady')) {
+      const current = await s.cluster.waitForPrimary({ timeoutMs: 60_000 })
+      const replica = s.cluster.nodes.find(n => n !== current && !s.down.has(n)) as ConsulNode
+      t.comment(`cost (${CLIENTS} clients per group, through the balancer, write + read-back loops): ${r.cost}; a replica's lag now: ${String((await health(s, replica)).lag)} ms`)
+    }
     t.comment(`${p.label}: plain writes acknowledged and lost (printed, not asserted): ${r.plain.lost.length} of ${r.plain.acked}`)
   }
   t.comment(formatReports(`durability (bound ${BOUND_MS} ms)`, rows))
