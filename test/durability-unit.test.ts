@@ -46,8 +46,11 @@ t.test("PeerLink: /info without candidacy is asked again; LiteFS coming back ask
   t.teardown(() => { info.close() })
   const api = `http://127.0.0.1:${(info.address() as AddressInfo).port}`
   const state = new NodeState(driver)
-  const link = new PeerLink(resolveOptions({ db: 'app.db', api, peerSecret: SECRET, peerName: 'me' }), state, () => 0, silentLogger)
+  state.setRole('replica', 'unknown-host')
+  const urls: string[] = []
+  const link = new PeerLink(resolveOptions({ db: 'app.db', api, peerSecret: SECRET, peerName: 'me', primaryUrl: (host: string) => { urls.push(host); throw new Error(`no URL for ${host}`) } }), state, () => 8080, silentLogger)
   await until(() => answers >= 2, '/info asked again')
+  await until(() => urls.length > 0, 'a report tried: primaryUrl knows no URL for the primary, and nothing is sent')
   state.setLitefs('down')
   state.setLitefs('up')
   await until(() => answers >= 3, '/info asked when LiteFS is back')

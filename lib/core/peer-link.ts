@@ -66,7 +66,14 @@ export class PeerLink {
       url: () => {
         const primary = state.role === 'replica' ? state.primaryHostname : undefined
         const p = port()
-        return primary === undefined || p === 0 ? undefined : options.primaryOrigin(primary, p) + PEER_PATH
+        if (primary === undefined || p === 0) return undefined
+        try {
+          return options.primaryOrigin(primary, p) + PEER_PATH
+        } catch (err) {
+          // A primaryUrl function that knows no URL for it: forwarding says so (LITEFS_PRIMARY_UNRESOLVED); no report meanwhile.
+          log.debug({ primary, err: (err as Error).message }, 'litefs-proxy: no URL for the primary to report to')
+          return undefined
+        }
       },
       positions: () => new Map([[db, state.position(db)]])
     }, options.durability.secrets[0], this.agent, log)

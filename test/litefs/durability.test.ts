@@ -50,17 +50,17 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 
 interface Setup { cluster: ConsulCluster, balancer: Balancer, apps: Map<ConsulNode, NodeApp[]>, down: Set<ConsulNode> }
 
-async function until (what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function until (what: string | (() => string), cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs
   while (!(await cond().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`never happened within ${timeoutMs} ms: ${what}`)
+    if (Date.now() > end) throw new Error(`never happened within ${timeoutMs} ms: ${typeof what === 'string' ? what : what()}`)
     await sleep(100)
   }
 }
 
 async function health (s: Setup, node: ConsulNode): Promise<any> {
   const res = await request(`http://${node.ip}:${APP_PORT}/litefs/health`, { dispatcher: s.cluster.dispatcher, headersTimeout: 2_000, bodyTimeout: 2_000 })
-  return { status: res.statusCode, ...(await res.body.json() as object) }
+  return { ...(await res.body.json() as object), code: res.statusCode }
 }
 
 /** Every node not kept down running, its app up, and every such candidate reporting to the primary. */
@@ -75,7 +75,8 @@ async function restore (s: Setup): Promise<void> {
     }
   }
   const up = s.cluster.nodes.filter(n => !s.down.has(n))
-  for (const node of up) await until(`${node.hostname}'s app answers`, async () => (await health(s, node)).status === 200, 60_000)
+  const logs = (node: ConsulNode) => (): string => `${node.hostname}'s app answers (its log: ${[...appLogs].filter(([k]) => k.startsWith(node.hostname)).map(([k, l]) => `${k}: ${l.slice(-5).join(' | ')}`).join('; ')})`
+  for (const node of up) await until(logs(node), async () => (await health(s, node)).code === 200, 60_000)
   const primary = await s.cluster.waitForPrimary({ timeoutMs: 60_000 })
   // The primary's table lists every other running node as a connected candidate.
   await until(`${primary.hostname} sees its peers report`, async () => {
