@@ -9,11 +9,13 @@ import type { LitefsAnswer } from './request.js'
 // may take its time (an asynchronous `-pos` read); the adapters hold the head
 // until it is decided and apply it (deferred-head.ts, Fastify's onSend).
 
+/** The app's answer, with these headers appended to its own (its own cookies stay). */
+export interface Appended { readonly headers: ReadonlyArray<readonly [name: string, value: string]>, readonly replace?: undefined }
+
 export type Acknowledgement =
-  /** The app's answer, with these headers appended to its own (its own cookies stay). */
-  | { readonly headers: ReadonlyArray<readonly [name: string, value: string]>, readonly replace?: undefined }
+  | Appended
   /** Not the app's answer: this one instead (status, headers and body). */
   | { readonly replace: LitefsAnswer, readonly headers?: undefined }
 
 /** The app's answer as it is. */
-export const AS_IS: Acknowledgement = { headers: [] }
+export const AS_IS: Appended = { headers: [] }

@@ -5,6 +5,7 @@ import type { CoreContext } from './context.js'
 import { durableFor } from './durability-options.js'
 import { pathOf } from './path-match.js'
 import type { LitefsInfo } from './request.js'
+import { acknowledgeWrite } from './write-cookie.js'
 
 // `durability` (DESIGN §3.5, issue 21): the acknowledgement of a write served
 // here as primary waits until every connected candidate — every node that
@@ -24,6 +25,20 @@ import type { LitefsInfo } from './request.js'
 // - no `peerSecret`: nothing can report, 500 at once (said once at start).
 // The cookie and the position it carries are write-cookie.ts's; how the head
 // waits for this decision is the adapters' (deferred-head.ts).
+
+/**
+ * How the answer to a write served here as primary leaves (CoreContext.acknowledge):
+ * write-cookie.ts's acknowledgement, and with durability on for it, once its
+ * candidates have it. Writes that durability leaves alone take no extra step.
+ */
+export function acknowledgeDurably<C> (core: CoreContext<C>, info: LitefsInfo, c: C): Acknowledgement | Promise<Acknowledgement> {
+  const ack = acknowledgeWrite(core, info, c)
+  if (core.options.durability.on === false) {
+    const route = core.hooks.route(c)
+    if (route === false || route?.durability !== true) return ack
+  }
+  return ack instanceof Promise ? ack.then(a => awaitCandidates(core, info, c, a)) : awaitCandidates(core, info, c, ack)
+}
 
 /** The acknowledgement `ack` of a write, once its candidates have it (or the answer that says they do not). */
 export function awaitCandidates<C> (core: CoreContext<C>, info: LitefsInfo, c: C, ack: Acknowledgement): Acknowledgement | Promise<Acknowledgement> {
