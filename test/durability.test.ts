@@ -86,7 +86,7 @@ for (const adapter of ADAPTERS) {
 
   t.test(`${adapter}: a route that says no, and a write already replicated`, async t => {
     const { app, fake } = await primary(t, adapter, adapter === 'http' ? { durability: ['/items'] } : {}, {
-      routes: [{ method: 'POST', path: '/quick', setting: adapter === 'http' ? undefined : { durability: false } as any, handler: () => { fake.advance(fake.txid + 1n, { event: false }); return { body: 'q' } } }]
+      routes: [{ method: 'POST', path: '/quick', setting: adapter === 'http' ? undefined : { durability: false }, handler: () => { fake.advance(fake.txid + 1n, { event: false }); return { body: 'q' } } }]
     })
     const quick = await write(app, '/quick').answer
     t.equal(quick.status, 200, 'not waited for')
