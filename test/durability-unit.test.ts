@@ -12,7 +12,7 @@ import { NodeState } from '../lib/core/node-state.js'
 import { resolveOptions } from '../lib/core/options.js'
 import { PeerLink } from '../lib/core/peer-link.js'
 import { durableFor, PEER_PATH } from '../lib/core/durability-options.js'
-import { awaitCandidates } from '../lib/core/durability.js'
+import { acknowledgeDurably, awaitCandidates } from '../lib/core/durability.js'
 import { EXACT } from '../lib/core/path-match.js'
 import { LitefsCore } from '../lib/core/proxy.js'
 import { silentLogger } from '../lib/core/logger.js'
@@ -62,11 +62,12 @@ t.test("PeerLink: /info without candidacy is asked again; LiteFS coming back ask
 })
 
 t.test('PeerLink: a closed link stops asking /info', async t => {
-  // Nothing listens there: the first ask fails, and its retry finds the link closed.
+  // Nothing listens there: the first ask fails after the link closed, and its retry finds it closed.
   const state = new NodeState(driver)
-  const link = new PeerLink(resolveOptions({ db: 'app.db', api: 'http://127.0.0.1:9', peerSecret: SECRET }), state, () => 0, silentLogger)
-  await new Promise(resolve => setTimeout(resolve, 100))
+  const link = new PeerLink(resolveOptions({ db: 'app.db', api: 'http://127.0.0.1:9', peerSecret: SECRET, consul: { url: 'http://127.0.0.1:8500', key: 'k', hostname: 'lease-name' } }), state, () => 0, silentLogger)
+  t.equal(link.name, 'lease-name', "the lease's hostname by default")
   await link.close()
+  await new Promise(resolve => setTimeout(resolve, 1200))
   t.pass('closed')
 })
 
@@ -77,6 +78,8 @@ t.test('durableFor', async t => {
   t.equal(durableFor(on(['/orders/*']), undefined, '/orders/1', EXACT, undefined), true)
   t.equal(durableFor(on(['/orders/:id']), undefined, '/orders/1', EXACT, '/orders/:id'), true, 'the route pattern matched')
   t.equal(durableFor(on(['/orders/*']), undefined, '/cart', EXACT, '/cart'), false)
+  t.equal(durableFor(on([/^\/pay/]), undefined, '/pay/1', EXACT, undefined), true, 'a RegExp')
+  t.throws(() => on(['orders']), /option "durability"/)
 })
 
 t.test('awaitCandidates: nothing to wait for, and a table that closes', async t => {
@@ -107,6 +110,36 @@ t.test('awaitCandidates: nothing to wait for, and a table that closes', async t 
   t.match(a.replace?.body, /the app is closing/)
   core.listening('/tmp/a-unix-socket') // a server on a unix socket has no port
   t.equal(ctx.probePort, 0)
+})
+
+t.test('acknowledgeDurably: durability off, a route that turns it on, a position read at once', async t => {
+  let route: any
+  const hooks = {
+    req: () => ({}) as any,
+    res: () => ({}) as any,
+    url: () => '/w',
+    route: () => route,
+    log: () => silentLogger,
+    secure: () => false,
+    view: () => ({ proto: 'http', host: 'x', client: '127.0.0.1' }),
+    pathRules: () => EXACT,
+    routeUrl: () => undefined,
+    takeOver: () => {},
+    attach: () => {}
+  }
+  // A driver without an asynchronous read: the position, and so the acknowledgement, come at once.
+  const core = new LitefsCore({ db: 'app.db', state: new NodeState(driver), peerSecret: SECRET, durabilityTimeout: 50 }, hooks)
+  t.teardown(() => core.close())
+  const ctx = (core as unknown as { ctx: CoreContext<unknown> }).ctx
+  const info = (): LitefsInfo => ({ kind: 'write', role: 'primary', local: true })
+  for (route of [false, undefined, { alwaysForward: true }]) {
+    const a = acknowledgeDurably(ctx, info(), undefined)
+    t.notOk(a instanceof Promise, `route ${JSON.stringify(route)}: the cookie at once, no wait`)
+  }
+  route = { durability: true }
+  const held = acknowledgeDurably(ctx, info(), undefined)
+  t.ok(held instanceof Promise, 'the route turns it on: waited for')
+  t.equal((await held).replace?.statusCode, 500, 'no candidate: not replicated')
 })
 
 for (const adapter of ADAPTERS) {

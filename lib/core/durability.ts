@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { Acknowledgement } from './acknowledgement.js'
+import type { Acknowledgement, Appended } from './acknowledgement.js'
 import { ANSWERS, litefsError } from './answers.js'
 import type { CoreContext } from './context.js'
 import { durableFor } from './durability-options.js'
@@ -74,12 +74,12 @@ export function awaitCandidates<C> (core: CoreContext<C>, info: LitefsInfo, c: C
   })
 }
 
-function notReplicated<C> (core: CoreContext<C>, info: LitefsInfo, c: C, ack: Acknowledgement, why: string, ms: number): Acknowledgement {
+function notReplicated<C> (core: CoreContext<C>, info: LitefsInfo, c: C, ack: Appended, why: string, ms: number): Acknowledgement {
   if (core.peers !== undefined) core.peers.counts.notReplicated++
   const err = litefsError('LITEFS_NOT_REPLICATED', `the write is committed on the primary (TXID ${info.setTxid as string}), but not every node that could become primary has it: ${why}. It may be lost if this primary fails now; do not send it again — read it back to check`)
   core.hooks.log(c).warn({ txid: info.setTxid, ms: Math.round(ms), why }, `litefs-proxy: ${ANSWERS.LITEFS_NOT_REPLICATED.line}`)
   const headers: Record<string, string> = { ...err.headers, 'content-type': 'application/json; charset=utf-8' }
   // The cookie goes with it: the client's next reads wait for its write, which is there.
-  for (const [name, value] of ack.headers ?? []) if (name === 'set-cookie') headers[name] = value
+  for (const [name, value] of ack.headers) headers[name] = value
   return { replace: { statusCode: err.statusCode, headers, body: err.body } }
 }

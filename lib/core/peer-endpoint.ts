@@ -51,6 +51,6 @@ export function receiveReport<C> (core: CoreContext<C>, c: C, req: IncomingMessa
 }
 
 function headerOf (req: IncomingMessage): string | undefined {
-  const h = req.headers[PEER_HEADER]
-  return Array.isArray(h) ? h[0] : h
+  // Node joins a repeated custom header with ", ": never an array here.
+  return req.headers[PEER_HEADER] as string | undefined
 }
