@@ -142,6 +142,16 @@ t.test('acknowledgeDurably: durability off, a route that turns it on, a position
   t.equal((await held).replace?.statusCode, 500, 'no candidate: not replicated')
 })
 
+t.test('Express: litefs.durable() marks its paths on, durable(false) off', async t => {
+  const { default: expressLitefs } = await import('../lib/express.js')
+  const marks: unknown[] = []
+  for (const mw of [expressLitefs.durable(), expressLitefs.durable(false)]) {
+    const req: any = {}
+    mw(req, {} as any, () => { marks.push(req[Object.getOwnPropertySymbols(req)[0]]) })
+  }
+  t.same(marks, [{ durability: true }, { durability: false }])
+})
+
 for (const adapter of ADAPTERS) {
   t.test(`${adapter}: a peer leaving mid-report is answered nothing`, async t => {
     const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
