@@ -48,6 +48,9 @@ litefs.skip = (): RequestHandler => (req, _res, next) => { markRoute(req, false)
 /** Mount before the proxy on paths whose reads write (OAuth callbacks): they go to the primary. */
 litefs.alwaysForward = (): RequestHandler => (req, _res, next) => { markRoute(req, { alwaysForward: true }); next() }
 
+/** Mount before the proxy on paths whose writes' answers wait for every candidate (`durability`, for these paths only; `false`: never). */
+litefs.durable = (on = true): RequestHandler => (req, _res, next) => { markRoute(req, { durability: on }); next() }
+
 /** Renders LitefsHttpError as its status, headers and one-line JSON body; passes anything else on. */
 litefs.errorHandler = (): ErrorRequestHandler => (err, _req, res, next) => {
   if (!(err instanceof LitefsHttpError) || res.headersSent) return next(err)

@@ -22,16 +22,17 @@ export interface FastifyLitefsOptions extends LitefsOptions {}
 /**
  * A route's litefs-proxy setting (`config: { litefs: … }`): `false` hands the
  * route to its handler untouched (passthrough); `{ alwaysForward: true }` makes
- * its reads writes. `alwaysForward` is typed `Boolean` so that a wrong value's
+ * its reads writes; `{ durability: true|false }` says whether its writes'
+ * answers wait for every candidate, whatever the `durability` option says. The keys are typed `Boolean` so that a wrong value's
  * type error names the key (`boolean` would collapse it into "not assignable to
  * 'false & …'"); the value is checked when the route is added.
  */
 // eslint-disable-next-line @typescript-eslint/ban-types
-export type LitefsRouteSetting = false | { alwaysForward: Boolean }
+export type LitefsRouteSetting = false | { alwaysForward?: Boolean, durability?: Boolean }
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** litefs-proxy for this route: `false` (passthrough) or `{ alwaysForward: true }`. */
+    /** litefs-proxy for this route: `false` (passthrough), or `{ alwaysForward?, durability? }`. */
     litefs?: LitefsRouteSetting
   }
   interface FastifyInstance {
@@ -154,13 +155,16 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
     if (setting === undefined || setting === false) return
     const where = `${String(route.method)} ${route.url}`
     if (typeof setting !== 'object' || setting === null || Array.isArray(setting)) {
-      throw new LitefsOptionsError(`litefs-proxy: route ${where}: config.litefs must be false or { alwaysForward: true|false }, got ${JSON.stringify(setting)}`)
+      throw new LitefsOptionsError(`litefs-proxy: route ${where}: config.litefs must be false or { alwaysForward?: true|false, durability?: true|false }, got ${JSON.stringify(setting)}`)
     }
     for (const [key, value] of Object.entries(setting)) {
-      if (key !== 'alwaysForward') throw new LitefsOptionsError(`litefs-proxy: route ${where}: unknown key config.litefs.${key} (the only key is alwaysForward)`)
-      if (typeof value !== 'boolean') throw new LitefsOptionsError(`litefs-proxy: route ${where}: config.litefs.alwaysForward must be true or false, got ${JSON.stringify(value)}`)
+      if (key !== 'alwaysForward' && key !== 'durability') throw new LitefsOptionsError(`litefs-proxy: route ${where}: unknown key config.litefs.${key} (the keys are alwaysForward and durability)`)
+      if (typeof value !== 'boolean') throw new LitefsOptionsError(`litefs-proxy: route ${where}: config.litefs.${key} must be true or false, got ${JSON.stringify(value)}`)
     }
   })
+
+  // A replica reports to the primary from the start (peer-link.ts): it needs this server's port before any request.
+  fastify.server.on('listening', () => { core.listening(fastify.server.address()) })
 
   fastify.decorate('litefs', core)
   fastify.decorateRequest('litefs', null)

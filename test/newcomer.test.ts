@@ -241,11 +241,12 @@ t.test('misconfiguration is said once per cause (a process warning where the log
 
 t.test('Fastify: a route whose config.litefs is wrong fails when it is added, naming the route and the key', async t => {
   for (const [setting, re] of [
-    ['off', /route GET \/r: config\.litefs must be false or \{ alwaysForward: true\|false \}, got "off"/],
+    ['off', /route GET \/r: config\.litefs must be false or \{ alwaysForward\?: true\|false, durability\?: true\|false \}, got "off"/],
     [true, /got true/],
     [[], /got \[\]/],
-    [{ alwaysFoward: true }, /route GET \/r: unknown key config\.litefs\.alwaysFoward \(the only key is alwaysForward\)/],
-    [{ alwaysForward: 'yes' }, /config\.litefs\.alwaysForward must be true or false, got "yes"/]
+    [{ alwaysFoward: true }, /route GET \/r: unknown key config\.litefs\.alwaysFoward \(the keys are alwaysForward and durability\)/],
+    [{ alwaysForward: 'yes' }, /config\.litefs\.alwaysForward must be true or false, got "yes"/],
+    [{ durability: 1 }, /config\.litefs\.durability must be true or false, got 1/]
   ] as const) {
     const app = Fastify()
     await app.register(litefs, { db: 'app.db', mount: '/nonexistent', api: false })

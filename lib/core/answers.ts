@@ -55,6 +55,16 @@ export const ANSWERS = {
   LITEFS_TARGET_UNAVAILABLE: { status: 502, retryAfter: false },
   /** `serve`: the app behind it failed after the request may have reached it. */
   LITEFS_TARGET_FAILED: { status: 502, retryAfter: false },
+  /**
+   * `durability`: the write is committed on the primary, but not every
+   * connected candidate reported it within `durabilityTimeout`. Not a 502–504
+   * and no Retry-After: a retry would apply it twice. The cookie is set.
+   */
+  LITEFS_NOT_REPLICATED: { status: 500, retryAfter: false, line: 'a write committed here was not reported by every candidate in time; answered 500' },
+  /** A peer report not signed with `peerSecret` (or signed too long ago). */
+  LITEFS_PEER_REFUSED: { status: 403, retryAfter: false, line: 'refused a peer report: bad or missing signature' },
+  /** A signed peer report that is not one. */
+  LITEFS_BAD_REPORT: { status: 400, retryAfter: false, line: 'refused a peer report: not a report' },
   /** http adapter: an unexpected failure. */
   LITEFS_INTERNAL: { status: 500, retryAfter: false }
 } as const satisfies Record<string, Spec>

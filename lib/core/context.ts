@@ -4,6 +4,7 @@ import type { ForwardAgents, ForwardProtocol } from './forward-agent.js'
 import type { Lifecycle } from './lifecycle.js'
 import type { NodeState } from './node-state.js'
 import type { Observer } from './observe.js'
+import type { PeerLink } from './peer-link.js'
 import type { ResolvedOptions } from './options.js'
 import type { PrimaryProbe } from './primary-probe.js'
 import type { PrimaryReach } from './primary-reach.js'
@@ -30,6 +31,8 @@ export interface CoreContext<C> {
   readonly observer: Observer
   readonly warn: Warnings
   readonly lifecycle: Lifecycle<C>
+  /** Replica reports and the table of peers (peer-link.ts), with `peerSecret`. */
+  peers: PeerLink | undefined
   /**
    * How the answer to a write served here as primary leaves, decided once the
    * app's answer is ready (acknowledgement.ts): write-cookie.ts's, unless a

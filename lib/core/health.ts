@@ -13,6 +13,7 @@ import { formatTxid } from './txid.js'
 // lease Consul does not confirm as its own (lease-fence.ts); `unreachable` on
 // a replica that cannot reach the primary's app to forward writes to
 // (primary-reach.ts); `lagging` when the lag is above `maxLag` (or unknown).
+// With `peerSecret`, a primary's also lists its peers (peer-link.ts).
 // It also carries the primary's position from `-pos` itself: replicas ask it
 // whether a read's TXID exists (primary-probe.ts).
 
@@ -78,6 +79,8 @@ export function health<C> (core: CoreContext<C>): LitefsAnswer {
     lag: lag ?? null,
     txid: formatTxid(state.role === 'primary' ? state.readPosition(db) ?? state.position(db) : state.position(db))
   }
+  // Its peers, on the primary they report to: who is connected and how far behind.
+  if (core.peers !== undefined && state.role === 'primary') body.peers = core.peers.view(db).map(({ hostname, candidate, connected, behind }) => ({ hostname, candidate, connected, behind }))
   if (fence !== undefined && state.role === 'primary') body.lease = fence.view === 'other' ? { holder: fence.holder } : fence.view
   if (unreachable !== undefined) body.unreachable = unreachable
   if (mismatch !== undefined) body.mismatch = mismatch

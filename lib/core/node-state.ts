@@ -202,6 +202,17 @@ export class NodeState {
 
   private readonly litefsListeners = new Set<(status: LitefsStatus) => void>()
 
+  private readonly changeListeners = new Set<() => void>()
+
+  /**
+   * Call `listener` on every position and role change: this node's report to
+   * the primary (peer-link.ts) goes out at once. Returns the unsubscriber.
+   */
+  onChange (listener: () => void): () => void {
+    this.changeListeners.add(listener)
+    return () => { this.changeListeners.delete(listener) }
+  }
+
   /**
    * Call `listener` whenever LiteFS's status on this node changes (see
    * LitefsStatus): an app closes its database handle when LiteFS goes away (a
@@ -216,6 +227,7 @@ export class NodeState {
   setRole (role: Role, primaryHostname?: string): void {
     this.role = role
     this.primaryHostname = role === 'primary' || primaryHostname === '' ? undefined : primaryHostname
+    for (const listener of this.changeListeners) listener()
     // A primary has every transaction there will be: reads held for a position
     // it lacks (lost in a failover, or forged) cannot be helped by waiting.
     if (role === 'primary' && this.waiting.size > 0) {
@@ -249,6 +261,7 @@ export class NodeState {
   /** Record a new position of `db` and release every waiter it satisfies. */
   setPosition (db: string, txid: bigint): void {
     this.positions.set(db, txid)
+    for (const listener of this.changeListeners) listener()
     const heap = this.waiting.get(db)
     if (heap === undefined) return
     let top = heap.peek()

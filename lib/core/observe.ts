@@ -2,6 +2,7 @@ import { channel } from 'node:diagnostics_channel'
 import type { ServerResponse } from 'node:http'
 import { appendOnHead } from './on-head.js'
 import type { LitefsStatus, NodeState, Role } from './node-state.js'
+import type { DurabilityCounts, PeerView } from './peer-link.js'
 
 // What litefs-proxy did, for those who watch: `node:diagnostics_channel`
 // messages (named as undici names its own: `<package>:<object>:<event>`),
@@ -50,6 +51,10 @@ export interface LitefsStats {
   litefs: LitefsStatus
   role: Role
   primary: string | null
+  /** With `peerSecret`: the peers reporting to this node (who, candidate or not, connected, how far behind, since when). */
+  peers?: PeerView[]
+  /** With `peerSecret`: write answers held for their candidates, and how they ended. */
+  durability?: DurabilityCounts
 }
 
 export type WaitKind = 'position' | 'primary' | 'mount'

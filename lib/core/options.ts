@@ -4,12 +4,13 @@ import type { CookieSettings } from './cookie.js'
 import type { NodeState } from './node-state.js'
 import type { ConsulLease } from './lease-fence.js'
 import { primaryOriginOf, type PrimaryOrigin } from './primary-url.js'
+import { DURABILITY_KEYS, resolveDurability, type DurabilityInput, type DurabilitySettings } from './durability-options.js'
 
 /** A duration: milliseconds, or a string such as "5s", "250ms", "1m". */
 export type Duration = number | string
 
 /** Options shared by every adapter (Fastify, Express, node:http). */
-export interface LitefsOptions {
+export interface LitefsOptions extends DurabilityInput {
   /** Database file name inside the mount whose TXID is tracked (LiteFS `proxy.db`). Required. */
   db: string
   /** LiteFS FUSE mount directory. Default `/litefs`. */
@@ -97,6 +98,8 @@ export interface LitefsOptions {
 export interface LitefsRouteOptions {
   /** Treat reads on this route as writes (they go to the primary). */
   alwaysForward?: boolean
+  /** Hold this route's write answers until every connected candidate has them (or not), whatever `durability` says. */
+  durability?: boolean
 }
 
 export interface ResolvedOptions {
@@ -124,6 +127,8 @@ export interface ResolvedOptions {
   maxWaiting: number
   serverTiming: boolean
   consul: (ConsulLease & { hostname?: string }) | undefined
+  /** Replica reports and durability (durability-options.ts). */
+  durability: DurabilitySettings
 }
 
 /** A bad option, thrown when the plugin or middleware is created. */
@@ -193,7 +198,7 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // an RFC 6265 token
 const KNOWN = new Set([
   'db', 'mount', 'api', 'role', 'state', 'passthrough', 'alwaysForward', 'readTimeout',
   'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'secret',
-  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'forwardProtocol', 'readTimeoutAction', 'forwardBodyLimit', 'maxWaiting', 'serverTiming', 'consul'
+  'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'forwardProtocol', 'readTimeoutAction', 'forwardBodyLimit', 'maxWaiting', 'serverTiming', 'consul', ...DURABILITY_KEYS
 ])
 
 function oneOf<T extends string> (opts: Record<string, unknown>, name: string, values: readonly T[], fallback: T): T {
@@ -292,6 +297,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     forwardBodyLimit: bytes(opts, 'forwardBodyLimit'),
     maxWaiting: count(opts, 'maxWaiting', 10_000),
     serverTiming: flag(opts, 'serverTiming'),
-    consul: consulLease(opts.consul, api, state)
+    consul: consulLease(opts.consul, api, state),
+    durability: resolveDurability(opts, fail)
   }
 }

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { hostname as osHostname } from 'node:os'
 import type { Acknowledgement } from './acknowledgement.js'
 import { Classifier } from './classify.js'
@@ -15,11 +16,12 @@ import type { NodeState } from './node-state.js'
 import { Observer, type LitefsStats } from './observe.js'
 import { resolveOptions, type ResolvedOptions } from './options.js'
 import { EXACT, type PathRules } from './path-match.js'
+import { acknowledgeDurably } from './durability.js'
+import { PeerLink } from './peer-link.js'
 import { PrimaryProbe } from './primary-probe.js'
 import { PrimaryReach } from './primary-reach.js'
 import type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting } from './request.js'
 import { warnings } from './warnings.js'
-import { acknowledgeWrite } from './write-cookie.js'
 
 // The core as adapters see it: built once per app from its options and its
 // adapter's hooks, it wires the shared pieces (NodeState, the probe, the
@@ -80,7 +82,8 @@ export class LitefsCore<C = ServerResponse> {
       observer: new Observer(options.serverTiming),
       warn: warnings(log),
       lifecycle: new Lifecycle(state, hooks.res),
-      acknowledge: (info, c) => acknowledgeWrite(ctx, info, c),
+      peers: undefined,
+      acknowledge: (info, c) => acknowledgeDurably(ctx, info, c),
       probePort: 0,
       probeProtocol: 'http1',
       saidBodyConsumed: false,
@@ -88,6 +91,15 @@ export class LitefsCore<C = ServerResponse> {
       dbMissing: false
     }
     this.ctx = ctx
+    if (options.durability.secrets.length > 0) ctx.peers = new PeerLink(options, state, () => ctx.probePort, log)
+    if (ctx.peers === undefined && options.durability.on !== false) {
+      ctx.warn.say('LITEFS_DURABILITY', 'peerSecret', 'durability is on, but "peerSecret" is not set: no node can report its position, so every write that should wait for its candidates is answered 500 LITEFS_NOT_REPLICATED. Set the same peerSecret on every node', {})
+    }
+  }
+
+  /** This server listens at `address` (server.address()): a replica's reports to the primary need its port (`{port}` in primaryUrl) before any request came. */
+  listening (address: AddressInfo | string | null): void {
+    if (typeof address === 'object' && address !== null) this.ctx.probePort = address.port
   }
 
   /** The client's request as the adapter's framework believes it (what a proxy vouches for upstream). */
@@ -119,7 +131,13 @@ export class LitefsCore<C = ServerResponse> {
 
   /** What this app's litefs-proxy has done, and where it stands (see LitefsStats). */
   stats (): LitefsStats {
-    return this.ctx.observer.stats(this.ctx.lifecycle.held.size, this.state)
+    const stats = this.ctx.observer.stats(this.ctx.lifecycle.held.size, this.state)
+    const peers = this.ctx.peers
+    if (peers !== undefined) {
+      stats.peers = peers.view(this.options.db)
+      stats.durability = { ...peers.counts }
+    }
+    return stats
   }
 
   /**
@@ -154,6 +172,7 @@ export class LitefsCore<C = ServerResponse> {
   async close (): Promise<void> {
     await whenAnswered(this.drain())
     this.ctx.probe.close()
+    await this.ctx.peers?.close()
     await this.lease?.release()
     await this.ctx.agents.close()
   }

@@ -9,7 +9,8 @@ import type { PathRules } from './path-match.js'
 // paths (read-path.ts, write-path.ts…) fill in a LitefsInfo; the adapter reads
 // it back through nextStep(). Types only, and the one function adapters need.
 
-export type RequestKind = 'passthrough' | 'health' | 'read' | 'write'
+/** `peer`: another node's litefs-proxy reporting its position (peer-endpoint.ts), only with `peerSecret`. */
+export type RequestKind = 'passthrough' | 'health' | 'peer' | 'read' | 'write'
 
 /** An answer the proxy gives instead of the app (errors are LitefsHttpError). */
 export interface LitefsAnswer {
@@ -27,6 +28,8 @@ export interface LitefsInfo {
   awaitedTxid?: string
   /** Milliseconds a read was held for the replica to catch up. */
   waitedMs?: number
+  /** `durability`: milliseconds a write's answer waited for its candidates. */
+  replicatedMs?: number
   /** Milliseconds a write was held for a primary to be known. */
   heldMs?: number
   /** The TXID set in the response cookie, as 16 hex digits. */

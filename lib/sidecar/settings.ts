@@ -45,6 +45,11 @@ export const FLAGS: Record<string, Flag> = {
   'consul-url': { kind: 'string', help: "the Consul lease's URL (lease.consul.url): fence writes on it; default from a consul lease in --config; 'false': no fence" },
   'consul-key': { kind: 'string', help: 'the lease key (lease.consul.key)' },
   'consul-lock-delay': { kind: 'duration', help: 'the lease lock-delay (lease.consul.lock-delay), default 1s' },
+  'peer-secret': { kind: 'list', help: "the secret every node's litefs-proxy shares (>= 16 chars; repeat to rotate): each node reports its position to the primary's. Or LITEFS_PROXY_PEER_SECRET" },
+  'peer-name': { kind: 'string', help: "this node's name among its peers, default lease.hostname (--config) or the OS host name" },
+  durability: { kind: 'bool', help: 'hold every write\'s answer until every connected candidate has it (needs --peer-secret)' },
+  'durable-path': { kind: 'list', help: 'a path glob whose writes wait so (instead of all); repeatable' },
+  'durability-timeout': { kind: 'duration', help: 'the longest a write\'s answer waits for its candidates, then 500 LITEFS_NOT_REPLICATED; default 5s' },
   'log-level': { kind: 'string', help: 'debug, info (default: a line per request), warn, error or silent' },
   'log-format': { kind: 'string', help: 'text (default) or json' },
   help: { kind: 'bool', help: 'this text' }
@@ -245,6 +250,11 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
   set('trustProxy', raw['trust-proxy'] as boolean | undefined)
   const health = str('health-path')
   set('healthPath', health === 'false' ? false : health)
+  set('peerSecret', (raw['peer-secret'] as string[] | undefined) ?? env.LITEFS_PROXY_PEER_SECRET?.split(','))
+  set('peerName', str('peer-name'))
+  const durable = raw['durable-path'] as string[] | undefined
+  set('durability', durable ?? raw.durability as boolean | undefined)
+  set('durabilityTimeout', dur('durability-timeout'))
   set('consul', consulLease(str('consul-url'), str('consul-key'), str('consul-lock-delay'), (file as { consul?: YmlConsul }).consul))
   return options
 }

@@ -208,6 +208,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         server.listen(listenOn.port, listenOn.host, () => {
           server.off('error', reject)
           const a = server.address() as AddressInfo
+          core.listening(a) // a replica reports to the primary from now on (peer-link.ts)
           url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
           watch.start() // a wrong --target is said now, not after the first request waited for it
           resolve()

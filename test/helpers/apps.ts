@@ -36,7 +36,7 @@ export interface RouteDef {
   /** An exact path, or a prefix ending in `*`. */
   path: string
   /** Route-level setting: `false` is passthrough. */
-  setting?: false | { alwaysForward: true }
+  setting?: false | { alwaysForward: true } | { durability: boolean }
   handler?: (ctx: Ctx) => Reply | Promise<Reply>
   /** Take over the raw response (server-sent events). */
   stream?: (res: ServerResponse) => void
@@ -177,6 +177,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     // Route-level settings: mounted before the proxy, as the README shows.
     for (const route of routes) {
       if (route.setting === false) app.use(route.path, expressLitefs.skip())
+      else if (route.setting !== undefined && 'durability' in route.setting) app.use(route.path, expressLitefs.durable(route.setting.durability))
       else if (route.setting !== undefined) app.use(route.path, expressLitefs.alwaysForward())
     }
     app.use(proxy)
@@ -191,7 +192,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
   } else {
     // node:http has no router: route-level settings become the equivalent path options.
     const passthrough = routes.filter(r => r.setting === false).map(r => r.path)
-    const alwaysForward = routes.filter(r => r.setting !== undefined && r.setting !== false).map(r => r.path)
+    const alwaysForward = routes.filter(r => r.setting !== undefined && r.setting !== false && 'alwaysForward' in r.setting).map(r => r.path)
     // A request aborted mid-body (a replica giving up on a forward) rejects the body read.
     const listener = wrap((req, res) => { runRaw(find(req.method as string, req.url as string), req, res).catch(() => res.destroy()) }, {
       ...options,

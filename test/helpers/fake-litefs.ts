@@ -28,6 +28,8 @@ export interface FakeOptions {
   db?: string
   txid?: bigint
   api?: boolean
+  /** What /info says of candidacy. Default: a primary is one, a replica not. */
+  candidate?: boolean
 }
 
 export class FakeLitefs {
@@ -40,19 +42,21 @@ export class FakeLitefs {
   private readonly server: Server
   private readonly streams = new Set<ServerResponse>()
   requests = 0
+  candidate: boolean | undefined
 
   private constructor (opts: FakeOptions) {
     this.db = opts.db ?? 'app.db'
     this.role = opts.role ?? 'replica'
     this.primary = this.role === 'replica' ? opts.primary ?? 'node-a' : undefined
     this.txid = opts.txid ?? 0n
+    this.candidate = opts.candidate
     this.writeRoleFiles()
     if (this.txid > 0n) this.writePos()
     this.server = createServer((req, res) => {
       this.requests++
       if (req.url === '/info') {
         res.setHeader('content-type', 'application/json')
-        res.end(JSON.stringify({ ...INFO, isPrimary: this.role === 'primary', candidate: this.role === 'primary', primary: { hostname: this.role === 'primary' ? 'node-a' : this.primary ?? '' } }, null, 2))
+        res.end(JSON.stringify({ ...INFO, isPrimary: this.role === 'primary', candidate: this.candidate ?? this.role === 'primary', primary: { hostname: this.role === 'primary' ? 'node-a' : this.primary ?? '' } }, null, 2))
       } else if (req.url === '/events') {
         res.writeHead(200, { 'content-type': 'application/json' })
         this.streams.add(res)

@@ -29,8 +29,8 @@ function keepLog (name: string, app: NodeApp): NodeApp {
   return app
 }
 
-/** Starts `variant`'s apps beside `node`. */
-export function startApps (cluster: ConsulCluster, node: ConsulNode, variant: Variant): NodeApp[] {
+/** Starts `variant`'s apps beside `node`; `extra`: more plugin options (the durability suite's), as JSON. */
+export function startApps (cluster: ConsulCluster, node: ConsulNode, variant: Variant, extra: Record<string, unknown> = {}): NodeApp[] {
   const urls = Object.fromEntries(cluster.nodes.map(n => [n.hostname, `http://${n.ip}:${APP_PORT}`]))
   const stdio: ['ignore', 'ignore', 'pipe'] = ['ignore', 'ignore', 'pipe']
   const common = { NODE: node.hostname, MOUNT: node.mount }
@@ -44,7 +44,7 @@ export function startApps (cluster: ConsulCluster, node: ConsulNode, variant: Va
         API: node.apiUrl,
         PRIMARY_URLS: JSON.stringify(urls),
         // The lease fence: the same Consul lease LiteFS uses (litefs.yml's lease.consul).
-        OPTIONS: JSON.stringify({ primaryRedirectTimeout: PRIMARY_REDIRECT_TIMEOUT, consul: { url: cluster.consul.url, key: cluster.key, lockDelay: LOCK_DELAY, hostname: node.hostname } })
+        OPTIONS: JSON.stringify({ primaryRedirectTimeout: PRIMARY_REDIRECT_TIMEOUT, consul: { url: cluster.consul.url, key: cluster.key, lockDelay: LOCK_DELAY, hostname: node.hostname }, ...extra })
       }
     }))]
   }

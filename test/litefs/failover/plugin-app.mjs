@@ -24,16 +24,19 @@ const idle = setTimeout(closeDb, 1000).unref()
 const database = () => { idle.refresh(); return (db ??= new Database(`${MOUNT}/app.db`, { fileMustExist: true, timeout: 250 })) }
 app.litefs.state.onLitefs(status => { if (status !== 'up') closeDb() })
 
-app.post('/tokens', async (request, reply) => {
-  reply.header('x-node', NODE)
-  database().prepare('INSERT INTO tokens (token) VALUES (?)').run(String(request.body.token))
-  return reply.code(201).send({ ok: true })
-})
-app.get('/tokens/:token', async (request, reply) => {
-  reply.header('x-node', NODE)
-  const row = database().prepare('SELECT count(*) AS n FROM tokens WHERE token = ?').get(request.params.token)
-  return { found: row.n > 0 }
-})
+// The same routes under /durable: the durability suite turns durability on for those alone.
+for (const prefix of ['', '/durable']) {
+  app.post(`${prefix}/tokens`, async (request, reply) => {
+    reply.header('x-node', NODE)
+    database().prepare('INSERT INTO tokens (token) VALUES (?)').run(String(request.body.token))
+    return reply.code(201).send({ ok: true })
+  })
+  app.get(`${prefix}/tokens/:token`, async (request, reply) => {
+    reply.header('x-node', NODE)
+    const row = database().prepare('SELECT count(*) AS n FROM tokens WHERE token = ?').get(request.params.token)
+    return { found: row.n > 0 }
+  })
+}
 
 await app.listen({ port: Number(PORT), host: HOST })
 process.on('SIGTERM', async () => { await app.close(); closeDb(); process.exit(0) })

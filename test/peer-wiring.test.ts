@@ -1,0 +1,95 @@
+// Replica reports wired into the core (issue 21), through real sockets, for
+// every adapter: a replica's litefs-proxy reports its candidacy (LiteFS's
+// /info) and position to the primary's at the URL primaryUrl gives, the
+// primary's table shows it in stats() and health, and the endpoint takes only
+// signed reports (403 otherwise, 400 for a signed non-report); without
+// peerSecret it does not exist (the app's own 404).
+import t from 'tap'
+import { request } from 'undici'
+import { ADAPTERS, serve } from './helpers/apps.js'
+import { FakeLitefs, until } from './helpers/fake-litefs.js'
+import { PEER_HEADER, signReport } from '../lib/core/replica-report.js'
+import { PEER_PATH } from '../lib/core/durability-options.js'
+import { resolveOptions } from '../lib/core/options.js'
+
+const SECRET = 'a-peer-secret-of-some-length'
+
+async function post (url: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number, body: any }> {
+  const res = await request(url + PEER_PATH, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } })
+  const text = await res.body.text()
+  let parsed: any = text
+  try { parsed = JSON.parse(text) } catch {}
+  return { status: res.statusCode, body: parsed }
+}
+
+for (const adapter of ADAPTERS) {
+  t.test(`${adapter}: a replica reports to the primary, which shows it`, async t => {
+    const pfake = await FakeLitefs.start({ role: 'primary', txid: 5n })
+    const rfake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 3n, candidate: true })
+    t.teardown(async () => { await pfake.close(); await rfake.close() })
+    const primary = await serve(adapter, pfake, { peerSecret: SECRET, peerName: 'node-a' })
+    t.teardown(primary.close)
+    const replica = await serve(adapter, rfake, { peerSecret: SECRET, peerName: 'node-b', primaryUrl: () => primary.url })
+    t.teardown(replica.close)
+    // Express and node:http learn their port from a first request (a balancer's health check).
+    await request(replica.url + '/litefs/health').then(async r => await r.body.dump())
+    await until(() => primary.stats().peers?.some(p => p.hostname === 'node-b' && p.connected && p.behind === '2') === true, 'the primary lists node-b, 2 behind')
+    const peer = primary.stats().peers?.[0]
+    t.equal(peer?.candidate, true, 'its candidacy, from its LiteFS /info')
+    t.ok(Date.parse(peer?.since as string) <= Date.now(), 'since when it reports')
+    t.same(primary.stats().durability, { waits: 0, replicated: 0, notReplicated: 0 })
+    // A position change is reported at once.
+    rfake.advance(5n)
+    await until(() => primary.stats().peers?.[0]?.behind === '0', 'node-b caught up')
+    const health = await request(primary.url + '/litefs/health')
+    t.same((await health.body.json() as any).peers, [{ hostname: 'node-b', candidate: true, connected: true, behind: '0' }], 'health on the primary lists its peers')
+    t.notOk(replica.stats().peers?.length, 'the replica has no peers of its own')
+  })
+
+  t.test(`${adapter}: the endpoint takes only signed reports`, async t => {
+    const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
+    t.teardown(() => fake.close())
+    const app = await serve(adapter, fake, { peerSecret: [SECRET, 'another-secret-16+'] })
+    t.teardown(app.close)
+    const report = JSON.stringify({ hostname: 'x', candidate: true, positions: { 'app.db': '0000000000000001' } })
+    const unsigned = await post(app.url, report)
+    t.equal(unsigned.status, 403)
+    t.equal(unsigned.body.code, 'LITEFS_PEER_REFUSED')
+    const wrong = await post(app.url, report, { [PEER_HEADER]: signReport('not-the-secret-at-all', report) })
+    t.equal(wrong.status, 403, 'signed with another secret')
+    const old = await post(app.url, report, { [PEER_HEADER]: signReport(SECRET, report, Date.now() - 60_000) })
+    t.equal(old.status, 403, 'signed a minute ago: a replay')
+    const garbage = '{"hostname":1}'
+    const bad = await post(app.url, garbage, { [PEER_HEADER]: signReport(SECRET, garbage) })
+    t.equal(bad.status, 400)
+    t.equal(bad.body.code, 'LITEFS_BAD_REPORT')
+    const huge = 'x'.repeat(70_000)
+    t.equal((await post(app.url, huge, { [PEER_HEADER]: signReport(SECRET, huge) })).status, 400, 'past 64 KiB')
+    const rotated = await post(app.url, report, { [PEER_HEADER]: signReport('another-secret-16+', report) })
+    t.equal(rotated.status, 204, 'any of the secrets verifies')
+    t.equal(app.stats().peers?.[0]?.hostname, 'x')
+  })
+
+  t.test(`${adapter}: without peerSecret there is no endpoint`, async t => {
+    const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
+    t.teardown(() => fake.close())
+    const app = await serve(adapter, fake)
+    t.teardown(app.close)
+    const res = await post(app.url, '{}')
+    t.equal(res.status, 404, "the app's own answer")
+    t.equal(app.stats().peers, undefined)
+  })
+}
+
+t.test('options', async t => {
+  const o = (extra: Record<string, unknown>): unknown => resolveOptions({ db: 'app.db', ...extra }).durability
+  t.same(o({}), { on: false, timeout: 5000, secrets: [], name: undefined })
+  t.match(o({ durability: true, durabilityTimeout: '2s', peerSecret: SECRET, peerName: 'n1' }), { on: true, timeout: 2000, secrets: [SECRET], name: 'n1' })
+  t.throws(() => o({ durability: 'yes' }), /option "durability" must be true, false, or a non-empty array/)
+  t.throws(() => o({ durability: [] }), /option "durability"/)
+  t.throws(() => o({ durabilityTimeout: 0 }), /option "durabilityTimeout" must be a positive duration/)
+  t.throws(() => o({ peerSecret: 'short' }), /option "peerSecret" must be .* got "a string of 5 characters"/)
+  t.throws(() => o({ peerSecret: ['short'] }), /got "an array of 1"/)
+  t.throws(() => o({ peerSecret: 7 }), /got 7/)
+  t.throws(() => o({ peerName: '' }), /option "peerName"/)
+})
