@@ -61,9 +61,21 @@ function atPairStart (header: string, at: number): boolean {
   return true
 }
 
+/**
+ * The token for `txid`: the cookie's value, and the token header's (token.ts):
+ * 16 hex digits, with a secret `<hex>.<base64url HMAC-SHA256>`.
+ */
+export function txidToken (settings: CookieSettings, txid: bigint): string {
+  const hex = formatTxid(txid)
+  return settings.secrets.length === 0 ? hex : `${hex}.${sign(settings.secrets[0], hex)}`
+}
+
+/** The TXID in one token (a cookie's value or the token header's), or undefined when malformed or badly signed. */
+export function readToken (settings: CookieSettings, value: string): bigint | undefined {
+  return verify(settings, value.trim())
+}
+
 /** The Set-Cookie value for `txid`. */
 export function txidSetCookie (settings: CookieSettings, txid: bigint, secure: boolean): string {
-  const hex = formatTxid(txid)
-  const value = settings.secrets.length === 0 ? hex : `${hex}.${sign(settings.secrets[0], hex)}`
-  return `${settings.name}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${settings.maxAge}${secure ? '; Secure' : ''}`
+  return `${settings.name}=${txidToken(settings, txid)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${settings.maxAge}${secure ? '; Secure' : ''}`
 }

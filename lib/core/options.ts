@@ -1,5 +1,6 @@
 import { parseDuration } from './duration.js'
-import { PathPatterns, type PathPattern } from './path-match.js'
+import type { PathPattern, PathPatterns } from './path-match.js'
+import { bytes, COOKIE_NAME, count, duration, fail, flag, LitefsOptionsError, oneOf, patterns, text } from './option-checks.js'
 import type { CookieSettings } from './cookie.js'
 import type { NodeState } from './node-state.js'
 import type { ConsulLease } from './lease-fence.js'
@@ -40,6 +41,12 @@ export interface LitefsOptions {
   cookieName?: string
   /** Cookie lifetime. Default `5m` (as LiteFS). */
   cookieMaxAge?: Duration
+  /**
+   * The header a write's answer carries its token in, and a request may send
+   * it back in, for clients without cookies (API clients, cross-origin
+   * `fetch`); `false`: none. Default `litefs-txid`.
+   */
+  tokenHeader?: string | false
   /** HMAC secret(s) to sign the cookie, so clients cannot forge a TXID far ahead. First signs; all verify. */
   secret?: string | string[]
   /** File poll interval while requests wait and the event stream is down. Default `1ms` (as LiteFS). */
@@ -110,6 +117,8 @@ export interface ResolvedOptions {
   maxLag: number
   healthPath: string | false
   cookie: CookieSettings
+  /** The token header's name, lowercase, or false. */
+  tokenHeader: string | false
   pollInterval: number
   forward: 'http' | 'fly-replay'
   /** The primary's origin for a hostname, given this server's port. */
@@ -124,81 +133,13 @@ export interface ResolvedOptions {
   consul: (ConsulLease & { hostname?: string }) | undefined
 }
 
-/** A bad option, thrown when the plugin or middleware is created. */
-export class LitefsOptionsError extends TypeError {
-  readonly code = 'LITEFS_BAD_OPTION'
-}
-
-function show (value: unknown): string {
-  if (typeof value !== 'string' && (typeof value !== 'object' || value === null)) return String(value)
-  try {
-    return JSON.stringify(value)
-  } catch {
-    return Object.prototype.toString.call(value) // circular
-  }
-}
-
-function fail (name: string, expected: string, got: unknown): never {
-  const shown = show(got)
-  throw new LitefsOptionsError(`litefs-proxy: option "${name}" must be ${expected}, got ${shown}`)
-}
-
-function duration (opts: Record<string, unknown>, name: string, fallback: number, positive: boolean): number {
-  const raw = opts[name]
-  if (raw === undefined) return fallback
-  const ms = parseDuration(raw)
-  if (ms === undefined || (positive && ms === 0)) {
-    fail(name, `a ${positive ? 'positive ' : ''}duration (milliseconds, or a string such as "5s" or "250ms")`, raw)
-  }
-  return ms
-}
-
-function patterns (opts: Record<string, unknown>, name: string): PathPatterns {
-  const raw = opts[name] ?? []
-  if (!Array.isArray(raw) || !raw.every(p => (typeof p === 'string' && p.startsWith('/')) || p instanceof RegExp)) {
-    fail(name, 'an array of path globs starting with "/" or RegExps', raw)
-  }
-  return new PathPatterns(raw)
-}
-
-function bytes (opts: Record<string, unknown>, name: string): number {
-  const raw = opts[name]
-  if (raw === undefined) return Infinity
-  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) fail(name, 'a number of bytes', raw)
-  return raw
-}
-
-function count (opts: Record<string, unknown>, name: string, fallback: number): number {
-  const raw = opts[name] ?? fallback
-  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) fail(name, 'a whole number ≥ 0', raw)
-  return raw
-}
-
-function flag (opts: Record<string, unknown>, name: string): boolean {
-  const raw = opts[name] ?? false
-  if (typeof raw !== 'boolean') fail(name, 'true or false', raw)
-  return raw
-}
-
-function text (opts: Record<string, unknown>, name: string, fallback: string, check: RegExp, expected: string): string {
-  const raw = opts[name] ?? fallback
-  if (typeof raw !== 'string' || !check.test(raw)) fail(name, expected, raw)
-  return raw
-}
-
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // an RFC 6265 token
+export { LitefsOptionsError }
 
 const KNOWN = new Set([
   'db', 'mount', 'api', 'role', 'state', 'passthrough', 'alwaysForward', 'readTimeout',
-  'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'secret',
+  'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'tokenHeader', 'secret',
   'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'forwardProtocol', 'readTimeoutAction', 'forwardBodyLimit', 'maxWaiting', 'serverTiming', 'consul'
 ])
-
-function oneOf<T extends string> (opts: Record<string, unknown>, name: string, values: readonly T[], fallback: T): T {
-  const raw = opts[name] ?? fallback
-  if (!values.includes(raw as T)) fail(name, values.map(v => `"${v}"`).join(' or '), raw)
-  return raw as T
-}
 
 function primaryOrigin (raw: unknown): (hostname: string, port: number) => string {
   const fill = (template: string, hostname: string, port: number): string =>
@@ -299,6 +240,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
       maxAge: Math.round(duration(opts, 'cookieMaxAge', 300_000, true) / 1000),
       secrets
     },
+    tokenHeader: opts.tokenHeader === false ? false : text(opts, 'tokenHeader', 'litefs-txid', COOKIE_NAME, 'a header name (letters, digits and !#$%&\'*+-.^_`|~) or false').toLowerCase(),
     pollInterval: duration(opts, 'pollInterval', 1, true),
     forward: oneOf(opts, 'forward', ['http', 'fly-replay'], process.env.FLY_APP_NAME !== undefined && process.env.FLY_APP_NAME !== '' ? 'fly-replay' : 'http'),
     primaryOrigin: primaryOrigin(opts.primaryUrl),

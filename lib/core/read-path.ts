@@ -2,11 +2,11 @@ import type { IncomingMessage } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { litefsError } from './answers.js'
 import type { CoreContext } from './context.js'
-import { readTxidCookie } from './cookie.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import type { Logger } from './logger.js'
 import type { WaitResult } from './node-state.js'
 import type { LitefsInfo } from './request.js'
+import { requestTxid } from './token.js'
 import { formatTxid } from './txid.js'
 import { elsewhere } from './write-path.js'
 
@@ -18,7 +18,7 @@ import { elsewhere } from './write-path.js'
 // hold.ts's; forwarding a read that timed out is the write path's.
 
 export function read<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
-  const txid = readTxidCookie(core.options.cookie, req.headers.cookie)
+  const txid = requestTxid(core.options, req.headers)
   if (txid !== undefined && txid !== 0n) info.awaitedTxid = formatTxid(txid)
   // A dead mount serves nothing but errors, or an empty directory where SQLite
   // creates a new database: wait for LiteFS to come back.
