@@ -94,7 +94,7 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [{ db: 'a', pollInterval: 0 }, /"pollInterval"/],
     [{ db: 'a', dbName: 'x' }, /unknown option "dbName"/],
     [{ db: 'a', forward: 'proxy' }, /"forward" must be "http" or "fly-replay", got "proxy"/],
-    [{ db: 'a', readTimeoutAction: 'retry' }, /"readTimeoutAction" must be "error" or "primary"/],
+    [{ db: 'a', readTimeoutAction: 'retry' }, /"readTimeoutAction" must be "error" or "primary" or "stale"/],
     [{ db: 'a', primaryUrl: 'http://node-a:8080' }, /"primaryUrl" must be an http\(s\) URL template containing "\{hostname\}"/],
     [{ db: 'a', primaryUrl: 'ftp://{hostname}' }, /"primaryUrl"/],
     [{ db: 'a', primaryUrl: '{hostname}' }, /"primaryUrl"/],

@@ -5,6 +5,9 @@ import type { CookieSettings } from './cookie.js'
 import type { NodeState } from './node-state.js'
 import type { ConsulLease } from './lease-fence.js'
 
+/** What a read held past `readTimeout` gets: 504, the primary's answer, or the replica's (maybe stale) answer. */
+export type ReadTimeoutAction = 'error' | 'primary' | 'stale'
+
 /** A duration: milliseconds, or a string such as "5s", "250ms", "1m". */
 export type Duration = number | string
 
@@ -71,8 +74,13 @@ export interface LitefsOptions {
    * node's server spoke for the request (the primary runs the same server).
    */
   forwardProtocol?: 'http1' | 'http2'
-  /** A read held past `readTimeout`: `'error'` answers 504 (as LiteFS); `'primary'` forwards it to the primary. Default `'error'`. */
-  readTimeoutAction?: 'error' | 'primary'
+  /**
+   * A read held past `readTimeout`: `'error'` answers 504 (as LiteFS);
+   * `'primary'` forwards it to the primary; `'stale'` serves it here anyway,
+   * with a `litefs-stale` header and a log line saying it may be stale.
+   * Default `'error'`.
+   */
+  readTimeoutAction?: ReadTimeoutAction
   /**
    * Largest request body a replica forwards, in bytes; past it, 413. Default: no
    * limit — the primary enforces its own (a replica refusing what the primary
@@ -126,7 +134,7 @@ export interface ResolvedOptions {
   forwardTimeout: number
   /** undefined: what this node's server spoke for the request. */
   forwardProtocol: 'http1' | 'http2' | undefined
-  readTimeoutAction: 'error' | 'primary'
+  readTimeoutAction: ReadTimeoutAction
   forwardBodyLimit: number
   maxWaiting: number
   serverTiming: boolean
@@ -246,7 +254,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     primaryOrigin: primaryOrigin(opts.primaryUrl),
     forwardTimeout: duration(opts, 'forwardTimeout', 30_000, true),
     forwardProtocol: opts.forwardProtocol === undefined ? undefined : oneOf<'http1' | 'http2'>(opts, 'forwardProtocol', ['http1', 'http2'], 'http1'),
-    readTimeoutAction: oneOf(opts, 'readTimeoutAction', ['error', 'primary'], 'error'),
+    readTimeoutAction: oneOf<ReadTimeoutAction>(opts, 'readTimeoutAction', ['error', 'primary', 'stale'], 'error'),
     forwardBodyLimit: bytes(opts, 'forwardBodyLimit'),
     maxWaiting: count(opts, 'maxWaiting', 10_000),
     serverTiming: flag(opts, 'serverTiming'),
