@@ -79,12 +79,12 @@ export class Observer {
     if (waitStart.hasSubscribers) waitStart.publish({ request, kind, txid })
   }
 
-  waitEnded (request: unknown, kind: WaitKind, result: string, ms: number, res: ServerResponse): void {
+  waitEnded (request: unknown, kind: WaitKind, result: string, ms: number, res?: ServerResponse): void {
     if (result === 'timeout') this.timeouts++
     else if (result === 'unreachable') this.unreachable++
     else if (result === 'overloaded') this.overloaded++
     if (waitEnd.hasSubscribers) waitEnd.publish({ request, kind, result, ms })
-    if (this.serverTiming && result !== 'cancelled') this.timing(res, 'wait', () => ms)
+    if (this.serverTiming && result !== 'cancelled' && res !== undefined) this.timing(res, 'wait', () => ms)
   }
 
   forwardStarted (request: unknown, origin: string, res: ServerResponse): () => number {

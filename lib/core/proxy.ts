@@ -14,6 +14,7 @@ import type { NodeState } from './node-state.js'
 import { Observer, type LitefsStats } from './observe.js'
 import { resolveOptions, type ResolvedOptions } from './options.js'
 import { EXACT, type PathRules } from './path-match.js'
+import { tokenAfterWrite, waitForToken, type TokenWait } from './outside-http.js'
 import { PrimaryProbe } from './primary-probe.js'
 import type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting } from './request.js'
 import { warnings } from './warnings.js'
@@ -27,7 +28,7 @@ import { writeCookie } from './write-cookie.js'
 
 export { nextStep } from './request.js'
 export { whenAnswered } from './lifecycle.js'
-export type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting }
+export type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting, TokenWait }
 
 /**
  * The framework-free core: classifies a request, holds reads until the replica
@@ -41,8 +42,10 @@ export class LitefsCore<C = ServerResponse> {
   readonly nodeName = osHostname()
   private readonly lease: NodeLease | undefined
   private readonly ctx: CoreContext<C>
+  private readonly log: Logger
 
   constructor (input: unknown, hooks: AdapterHooks<C>, log: Logger = silentLogger) {
+    this.log = log
     const options = resolveOptions(input)
     this.options = options
     if (options.state !== undefined) {
@@ -115,7 +118,7 @@ export class LitefsCore<C = ServerResponse> {
 
   /** What this app's litefs-proxy has done, and where it stands (see LitefsStats). */
   stats (): LitefsStats {
-    return this.ctx.observer.stats(this.ctx.lifecycle.held.size, this.state)
+    return this.ctx.observer.stats(this.ctx.lifecycle.held.size + this.ctx.lifecycle.outside.size, this.state)
   }
 
   /**
@@ -144,6 +147,28 @@ export class LitefsCore<C = ServerResponse> {
    */
   cookie (info: LitefsInfo, c: C): string | undefined {
     return writeCookie(this.ctx, info, c)
+  }
+
+  /**
+   * Outside HTTP (a job, a queue consumer): the token of this node's position
+   * now, read from `-pos` after the caller's write, to hand to a client (it
+   * sends it back in the cookie or the token header). Rejects with
+   * LITEFS_UNAVAILABLE while LiteFS does not answer, LITEFS_NO_POSITION when
+   * the database has no position.
+   */
+  async tokenAfterWrite (): Promise<string> {
+    return await tokenAfterWrite(this.ctx, this.log)
+  }
+
+  /**
+   * Outside HTTP: wait until this node has the write `token` names, as a held
+   * read waits (`readTimeout`; at once on the primary or for no token), then
+   * resolve; reject with the code a held read would be answered with
+   * (LITEFS_READ_TIMEOUT, LITEFS_UNAVAILABLE, LITEFS_OVERLOADED, LITEFS_CLOSED),
+   * or with `signal`'s reason when it aborts.
+   */
+  async waitForToken (token: string | undefined, options: { signal?: AbortSignal } = {}): Promise<TokenWait> {
+    return await waitForToken(this.ctx, this.log, token, options.signal)
   }
 
   async close (): Promise<void> {
