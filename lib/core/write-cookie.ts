@@ -1,9 +1,9 @@
 import type { CoreContext } from './context.js'
-import { txidSetCookie } from './cookie.js'
+import { txidSetCookie, txidToken } from './cookie.js'
 import type { LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
 
-// The cookie of a write served here as primary (DESIGN §3.5): its TXID is read
+// The cookie (and the token header) of a write served here as primary (DESIGN §3.5): its TXID is read
 // from the authority (`-pos`) when the answer is about to leave, so it includes
 // the handler's own commit. When to call it is the adapter's (on-head.ts);
 // what the cookie looks like is cookie.ts's.
@@ -30,5 +30,9 @@ export function writeCookie<C> (core: CoreContext<C>, info: LitefsInfo, c: C): s
   if (txid === 0n) return undefined
   info.setTxid = formatTxid(txid)
   core.observer.cookieSet(core.hooks.req(c), info.setTxid)
+  // The same token in a header, for clients without cookies (token.ts). Called
+  // as the head is about to leave (on-head.ts): set now, it goes with it.
+  const header = core.options.tokenHeader
+  if (header !== false) core.hooks.res(c).appendHeader(header, txidToken(core.options.cookie, txid))
   return txidSetCookie(core.options.cookie, txid, core.hooks.secure(c))
 }
