@@ -35,8 +35,12 @@ function verify (settings: CookieSettings, value: string): bigint | undefined {
  * waiting for the highest is what keeps every one of the client's writes visible.
  */
 export function readTxidCookie (settings: CookieSettings, header: string | undefined): bigint | undefined {
+  return highestCookie(header, settings.name, value => verify(settings, value))
+}
+
+/** The highest value `parse` accepts among the cookies named `name` in a Cookie header (peer-cookies.ts reads other formats). */
+export function highestCookie (header: string | undefined, name: string, parse: (value: string) => bigint | undefined): bigint | undefined {
   if (header === undefined) return undefined
-  const name = settings.name
   let best: bigint | undefined
   let from = 0
   for (;;) {
@@ -46,7 +50,7 @@ export function readTxidCookie (settings: CookieSettings, header: string | undef
     if (header.charCodeAt(from) !== 61 /* = */ || !atPairStart(header, at)) continue
     let end = header.indexOf(';', from + 1)
     if (end === -1) end = header.length
-    const txid = verify(settings, header.slice(from + 1, end).trim())
+    const txid = parse(header.slice(from + 1, end).trim())
     if (txid !== undefined && (best === undefined || txid > best)) best = txid
     from = end
   }

@@ -4,6 +4,7 @@ import { bytes, COOKIE_NAME, count, duration, fail, flag, LitefsOptionsError, on
 import type { CookieSettings } from './cookie.js'
 import type { NodeState } from './node-state.js'
 import type { ConsulLease } from './lease-fence.js'
+import { PEER_COOKIES, type PeerCookie } from './peer-cookies.js'
 
 /** What a read held past `readTimeout` gets: 504, the primary's answer, or the replica's (maybe stale) answer. */
 export type ReadTimeoutAction = 'error' | 'primary' | 'stale'
@@ -50,6 +51,11 @@ export interface LitefsOptions {
    * `fetch`); `false`: none. Default `litefs-txid`.
    */
   tokenHeader?: string | false
+  /**
+   * Also accept these peers' cookies on reads, for a rolling switch: `'__txid'`
+   * (LiteFS's proxy) and `'txnum'` (litefs-js). Unsigned, so off by default.
+   */
+  peerCookies?: PeerCookie[]
   /** HMAC secret(s) to sign the cookie, so clients cannot forge a TXID far ahead. First signs; all verify. */
   secret?: string | string[]
   /** File poll interval while requests wait and the event stream is down. Default `1ms` (as LiteFS). */
@@ -127,6 +133,7 @@ export interface ResolvedOptions {
   cookie: CookieSettings
   /** The token header's name, lowercase, or false. */
   tokenHeader: string | false
+  peerCookies: readonly PeerCookie[]
   pollInterval: number
   forward: 'http' | 'fly-replay'
   /** The primary's origin for a hostname, given this server's port. */
@@ -145,7 +152,7 @@ export { LitefsOptionsError }
 
 const KNOWN = new Set([
   'db', 'mount', 'api', 'role', 'state', 'passthrough', 'alwaysForward', 'readTimeout',
-  'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'tokenHeader', 'secret',
+  'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'tokenHeader', 'peerCookies', 'secret',
   'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'forwardProtocol', 'readTimeoutAction', 'forwardBodyLimit', 'maxWaiting', 'serverTiming', 'consul'
 ])
 
@@ -171,6 +178,12 @@ function primaryOrigin (raw: unknown): (hostname: string, port: number) => strin
     }
     return origin
   }
+}
+
+function peerCookies (raw: unknown): readonly PeerCookie[] {
+  if (raw === undefined) return []
+  if (!Array.isArray(raw) || !raw.every(n => PEER_COOKIES.includes(n))) fail('peerCookies', 'an array of "__txid" (LiteFS\'s proxy) and "txnum" (litefs-js)', raw)
+  return [...new Set(raw as PeerCookie[])]
 }
 
 /** Shortest lock-delay the fence can work with (ms): a confirmation counts for lock-delay less a 200 ms margin. */
@@ -249,6 +262,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
       secrets
     },
     tokenHeader: opts.tokenHeader === false ? false : text(opts, 'tokenHeader', 'litefs-txid', COOKIE_NAME, 'a header name (letters, digits and !#$%&\'*+-.^_`|~) or false').toLowerCase(),
+    peerCookies: peerCookies(opts.peerCookies),
     pollInterval: duration(opts, 'pollInterval', 1, true),
     forward: oneOf(opts, 'forward', ['http', 'fly-replay'], process.env.FLY_APP_NAME !== undefined && process.env.FLY_APP_NAME !== '' ? 'fly-replay' : 'http'),
     primaryOrigin: primaryOrigin(opts.primaryUrl),

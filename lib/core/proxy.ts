@@ -87,6 +87,10 @@ export class LitefsCore<C = ServerResponse> {
       dbMissing: false
     }
     this.ctx = ctx
+    if (options.peerCookies.length > 0 && options.cookie.secrets.length > 0) {
+      // Said once: a secret is there to refuse forged tokens, and these cookies are unsigned.
+      ctx.warn.say('LITEFS_PEER_COOKIES', options.peerCookies.join(','), `"peerCookies" accepts unsigned ${options.peerCookies.join(' and ')} cookies beside a "secret": any client can forge one and have its reads held up to readTimeout. Drop "peerCookies" once the tokens of the peer you moved from have expired`, { peerCookies: options.peerCookies })
+    }
   }
 
   /** The client's request as the adapter's framework believes it (what a proxy vouches for upstream). */

@@ -1,8 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { readToken, readTxidCookie } from './cookie.js'
 import type { ResolvedOptions } from './options.js'
+import { readPeerCookies } from './peer-cookies.js'
 
-// The client's token, from wherever it carries it: the cookie, or the token
+// The client's token, from wherever it carries it: the cookie (and, with
+// `peerCookies`, LiteFS's or litefs-js's: peer-cookies.ts), or the token
 // header (option `tokenHeader`, default `litefs-txid`) for clients without
 // cookies — API clients, mobile apps, cross-origin `fetch` without
 // credentials. Both hold the same value (cookie.ts's txidToken), signed the
@@ -15,6 +17,10 @@ import type { ResolvedOptions } from './options.js'
 /** The TXID a request carries (cookie or token header), or undefined. Never throws. */
 export function requestTxid (options: ResolvedOptions, headers: IncomingHttpHeaders): bigint | undefined {
   let best = readTxidCookie(options.cookie, headers.cookie)
+  if (options.peerCookies.length > 0) {
+    const peer = readPeerCookies(options.peerCookies, headers.cookie)
+    if (peer !== undefined && (best === undefined || peer > best)) best = peer
+  }
   if (options.tokenHeader === false) return best
   const raw = headers[options.tokenHeader]
   if (raw === undefined) return best

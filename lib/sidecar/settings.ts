@@ -40,6 +40,7 @@ export const FLAGS: Record<string, Flag> = {
   'cookie-name': { kind: 'string', help: "__txid (LiteFS's proxy, default) or litefs-txid" },
   'cookie-max-age': { kind: 'duration', help: "the cookie's lifetime, default 5m" },
   'token-header': { kind: 'string', help: "the header a write's answer carries its token in and a read may send it back in, default litefs-txid; 'false': none" },
+  'peer-cookie': { kind: 'list', help: "also accept this peer's cookie on reads: __txid (LiteFS's proxy) or txnum (litefs-js); repeatable; unsigned, so off by default" },
   secret: { kind: 'list', help: 'sign the cookie (HMAC; >= 16 chars; repeat to rotate: the first signs). Or LITEFS_PROXY_SECRET' },
   'trust-proxy': { kind: 'bool', help: 'believe X-Forwarded-Proto/-Host/-For from the load balancer in front; set it behind one (else the app gets X-Forwarded-Proto: http)' },
   'health-path': { kind: 'string', help: "the health check's path, default /litefs/health; 'false': none" },
@@ -235,6 +236,7 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
   set('targetTimeout', dur('target-timeout'))
   set('cookieName', str('cookie-name'))
   set('cookieMaxAge', dur('cookie-max-age'))
+  set('peerCookies', raw['peer-cookie'] as SidecarOptions['peerCookies'])
   const tokenHeader = str('token-header')
   set('tokenHeader', tokenHeader === 'false' ? false : tokenHeader)
   const secrets = (raw.secret as string[] | undefined) ?? (env.LITEFS_PROXY_SECRET === undefined ? undefined : env.LITEFS_PROXY_SECRET.split(','))

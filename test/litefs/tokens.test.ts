@@ -154,6 +154,31 @@ for (const flavour of FLAVOURS) {
   })
 }
 
+t.test("peerCookies: LiteFS's __txid and litefs-js's txnum, written from -pos as each peer writes them, hold a read until real replication brings the write", async t => {
+  const [primaryNode, replicaNode] = cluster.nodes
+  const replica = await start('http', replicaNode, { peerCookies: ['__txid', 'txnum'], readTimeout: '5s' })
+  t.teardown(replica.close)
+  await ready(replica, 'replica')
+  for (const peer of ['__txid', 'txnum'] as const) {
+    await cluster.waitReplicated(DB)
+    replicaNode.pauseReplication()
+    try {
+      const db = new Database(join(primaryNode.mount, DB), { fileMustExist: true })
+      try { db.prepare('INSERT INTO notes (text) VALUES (?)').run(peer) } finally { db.close() }
+      const pos = readFileSync(join(primaryNode.mount, `${DB}-pos`), 'utf8')
+      const value = peer === '__txid' ? pos.slice(0, 16) : String(parseInt(pos.trim().split('/')[0], 16))
+      const pending = request(`${replica.url}/notes`, { headers: { cookie: `${peer}=${value}` } })
+      await until(`${peer}: held`, () => replica.stats().held === 1)
+      replicaNode.resumeReplication()
+      const res = await pending
+      t.equal(res.statusCode, 200)
+      t.ok((await res.body.json() as { position: string }).position >= pos.slice(0, 16), `${peer}=${value}: served once the replica had it`)
+    } finally {
+      replicaNode.resumeReplication()
+    }
+  }
+})
+
 t.test('outside HTTP: tokenAfterWrite is -pos after the job\'s commit; waitForToken on the replica returns once real replication brings it', async t => {
   const [primaryNode, replicaNode] = cluster.nodes
   const onPrimary = wrap(() => {}, { db: DB, mount: primaryNode.mount, api: primaryNode.apiUrl, logger: quiet })
