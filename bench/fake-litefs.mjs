@@ -4,7 +4,7 @@
 // the ones recorded on a real cluster (test/fixtures/litefs, LiteFS v0.5.14),
 // copied here so the bench does not depend on the test tree (JS port of
 // test/helpers/fake-litefs.ts, reduced to what the bench needs).
-import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,7 +29,6 @@ export class FakeLitefs {
     this.primary = this.role === 'replica' ? opts.primary ?? 'node-a' : undefined
     this.txid = opts.txid ?? 1n
     this.posPath = join(this.mount, `${this.db}-pos`)
-    this.posTmp = join(this.mount, `.${this.db}-pos.tmp`)
     this.streams = new Set()
     this.port = 0
     this.writeRoleFiles()
@@ -62,8 +61,8 @@ export class FakeLitefs {
   get subscribers () { return this.streams.size }
 
   /**
-   * A transaction: `-pos` changes (atomically, as the FUSE file does: the new
-   * content replaces the old whole) and, unless `event: false`, a `tx` line goes out.
+   * A transaction: `-pos` changes (its 34 bytes rewritten in place, one inode
+   * as LiteFS's file) and, unless `event: false`, a `tx` line goes out.
    */
   advance (txid, { event = true, file = true } = {}) {
     this.txid = txid
@@ -88,9 +87,9 @@ export class FakeLitefs {
   }
 
   writePos () {
-    // `%016x/%016x\n`: TXID / post-apply checksum, 34 bytes.
-    writeFileSync(this.posTmp, `${hex16(this.txid)}/${checksum(this.txid)}\n`)
-    renameSync(this.posTmp, this.posPath)
+    // `%016x/%016x\n`: TXID / post-apply checksum, 34 bytes, rewritten in place
+    // (never truncated): as LiteFS's file, one inode, so a kept fd sees each change.
+    writeFileSync(this.posPath, `${hex16(this.txid)}/${checksum(this.txid)}\n`, { flag: existsSync(this.posPath) ? 'r+' : 'w' })
   }
 
   writeRoleFiles () {

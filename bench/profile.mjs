@@ -4,6 +4,8 @@
 // the functions with the most self time (the .cpuprofile stays in bench/results/profiles/
 // for Chrome DevTools / speedscope). Only the load is profiled (after a 2 s warm-up), through
 // node:inspector in the app's process; `bench/profile-diff.mjs a b` compares two cases per request.
+// PROFILE_LITEFS=1: the same cases on a real LiteFS cluster (2 nodes, needs the litefs binary
+// and FUSE) instead of the fake; the primary's mount holds app.db (WAL, created empty).
 import { spawn, execFileSync } from 'node:child_process'
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -18,9 +20,24 @@ rmSync(join(BENCH, '.dist-profile'), { recursive: true, force: true })
 // PROFILE_DIST: a patched copy of dist/esm to try a fix before proposing it.
 cpSync(process.env.PROFILE_DIST ?? join(ROOT, 'dist', 'esm'), DIST, { recursive: true })
 
-const replica = await FakeLitefs.start({ role: 'replica', txid: 1000n })
-const primary = await FakeLitefs.start({ role: 'primary', txid: 1000n })
-const ticker = setInterval(() => primary.advance(primary.txid + 1n), 1)
+let replica, primary, ticker, cluster
+if (process.env.PROFILE_LITEFS === '1') {
+  const { findLitefs, startLitefsCluster } = await import(join(DIST, 'testing', 'litefs-cluster.js'))
+  cluster = await startLitefsCluster({ nodes: 2, binary: findLitefs() })
+  const { default: Database } = await import('better-sqlite3')
+  const schema = new Database(join(cluster.nodes[0].mount, 'app.db'))
+  schema.pragma('journal_mode = WAL')
+  schema.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, text TEXT NOT NULL)')
+  schema.close()
+  await cluster.waitReplicated('app.db')
+  ;[primary, replica] = cluster.nodes.map(n => ({ mount: n.mount, apiUrl: n.apiUrl, close: async () => {} }))
+} else {
+  replica = await FakeLitefs.start({ role: 'replica', txid: 1000n })
+  primary = await FakeLitefs.start({ role: 'primary', txid: 1000n })
+  ticker = setInterval(() => primary.advance(primary.txid + 1n), 1)
+}
+// A cookie the replica has already reached.
+const cookieTxid = cluster === undefined ? 1000n : cluster.nodes[1].position('app.db')
 const POST = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hello"}' }
 const rep = { db: 'app.db', mount: replica.mount, api: replica.apiUrl }
 const pri = { db: 'app.db', mount: primary.mount, api: primary.apiUrl }
@@ -28,8 +45,8 @@ const CASES = {
   'read-bare': [{ framework: 'fastify', plugin: false }, {}],
   'read-plugin': [{ framework: 'fastify', plugin: true, litefs: rep }, {}],
   'read-emptyhooks': [{ framework: 'fastify', plugin: false, emptyHooks: true }, {}], // any plugin's floor
-  'read-cookie-bare': [{ framework: 'fastify', plugin: false }, { headers: { cookie: `litefs-txid=${hex16(1000n)}` } }],
-  'read-cookie-plugin': [{ framework: 'fastify', plugin: true, litefs: rep }, { headers: { cookie: `litefs-txid=${hex16(1000n)}` } }],
+  'read-cookie-bare': [{ framework: 'fastify', plugin: false }, { headers: { cookie: `litefs-txid=${hex16(cookieTxid)}` } }],
+  'read-cookie-plugin': [{ framework: 'fastify', plugin: true, litefs: rep }, { headers: { cookie: `litefs-txid=${hex16(cookieTxid)}` } }],
   'write-bare': [{ framework: 'fastify', plugin: false }, POST],
   'write-plugin': [{ framework: 'fastify', plugin: true, litefs: pri }, POST],
   'write-plugin-files': [{ framework: 'fastify', plugin: true, litefs: { ...pri, api: false, role: 'primary' } }, POST],
@@ -78,6 +95,7 @@ primaryApp?.kill()
 clearInterval(ticker)
 await replica.close()
 await primary.close()
+await cluster?.close()
 rmSync(join(BENCH, '.dist-profile'), { recursive: true, force: true })
 
 // Self time per function (and per file), from the .cpuprofile's samples.

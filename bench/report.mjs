@@ -64,7 +64,7 @@ export function markdown (results) {
   }
   if (results.scale !== undefined) {
     out.push('## Scale: N held reads (N real connections) released by one position change', '')
-    out.push('Baseline: bare Fastify whose handler keeps every request until one `POST /__release` (N pending requests without the plugin). Memory after a forced GC, minus the same process before the N connections opened; "per held read" = litefs-proxy\'s per-request growth minus the bare app\'s.', '')
+    out.push('Baseline: bare Fastify holding every request in an onRequest hook (where litefs-proxy holds a read) until one `POST /__release`, sent the same request bytes, cookie included (N pending requests without the plugin). Memory after a forced GC, minus the same process before the N connections opened; "per held read" = litefs-proxy\'s per-request growth minus the bare app\'s.', '')
     out.push('| N | All answered after the tx (first / p50) | Bare app answering its N pending | Heap per held read (proxy − bare) | RSS per held read (proxy − bare) ² |')
     out.push('|---:|---|---|---:|---:|')
     for (const r of results.scale.rows) {
@@ -94,35 +94,35 @@ function answerText (w) {
 }
 
 function litefsMarkdown (l, m) {
-  const out = ['## Real LiteFS: the same app four ways', '']
+  const out = ['## Real LiteFS: the same app four ways (five on reads)', '']
   if (l.skipped !== undefined) {
     out.push(`Skipped: ${l.skipped}. (It runs wherever a litefs binary and FUSE are available: \`scripts/install-litefs.sh\`, root.)`, '')
     return out
   }
   out.push(`LiteFS ${l.meta.version === 'LiteFS development build' ? 'v0.5.14 (`go install`, which reports "development build")' : l.meta.version}, ${l.meta.nodes} nodes on loopback (static lease, FUSE mounts), on the same ${m.cores} cores as everything else. ` +
     'The app is bench/server.mjs\'s Fastify app (`GET /items` answers `{"ok":true}`, `POST /items` parses the body and commits nothing, `POST /insert` inserts a row through a kept better-sqlite3 handle on the mount, WAL). ' +
-    'Ways: **bare** the app reached directly; **in-process** the same app with the Fastify plugin; **LiteFS\'s proxy** its `proxy:` section in front of the bare app; **serve** `litefs-proxy serve` (the built CLI, `--log-level warn`) in front of the bare app. ' +
+    'Ways: **bare** the app reached directly; **in-process** the same app with the Fastify plugin; **LiteFS\'s proxy** its `proxy:` section in front of the bare app; **serve** `litefs-proxy serve` (the built CLI, `--log-level warn`) in front of the bare app; on the read rows also **nginx** (`proxy_pass`, upstream keep-alive, one process, no access log, no consistency at all): the floor a proxy hop reaches on this machine. ' +
     `Each scenario warms every way, then runs ${l.meta.rounds} rounds of ${l.meta.durationPerRunS} s with the ways in rotated order (round r starts with way r); req/s and latencies are medians over the rounds, × = ratio of medians (spread: the per-round ratios). ` +
     'p50/p99 under load are autocannon\'s (50 connections, whole ms); "1 conn" is one connection sending back to back (µs clock): the hops alone. ' +
     'Server CPU µs/req counts every process a request touches, both LiteFS processes included (they serve the FUSE reads and run LiteFS\'s proxy).', '')
-  out.push('| # | Scenario | Way | req/s | × bare | × LiteFS\'s proxy | p50 / p99 (50 conns) | p50 / p99 (1 conn) | CPU µs/req (of which LiteFS) | Answer |')
-  out.push('|---|---|---|---:|---|---|---|---|---:|---|')
+  out.push('| # | Scenario | Way | req/s | × bare | × LiteFS\'s proxy | × nginx | p50 / p99 (50 conns) | p50 / p99 (1 conn) | CPU µs/req (of which LiteFS) | Answer |')
+  out.push('|---|---|---|---:|---|---|---|---|---|---:|---|')
   for (const s of l.scenarios) {
     let first = true
     for (const [key, w] of Object.entries(s.ways)) {
       const lead = first ? `| ${s.id} | ${s.name}${s.contended ? ' ⚠ no clean round' : ''} |` : '| | |'
       first = false
       const label = key === 'plugin' || key === 'sidecar' ? `**${w.label}**` : w.label
-      out.push(`${lead} ${label} | ${fmt(w.rps)} | ${key === 'bare' ? '1' : ratioText(w.vsBare)} | ${key === 'litefs' ? '1' : ratioText(w.vsLitefs)} | ${fmt(w.p50Ms)} / ${fmt(w.p99Ms)} ms | ${fmt(w.single.p50Ms, 3)} / ${fmt(w.single.p99Ms, 3)} ms | ${fmt(w.usPerReq, 1)} (${fmt(w.litefsUsPerReq, 1)}) | ${answerText(w)} |`)
+      out.push(`${lead} ${label} | ${fmt(w.rps)} | ${key === 'bare' ? '1' : ratioText(w.vsBare)} | ${key === 'litefs' ? '1' : ratioText(w.vsLitefs)} | ${key === 'nginx' ? '1' : w.vsNginx === undefined ? '' : ratioText(w.vsNginx)} | ${fmt(w.p50Ms)} / ${fmt(w.p99Ms)} ms | ${fmt(w.single.p50Ms, 3)} / ${fmt(w.single.p99Ms, 3)} ms | ${fmt(w.usPerReq, 1)} (${fmt(w.litefsUsPerReq, 1)}) | ${answerText(w)} |`)
     }
     for (const [k, r] of Object.entries(s.pairs ?? {})) {
       if (s.paced?.[k] !== undefined) continue
       const [a, b] = k.split('/')
-      out.push(`| | | ↳ ${s.ways[a].label} ÷ ${s.ways[b].label} | | **${ratioText(r)}** | | | | | |`)
+      out.push(`| | | ↳ ${s.ways[a].label} ÷ ${s.ways[b].label} | | **${ratioText(r)}** | | | | | | |`)
     }
     for (const [k, p] of Object.entries(s.paced ?? {})) {
       const [a, b] = k.split('/')
-      out.push(`| | | ↳ ${s.ways[a].label} ÷ ${s.ways[b].label} | | **${ratioText(s.pairs[k])}** | | p50 ${fmt(p.p50Ms[0], 3)} vs ${fmt(p.p50Ms[1], 3)} ms (${p.deltaP50Ms >= 0 ? '+' : '−'}${fmt(Math.abs(p.deltaP50Ms), 3)}), p99 ${fmt(p.p99Ms[0], 2)} vs ${fmt(p.p99Ms[1], 2)} ms at ${fmt(p.rate)} req/s offered | | | |`)
+      out.push(`| | | ↳ ${s.ways[a].label} ÷ ${s.ways[b].label} | | **${ratioText(s.pairs[k])}** | | | p50 ${fmt(p.p50Ms[0], 3)} vs ${fmt(p.p50Ms[1], 3)} ms (${p.deltaP50Ms >= 0 ? '+' : '−'}${fmt(Math.abs(p.deltaP50Ms), 3)}), p99 ${fmt(p.p99Ms[0], 2)} vs ${fmt(p.p99Ms[1], 2)} ms at ${fmt(p.rate)} req/s offered | | | |`)
     }
   }
   out.push('')
@@ -135,7 +135,7 @@ function litefsMarkdown (l, m) {
       `A bare app on the replica: \`${l5.bareOnReplica}\`.`, '')
   }
   if (l.targets.length > 0) {
-    out.push('### Targets (issue 13), real LiteFS', '')
+    out.push('### Targets (issue 20), real LiteFS', '')
     out.push('| Measure | Target | Measured | Result |')
     out.push('|---|---|---|---|')
     for (const t of l.targets) out.push(`| ${t.measure} | ${t.target} | ${t.value} | ${verdict(t.pass)} |`)
@@ -149,7 +149,7 @@ function litefsMarkdown (l, m) {
 /** Horizontal bars: each scenario's ways, req/s, labelled with the ratio to the scenario's bare app. */
 export function litefsSvg (results) {
   const l = results.litefs
-  const colors = { bare: '#9ca3af', plugin: '#2563eb', litefs: '#d97706', sidecar: '#059669', 'plugin-direct': '#93c5fd', 'sidecar-direct': '#6ee7b7', 'express-bare': '#9ca3af', 'express-plugin': '#7c3aed', 'http-bare': '#9ca3af', 'http-plugin': '#db2777' }
+  const colors = { bare: '#9ca3af', plugin: '#2563eb', litefs: '#d97706', sidecar: '#059669', nginx: '#0f766e', 'plugin-direct': '#93c5fd', 'sidecar-direct': '#6ee7b7', 'express-bare': '#9ca3af', 'express-plugin': '#7c3aed', 'http-bare': '#9ca3af', 'http-plugin': '#db2777' }
   const W = 1000
   const L = 390
   const R = 300
@@ -182,7 +182,7 @@ export function litefsSvg (results) {
   const head = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
-    `<text x="12" y="22" font-size="15" font-weight="600" fill="#111">litefs-proxy on real LiteFS: requests per second, four ways, one run</text>`,
+    `<text x="12" y="22" font-size="15" font-weight="600" fill="#111">litefs-proxy on real LiteFS: requests per second of each way, one run</text>`,
     `<text x="12" y="40" fill="#555">${esc(`Node ${results.meta.node}, ${results.meta.cores} cores, ${results.meta.date.slice(0, 10)}; 50 connections; median of ${l.meta.rounds} rounds of ${l.meta.durationPerRunS} s; bars share one scale`)}</text>`
   ]
   for (const v of niceTicks(max)) {

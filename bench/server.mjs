@@ -4,7 +4,7 @@
 //   GET  /items          → {"ok":true}
 //   POST /items          → parses the JSON body, → {"ok":true}
 //   GET  /__waiters      → how many requests are held (passthrough)
-//   POST /__release      → ("hold" apps) answer every request the handler kept
+//   POST /__release      → ("hold" apps) let every held GET /items go on (they are held in onRequest)
 // With `spec.sqlite` (a database path, e.g. on a LiteFS mount; Fastify only):
 //   POST /insert         → inserts one row through better-sqlite3, → {"ok":true,"id":n}
 //   GET  /__count        → the rows in the table (passthrough)
@@ -30,8 +30,8 @@ function litefsOptions () {
   return o
 }
 
-// A "hold" app's GET /items never answers until POST /__release (the baseline
-// for memory and release time of N pending requests without the plugin).
+// A "hold" app's GET /items waits in an onRequest hook until POST /__release (the
+// baseline for memory and release time of N pending requests without the plugin).
 const pending = []
 function releaseAll () {
   const n = pending.length
@@ -73,9 +73,15 @@ if (spec.framework === 'fastify') {
     app.addHook('onRequest', (_request, _reply, next) => next())
     app.addHook('onSend', (_request, _reply, payload, next) => next(null, payload))
   }
-  app.get('/items', spec.hold
-    ? async () => await new Promise(resolve => pending.push(() => resolve({ ok: true })))
-    : async () => ({ ok: true }))
+  if (spec.hold) {
+    // Held where litefs-proxy holds a read: in an onRequest hook, before the
+    // route runs, so the baseline keeps what Fastify keeps for such a request.
+    app.addHook('onRequest', (request, _reply, next) => {
+      if (request.method === 'GET' && request.url === '/items') pending.push(() => next())
+      else next()
+    })
+  }
+  app.get('/items', async () => ({ ok: true }))
   app.post('/items', async request => ({ ok: request.body !== undefined }))
   app.get('/__waiters', { config: { litefs: false } }, async () => ({ n: waiters() }))
   app.post('/__release', { config: { litefs: false } }, async () => ({ n: releaseAll() }))

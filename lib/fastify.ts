@@ -1,9 +1,10 @@
 import fp from 'fastify-plugin'
-import type { FastifyPluginCallback, FastifyReply, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyPluginCallback, FastifyReply, HookHandlerDoneFunction, onSendHookHandler } from 'fastify'
 import { LitefsCore } from './core/proxy.js'
 import { nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo } from './core/request.js'
 import { whenAnswered } from './core/lifecycle.js'
-import { cookieOnHead } from './core/on-head.js'
+import { deferHead, deferredHead } from './core/deferred-head.js'
+import type { Acknowledgement } from './core/acknowledgement.js'
 import type { PathRules } from './core/path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './core/options.js'
 
@@ -13,6 +14,7 @@ export { LitefsCore } from './core/proxy.js'
 export { CHANNELS, type LitefsStats } from './core/observe.js'
 export { LitefsOptionsError } from './core/options.js'
 import { LitefsOptionsError } from './core/options.js'
+import { LitefsHttpError } from './core/errors.js'
 
 /** Options of the Fastify plugin: the core's (see LitefsOptions). */
 export interface FastifyLitefsOptions extends LitefsOptions {}
@@ -48,17 +50,35 @@ declare module 'fastify' {
 // routes to a route is classified as that route.
 const FASTIFY_PATHS: PathRules = { decode: true, caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
 
+// request.routeOptions builds a new object (and asks the router about version
+// constraints) on every read. The core asks for the route's setting, then at
+// once for its URL (decide.ts): one read serves both, and is let go with the second.
+type RouteOptions = FastifyReply['request']['routeOptions']
+let routeOfReply: FastifyReply | undefined
+let routeOf: RouteOptions | undefined
+function routeOptions (reply: FastifyReply): RouteOptions {
+  if (routeOfReply !== reply) {
+    routeOfReply = reply
+    routeOf = reply.request.routeOptions
+  }
+  return routeOf as RouteOptions
+}
+
 // Fastify's reply reaches everything the core asks about (reply.request, reply.raw).
 const hooks: AdapterHooks<FastifyReply> = {
   req: reply => reply.request.raw,
   res: reply => reply.raw,
   url: reply => reply.request.url,
-  route: reply => reply.request.routeOptions.config.litefs as LitefsRouteOptions | false | undefined,
+  route: reply => routeOptions(reply).config.litefs as LitefsRouteOptions | false | undefined,
   log: reply => reply.log,
   secure: reply => reply.request.protocol === 'https', // honours trustProxy
   view: reply => ({ proto: reply.request.protocol, host: reply.request.host, client: reply.request.ip }), // all honour trustProxy
   pathRules: () => FASTIFY_PATHS,
-  routeUrl: reply => reply.request.routeOptions.url,
+  routeUrl: reply => {
+    const url = routeOptions(reply).url
+    routeOfReply = routeOf = undefined // the request is not kept past its decision
+    return url
+  },
   takeOver: reply => { reply.hijack() },
   attach: (reply, info) => { reply.request.litefs = info }
 }
@@ -66,8 +86,9 @@ const hooks: AdapterHooks<FastifyReply> = {
 function settle (core: LitefsCore<FastifyReply>, reply: FastifyReply, info: LitefsInfo, next: HookHandlerDoneFunction): void {
   switch (nextStep(info)) {
     case 'app':
-      // On whatever sends the head: reply.send, a hijacked or raw reply, a stream, a hook.
-      if (info.local) cookieOnHead(reply.raw, () => core.cookie(info, reply))
+      // The head of a write served here waits for its acknowledgement (the
+      // cookie), whoever sends it: reply.send (onSend below), a hijacked or raw reply, a stream.
+      if (info.local) deferHead(reply.raw, () => core.acknowledge(info, reply))
       return next()
     case 'answer': {
       const answer = info.answer as LitefsAnswer
@@ -76,6 +97,41 @@ function settle (core: LitefsCore<FastifyReply>, reply: FastifyReply, info: Lite
       void reply.send(answer.body)
     }
   }
+}
+
+const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/** Whether a route may serve a write on the primary: a method that writes, or reads made writes. */
+function mayWrite (method: string | string[], setting: unknown, noAlwaysForward: boolean): boolean {
+  if ([method].flat().some(m => !READS.has(m))) return true
+  return (setting as { alwaysForward?: unknown } | undefined)?.alwaysForward === true || !noAlwaysForward
+}
+
+/**
+ * reply.send, on a route that may write: the acknowledgement is awaited here,
+ * before Fastify writes the head. Headers it adds go on at the head itself
+ * (deferred-head.ts, decided by then), so they join whatever the app and later
+ * hooks set; an answer in place of the app's replaces the payload, status and headers here.
+ */
+const acknowledged: onSendHookHandler = (_request, reply, payload, done) => {
+  const held = deferredHead(reply.raw)
+  if (held === undefined) return done(null, payload)
+  const decided = held.decision()
+  if (decided instanceof Promise) void decided.then(a => { sent(reply, a, payload, done) }) // never rejects
+  else sent(reply, decided, payload, done)
+}
+
+/** onSend's end: the app's payload as it is, or the acknowledgement's answer in its place. */
+function sent (reply: FastifyReply, a: Acknowledgement, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void {
+  if (a.replace === undefined) return done(null, payload)
+  const answer = a.replace
+  deferredHead(reply.raw)?.release()
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+  const stream = payload as { destroy?: () => void } | null
+  if (typeof stream?.destroy === 'function') stream.destroy() // a stream the app meant to send: never read now
+  void reply.code(answer.statusCode).headers(answer.headers)
+  if (answer instanceof LitefsHttpError) void reply.type('application/json; charset=utf-8')
+  done(null, answer.body)
 }
 
 const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, done) => {
@@ -88,8 +144,13 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
 
   // A route's setting is checked when the route is added: a typo must not
   // quietly forward writes a route meant to keep local, or the other way round.
+  // A route that may serve a write here gets the onSend hook below; reads never
+  // pay for it (whatever a route without it sends, the held head waits all the same).
   fastify.addHook('onRoute', route => {
     const setting: unknown = (route.config as { litefs?: unknown } | undefined)?.litefs
+    if (setting !== false && mayWrite(route.method, setting, core.options.alwaysForward.empty)) {
+      route.onSend = [acknowledged, ...[route.onSend ?? []].flat()]
+    }
     if (setting === undefined || setting === false) return
     const where = `${String(route.method)} ${route.url}`
     if (typeof setting !== 'object' || setting === null || Array.isArray(setting)) {

@@ -119,6 +119,10 @@ t.test('files only: role from .primary, or from the role option, while the mount
   t.equal(s.readLag(), undefined)
   fake.setLag(829)
   t.equal(mountFiles(join(fake.mount, 'nowhere')).readLag(), undefined, 'no .lag at all')
+  const odd = join(fake.mount, 'odd')
+  mkdirSync(join(odd, '.lag'), { recursive: true }) // opens, then cannot be read (EISDIR; EIO or ENOTCONN from a LiteFS going away)
+  t.equal(mountFiles(odd).readLag(), undefined, 'a .lag that opens but cannot be read')
+  t.equal(mountFiles(odd).live(), false)
 
   rmSync(join(fake.mount, '.primary'))
   s.refresh()

@@ -126,7 +126,8 @@ t.test('defaults: warnings go to the console; HTTPS sockets get Secure cookies',
   t.same(warned().map((c: any) => c.args), [['w', { x: 1 }]])
   t.same(errored().map((c: any) => c.args), [['e', { y: 2 }]])
   const res = { req: { headers: {}, socket: { encrypted: true } } } as any
-  t.match(core.cookie({ kind: 'write', role: 'primary', local: true }, res), /; Secure$/)
+  const ack = await core.acknowledge({ kind: 'write', role: 'primary', local: true }, res)
+  t.match(ack.headers?.[0], ['set-cookie', /; Secure$/])
   await core.close()
 })
 

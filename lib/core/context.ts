@@ -1,3 +1,4 @@
+import type { Acknowledgement } from './acknowledgement.js'
 import type { Classifier } from './classify.js'
 import type { ForwardAgents, ForwardProtocol } from './forward-agent.js'
 import type { Lifecycle } from './lifecycle.js'
@@ -5,7 +6,7 @@ import type { NodeState } from './node-state.js'
 import type { Observer } from './observe.js'
 import type { ResolvedOptions } from './options.js'
 import type { PrimaryProbe } from './primary-probe.js'
-import type { AdapterHooks } from './request.js'
+import type { AdapterHooks, LitefsInfo } from './request.js'
 import type { Warnings } from './warnings.js'
 
 // What every path of one core shares, made once when the core is built
@@ -26,6 +27,12 @@ export interface CoreContext<C> {
   readonly observer: Observer
   readonly warn: Warnings
   readonly lifecycle: Lifecycle<C>
+  /**
+   * How the answer to a write served here as primary leaves, decided once the
+   * app's answer is ready (acknowledgement.ts): write-cookie.ts's, unless a
+   * module that decides more (waits, or answers otherwise) is put in its place.
+   */
+  acknowledge: (info: LitefsInfo, c: C) => Acknowledgement | Promise<Acknowledgement>
   /** This server's port, for the primary's health URL (every node serves on the same port by default). */
   probePort: number
   /** The protocol this server spoke for the last read held, for the probe of the primary (same server, same protocol). */

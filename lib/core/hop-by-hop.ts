@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { addForwardedHeaders, isForwardedMetadata, type ForwardedView } from './forwarded-headers.js'
 
 // Which headers cross a forward, each way: never the hop-by-hop ones (RFC 9110
@@ -18,10 +18,12 @@ const HOP_BY_HOP = new Set([
 ])
 
 
-function dropped (headers: IncomingHttpHeaders): Set<string> | undefined {
-  const connection = headers.connection
+/** The headers `Connection` names, when it names more than itself says (keep-alive, close: the usual values, dropped anyway). */
+function dropped (connection: string | undefined): Set<string> | undefined {
   if (connection === undefined) return undefined
-  return new Set(connection.toLowerCase().split(',').map(s => s.trim()))
+  const v = connection.toLowerCase()
+  if (v === 'keep-alive' || v === 'close') return undefined // every request and answer: nothing to build
+  return new Set(v.split(',').map(s => s.trim()))
 }
 
 function isHopByHop (name: string, named: Set<string> | undefined): boolean {
@@ -35,9 +37,11 @@ function isHopByHop (name: string, named: Set<string> | undefined): boolean {
  * node's own account of the client (forwarded-headers.ts) and the loop-guard marker.
  */
 export function requestHeaders (req: IncomingMessage, view: ForwardedView, marker?: string): Record<string, string | string[]> {
-  const named = dropped(req.headers)
+  const headers = req.headers
+  const named = dropped(headers.connection)
   const out: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(req.headers)) {
+  for (const name in headers) {
+    const value = headers[name]
     if (value === undefined || name.charCodeAt(0) === 58 /* : */ || isForwardedMetadata(name)) continue
     // Host stays even when `Connection: host` names it: the primary routes by it.
     if (name === 'host' || !isHopByHop(name, named)) out[name] = value
@@ -57,20 +61,17 @@ export function requestHeaders (req: IncomingMessage, view: ForwardedView, marke
  * setHeader, which keeps only the last of a repeated one.
  */
 export function responseHeaders (raw: Buffer[]): { headers: Record<string, string | string[]>, sized: boolean } {
-  const pairs: string[] = []
+  const headers: Record<string, string | string[]> = {}
   let named: Set<string> | undefined
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toString('latin1').toLowerCase()
     const value = raw[i + 1].toString('latin1')
-    if (name === 'connection') named = dropped({ connection: value })
-    pairs.push(name, value)
-  }
-  const headers: Record<string, string | string[]> = {}
-  for (let i = 0; i < pairs.length; i += 2) {
-    const name = pairs[i]
-    if (isHopByHop(name, named)) continue
+    if (name === 'connection') named = dropped(value)
+    if (isHopByHop(name, undefined)) continue
     const seen = headers[name]
-    headers[name] = seen === undefined ? pairs[i + 1] : ([] as string[]).concat(seen, pairs[i + 1])
+    headers[name] = seen === undefined ? value : ([] as string[]).concat(seen, value)
   }
+  // Named by Connection, wherever it came among the headers (rare: a Set only then).
+  if (named !== undefined) for (const name of named) delete headers[name]
   return { headers, sized: headers['content-length'] !== undefined }
 }

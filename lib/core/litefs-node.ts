@@ -186,6 +186,7 @@ export class LitefsDriver implements StateDriver {
   source = (): 'events' | 'polling' | 'files' => this.opts.api === false ? 'files' : this.streaming ? 'events' : 'polling'
 
   readPosition = (db: string): bigint | undefined => this.files.readPosition(db)
+  readPositionAsync = async (db: string): Promise<bigint | undefined> => await this.files.readPositionAsync(db)
   readLag = (): number | undefined => this.files.readLag()
 
   refresh = (): void => {

@@ -4,6 +4,8 @@ export interface Logger {
   info: (obj: object, msg: string) => void
   warn: (obj: object, msg: string) => void
   error: (obj: object, msg: string) => void
+  /** Whether lines at `level` are written (pino's name): a caller can skip building one that is not. */
+  isLevelEnabled?: (level: 'debug' | 'info' | 'warn' | 'error') => boolean
 }
 
 const nothing = (): void => {}

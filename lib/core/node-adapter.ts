@@ -1,12 +1,12 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
-import { LitefsHttpError } from './errors.js'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { deferHead } from './deferred-head.js'
 import { silentLogger, type Logger } from './logger.js'
 import { LitefsCore } from './proxy.js'
 import { nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo, type RouteSetting } from './request.js'
-import { cookieOnHead } from './on-head.js'
 import { firstValue, type ForwardedView } from './forwarded-headers.js'
 import { EXACT, type PathRules } from './path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './options.js'
+export { sendAnswer } from './send-answer.js'
 
 // What the Express middleware and the node:http wrapper share: both see Node's
 // own req/res, so one translation serves both; each adapter only says how a
@@ -122,15 +122,6 @@ export function createNodeCore (opts: NodeAdapterOptions): LitefsCore<ServerResp
   return new LitefsCore(core, hooks, logger)
 }
 
-/** Write a proxy answer (health, fly-replay, error) as the response. */
-export function sendAnswer (res: ServerResponse, answer: LitefsAnswer): void {
-  const headers: OutgoingHttpHeaders = { ...answer.headers }
-  if (answer instanceof LitefsHttpError) headers['content-type'] = 'application/json; charset=utf-8'
-  headers['content-length'] = Buffer.byteLength(answer.body)
-  res.writeHead(answer.statusCode, headers)
-  res.end(res.req.method === 'HEAD' ? undefined : answer.body)
-}
-
 /** How one adapter ends a request: run the app, send a proxy answer, report a failure. Made once, not per request. */
 export interface NodeEnding<N> {
   app: (res: ServerResponse, next: N) => void
@@ -141,7 +132,8 @@ export interface NodeEnding<N> {
 function settle<N> (core: LitefsCore<ServerResponse>, res: ServerResponse, info: LitefsInfo, ending: NodeEnding<N>, next: N): void {
   switch (nextStep(info)) {
     case 'app':
-      if (info.local) cookieOnHead(res, () => core.cookie(info, res))
+      // The head of a write served here waits for its acknowledgement (the cookie).
+      if (info.local) deferHead(res, () => core.acknowledge(info, res))
       return ending.app(res, next)
     case 'answer': return ending.answer(res, info.answer as LitefsAnswer, next)
   }

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { IndexedHeap } from './heap.js'
 import type { LeaseFence } from './lease-fence.js'
+import { SharedRead } from './shared-read.js'
 
 // Longer than 300 lines: the cached view of a LiteFS node and the requests
 // waiting on it change in one step (a position, role or status change releases
@@ -36,6 +37,13 @@ export type WaitResult = 'ready' | 'timeout' | 'cancelled' | 'closed' | 'unreach
 export interface StateDriver {
   /** The position of `db` at this instant, from the authority (not a cache). */
   readPosition: (db: string) => bigint | undefined
+  /**
+   * The same, asynchronously, from a read that starts after the call (LiteFS:
+   * on the thread pool, so the event loop never waits on FUSE). What a write's
+   * answer waits for; without it, `readPosition` serves. A rejection counts as
+   * no position.
+   */
+  readPositionAsync?: (db: string) => Promise<bigint | undefined>
   /** Replication lag in milliseconds, or undefined when unknown. */
   readLag: () => number | undefined
   /** Bring role and primary up to date before a write is decided (cheap; may do nothing). */
@@ -100,6 +108,30 @@ export class NodeState {
     const pos = this.driver.readPosition(db)
     if (pos !== undefined) this.setPosition(db, pos)
     return pos
+  }
+
+  private readonly reads = new Map<string, SharedRead<bigint | undefined>>()
+
+  /**
+   * The authority's position of `db` from a read that starts after this call
+   * (a write's answer is ready: the handler's commit is in), shared with every
+   * caller that joins before it starts (shared-read.ts). A promise when the
+   * driver reads asynchronously, else the position at once.
+   */
+  positionAfter (db: string): bigint | undefined | Promise<bigint | undefined> {
+    if (this.driver.readPositionAsync === undefined) return this.readPosition(db)
+    let shared = this.reads.get(db)
+    if (shared === undefined) {
+      const driver = this.driver as Required<Pick<StateDriver, 'readPositionAsync'>>
+      shared = new SharedRead(async () => {
+        const pos = await driver.readPositionAsync(db).catch(() => undefined)
+        // Raised, never lowered: an event may have brought a newer position while this read was on its way.
+        if (pos !== undefined && pos > this.position(db)) this.setPosition(db, pos)
+        return pos
+      })
+      this.reads.set(db, shared)
+    }
+    return shared.join()
   }
 
   readLag (): number | undefined {

@@ -5,9 +5,10 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
  * framework's send path, `writeHead` called by the app (any of its forms), a
  * hijacked or raw reply, or the implicit head of a first `write`/`end`/
  * `flushHeaders` (Node sends those through `writeHead` too). `value` is called
- * once, at that moment — for the TXID cookie, after the handler committed, so
- * the position read then includes its write; undefined adds nothing. The value
- * is appended to what the app gives for the same name (its own cookies stay).
+ * once, at that moment (Server-Timing: the time measured by then); undefined
+ * adds nothing. The value is appended to what the app gives for the same name.
+ * The app's own header object or list is copied, never changed: it may be a
+ * constant reused for every answer.
  */
 export function appendOnHead (res: ServerResponse, name: string, value: () => string | undefined): void {
   const writeHead = res.writeHead
@@ -18,25 +19,23 @@ export function appendOnHead (res: ServerResponse, name: string, value: () => st
       // Headers passed to writeHead replace those set before: put ours where they will survive.
       const given = [args[1], args[2]].find(a => typeof a === 'object' && a !== null) as OutgoingHttpHeaders | string[] | undefined
       const key = given === undefined || Array.isArray(given) ? undefined : Object.keys(given).find(k => k.toLowerCase() === name)
+      const at = args.indexOf(given)
       if (Array.isArray(given)) {
         // A raw [name, value, …] list: with headers set before (Express's
         // X-Powered-By), Node applies it with setHeader, so a repeated name keeps
         // only its last value. Join ours to the app's own entry.
-        let at = -1
-        for (let i = 0; i < given.length; i += 2) if (given[i].toLowerCase() === name) at = i
-        if (at === -1) given.push(name, v)
-        else (given as unknown[])[at + 1] = ([] as string[]).concat(given[at + 1], v)
+        const list: unknown[] = [...given]
+        let i = -1
+        for (let n = 0; n < list.length; n += 2) if ((list[n] as string).toLowerCase() === name) i = n
+        if (i === -1) list.push(name, v)
+        else list[i + 1] = ([] as unknown[]).concat(list[i + 1], v)
+        args[at] = list
       } else if (given !== undefined && key !== undefined) {
-        given[key] = ([] as string[]).concat(given[key] as string | string[], v)
+        args[at] = { ...given, [key]: ([] as string[]).concat(given[key] as string | string[], v) }
       } else {
         res.appendHeader(name, v)
       }
     }
     return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args)
   } as ServerResponse['writeHead']
-}
-
-/** The TXID cookie on the head (see appendOnHead). */
-export function cookieOnHead (res: ServerResponse, cookie: () => string | undefined): void {
-  appendOnHead(res, 'set-cookie', cookie)
 }

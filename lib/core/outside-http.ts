@@ -30,19 +30,19 @@ export interface TokenWait {
   stale?: true
 }
 
-/** The token for this node's position now, after a write the caller made. */
-export function tokenAfterWrite<C> (core: CoreContext<C>, log: Logger): Promise<string> {
+/** The token for this node's position now, after a write the caller made (the shared asynchronous -pos read, as a write's answer). */
+export async function tokenAfterWrite<C> (core: CoreContext<C>, log: Logger): Promise<string> {
   const { state, options } = core
   const { mount, db } = options
   if (state.litefs !== 'up') {
     // A dead or lost mount: the write's outcome is unknown (the directory may be a plain one).
-    return Promise.reject(failure(log, 'LITEFS_UNAVAILABLE', `LiteFS on this node does not answer (${state.litefs}); the write's outcome is unknown`, { litefs: state.litefs, mount }))
+    throw failure(log, 'LITEFS_UNAVAILABLE', `LiteFS on this node does not answer (${state.litefs}); the write's outcome is unknown`, { litefs: state.litefs, mount })
   }
-  const txid = state.readPosition(db)
+  const txid = await state.positionAfter(db)
   if (txid === undefined) {
-    return Promise.reject(failure(log, 'LITEFS_NO_POSITION', `${mount}/${db}-pos does not exist: is "db" the file name your app opens under the mount?`, { mount, db }))
+    throw failure(log, 'LITEFS_NO_POSITION', `${mount}/${db}-pos does not exist: is "db" the file name your app opens under the mount?`, { mount, db })
   }
-  return Promise.resolve(txidToken(options.cookie, txid))
+  return txidToken(options.cookie, txid)
 }
 
 /** Wait until this node has the write `token` names; resolves as a held read is served, throws as it is answered. */

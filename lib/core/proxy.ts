@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { hostname as osHostname } from 'node:os'
+import type { Acknowledgement } from './acknowledgement.js'
 import { Classifier } from './classify.js'
 import type { CoreContext } from './context.js'
 import { decide } from './decide.js'
@@ -18,7 +19,7 @@ import { tokenAfterWrite, waitForToken, type TokenWait } from './outside-http.js
 import { PrimaryProbe } from './primary-probe.js'
 import type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting } from './request.js'
 import { warnings } from './warnings.js'
-import { writeCookie } from './write-cookie.js'
+import { acknowledgeWrite } from './write-cookie.js'
 
 // The core as adapters see it: built once per app from its options and its
 // adapter's hooks, it wires the shared pieces (NodeState, the probe, the
@@ -28,7 +29,7 @@ import { writeCookie } from './write-cookie.js'
 
 export { nextStep } from './request.js'
 export { whenAnswered } from './lifecycle.js'
-export type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting, TokenWait }
+export type { Acknowledgement, AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting, TokenWait }
 
 /**
  * The framework-free core: classifies a request, holds reads until the replica
@@ -80,6 +81,7 @@ export class LitefsCore<C = ServerResponse> {
       observer: new Observer(options.serverTiming),
       warn: warnings(log),
       lifecycle: new Lifecycle(state, hooks.res),
+      acknowledge: (info, c) => acknowledgeWrite(ctx, info, c),
       probePort: 0,
       probeProtocol: 'http1',
       saidBodyConsumed: false,
@@ -145,12 +147,13 @@ export class LitefsCore<C = ServerResponse> {
   }
 
   /**
-   * The Set-Cookie value for a response about to be sent, or undefined. Only a
-   * write served here as primary gets one, and its TXID is read from the
-   * authority at this instant so it includes the handler's own commit.
+   * How the answer to a request about to be sent leaves (acknowledgement.ts):
+   * a write served here as primary gets the TXID cookie, read from the
+   * authority by a read that starts now, so it includes the handler's own
+   * commit (a promise while that read is on its way); anything else leaves as it is.
    */
-  cookie (info: LitefsInfo, c: C): string | undefined {
-    return writeCookie(this.ctx, info, c)
+  acknowledge (info: LitefsInfo, c: C): Acknowledgement | Promise<Acknowledgement> {
+    return this.ctx.acknowledge(info, c)
   }
 
   /**

@@ -1,14 +1,11 @@
-/**
- * One NodeState per mount per process: every plugin instance and adapter that
- * names the same mount, API, role and lease shares one event stream and one set
- * of timers, released when the last of them closes. Feeding the state from
- * LiteFS is litefs-node.ts's job.
- */
 import { openLitefsNode, type LitefsDriver, type LitefsNodeOptions } from './litefs-node.js'
 import type { NodeState } from './node-state.js'
 
 // One NodeState per mount per process, shared by every plugin instance and
-// adapter that names the same mount and API, released when the last closes.
+// adapter that names the same mount, API, role and lease, released when the
+// last of them closes: one event stream, one kept -pos fd, one fence per node.
+// How a NodeState follows LiteFS is litefs-node.ts's.
+
 interface Shared { state: NodeState, driver: LitefsDriver, users: number }
 const shared = new Map<string, Shared>()
 
@@ -17,6 +14,7 @@ export interface NodeLease {
   release: () => Promise<void>
 }
 
+/** The NodeState of the node `opts` names, shared; release it when done (the last release closes it). */
 export function acquireLitefsNode (opts: LitefsNodeOptions): NodeLease {
   const key = `${opts.mount}\0${String(opts.api)}\0${opts.role ?? ''}\0${JSON.stringify(opts.consul ?? null)}`
   let entry = shared.get(key)

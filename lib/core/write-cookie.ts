@@ -1,38 +1,64 @@
+import { AS_IS, type Acknowledgement, type Appended } from './acknowledgement.js'
 import type { CoreContext } from './context.js'
 import { txidSetCookie, txidToken } from './cookie.js'
 import type { LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
 
-// The cookie (and the token header) of a write served here as primary (DESIGN §3.5): its TXID is read
-// from the authority (`-pos`) when the answer is about to leave, so it includes
-// the handler's own commit. When to call it is the adapter's (on-head.ts);
-// what the cookie looks like is cookie.ts's.
+// The acknowledgement of a write served here as primary, today (DESIGN §3.5):
+// the app's answer with the TXID cookie and the token header (`tokenHeader`,
+// for clients without cookies: token.ts), its TXID read from the authority
+// (`-pos`) by a read that starts once the answer is ready — so it includes the
+// handler's own commit — shared with every answer ready before it started
+// (NodeState.positionAfter). No position: no cookie, and the misconfiguration
+// said once. An answer decided while the app closes also closes its connection
+// (see leaving()). How the head waits for this is the adapter's
+// (deferred-head.ts); what the cookie looks like is cookie.ts's.
+
+/** How a write's answer leaves: only a write served here as primary gets a cookie. */
+export function acknowledgeWrite<C> (core: CoreContext<C>, info: LitefsInfo, c: C): Acknowledgement | Promise<Acknowledgement> {
+  if (!info.local) return AS_IS
+  const txid = core.state.positionAfter(core.options.db)
+  return txid instanceof Promise ? txid.then(t => withCookie(core, info, c, t)) : withCookie(core, info, c, txid)
+}
+
+const CLOSE = ['connection', 'close'] as const
+
+function withCookie<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint | undefined): Acknowledgement {
+  const ack = cookied(core, info, c, txid)
+  return core.lifecycle.closing ? leaving(ack) : ack
+}
 
 /**
- * The Set-Cookie value for a response about to be sent, or undefined. Only a
- * write served here as primary gets one.
+ * The app is closing (its core drained): this answer's connection closes once
+ * it is sent. The drain resets the connections idle at that instant
+ * (idle-reset.ts), but a connection whose write waits for its `-pos` read is
+ * not idle, and a client that keeps it busy (a replica's forwarder) would keep
+ * the server from ever closing: Node's server.close() ends only idle
+ * connections. Told `connection: close`, the client sends its next request
+ * elsewhere — a new connection, refused, retried (nothing was sent).
  */
-export function writeCookie<C> (core: CoreContext<C>, info: LitefsInfo, c: C): string | undefined {
-  if (!info.local) return undefined
+function leaving (ack: Appended): Acknowledgement {
+  return { headers: [...ack.headers, CLOSE] }
+}
+
+function cookied<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint | undefined): Appended {
   const { mount, db } = core.options
-  const txid = core.state.readPosition(db)
   if (txid === undefined) {
     // A write served as primary, and no position for its database: the app
     // writes somewhere LiteFS does not track (a wrong `db`), and read-your-writes is off.
     core.dbMissing = true
     core.warn.say('LITEFS_DB', `${mount}/${db}`, `a write was served here as primary, but ${mount}/${db}-pos does not exist, so its answer has no cookie: is "db" the file name your app opens under the mount?`, { mount, db })
-    return undefined
+    return AS_IS
   }
   if (core.dbMissing) {
     core.dbMissing = false
     core.warn.clear('LITEFS_DB', `${mount}/${db}`, `${db}-pos exists now: writes are cookied`)
   }
-  if (txid === 0n) return undefined
+  if (txid === 0n) return AS_IS
   info.setTxid = formatTxid(txid)
   core.observer.cookieSet(core.hooks.req(c), info.setTxid)
-  // The same token in a header, for clients without cookies (token.ts). Called
-  // as the head is about to leave (on-head.ts): set now, it goes with it.
+  const cookie = txidSetCookie(core.options.cookie, txid, core.hooks.secure(c))
   const header = core.options.tokenHeader
-  if (header !== false) core.hooks.res(c).appendHeader(header, txidToken(core.options.cookie, txid))
-  return txidSetCookie(core.options.cookie, txid, core.hooks.secure(c))
+  if (header === false) return { headers: [['set-cookie', cookie]] }
+  return { headers: [['set-cookie', cookie], [header, txidToken(core.options.cookie, txid)]] }
 }

@@ -30,7 +30,7 @@ export function lineLogger (level: LogLevel, format: LogFormat, write: (line: st
       write(`${time} ${lvl.toUpperCase().padEnd(5)} ${msg}${rest === '' ? '' : ' ' + rest}\n`)
     }
   }
-  const logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), isLevelEnabled: lvl => RANK[lvl] >= RANK[level] }
   if (RANK.warn >= RANK[level]) showsWarnings.add(logger) // its warn lines are shown: no process warning too
   return logger
 }

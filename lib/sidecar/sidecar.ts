@@ -146,11 +146,13 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
   }
 
+  // The line per request, at info: not even its listener when info is not written.
+  const accessLog = log.isLevelEnabled?.('info') !== false
   const open = new Set<ServerResponse>() // answers not yet sent in full, for close()
   const server = createServer({ requestTimeout: readTimeout, headersTimeout: readHeaderTimeout, keepAliveTimeout: idleTimeout }, (req, res) => {
     open.add(res)
     res.once('close', () => { open.delete(res) })
-    logWhenDone(log, res)
+    if (accessLog) logWhenDone(log, res)
     runNode(core, res, ending, undefined)
   })
   server.timeout = writeTimeout
@@ -158,7 +160,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     server,
     target: app,
     decide: (res, toApp) => {
-      logWhenDone(log, res)
+      if (accessLog) logWhenDone(log, res)
       runNode(core, res, { ...ending, app: toApp }, undefined)
     },
     view: res => core.view(res)

@@ -1,7 +1,7 @@
 // A fake LiteFS node for tests, built from the bytes recorded on a real cluster
 // (test/fixtures/litefs, copied from shared/litefs-fixtures): the same mount
 // files in the same formats, the same /info document and the same /events lines.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -223,7 +223,10 @@ export class FakeLitefs {
 
   private writePos (): void {
     // `%016x/%016x\n`: TXID / post-apply checksum (any 16 hex digits here).
-    writeFileSync(join(this.mount, `${this.db}-pos`), `${hex16(this.txid)}/${hex16(this.txid * 0x9e3779b97f4a7c15n & 0xffffffffffffffffn)}\n`)
+    // Rewritten in place, never truncated: as LiteFS's file, one inode whose 34
+    // bytes change at once, so a kept fd (read on another thread) never sees it empty.
+    const path = join(this.mount, `${this.db}-pos`)
+    writeFileSync(path, `${hex16(this.txid)}/${hex16(this.txid * 0x9e3779b97f4a7c15n & 0xffffffffffffffffn)}\n`, { flag: existsSync(path) ? 'r+' : 'w' })
   }
 
   private writeRoleFiles (): void {

@@ -1,0 +1,15 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { LitefsHttpError } from './errors.js'
+import type { LitefsAnswer } from './request.js'
+
+// Writing one of litefs-proxy's own answers (an error, the health check, a
+// fly-replay, an acknowledgement that replaces the app's) to a Node response.
+
+/** Write a proxy answer as the response: its status, headers, a JSON type for errors, its length, and its body unless HEAD. */
+export function sendAnswer (res: ServerResponse, answer: LitefsAnswer): void {
+  const headers: OutgoingHttpHeaders = { ...answer.headers }
+  if (answer instanceof LitefsHttpError) headers['content-type'] = 'application/json; charset=utf-8'
+  headers['content-length'] = Buffer.byteLength(answer.body)
+  res.writeHead(answer.statusCode, headers)
+  res.end(res.req.method === 'HEAD' ? undefined : answer.body)
+}
