@@ -78,6 +78,18 @@ t.test('the rules of a held read, outside HTTP', async t => {
     t.equal((await served.core.waitForToken(signed)).txid, '0000000000000004', 'a signed token already reached')
   })
 
+  t.test('the position is re-read from -pos before holding (an event not yet arrived), and a database without -pos waits', async t => {
+    const { fake, served } = await node(t, adapter, { role: 'replica', txid: 5n })
+    fake.advance(6n, { event: false })
+    t.equal((await served.core.waitForToken('0000000000000006')).txid, '0000000000000006', 'served from -pos at once')
+    t.equal(served.state.waiterCount, 0)
+    const { fake: empty, served: none } = await node(t, adapter, { role: 'replica', txid: 0n })
+    const waiting = none.core.waitForToken('0000000000000001')
+    await until(() => none.state.waiterCount === 1, 'held: no -pos yet')
+    empty.advance(1n)
+    t.equal((await waiting).txid, '0000000000000001')
+  })
+
   t.test("readTimeoutAction 'stale': goes on, marked stale; 'primary' cannot forward code: 504", async t => {
     const { served } = await node(t, adapter, { role: 'replica', txid: 5n }, { readTimeout: 20, readTimeoutAction: 'stale' })
     const r = await served.core.waitForToken('0000000000000009')

@@ -97,3 +97,13 @@ for (const flavour of FLAVOURS) {
     })
   })
 }
+
+t.test('requestTxid: every carrier counts, the highest valid TXID wins', async t => {
+  const { requestTxid } = await import('../lib/core/token.js')
+  const { resolveOptions } = await import('../lib/core/options.js')
+  const o = resolveOptions({ db: 'a', peerCookies: ['txnum'] })
+  t.equal(requestTxid(o, { cookie: 'litefs-txid=0000000000000009; txnum=5' }), 9n, 'own cookie above the peer\'s')
+  t.equal(requestTxid(o, { cookie: 'litefs-txid=0000000000000005; txnum=9' }), 9n, 'the peer\'s above the own cookie')
+  t.equal(requestTxid(o, { 'litefs-txid': ['0000000000000003', '000000000000000a'] }), 10n, 'a header given as an array (HTTP/2 may)')
+  t.equal(requestTxid(o, {}), undefined)
+})
