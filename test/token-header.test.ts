@@ -95,6 +95,14 @@ for (const flavour of FLAVOURS) {
       await off.body.dump()
       t.equal(off.headers['x-consistency-token'], '000000000000000c', 'forwarded: the primary\'s own setting decides its answer')
     })
+
+    t.test('tokenHeader false on the primary: the cookie alone', async t => {
+      const { primary } = await pair(t, flavour, { routes, primary: { tokenHeader: false } })
+      const write = await request(`${primary.url}/items`, { method: 'POST', body: 'x' })
+      await write.body.dump()
+      t.match(String(write.headers['set-cookie']), `${cookieName}=000000000000000b;`)
+      t.equal(write.headers['litefs-txid'], undefined)
+    })
   })
 }
 
