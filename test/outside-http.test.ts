@@ -138,6 +138,16 @@ t.test('the rules of a held read, outside HTTP', async t => {
     t.match(await closing, { code: 'LITEFS_CLOSED' }, 'closed while held for the mount')
   })
 
+  t.test('a wait over as it starts (the state answers at once) holds nothing and counts nothing as held', async t => {
+    const { waitOutside } = await import('../lib/core/hold.js')
+    const { served } = await node(t, adapter, { role: 'replica', txid: 5n })
+    const ctx = (served.core as unknown as { ctx: Parameters<typeof waitOutside>[0] }).ctx
+    const result = await waitOutside(ctx, 'position', '0000000000000005', undefined, done => served.state.waitForPosition('app.db', 5n, 1000, done))
+    t.equal(result, 'ready')
+    t.equal(served.stats().held, 0)
+    t.equal(ctx.lifecycle.outside.size, 0)
+  })
+
   t.test('no position for the database: LITEFS_NO_POSITION', async t => {
     const { served } = await node(t, adapter, { role: 'primary', txid: 0n })
     t.match(await rejection(served.core.tokenAfterWrite()), { status: 500, code: 'LITEFS_NO_POSITION' })
