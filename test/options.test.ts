@@ -56,6 +56,9 @@ t.test('every option is read', async t => {
   t.equal(d.forward, 'http')
   t.equal(d.forwardTimeout, 30_000)
   t.equal(d.readTimeoutAction, 'error')
+  t.equal(d.tokenHeader, 'litefs-txid', 'the token header, on by default')
+  t.equal(resolveOptions({ db: 'a', tokenHeader: 'X-Token' }).tokenHeader, 'x-token', 'lowercase, as Node keys headers')
+  t.equal(resolveOptions({ db: 'a', tokenHeader: false }).tokenHeader, false)
   const k8s = resolveOptions({ db: 'a', primaryUrl: 'https://{hostname}.app.default.svc:{port}/ignored/path' })
   t.equal(k8s.primaryOrigin('app-0', 3000), 'https://app-0.app.default.svc:3000')
   const fn = resolveOptions({ db: 'a', primaryUrl: (h: string) => `http://10.0.0.${h.slice(-1)}:80/x` })
@@ -94,13 +97,15 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [{ db: 'a', primaryRedirectTimeout: {} }, /got \{\}/],
     [{ db: 'a', healthPath: 'health' }, /"healthPath"/],
     [{ db: 'a', cookieName: 'bad name' }, /"cookieName"/],
+    [{ db: 'a', tokenHeader: 'bad header' }, /"tokenHeader" must be a header name .* or false, got "bad header"/],
+    [{ db: 'a', tokenHeader: true }, /"tokenHeader"/],
     [{ db: 'a', secret: 'short' }, /"secret" must be a string of at least 16 characters, or an array of them, got a string of 5 characters$/],
     [{ db: 'a', secret: ['0123456789abcdef', 'hunter2'] }, /got \[a string of 16 characters, a string of 7 characters\]$/],
     [{ db: 'a', secret: 5 }, /"secret"/],
     [{ db: 'a', pollInterval: 0 }, /"pollInterval"/],
     [{ db: 'a', dbName: 'x' }, /unknown option "dbName"/],
     [{ db: 'a', forward: 'proxy' }, /"forward" must be "http" or "fly-replay", got "proxy"/],
-    [{ db: 'a', readTimeoutAction: 'retry' }, /"readTimeoutAction" must be "error" or "primary"/],
+    [{ db: 'a', readTimeoutAction: 'retry' }, /"readTimeoutAction" must be "error" or "primary" or "stale"/],
     [{ db: 'a', primaryUrl: 'ftp://{hostname}' }, /"primaryUrl" must be an http\(s\) URL: a template with "\{hostname\}" \(and "\{port\}"\), the primary's own URL, or a function/],
     [{ db: 'a', primaryUrl: '{hostname}' }, /"primaryUrl"/],
     [{ db: 'a', primaryUrl: 8080 }, /"primaryUrl".*got 8080/],

@@ -309,10 +309,11 @@ t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
   const fromYml = serveOptions(['--config', yml], {}, () => {}) as SidecarOptions
   t.equal(fromYml.api, 'http://localhost:20303', 'http.addr names the API')
   const all = serveOptions(['--addr=:1', '--target', 'h:2', '--db', 'd', '--always-forward', '/cb', '--txid-timeout', '2s', '--txid-timeout-action', 'primary', '--forward', 'fly-replay',
-    '--forward-timeout', '1s', '--forward-body-limit', '10', '--target-timeout', '3s', '--cookie-name', 'litefs-txid', '--cookie-max-age', '1m', '--trust-proxy', '--health-path', 'false',
+    '--forward-timeout', '1s', '--forward-body-limit', '10', '--target-timeout', '3s', '--cookie-name', 'litefs-txid', '--cookie-max-age', '1m', '--token-header', 'X-Txid', '--trust-proxy', '--health-path', 'false',
     '--read-timeout', '1s', '--write-timeout', '1s', '--idle-timeout', '1s', '--primary-url', 'http://{hostname}:9', '--mount', '/m', '--log-level', 'warn', '--debug=false'], { LITEFS_PROXY_SECRET: 'aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb' }, () => {}) as SidecarOptions
-  t.match(all, { alwaysForward: ['/cb'], readTimeout: 2000, readTimeoutAction: 'primary', forward: 'fly-replay', forwardTimeout: 1000, forwardBodyLimit: 10, targetTimeout: 3000, cookieName: 'litefs-txid', cookieMaxAge: 60_000, trustProxy: true, healthPath: false, server: { readTimeout: 1000, writeTimeout: 1000, idleTimeout: 1000 }, secret: ['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb'], mount: '/m' })
+  t.match(all, { alwaysForward: ['/cb'], readTimeout: 2000, readTimeoutAction: 'primary', forward: 'fly-replay', forwardTimeout: 1000, forwardBodyLimit: 10, targetTimeout: 3000, cookieName: 'litefs-txid', cookieMaxAge: 60_000, tokenHeader: 'X-Txid', trustProxy: true, healthPath: false, server: { readTimeout: 1000, writeTimeout: 1000, idleTimeout: 1000 }, secret: ['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb'], mount: '/m' })
   t.equal(serveOptions(['--help'], {}, () => {}), undefined)
+  t.match(serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--token-header', 'false', '--txid-timeout-action', 'stale', '--peer-cookie', 'txnum', '--peer-cookie', '__txid'], {}, () => {}), { tokenHeader: false, readTimeoutAction: 'stale', peerCookies: ['txnum', '__txid'] })
   const mapped = serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', 'node-1=http://127.0.0.1:8081, node-2=http://127.0.0.1:8082'], {}, () => {}) as SidecarOptions
   const fn = mapped.primaryUrl as (h: string) => string
   t.equal(fn('node-2'), 'http://127.0.0.1:8082', 'a hostname → URL map, for names that do not resolve')

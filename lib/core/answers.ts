@@ -51,6 +51,8 @@ export const ANSWERS = {
   LITEFS_BODY_TIMEOUT: { status: 408, retryAfter: false },
   /** Something read the body before litefs-proxy could forward it (a body parser mounted first). */
   LITEFS_BODY_CONSUMED: { status: 500, retryAfter: false },
+  /** Outside HTTP (`tokenAfterWrite`): no position can be read for the database. */
+  LITEFS_NO_POSITION: { status: 500, retryAfter: false, line: 'no position for the database; is "db" the file the app writes?' },
   /** `serve`: the app behind it refused connections for `targetRetry`. */
   LITEFS_TARGET_UNAVAILABLE: { status: 502, retryAfter: false },
   /** `serve`: the app behind it failed after the request may have reached it. */
@@ -79,10 +81,15 @@ export function litefsError (code: AnswerCode, message: string): LitefsHttpError
   return new LitefsHttpError(spec.status, code, message, spec.retryAfter ? { ...RETRY } : {})
 }
 
-/** Answer `info` with `code` and log the table's line for it (with `details`). */
-export function answer (info: LitefsInfo, log: Logger, code: AnswerCode, message: string, details: object): LitefsInfo {
-  info.answer = litefsError(code, message)
+/** The error `code` with `message`, its table line logged (with `details`): for answers and for errors thrown outside HTTP. */
+export function failure (log: Logger, code: AnswerCode, message: string, details: object): LitefsHttpError {
   const line: string | undefined = (ANSWERS[code] as Spec).line
   if (line !== undefined) log.warn(details, `litefs-proxy: ${line}`)
+  return litefsError(code, message)
+}
+
+/** Answer `info` with `code` and log the table's line for it (with `details`). */
+export function answer (info: LitefsInfo, log: Logger, code: AnswerCode, message: string, details: object): LitefsInfo {
+  info.answer = failure(log, code, message, details)
   return info
 }

@@ -35,8 +35,12 @@ function verify (settings: CookieSettings, value: string): bigint | undefined {
  * waiting for the highest is what keeps every one of the client's writes visible.
  */
 export function readTxidCookie (settings: CookieSettings, header: string | undefined): bigint | undefined {
+  return highestCookie(header, settings.name, value => verify(settings, value))
+}
+
+/** The highest value `parse` accepts among the cookies named `name` in a Cookie header (peer-cookies.ts reads other formats). */
+export function highestCookie (header: string | undefined, name: string, parse: (value: string) => bigint | undefined): bigint | undefined {
   if (header === undefined) return undefined
-  const name = settings.name
   let best: bigint | undefined
   let from = 0
   for (;;) {
@@ -46,7 +50,7 @@ export function readTxidCookie (settings: CookieSettings, header: string | undef
     if (header.charCodeAt(from) !== 61 /* = */ || !atPairStart(header, at)) continue
     let end = header.indexOf(';', from + 1)
     if (end === -1) end = header.length
-    const txid = verify(settings, header.slice(from + 1, end).trim())
+    const txid = parse(header.slice(from + 1, end).trim())
     if (txid !== undefined && (best === undefined || txid > best)) best = txid
     from = end
   }
@@ -61,9 +65,21 @@ function atPairStart (header: string, at: number): boolean {
   return true
 }
 
+/**
+ * The token for `txid`: the cookie's value, and the token header's (token.ts):
+ * 16 hex digits, with a secret `<hex>.<base64url HMAC-SHA256>`.
+ */
+export function txidToken (settings: CookieSettings, txid: bigint): string {
+  const hex = formatTxid(txid)
+  return settings.secrets.length === 0 ? hex : `${hex}.${sign(settings.secrets[0], hex)}`
+}
+
+/** The TXID in one token (a cookie's value or the token header's), or undefined when malformed or badly signed. */
+export function readToken (settings: CookieSettings, value: string): bigint | undefined {
+  return verify(settings, value.trim())
+}
+
 /** The Set-Cookie value for `txid`. */
 export function txidSetCookie (settings: CookieSettings, txid: bigint, secure: boolean): string {
-  const hex = formatTxid(txid)
-  const value = settings.secrets.length === 0 ? hex : `${hex}.${sign(settings.secrets[0], hex)}`
-  return `${settings.name}=${value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${settings.maxAge}${secure ? '; Secure' : ''}`
+  return `${settings.name}=${txidToken(settings, txid)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${settings.maxAge}${secure ? '; Secure' : ''}`
 }

@@ -63,6 +63,40 @@ export function waitFor<C> (core: CoreContext<C>, c: C, kind: WaitKind, txid: st
 }
 
 /**
+ * A wait outside HTTP (waitForToken: a job, a queue consumer): the same count
+ * against `maxWaiting` and the same end when the core closes, but cancelled by
+ * an AbortSignal instead of a client leaving.
+ */
+export function waitOutside<C> (core: CoreContext<C>, kind: WaitKind, txid: string, signal: AbortSignal | undefined, start: (done: (r: WaitResult) => void) => Waiter | undefined): Promise<WaitResult | 'overloaded'> {
+  const lifecycle = core.lifecycle
+  if (lifecycle.closing) return Promise.resolve('closed')
+  if (signal?.aborted === true) return Promise.resolve('cancelled')
+  if (heldInProcess >= core.options.maxWaiting) {
+    core.observer.waitEnded(undefined, kind, 'overloaded', 0)
+    return Promise.resolve('overloaded')
+  }
+  const started = performance.now()
+  core.observer.waitStarted(undefined, kind, txid)
+  return new Promise<WaitResult>(resolve => {
+    let waiter: Waiter | undefined
+    const abort = (): void => { core.state.cancel(waiter) }
+    waiter = start(r => {
+      signal?.removeEventListener('abort', abort)
+      if (waiter !== undefined) {
+        lifecycle.outside.delete(waiter)
+        heldInProcess--
+      }
+      core.observer.waitEnded(undefined, kind, r, performance.now() - started)
+      resolve(r)
+    })
+    if (waiter === undefined) return
+    lifecycle.outside.add(waiter)
+    heldInProcess++
+    signal?.addEventListener('abort', abort)
+  })
+}
+
+/**
  * A wait that did not end with what it waited for, the same for reads and
  * writes: the client left (answer nothing), too many were held, or the core closed.
  */

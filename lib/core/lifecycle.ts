@@ -38,6 +38,8 @@ export class Lifecycle<C> {
   server: Server | undefined
   /** Requests this core holds now, and their contexts. */
   readonly held = new Map<Waiter, C>()
+  /** Waits outside HTTP (waitForToken) this core holds now. */
+  readonly outside = new Set<Waiter>()
   /** Requests between two connection attempts, and how to wake them. */
   private readonly pausing = new Map<C, () => void>()
   /** The HTTP/2 sessions requests arrive on. */
@@ -69,7 +71,7 @@ export class Lifecycle<C> {
     resetIdleConnections(this.server) // see idle-reset.ts: racing forwards from replicas are then retried
     this.sessions.drain()
     const answered = [...this.held.values(), ...this.pausing.keys()]
-    for (const w of [...this.held.keys()]) this.state.end(w, 'closed')
+    for (const w of [...this.held.keys(), ...this.outside]) this.state.end(w, 'closed')
     for (const wake of [...this.pausing.values()]) wake()
     return answered.map(c => this.res(c))
   }

@@ -20,7 +20,9 @@ export const CHANNELS = {
   /** Done: `{ request, origin, outcome: 'sent' | 'gone' | 'failed', code?, ms }`. */
   forwardEnd: 'litefs-proxy:forward:end',
   /** A write's answer got the TXID cookie: `{ request, txid }`. */
-  cookieSet: 'litefs-proxy:cookie:set'
+  cookieSet: 'litefs-proxy:cookie:set',
+  /** A read held past `readTimeout` got its answer: `{ request, action: 'error' | 'primary' | 'stale', txid, position }` (16 hex digits each). */
+  readTimeout: 'litefs-proxy:read:timeout'
 } as const
 
 const waitStart = channel(CHANNELS.waitStart)
@@ -28,6 +30,10 @@ const waitEnd = channel(CHANNELS.waitEnd)
 const forwardStart = channel(CHANNELS.forwardStart)
 const forwardEnd = channel(CHANNELS.forwardEnd)
 const cookieSet = channel(CHANNELS.cookieSet)
+const readTimeout = channel(CHANNELS.readTimeout)
+
+/** The three answers of a read held past `readTimeout` (read-timeout.ts). */
+export type ReadTimeoutAnswer = 'error' | 'primary' | 'stale'
 
 /** `stats()`: what one app's litefs-proxy has done since it started, and where it stands. */
 export interface LitefsStats {
@@ -36,6 +42,8 @@ export interface LitefsStats {
   /** Waits begun, and how they ended. */
   waits: number
   timeouts: number
+  /** Reads held past `readTimeout`, by the answer they got: 504, forwarded to the primary, served here maybe stale. */
+  readTimeouts: Record<ReadTimeoutAnswer, number>
   /** Reads served at once because the primary itself is behind their TXID. */
   unreachable: number
   /** Requests refused because `maxWaiting` requests were held (503 LITEFS_OVERLOADED). */
@@ -67,6 +75,7 @@ export class Observer {
   forwards = 0
   forwardErrors: Record<string, number> = {}
   cookies = 0
+  readTimeouts: Record<ReadTimeoutAnswer, number> = { error: 0, primary: 0, stale: 0 }
 
   constructor (private readonly serverTiming: boolean) {}
 
@@ -75,12 +84,12 @@ export class Observer {
     if (waitStart.hasSubscribers) waitStart.publish({ request, kind, txid })
   }
 
-  waitEnded (request: unknown, kind: WaitKind, result: string, ms: number, res: ServerResponse): void {
+  waitEnded (request: unknown, kind: WaitKind, result: string, ms: number, res?: ServerResponse): void {
     if (result === 'timeout') this.timeouts++
     else if (result === 'unreachable') this.unreachable++
     else if (result === 'overloaded') this.overloaded++
     if (waitEnd.hasSubscribers) waitEnd.publish({ request, kind, result, ms })
-    if (this.serverTiming && result !== 'cancelled') this.timing(res, 'wait', () => ms)
+    if (this.serverTiming && result !== 'cancelled' && res !== undefined) this.timing(res, 'wait', () => ms)
   }
 
   forwardStarted (request: unknown, origin: string, res: ServerResponse): () => number {
@@ -102,11 +111,17 @@ export class Observer {
     if (cookieSet.hasSubscribers) cookieSet.publish({ request, txid })
   }
 
+  readTimedOut (request: unknown, action: ReadTimeoutAnswer, txid: string, position: string): void {
+    this.readTimeouts[action]++
+    if (readTimeout.hasSubscribers) readTimeout.publish({ request, action, txid, position })
+  }
+
   stats (held: number, state: NodeState): LitefsStats {
     return {
       held,
       waits: this.waits,
       timeouts: this.timeouts,
+      readTimeouts: { ...this.readTimeouts },
       unreachable: this.unreachable,
       overloaded: this.overloaded,
       forwards: this.forwards,

@@ -1,10 +1,15 @@
 import { parseDuration } from './duration.js'
-import { PathPatterns, type PathPattern } from './path-match.js'
+import type { PathPattern, PathPatterns } from './path-match.js'
+import { bytes, COOKIE_NAME, count, duration, fail, flag, LitefsOptionsError, oneOf, patterns, text } from './option-checks.js'
 import type { CookieSettings } from './cookie.js'
 import type { NodeState } from './node-state.js'
 import type { ConsulLease } from './lease-fence.js'
 import { primaryOriginOf, type PrimaryOrigin } from './primary-url.js'
 import { DURABILITY_KEYS, resolveDurability, type DurabilityInput, type DurabilitySettings } from './durability-options.js'
+import { PEER_COOKIES, type PeerCookie } from './peer-cookies.js'
+
+/** What a read held past `readTimeout` gets: 504, the primary's answer, or the replica's (maybe stale) answer. */
+export type ReadTimeoutAction = 'error' | 'primary' | 'stale'
 
 /** A duration: milliseconds, or a string such as "5s", "250ms", "1m". */
 export type Duration = number | string
@@ -42,6 +47,17 @@ export interface LitefsOptions extends DurabilityInput {
   cookieName?: string
   /** Cookie lifetime. Default `5m` (as LiteFS). */
   cookieMaxAge?: Duration
+  /**
+   * The header a write's answer carries its token in, and a request may send
+   * it back in, for clients without cookies (API clients, cross-origin
+   * `fetch`); `false`: none. Default `litefs-txid`.
+   */
+  tokenHeader?: string | false
+  /**
+   * Also accept these peers' cookies on reads, for a rolling switch: `'__txid'`
+   * (LiteFS's proxy) and `'txnum'` (litefs-js). Unsigned, so off by default.
+   */
+  peerCookies?: PeerCookie[]
   /** HMAC secret(s) to sign the cookie, so clients cannot forge a TXID far ahead. First signs; all verify. */
   secret?: string | string[]
   /** File poll interval while requests wait and the event stream is down. Default `1ms` (as LiteFS). */
@@ -67,8 +83,13 @@ export interface LitefsOptions extends DurabilityInput {
    * node's server spoke for the request (the primary runs the same server).
    */
   forwardProtocol?: 'http1' | 'http2'
-  /** A read held past `readTimeout`: `'error'` answers 504 (as LiteFS); `'primary'` forwards it to the primary. Default `'error'`. */
-  readTimeoutAction?: 'error' | 'primary'
+  /**
+   * A read held past `readTimeout`: `'error'` answers 504 (as LiteFS);
+   * `'primary'` forwards it to the primary; `'stale'` serves it here anyway,
+   * with a `litefs-stale` header and a log line saying it may be stale.
+   * Default `'error'`.
+   */
+  readTimeoutAction?: ReadTimeoutAction
   /**
    * Largest request body a replica forwards, in bytes; past it, 413. Default: no
    * limit — the primary enforces its own (a replica refusing what the primary
@@ -115,6 +136,9 @@ export interface ResolvedOptions {
   maxLag: number
   healthPath: string | false
   cookie: CookieSettings
+  /** The token header's name, lowercase, or false. */
+  tokenHeader: string | false
+  peerCookies: readonly PeerCookie[]
   pollInterval: number
   forward: 'http' | 'fly-replay'
   /** The primary's origin for a hostname, given this server's port. */
@@ -122,7 +146,7 @@ export interface ResolvedOptions {
   forwardTimeout: number
   /** undefined: what this node's server spoke for the request. */
   forwardProtocol: 'http1' | 'http2' | undefined
-  readTimeoutAction: 'error' | 'primary'
+  readTimeoutAction: ReadTimeoutAction
   forwardBodyLimit: number
   maxWaiting: number
   serverTiming: boolean
@@ -131,86 +155,24 @@ export interface ResolvedOptions {
   durability: DurabilitySettings
 }
 
-/** A bad option, thrown when the plugin or middleware is created. */
-export class LitefsOptionsError extends TypeError {
-  readonly code = 'LITEFS_BAD_OPTION'
-}
-
-function show (value: unknown): string {
-  if (typeof value !== 'string' && (typeof value !== 'object' || value === null)) return String(value)
-  try {
-    return JSON.stringify(value)
-  } catch {
-    return Object.prototype.toString.call(value) // circular
-  }
-}
-
-function fail (name: string, expected: string, got: unknown): never {
-  const shown = show(got)
-  throw new LitefsOptionsError(`litefs-proxy: option "${name}" must be ${expected}, got ${shown}`)
-}
-
-function duration (opts: Record<string, unknown>, name: string, fallback: number, positive: boolean): number {
-  const raw = opts[name]
-  if (raw === undefined) return fallback
-  const ms = parseDuration(raw)
-  if (ms === undefined || (positive && ms === 0)) {
-    fail(name, `a ${positive ? 'positive ' : ''}duration (milliseconds, or a string such as "5s" or "250ms")`, raw)
-  }
-  return ms
-}
-
-function patterns (opts: Record<string, unknown>, name: string): PathPatterns {
-  const raw = opts[name] ?? []
-  if (!Array.isArray(raw) || !raw.every(p => (typeof p === 'string' && p.startsWith('/')) || p instanceof RegExp)) {
-    fail(name, 'an array of path globs starting with "/" or RegExps', raw)
-  }
-  return new PathPatterns(raw)
-}
-
-function bytes (opts: Record<string, unknown>, name: string): number {
-  const raw = opts[name]
-  if (raw === undefined) return Infinity
-  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) fail(name, 'a number of bytes', raw)
-  return raw
-}
-
-function count (opts: Record<string, unknown>, name: string, fallback: number): number {
-  const raw = opts[name] ?? fallback
-  if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) fail(name, 'a whole number ≥ 0', raw)
-  return raw
-}
-
-function flag (opts: Record<string, unknown>, name: string): boolean {
-  const raw = opts[name] ?? false
-  if (typeof raw !== 'boolean') fail(name, 'true or false', raw)
-  return raw
-}
-
-function text (opts: Record<string, unknown>, name: string, fallback: string, check: RegExp, expected: string): string {
-  const raw = opts[name] ?? fallback
-  if (typeof raw !== 'string' || !check.test(raw)) fail(name, expected, raw)
-  return raw
-}
-
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/ // an RFC 6265 token
+export { LitefsOptionsError }
 
 const KNOWN = new Set([
   'db', 'mount', 'api', 'role', 'state', 'passthrough', 'alwaysForward', 'readTimeout',
-  'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'secret',
+  'primaryRedirectTimeout', 'maxLag', 'healthPath', 'cookieName', 'cookieMaxAge', 'tokenHeader', 'peerCookies', 'secret',
   'pollInterval', 'forward', 'primaryUrl', 'forwardTimeout', 'forwardProtocol', 'readTimeoutAction', 'forwardBodyLimit', 'maxWaiting', 'serverTiming', 'consul', ...DURABILITY_KEYS
 ])
-
-function oneOf<T extends string> (opts: Record<string, unknown>, name: string, values: readonly T[], fallback: T): T {
-  const raw = opts[name] ?? fallback
-  if (!values.includes(raw as T)) fail(name, values.map(v => `"${v}"`).join(' or '), raw)
-  return raw as T
-}
 
 function primaryOrigin (raw: unknown): PrimaryOrigin {
   const origin = primaryOriginOf(raw)
   if (origin === undefined) fail('primaryUrl', 'an http(s) URL: a template with "{hostname}" (and "{port}"), the primary\'s own URL, or a function (hostname) => url', raw)
   return origin
+}
+
+function peerCookies (raw: unknown): readonly PeerCookie[] {
+  if (raw === undefined) return []
+  if (!Array.isArray(raw) || !raw.every(n => PEER_COOKIES.includes(n))) fail('peerCookies', 'an array of "__txid" (LiteFS\'s proxy) and "txnum" (litefs-js)', raw)
+  return [...new Set(raw as PeerCookie[])]
 }
 
 /** Shortest lock-delay the fence can work with (ms): a confirmation counts for lock-delay less a 200 ms margin. */
@@ -288,12 +250,14 @@ export function resolveOptions (input: unknown): ResolvedOptions {
       maxAge: Math.round(duration(opts, 'cookieMaxAge', 300_000, true) / 1000),
       secrets
     },
+    tokenHeader: opts.tokenHeader === false ? false : text(opts, 'tokenHeader', 'litefs-txid', COOKIE_NAME, 'a header name (letters, digits and !#$%&\'*+-.^_`|~) or false').toLowerCase(),
+    peerCookies: peerCookies(opts.peerCookies),
     pollInterval: duration(opts, 'pollInterval', 1, true),
     forward: oneOf(opts, 'forward', ['http', 'fly-replay'], process.env.FLY_APP_NAME !== undefined && process.env.FLY_APP_NAME !== '' ? 'fly-replay' : 'http'),
     primaryOrigin: primaryOrigin(opts.primaryUrl),
     forwardTimeout: duration(opts, 'forwardTimeout', 30_000, true),
     forwardProtocol: opts.forwardProtocol === undefined ? undefined : oneOf<'http1' | 'http2'>(opts, 'forwardProtocol', ['http1', 'http2'], 'http1'),
-    readTimeoutAction: oneOf(opts, 'readTimeoutAction', ['error', 'primary'], 'error'),
+    readTimeoutAction: oneOf<ReadTimeoutAction>(opts, 'readTimeoutAction', ['error', 'primary', 'stale'], 'error'),
     forwardBodyLimit: bytes(opts, 'forwardBodyLimit'),
     maxWaiting: count(opts, 'maxWaiting', 10_000),
     serverTiming: flag(opts, 'serverTiming'),

@@ -18,6 +18,7 @@ import { resolveOptions, type ResolvedOptions } from './options.js'
 import { EXACT, type PathRules } from './path-match.js'
 import { acknowledgeDurably } from './durability.js'
 import { PeerLink } from './peer-link.js'
+import { tokenAfterWrite, waitForToken, type TokenWait } from './outside-http.js'
 import { PrimaryProbe } from './primary-probe.js'
 import { PrimaryReach } from './primary-reach.js'
 import type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting } from './request.js'
@@ -31,7 +32,7 @@ import { warnings } from './warnings.js'
 
 export { nextStep } from './request.js'
 export { whenAnswered } from './lifecycle.js'
-export type { Acknowledgement, AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting }
+export type { Acknowledgement, AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting, TokenWait }
 
 /**
  * The framework-free core: classifies a request, holds reads until the replica
@@ -45,8 +46,10 @@ export class LitefsCore<C = ServerResponse> {
   readonly nodeName = osHostname()
   private readonly lease: NodeLease | undefined
   private readonly ctx: CoreContext<C>
+  private readonly log: Logger
 
   constructor (input: unknown, hooks: AdapterHooks<C>, log: Logger = silentLogger) {
+    this.log = log
     const options = resolveOptions(input)
     this.options = options
     if (options.state !== undefined) {
@@ -91,6 +94,10 @@ export class LitefsCore<C = ServerResponse> {
       dbMissing: false
     }
     this.ctx = ctx
+    if (options.peerCookies.length > 0 && options.cookie.secrets.length > 0) {
+      // Said once: a secret is there to refuse forged tokens, and these cookies are unsigned.
+      ctx.warn.say('LITEFS_PEER_COOKIES', options.peerCookies.join(','), `"peerCookies" accepts unsigned ${options.peerCookies.join(' and ')} cookies beside a "secret": any client can forge one and have its reads held up to readTimeout. Drop "peerCookies" once the tokens of the peer you moved from have expired`, { peerCookies: options.peerCookies })
+    }
     if (options.durability.secrets.length > 0) ctx.peers = new PeerLink(options, state, () => ctx.probePort, log)
     if (ctx.peers === undefined && options.durability.on !== false) {
       ctx.warn.say('LITEFS_DURABILITY', 'peerSecret', 'durability is on, but "peerSecret" is not set: no node can report its position, so every write that should wait for its candidates is answered 500 LITEFS_NOT_REPLICATED. Set the same peerSecret on every node', {})
@@ -131,7 +138,7 @@ export class LitefsCore<C = ServerResponse> {
 
   /** What this app's litefs-proxy has done, and where it stands (see LitefsStats). */
   stats (): LitefsStats {
-    const stats = this.ctx.observer.stats(this.ctx.lifecycle.held.size, this.state)
+    const stats = this.ctx.observer.stats(this.ctx.lifecycle.held.size + this.ctx.lifecycle.outside.size, this.state)
     const peers = this.ctx.peers
     if (peers !== undefined) {
       stats.peers = peers.view(this.options.db)
@@ -167,6 +174,28 @@ export class LitefsCore<C = ServerResponse> {
    */
   acknowledge (info: LitefsInfo, c: C): Acknowledgement | Promise<Acknowledgement> {
     return this.ctx.acknowledge(info, c)
+  }
+
+  /**
+   * Outside HTTP (a job, a queue consumer): the token of this node's position
+   * now, read from `-pos` after the caller's write, to hand to a client (it
+   * sends it back in the cookie or the token header). Rejects with
+   * LITEFS_UNAVAILABLE while LiteFS does not answer, LITEFS_NO_POSITION when
+   * the database has no position.
+   */
+  async tokenAfterWrite (): Promise<string> {
+    return await tokenAfterWrite(this.ctx, this.log)
+  }
+
+  /**
+   * Outside HTTP: wait until this node has the write `token` names, as a held
+   * read waits (`readTimeout`; at once on the primary or for no token), then
+   * resolve; reject with the code a held read would be answered with
+   * (LITEFS_READ_TIMEOUT, LITEFS_UNAVAILABLE, LITEFS_OVERLOADED, LITEFS_CLOSED),
+   * or with `signal`'s reason when it aborts.
+   */
+  async waitForToken (token: string | undefined, options: { signal?: AbortSignal } = {}): Promise<TokenWait> {
+    return await waitForToken(this.ctx, this.log, token, options.signal)
   }
 
   async close (): Promise<void> {

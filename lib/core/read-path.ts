@@ -1,24 +1,23 @@
 import type { IncomingMessage } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import { litefsError } from './answers.js'
 import type { CoreContext } from './context.js'
-import { readTxidCookie } from './cookie.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import type { Logger } from './logger.js'
 import type { WaitResult } from './node-state.js'
+import { readTimedOut } from './read-timeout.js'
 import type { LitefsInfo } from './request.js'
+import { requestTxid } from './token.js'
 import { formatTxid } from './txid.js'
-import { elsewhere } from './write-path.js'
 
 // A read (DESIGN §3.4): served at once without a TXID, on the primary, or on a
 // replica that has it; otherwise held until the replica's position reaches the
 // client's TXID, until the primary shows that no node ever will (the probe:
-// primary-probe.ts), or until `readTimeout` (504, or sent to the primary). On a
+// primary-probe.ts), or until `readTimeout` (read-timeout.ts's three answers). On a
 // dead mount a read waits for LiteFS to come back first. Holding itself is
-// hold.ts's; forwarding a read that timed out is the write path's.
+// hold.ts's.
 
 export function read<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
-  const txid = readTxidCookie(core.options.cookie, req.headers.cookie)
+  const txid = requestTxid(core.options, req.headers)
   if (txid !== undefined && txid !== 0n) info.awaitedTxid = formatTxid(txid)
   // A dead mount serves nothing but errors, or an empty directory where SQLite
   // creates a new database: wait for LiteFS to come back.
@@ -80,12 +79,7 @@ async function afterHold<C> (core: CoreContext<C>, c: C, info: LitefsInfo, resul
     info.unreachable = true
     log.info({ db, txid: info.awaitedTxid, waitedMs: info.waitedMs }, 'litefs-proxy: the primary is behind this read\'s TXID; serving it as the primary would')
   } else if (result === 'timeout') {
-    log.warn({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: read timed out waiting for replication')
-    if (core.options.readTimeoutAction === 'primary' && state.primaryKnown && state.role !== 'primary') {
-      return await elsewhere(core, c, info, performance.now() + core.options.primaryRedirectTimeout)
-    }
-    info.answer = litefsError('LITEFS_READ_TIMEOUT',
-      `replica did not reach TXID ${info.awaitedTxid as string} within ${core.options.readTimeout} ms (at ${formatTxid(state.position(db))})`)
+    return await readTimedOut(core, c, info, log)
   } else {
     ended(core, info, result, log)
   }

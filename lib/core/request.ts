@@ -43,6 +43,8 @@ export interface LitefsInfo {
   answer?: LitefsAnswer
   /** The client went away while the request was held: answer nothing. */
   aborted?: boolean
+  /** The read timed out and was served here anyway (`readTimeoutAction: 'stale'`): it may miss the client's last write. */
+  stale?: boolean
   /** The read's TXID was ahead of the primary itself (lost in a failover, a restore, a forgery): served at once. */
   unreachable?: boolean
 }

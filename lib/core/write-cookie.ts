@@ -1,13 +1,14 @@
 import { AS_IS, type Acknowledgement, type Appended } from './acknowledgement.js'
 import { commitConfirmed, outcomeUnknown } from './commit-check.js'
 import type { CoreContext } from './context.js'
-import { txidSetCookie } from './cookie.js'
+import { txidSetCookie, txidToken } from './cookie.js'
 import { sayDbMissing } from './db-missing.js'
 import type { LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
 
 // The acknowledgement of a write served here as primary, today (DESIGN §3.5):
-// the app's answer with the TXID cookie, its TXID read from the authority
+// the app's answer with the TXID cookie and the token header (`tokenHeader`,
+// for clients without cookies: token.ts), its TXID read from the authority
 // (`-pos`) by a read that starts once the answer is ready — so it includes the
 // handler's own commit — shared with every answer ready before it started
 // (NodeState.positionAfter). No position: no cookie, and the misconfiguration
@@ -62,5 +63,8 @@ function cookied<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint 
   if (txid === 0n) return AS_IS
   info.setTxid = formatTxid(txid)
   core.observer.cookieSet(core.hooks.req(c), info.setTxid)
-  return { headers: [['set-cookie', txidSetCookie(core.options.cookie, txid, core.hooks.secure(c))]] }
+  const cookie = txidSetCookie(core.options.cookie, txid, core.hooks.secure(c))
+  const header = core.options.tokenHeader
+  if (header === false) return { headers: [['set-cookie', cookie]] }
+  return { headers: [['set-cookie', cookie], [header, txidToken(core.options.cookie, txid)]] }
 }

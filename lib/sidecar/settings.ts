@@ -33,12 +33,14 @@ export const FLAGS: Record<string, Flag> = {
   'primary-url': { kind: 'string', help: "the primary's sidecar: a template over its lease hostname (default http://{hostname}:{port}), its URL (a static primary), or a map node-1=http://10.0.0.1:8080,node-2=…" },
   forward: { kind: 'string', help: 'http (stream writes to the primary, default) or fly-replay' },
   'txid-timeout': { kind: 'duration', help: 'how long a read waits for the replica to catch up, default 5s (LiteFS: 5s)' },
-  'txid-timeout-action': { kind: 'string', help: 'past it: error (504, default) or primary (forward the read)' },
+  'txid-timeout-action': { kind: 'string', help: 'past it: error (504, default), primary (forward the read) or stale (serve it here, marked litefs-stale)' },
   'forward-timeout': { kind: 'duration', help: "how long the primary may take to answer a forwarded write's head, default 30s" },
   'forward-body-limit': { kind: 'bytes', help: 'largest body forwarded to the primary, in bytes; default: none' },
   'target-timeout': { kind: 'duration', help: 'how long the app may take to answer, default 0 (as long as it takes)' },
   'cookie-name': { kind: 'string', help: "__txid (LiteFS's proxy, default) or litefs-txid" },
   'cookie-max-age': { kind: 'duration', help: "the cookie's lifetime, default 5m" },
+  'token-header': { kind: 'string', help: "the header a write's answer carries its token in and a read may send it back in, default litefs-txid; 'false': none" },
+  'peer-cookie': { kind: 'list', help: "also accept this peer's cookie on reads: __txid (LiteFS's proxy) or txnum (litefs-js); repeatable; unsigned, so off by default" },
   secret: { kind: 'list', help: 'sign the cookie (HMAC; >= 16 chars; repeat to rotate: the first signs). Or LITEFS_PROXY_SECRET' },
   'trust-proxy': { kind: 'bool', help: 'believe X-Forwarded-Proto/-Host/-For from the load balancer in front; set it behind one (else the app gets X-Forwarded-Proto: http)' },
   'health-path': { kind: 'string', help: "the health check's path, default /litefs/health; 'false': none" },
@@ -235,7 +237,7 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
   if (str('forward') !== undefined) options.forward = oneOf('forward', str('forward') as string, ['http', 'fly-replay'])
   // How long a read waits for its TXID is the core's readTimeout; --read-timeout is LiteFS's server setting.
   set('readTimeout', dur('txid-timeout'))
-  if (str('txid-timeout-action') !== undefined) options.readTimeoutAction = oneOf('txid-timeout-action', str('txid-timeout-action') as string, ['error', 'primary'])
+  if (str('txid-timeout-action') !== undefined) options.readTimeoutAction = oneOf('txid-timeout-action', str('txid-timeout-action') as string, ['error', 'primary', 'stale'])
   set('forwardTimeout', dur('forward-timeout'))
   if (str('forward-body-limit') !== undefined) {
     const n = Number(str('forward-body-limit'))
@@ -245,6 +247,9 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
   set('targetTimeout', dur('target-timeout'))
   set('cookieName', str('cookie-name'))
   set('cookieMaxAge', dur('cookie-max-age'))
+  set('peerCookies', raw['peer-cookie'] as SidecarOptions['peerCookies'])
+  const tokenHeader = str('token-header')
+  set('tokenHeader', tokenHeader === 'false' ? false : tokenHeader)
   const secrets = (raw.secret as string[] | undefined) ?? (env.LITEFS_PROXY_SECRET === undefined ? undefined : env.LITEFS_PROXY_SECRET.split(','))
   set('secret', secrets)
   set('trustProxy', raw['trust-proxy'] as boolean | undefined)

@@ -12,6 +12,7 @@ import { litefs as expressLitefs } from '../../lib/express.js'
 import { wrap } from '../../lib/http.js'
 import type { Logger } from '../../lib/core/logger.js'
 import type { NodeState } from '../../lib/core/node-state.js'
+import type { LitefsStats } from '../../lib/core/observe.js'
 import { requestAborted, type AdapterName } from './apps.js'
 
 /** A handler on Node's req/res, whatever the framework; `body` is read for it. */
@@ -20,6 +21,8 @@ export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) 
 export interface FrameworkApp {
   url: string
   state: NodeState
+  /** The adapter's stats(). */
+  stats: () => LitefsStats
   close: () => Promise<void>
 }
 
@@ -84,7 +87,7 @@ export async function frameworkApp (adapter: AdapterName, litefs: Record<string,
       })
     }
     const url = await app.listen({ port: 0, host: '127.0.0.1' })
-    return { url: url.replace('localhost', '127.0.0.1'), state: app.litefs.state, close: async () => { await app.close() } }
+    return { url: url.replace('localhost', '127.0.0.1'), state: app.litefs.state, stats: () => app.litefs.stats(), close: async () => { await app.close() } }
   }
   if (adapter === 'express') {
     const app = express()
@@ -101,7 +104,7 @@ export async function frameworkApp (adapter: AdapterName, litefs: Record<string,
     app.use(expressLitefs.errorHandler())
     const server = createServer(app)
     const url = await listen(server)
-    return { url, state: proxy.core.state, close: async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)); await proxy.close() } }
+    return { url, state: proxy.core.state, stats: proxy.stats, close: async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)); await proxy.close() } }
   }
   const listener = wrap((req, res) => {
     const path = (req.url as string).split('?')[0]
@@ -115,6 +118,7 @@ export async function frameworkApp (adapter: AdapterName, litefs: Record<string,
   return {
     url,
     state: listener.core.state,
+    stats: listener.stats,
     close: async () => {
       // As the README shuts down: the proxy first (held requests answered, idle connections and HTTP/2 sessions closed).
       await listener.close()

@@ -13,6 +13,7 @@ import { frameworkApp, type FrameworkOptions, type Handler } from './framework-a
 import { createSidecar } from '../../lib/sidecar/sidecar.js'
 import { lineLogger } from '../../lib/sidecar/access-log.js'
 import type { NodeState } from '../../lib/core/node-state.js'
+import type { LitefsStats } from '../../lib/core/observe.js'
 
 type Test = typeof t
 
@@ -27,6 +28,8 @@ export interface PairNode {
   hits: string[]
   /** serve only: the log lines. */
   lines: string[]
+  /** Its stats(). */
+  stats: () => LitefsStats
   /** Close it (as its adapter's README code does); teardown closes it too. */
   close: () => Promise<void>
 }
@@ -78,6 +81,7 @@ async function node (t: Test, flavour: Flavour, role: 'primary' | 'replica', lit
   let url: string
   let state: NodeState
   let close: () => Promise<void>
+  let stats: () => LitefsStats
   if (flavour === 'serve') {
     // The app reads nothing itself: handlers decide when to read the body.
     const app = await appServer(t, router(routes, hits), o.upgrade)
@@ -87,6 +91,7 @@ async function node (t: Test, flavour: Flavour, role: 'primary' | 'replica', lit
     t.teardown(close)
     url = sidecar.url
     state = sidecar.core.state
+    stats = () => sidecar.core.stats()
   } else {
     const wrapped: Record<string, Handler> = {}
     for (const [key, handler] of Object.entries(routes)) wrapped[key] = (req, res, body) => { hits.push(key); return handler(req, res, body) }
@@ -95,9 +100,10 @@ async function node (t: Test, flavour: Flavour, role: 'primary' | 'replica', lit
     t.teardown(close)
     url = app.url
     state = app.state
+    stats = app.stats
   }
   await until(() => state.litefs === 'up' && (role === 'primary' ? state.role === 'primary' : state.primaryHostname === 'node-a'), `the ${role} follows LiteFS`)
-  return { url, state, fake, hits, lines, close }
+  return { url, state, stats, fake, hits, lines, close }
 }
 
 /** A primary and a replica running the same routes, the replica forwarding to the primary. */

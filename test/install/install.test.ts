@@ -108,10 +108,10 @@ t.test('installed from `npm pack`: the README snippets run, ESM and CommonJS', a
   }
 
   const snippets = readmeSnippets()
-  t.same([...snippets.keys()].sort(), ['dev.mjs', 'express.mjs', 'fastify.mjs', 'http.mjs'], 'the README names its runnable snippets')
+  t.same([...snippets.keys()].sort(), ['browser.mjs', 'cors-api.mjs', 'dev.mjs', 'express.mjs', 'fastify.mjs', 'http.mjs'], 'the README names its runnable snippets')
   for (const [file, code] of snippets) {
     writeFileSync(join(app, file), code)
-    if (file !== 'dev.mjs') writeFileSync(join(app, file.replace('.mjs', '.cjs')), asCommonJs(code))
+    if (['express.mjs', 'fastify.mjs', 'http.mjs'].includes(file)) writeFileSync(join(app, file.replace('.mjs', '.cjs')), asCommonJs(code))
   }
 
   const out = execFileSync(process.execPath, ['dev.mjs'], { cwd: app, encoding: 'utf8', env: quietEnv, timeout: 60_000 })

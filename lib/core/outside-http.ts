@@ -1,0 +1,96 @@
+import { performance } from 'node:perf_hooks'
+import { failure } from './answers.js'
+import type { CoreContext } from './context.js'
+import { readToken, txidToken } from './cookie.js'
+import type { LitefsHttpError } from './errors.js'
+import { waitOutside } from './hold.js'
+import type { Logger } from './logger.js'
+import type { WaitResult } from './node-state.js'
+import { formatTxid } from './txid.js'
+
+// Writers and readers outside HTTP (superfly/litefs#326): a job, a queue
+// consumer, a CLI. After a write, `tokenAfterWrite` reads the position from
+// the authority (`-pos`) and returns the token a write's answer would carry,
+// for the app to hand to a client over SSE, a websocket or an email. Before a
+// read, `waitForToken` waits as a held read does — the same `readTimeout`, the
+// same early ends (on the primary, for a TXID the primary is behind, the
+// core closing, `maxWaiting`) and the same codes, thrown as LitefsHttpError
+// instead of answered. Holding is hold.ts's; what a timeout yields is
+// `readTimeoutAction`'s, except that a wait outside HTTP cannot be forwarded:
+// `'primary'` throws LITEFS_READ_TIMEOUT there.
+
+/** How a wait for a token ended, when it did not throw. */
+export interface TokenWait {
+  /** The TXID waited for (16 hex digits), or undefined for no (or a malformed) token. */
+  txid?: string
+  waitedMs: number
+  /** The primary itself is behind the token: nothing will bring it (as a read served at once). */
+  unreachable?: true
+  /** Timed out with `readTimeoutAction: 'stale'`: go on, the data may miss the token's write. */
+  stale?: true
+}
+
+/** The token for this node's position now, after a write the caller made (the shared asynchronous -pos read, as a write's answer). */
+export async function tokenAfterWrite<C> (core: CoreContext<C>, log: Logger): Promise<string> {
+  const { state, options } = core
+  const { mount, db } = options
+  if (state.litefs !== 'up') {
+    // A dead or lost mount: the write's outcome is unknown (the directory may be a plain one).
+    throw failure(log, 'LITEFS_UNAVAILABLE', `LiteFS on this node does not answer (${state.litefs}); the write's outcome is unknown`, { litefs: state.litefs, mount })
+  }
+  const txid = await state.positionAfter(db)
+  if (txid === undefined) {
+    throw failure(log, 'LITEFS_NO_POSITION', `${mount}/${db}-pos does not exist: is "db" the file name your app opens under the mount?`, { mount, db })
+  }
+  return txidToken(options.cookie, txid)
+}
+
+/** Wait until this node has the write `token` names; resolves as a held read is served, throws as it is answered. */
+export async function waitForToken<C> (core: CoreContext<C>, log: Logger, token: string | undefined, signal?: AbortSignal): Promise<TokenWait> {
+  const { state, options } = core
+  const db = options.db
+  const txid = token === undefined ? undefined : readToken(options.cookie, token)
+  if (txid === undefined || txid === 0n) return { waitedMs: 0 }
+  const hex = formatTxid(txid)
+  const started = performance.now()
+  const waited = (): number => performance.now() - started
+  if (state.litefs === 'down') {
+    const result = await waitOutside(core, 'mount', hex, signal, done => state.waitForMount(options.readTimeout, done))
+    if (result === 'timeout') {
+      throw failure(log, 'LITEFS_UNAVAILABLE', `LiteFS on this node did not answer within ${options.readTimeout} ms`, { litefs: state.litefs, mount: options.mount })
+    }
+    if (result !== 'ready') throw ended(core, log, result as 'cancelled' | 'closed' | 'overloaded', signal)
+  }
+  if (state.role === 'primary' || state.position(db) >= txid || (state.readPosition(db) ?? 0n) >= txid) return { txid: hex, waitedMs: waited() }
+  const result = await waitOutside(core, 'position', hex, signal, done => {
+    const w = state.waitForPosition(db, txid, options.readTimeout, done)
+    // The primary's position settles a TXID it is behind; it is asked on the port reads arrive on.
+    if (w !== undefined && core.probePort !== 0) core.probe.held(txid)
+    return w
+  })
+  if (result === 'ready') return { txid: hex, waitedMs: waited() }
+  if (result === 'unreachable') {
+    log.info({ db, txid: hex }, 'litefs-proxy: the primary is behind this token; going on as the primary would')
+    return { txid: hex, waitedMs: waited(), unreachable: true }
+  }
+  if (result !== 'timeout') throw ended(core, log, result, signal)
+  const position = formatTxid(state.position(db))
+  if (options.readTimeoutAction === 'stale') {
+    log.warn({ db, txid: hex, position }, 'litefs-proxy: a wait for a token timed out; going on with this replica\'s data, it may be stale')
+    core.observer.readTimedOut(undefined, 'stale', hex, position)
+    return { txid: hex, waitedMs: waited(), stale: true }
+  }
+  log.warn({ db, txid: hex, position }, 'litefs-proxy: a wait for a token timed out')
+  core.observer.readTimedOut(undefined, 'error', hex, position)
+  throw failure(log, 'LITEFS_READ_TIMEOUT', `replica did not reach TXID ${hex} within ${options.readTimeout} ms (at ${position})`, {})
+}
+
+function ended<C> (core: CoreContext<C>, log: Logger, result: Exclude<WaitResult, 'ready' | 'timeout' | 'unreachable'> | 'overloaded', signal: AbortSignal | undefined): unknown {
+  // Aborted by the caller: its own reason, as fetch() and timers/promises reject.
+  if (result === 'cancelled') return (signal as AbortSignal).reason
+  if (result === 'overloaded') {
+    const max = core.options.maxWaiting
+    return failure(log, 'LITEFS_OVERLOADED', `${max} requests are held already; try again shortly`, { maxWaiting: max })
+  }
+  return failure(log, 'LITEFS_CLOSED', 'the app is shutting down', {}) satisfies LitefsHttpError
+}

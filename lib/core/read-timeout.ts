@@ -1,0 +1,43 @@
+import { performance } from 'node:perf_hooks'
+import { litefsError } from './answers.js'
+import type { CoreContext } from './context.js'
+import type { Logger } from './logger.js'
+import { appendOnHead } from './on-head.js'
+import type { LitefsInfo } from './request.js'
+import { formatTxid } from './txid.js'
+import { elsewhere } from './write-path.js'
+
+// A read held past `readTimeout` (DESIGN §3.4) gets one of three answers,
+// `readTimeoutAction`'s: 504 LITEFS_READ_TIMEOUT (as LiteFS's proxy), the
+// primary's answer (the read forwarded), or this replica's own answer marked
+// as maybe stale (`litefs-stale` header + a warn line: the choice 37signals
+// made for Rails, where showing something beats an error). Each answer given
+// is counted and published (observe.ts). How the read came to time out is
+// read-path.ts's.
+
+/** The header a read served past its timeout carries: the TXID it waited for and the position it got. */
+export const STALE_HEADER = 'litefs-stale'
+
+export async function readTimedOut<C> (core: CoreContext<C>, c: C, info: LitefsInfo, log: Logger): Promise<LitefsInfo> {
+  const { state, options } = core
+  const db = options.db
+  const req = core.hooks.req(c)
+  const awaited = info.awaitedTxid as string
+  const position = formatTxid(state.position(db))
+  const action = options.readTimeoutAction
+  if (action === 'stale') {
+    info.stale = true
+    log.warn({ db, txid: awaited, position, waitedMs: info.waitedMs }, 'litefs-proxy: read timed out waiting for replication; served from this replica, it may be stale')
+    appendOnHead(core.hooks.res(c), STALE_HEADER, () => `txid=${awaited}; position=${formatTxid(state.position(db))}`)
+    core.observer.readTimedOut(req, 'stale', awaited, position)
+    return info
+  }
+  log.warn({ db, txid: awaited, position }, 'litefs-proxy: read timed out waiting for replication')
+  if (action === 'primary' && state.primaryKnown && state.role !== 'primary') {
+    core.observer.readTimedOut(req, 'primary', awaited, position)
+    return await elsewhere(core, c, info, performance.now() + options.primaryRedirectTimeout)
+  }
+  core.observer.readTimedOut(req, 'error', awaited, position)
+  info.answer = litefsError('LITEFS_READ_TIMEOUT', `replica did not reach TXID ${awaited} within ${options.readTimeout} ms (at ${position})`)
+  return info
+}
