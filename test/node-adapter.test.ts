@@ -117,6 +117,7 @@ t.test('defaults: warnings go to the console; HTTPS sockets get Secure cookies',
   const { NodeState } = await import('../lib/core/node-state.js')
   t.throws(() => createNodeCore(undefined as any), /"db"/, 'no options: says what is missing')
   const state = new NodeState({ readPosition: () => 7n, readLag: () => 0 })
+  state.setRole('primary') // a write served here: only a primary's success is cookied (commit-check.ts)
   const core = createNodeCore({ db: 'app.db', state, readTimeout: 1 })
   const warned = t.capture(console, 'warn')
   const errored = t.capture(console, 'error')
@@ -125,7 +126,7 @@ t.test('defaults: warnings go to the console; HTTPS sockets get Secure cookies',
   hooks.log().error({ y: 2 }, 'e')
   t.same(warned().map((c: any) => c.args), [['w', { x: 1 }]])
   t.same(errored().map((c: any) => c.args), [['e', { y: 2 }]])
-  const res = { req: { headers: {}, socket: { encrypted: true } } } as any
+  const res = { statusCode: 200, req: { headers: {}, socket: { encrypted: true } } } as any
   const ack = await core.acknowledge({ kind: 'write', role: 'primary', local: true }, res)
   t.match(ack.headers?.[0], ['set-cookie', /; Secure$/])
   await core.close()
