@@ -116,7 +116,7 @@ t.test('acknowledgeDurably: durability off, a route that turns it on, a position
   let route: any
   const hooks = {
     req: () => ({}) as any,
-    res: () => ({}) as any,
+    res: () => ({ statusCode: 200 }) as any,
     url: () => '/w',
     route: () => route,
     log: () => silentLogger,
@@ -128,7 +128,9 @@ t.test('acknowledgeDurably: durability off, a route that turns it on, a position
     attach: () => {}
   }
   // A driver without an asynchronous read: the position, and so the acknowledgement, come at once.
-  const core = new LitefsCore({ db: 'app.db', state: new NodeState(driver), peerSecret: SECRET, durabilityTimeout: 50 }, hooks)
+  const state = new NodeState(driver)
+  state.setRole('primary') // a primary's success: only that is acknowledged (commit-check.ts)
+  const core = new LitefsCore({ db: 'app.db', state, peerSecret: SECRET, durabilityTimeout: 50 }, hooks)
   t.teardown(() => core.close())
   const ctx = (core as unknown as { ctx: CoreContext<unknown> }).ctx
   const info = (): LitefsInfo => ({ kind: 'write', role: 'primary', local: true })
