@@ -28,7 +28,8 @@ export interface FastifyLitefsOptions extends LitefsOptions {}
  * 'false & …'"); the value is checked when the route is added.
  */
 // eslint-disable-next-line @typescript-eslint/ban-types
-export type LitefsRouteSetting = false | { alwaysForward?: Boolean, durability?: Boolean }
+// At least one key, so a string, `true` or a misspelt key is a compile error (an all-optional object type would take them).
+export type LitefsRouteSetting = false | { alwaysForward: boolean, durability?: boolean } | { alwaysForward?: boolean, durability: boolean }
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -31,6 +31,9 @@ function readmeSnippets (): Map<string, string> {
   return found
 }
 
+/** The snippets also run as CommonJS (the others: the dev cluster's top-level await, the CORS example's ESM page). */
+const AS_COMMONJS = ['express.mjs', 'fastify.mjs', 'http.mjs']
+
 /**
  * The same program in CommonJS, as the README tells CommonJS users to write
  * it: `require` where it imports, and top-level await inside an async main.
@@ -111,7 +114,7 @@ t.test('installed from `npm pack`: the README snippets run, ESM and CommonJS', a
   t.same([...snippets.keys()].sort(), ['browser.mjs', 'cors-api.mjs', 'dev.mjs', 'express.mjs', 'fastify.mjs', 'http.mjs'], 'the README names its runnable snippets')
   for (const [file, code] of snippets) {
     writeFileSync(join(app, file), code)
-    if (['express.mjs', 'fastify.mjs', 'http.mjs'].includes(file)) writeFileSync(join(app, file.replace('.mjs', '.cjs')), asCommonJs(code))
+    if (AS_COMMONJS.includes(file)) writeFileSync(join(app, file.replace('.mjs', '.cjs')), asCommonJs(code))
   }
 
   const out = execFileSync(process.execPath, ['dev.mjs'], { cwd: app, encoding: 'utf8', env: quietEnv, timeout: 60_000 })
@@ -150,7 +153,7 @@ t.test('installed from `npm pack`: the README snippets run, ESM and CommonJS', a
 
   await t.test('every README snippet type-checks as it stands (tsc --strict, checkJs), in every module mode, on TypeScript 5.9 and 7.0', async t => {
     const esm = [...snippets.keys()]
-    const cjs = esm.filter(f => f !== 'dev.mjs').map(f => f.replace('.mjs', '.cjs'))
+    const cjs = AS_COMMONJS.map(f => f.replace('.mjs', '.cjs'))
     for (const compiler of ['typescript', 'typescript7'] as const) {
       for (const mode of MODES) {
         if (compiler === 'typescript7' && !mode.ts7) continue
