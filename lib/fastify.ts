@@ -27,9 +27,10 @@ export interface FastifyLitefsOptions extends LitefsOptions {}
  * type error names the key (`boolean` would collapse it into "not assignable to
  * 'false & …'"); the value is checked when the route is added.
  */
+// At least one key: Fastify intersects a route's config with its literal type, so an all-optional
+// object type took 'off', true and misspelt keys. alwaysForward's member last: its error names the key.
 // eslint-disable-next-line @typescript-eslint/ban-types
-// At least one key, so a string, `true` or a misspelt key is a compile error (an all-optional object type would take them).
-export type LitefsRouteSetting = false | { alwaysForward: boolean, durability?: boolean } | { alwaysForward?: boolean, durability: boolean }
+export type LitefsRouteSetting = false | { durability: Boolean, alwaysForward?: Boolean } | { alwaysForward: Boolean, durability?: Boolean }
 
 declare module 'fastify' {
   interface FastifyContextConfig {
