@@ -288,9 +288,11 @@ t.test('a replacement: the app\'s head and body are discarded, the client gets t
       }, 20)
       return
     }
+    if (req.url === '/null-callback') return res.end('success', null as any, null as any) // as Fastify ends a reply
     res.end('success', () => callbacks.push('end'))
   })
   const replace = litefsError('LITEFS_INTERNAL', 'the outcome of this write is unknown')
+  const nullCallback = rawRequest(s.port, POST('/null-callback'))
   const r = rawRequest(s.port, POST('/'))
   const head = rawRequest(s.port, `HEAD / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`)
   const stream = rawRequest(s.port, POST('/stream'))
@@ -307,6 +309,7 @@ t.test('a replacement: the app\'s head and body are discarded, the client gets t
   t.equal(h.status, 500)
   t.equal(h.body, '', 'HEAD: no body')
   t.equal(parse(await stream.done).status, 500)
+  t.equal(parse(await nullCallback.done).status, 500, 'a kept end with a null callback: replaced, nothing called')
   await turns()
   t.ok(callbacks.includes('write') && callbacks.includes('end'), 'the discarded writes\' callbacks are called')
   await new Promise(resolve => setTimeout(resolve, 40))

@@ -263,7 +263,7 @@ export class DeferredHead {
     this.state = 'through'
     sendAnswer(res, answer)
     this.state = 'replaced'
-    for (const k of kept) if (k !== 'flush' && k.cb !== undefined) process.nextTick(k.cb)
+    for (const k of kept) if (k !== 'flush' && typeof k.cb === 'function') process.nextTick(k.cb) // Fastify passes null
     if (this.owedDrain) res.emit('drain')
   }
 
