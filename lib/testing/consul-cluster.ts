@@ -63,6 +63,14 @@ export interface ConsulClusterOptions {
   exec?: (node: LitefsNodeInfo) => string | undefined
   /** Extra environment for a node's LiteFS. */
   env?: (node: LitefsNodeInfo) => Record<string, string>
+  /**
+   * Where a node tells its peers to reach its LiteFS API (`advertise-url`), so
+   * replication can go through a relay the test controls (the durability suite
+   * delays it). Default the node's API URL.
+   */
+  advertiseUrl?: (node: LitefsNodeInfo) => string
+  /** Called before each start of a node's LiteFS: the place to (re)start what it needs beside it, e.g. `node.spawnApp` a relay. */
+  beforeStart?: (node: ConsulNode) => void
   /** Milliseconds; the bound for every readiness wait. Default 30000. */
   readyTimeout?: number
   /** Milliseconds `stop()` gives LiteFS after SIGTERM before SIGKILL. Default 10000. */
@@ -178,7 +186,7 @@ class Cluster implements ConsulCluster, ClusterContext {
     })
     // In a namespace every node has LiteFS's usual port; on loopback each its own.
     const ports = netns ? this.hostnames.map(() => API_PORT) : await freePorts(this.hostnames.length)
-    const env = { network: this.network, consulIp: netns ? CONSUL_IP : '127.0.0.1', nodes: this.nodes }
+    const env = { network: this.network, consulIp: netns ? CONSUL_IP : '127.0.0.1', nodes: this.nodes, beforeStart: this.options.beforeStart }
     this.hostnames.forEach((hostname, i) => {
       const nodeDir = join(this.dir, hostname)
       mkdirSync(nodeDir, { recursive: true })
@@ -201,7 +209,7 @@ class Cluster implements ConsulCluster, ClusterContext {
       '--consul-ttl', o.ttl ?? '10s', '--consul-lock-delay', o.lockDelay ?? '1s',
       '--candidate', String(node.candidate), '--promote', String(promote),
       '--fuse-dir', node.mount, '--data-dir', node.dataDir,
-      '--http-addr', new URL(node.apiUrl).host, '--advertise-url', node.apiUrl,
+      '--http-addr', new URL(node.apiUrl).host, '--advertise-url', o.advertiseUrl?.(node) ?? node.apiUrl,
       // Stay up after a startup error, so the harness reports it with the log.
       '--exit-on-error', 'false',
     ]

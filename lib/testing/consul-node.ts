@@ -28,6 +28,8 @@ export interface ConsulNodeEnv {
   readonly network: ClusterNetwork | undefined
   readonly consulIp: string
   readonly nodes: readonly ConsulNode[]
+  /** ConsulClusterOptions.beforeStart. */
+  readonly beforeStart?: (node: ConsulNode) => void
 }
 
 export class ConsulNode extends ClusterNode {
@@ -80,6 +82,11 @@ export class ConsulNode extends ClusterNode {
     this.signalGroup('SIGCONT')
     for (const app of this.apps) app.signal('SIGCONT')
     this.paused = false
+  }
+
+  override async start (): Promise<void> {
+    this.env.beforeStart?.(this)
+    await super.start()
   }
 
   override async stop (): Promise<void> {
