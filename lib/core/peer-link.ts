@@ -54,7 +54,7 @@ export class PeerLink {
   /**
    * @param port this server's port, for the primary's URL (`{port}` in primaryUrl); 0 while unknown
    */
-  constructor (options: ResolvedOptions, private readonly state: NodeState, port: () => number, private readonly log: Logger) {
+  constructor (options: ResolvedOptions, private readonly state: NodeState, port: () => number, log: Logger) {
     this.name = options.durability.name ?? options.consul?.hostname ?? osHostname()
     const api = options.api
     // Candidacy is LiteFS's to say (/info): without its API this node does not report.

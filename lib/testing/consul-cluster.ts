@@ -15,8 +15,7 @@
  * the test dies first). A node's process is `litefs-node.ts`'s, its faults
  * `consul-node.ts`'s.
  */
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Dispatcher } from 'undici'
 import { runConfig } from '../cli/config.js'
@@ -24,7 +23,8 @@ import { startBalancer, type Balancer } from './balancer.js'
 import type { LitefsNodeInfo } from './cluster-types.js'
 import { findConsul, leaseHolder, startConsulAgent, type ConsulAgent, type LeaseHolder } from './consul-agent.js'
 import { ConsulNode } from './consul-node.js'
-import { findLitefs, isExecutable } from './litefs-binary.js'
+import { clusterDir, clusterHostnames, litefsBinary } from './cluster-setup.js'
+import { isExecutable } from './litefs-binary.js'
 import { ERROR_LOG_LINES, type ClusterContext, type DynamicLease } from './litefs-node.js'
 import { unmountAll } from './mounts.js'
 import { CONSUL_IP, createNetwork, type ClusterNetwork } from './netns.js'
@@ -101,31 +101,21 @@ export interface ConsulCluster {
   close (): Promise<void>
 }
 
-const HOSTNAME_RE = /^[A-Za-z0-9._-]+$/
 const DURATION_RE = /^\d+(?:\.\d+)?(?:ms|s|m)$/
 const API_PORT = 20202
 
 /** Starts Consul, then node 0 (which takes the lease), then the others, each bounded by `readyTimeout`. */
 export async function startConsulCluster (opts: ConsulClusterOptions = {}): Promise<ConsulCluster> {
-  const count = opts.nodes ?? opts.hostnames?.length ?? 3
-  if (!Number.isInteger(count) || count < 1) throw new RangeError(`litefs-cluster: nodes must be a positive integer, got ${count}`)
-  const hostnames = opts.hostnames ?? Array.from({ length: count }, (_, i) => `node-${i + 1}`)
-  if (hostnames.length !== count) throw new RangeError(`litefs-cluster: ${hostnames.length} hostnames for ${count} nodes`)
-  for (const h of hostnames) if (!HOSTNAME_RE.test(h)) throw new RangeError(`litefs-cluster: hostname ${JSON.stringify(h)} must match ${HOSTNAME_RE}`)
-  if (new Set(hostnames).size !== count) throw new RangeError('litefs-cluster: hostnames must be unique')
+  const hostnames = clusterHostnames(opts)
   for (const [name, value] of [['ttl', opts.ttl], ['lockDelay', opts.lockDelay]] as const) {
     if (value !== undefined && !DURATION_RE.test(value)) throw new RangeError(`litefs-cluster: ${name} must be a duration such as "10s", got ${JSON.stringify(value)}`)
   }
-  const binary = opts.binary ?? findLitefs()
-  if (!binary) throw new Error('litefs-cluster: no litefs binary found (set LITEFS_BIN, run scripts/install-litefs.sh, or put litefs on PATH)')
-  if (!isExecutable(binary)) throw new Error(`litefs-cluster: litefs binary ${binary} is not an executable file`)
+  const binary = litefsBinary(opts.binary)
   const consulBinary = opts.consulBinary ?? findConsul()
   if (!consulBinary) throw new Error('litefs-cluster: no consul binary found (set CONSUL_BIN, or run scripts/install-consul.sh)')
   if (!isExecutable(consulBinary)) throw new Error(`litefs-cluster: consul binary ${consulBinary} is not an executable file`)
 
-  const createdDir = opts.dir === undefined
-  const dir = createdDir ? realpathSync(mkdtempSync(join(tmpdir(), 'litefs-consul-'))) : (mkdirSync(opts.dir!, { recursive: true }), realpathSync(opts.dir!))
-  if (dir.includes('$')) throw new Error(`litefs-cluster: dir ${dir} contains "$", which LiteFS would expand as an environment variable`)
+  const { dir, created: createdDir } = clusterDir(opts.dir, 'litefs-consul-')
   installSafetyNet()
   const cluster = new Cluster(opts, dir, createdDir, binary, hostnames)
   try {

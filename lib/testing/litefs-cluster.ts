@@ -14,6 +14,7 @@
  * `close()`. The rest is split by job:
  *   - cluster-types.ts      the public option and result types;
  *   - litefs-binary.ts      finding LiteFS, checking FUSE;
+ *   - cluster-setup.ts      the checks and base directory both cluster kinds start with;
  *   - litefs-node.ts        one node's process: start/stop/kill/restart, /info, -pos;
  *   - litefs-config.ts      the litefs.yml of a static lease;
  *   - replication-relay.ts  the fault of pausing a replica's replication;
@@ -29,11 +30,10 @@
  *   - netns-gateway.ts      how the test process reaches into the namespaces;
  *   - balancer.ts           a round-robin balancer on 127.0.0.1 over the nodes' apps.
  */
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { LitefsCluster, LitefsClusterOptions } from './cluster-types.js'
-import { findLitefs, isExecutable } from './litefs-binary.js'
+import { clusterDir, clusterHostnames, litefsBinary } from './cluster-setup.js'
 import { ClusterNode, ERROR_LOG_LINES, type ClusterContext } from './litefs-node.js'
 import { unmountAll } from './mounts.js'
 import { installSafetyNet, trackCreatedDir, untrackCreatedDir, untrackNode } from './safety-net.js'
@@ -51,7 +51,6 @@ export { netnsProblem, type ClusterNetwork } from './netns.js'
 
 const DEFAULT_READY_TIMEOUT = 20_000
 const DEFAULT_STOP_TIMEOUT = 10_000
-const HOSTNAME_RE = /^[A-Za-z0-9._-]+$/
 
 class Cluster implements LitefsCluster, ClusterContext {
   readonly nodes: ClusterNode[] = []
@@ -160,24 +159,12 @@ class Cluster implements LitefsCluster, ClusterContext {
  * (then everything started so far is closed first).
  */
 export async function startLitefsCluster (opts: LitefsClusterOptions = {}): Promise<LitefsCluster> {
-  const count = opts.nodes ?? opts.hostnames?.length ?? 3
-  if (!Number.isInteger(count) || count < 1) throw new RangeError(`litefs-cluster: nodes must be a positive integer, got ${count}`)
+  const hostnames = clusterHostnames(opts)
+  const count = hostnames.length
   const primary = opts.primary ?? 0
   if (!Number.isInteger(primary) || primary < 0 || primary >= count) throw new RangeError(`litefs-cluster: primary must be a node index 0..${count - 1}, got ${primary}`)
-  const hostnames = opts.hostnames ?? Array.from({ length: count }, (_, i) => `node-${i + 1}`)
-  if (hostnames.length !== count) throw new RangeError(`litefs-cluster: ${hostnames.length} hostnames for ${count} nodes`)
-  for (const h of hostnames) if (!HOSTNAME_RE.test(h)) throw new RangeError(`litefs-cluster: hostname ${JSON.stringify(h)} must match ${HOSTNAME_RE}`)
-  if (new Set(hostnames).size !== count) throw new RangeError('litefs-cluster: hostnames must be unique')
-
-  const binary = opts.binary ?? findLitefs()
-  if (!binary) throw new Error('litefs-cluster: no litefs binary found (set LITEFS_BIN, run scripts/install-litefs.sh, or put litefs on PATH)')
-  if (!isExecutable(binary)) throw new Error(`litefs-cluster: litefs binary ${binary} is not an executable file`)
-
-  // Realpath: /proc/self/mounts lists resolved paths, and the mount check compares strings.
-  const createdDir = opts.dir === undefined
-  const dir = createdDir ? realpathSync(mkdtempSync(join(tmpdir(), 'litefs-cluster-'))) : (mkdirSync(opts.dir!, { recursive: true }), realpathSync(opts.dir!))
-  // LiteFS expands ${VAR} / $VAR across the whole config, paths included.
-  if (dir.includes('$')) throw new Error(`litefs-cluster: dir ${dir} contains "$", which LiteFS would expand as an environment variable`)
+  const binary = litefsBinary(opts.binary)
+  const { dir, created: createdDir } = clusterDir(opts.dir, 'litefs-cluster-')
 
   installSafetyNet()
   const cluster = new Cluster(opts, dir, createdDir, binary, hostnames, await freePorts(count), primary)
