@@ -17,6 +17,10 @@
 //      primary are counted around every run: what was applied, not what was answered.
 //   L6 Express and node:http writes on the primary (commit nothing), bare vs with
 //      litefs-proxy: the other adapters' cookie cost on FUSE
+//   L7 durability's cost (issue 21), on a cluster of its own: 3 candidates with a
+//      Consul lease on loopback, the L4 insert on the primary's in-process app
+//      with `durability` on vs off, the replicas' apps reporting their positions
+//      to it. Needs the consul binary (scripts/install-consul.sh) too.
 // Needs the litefs binary and FUSE (root); otherwise the section says why and
 // is skipped. Server CPU per request counts every process a request touches,
 // both LiteFS processes included (they serve the FUSE reads and run LiteFS's
@@ -29,7 +33,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-export const IDS = ['L1', 'L2', 'L3', 'L4', 'L5', 'L6']
+export const IDS = ['L1', 'L2', 'L3', 'L4', 'L5', 'L6', 'L7']
 // Shorter than the fake-LiteFS sections' runs, so the section stays near 3 minutes:
 // BENCH_LITEFS_DURATION seconds per run, BENCH_LITEFS_ROUNDS rounds per scenario.
 const DURATION = Number(process.env.BENCH_LITEFS_DURATION ?? 1.25)
@@ -73,7 +77,7 @@ const hex16 = n => n.toString(16).padStart(16, '0')
  */
 export async function realLitefs (ctx, ids) {
   const { log, load, round, median } = ctx
-  const { findLitefs, fuseProblem, startLitefsCluster } = await import(pathToFileURL(join(ctx.dist, 'testing', 'litefs-cluster.js')).href)
+  const { findLitefs, fuseProblem, startLitefsCluster, findConsul, startConsulCluster } = await import(pathToFileURL(join(ctx.dist, 'testing', 'litefs-cluster.js')).href)
   const missing = []
   const binary = findLitefs()
   if (binary === undefined) missing.push('no litefs binary (scripts/install-litefs.sh, or LITEFS_BIN)')
@@ -108,6 +112,8 @@ export async function realLitefs (ctx, ids) {
   const litefsPorts = [lf0, lf1]
   const sidecarPorts = [sc0, sc1]
   const started = [] // app servers and sidecars: all closed before the cluster
+  const wanted = id => ids.size === 0 || ids.has(id)
+  const POST = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hello"}' }
   const lines = []
   let cluster
   let litefsProcs // LiteFS's processes, once the cluster runs
@@ -174,8 +180,6 @@ export async function realLitefs (ctx, ids) {
     ]
     const readWays = i => [...fourWays(i), way('nginx', nginx, [nginx, bare[i]], WAYS.nginx, bare[i])]
     const count = async () => (await (await fetch(`${bare[0].url}/__count`)).json()).n
-    const POST = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hello"}' }
-    const wanted = id => ids.size === 0 || ids.has(id)
 
     // --- Scenarios ---
     if (wanted('L1')) {
@@ -254,7 +258,6 @@ export async function realLitefs (ctx, ids) {
         await s.close()
       }
     }
-    section.targets = targets(section.scenarios)
     // How often each proxy dials the app anew, counted on the app.
     const dials = key => section.scenarios.flatMap(s => s.ways[key]?.appDialsPerReq === undefined ? [] : [`${s.id} ${fmt3(s.ways[key].appDialsPerReq)}`]).join(', ')
     section.notes.push(`New TCP connections the app accepted per request, under 50 connections: behind LiteFS's proxy ${dials('litefs')}; behind litefs-proxy serve ${dials('sidecar')}.`)
@@ -265,7 +268,78 @@ export async function realLitefs (ctx, ids) {
     for (const s of started.reverse()) await s.close().catch(() => {})
     await cluster?.close()
   }
+  if (wanted('L7')) {
+    const row = await durabilityCost()
+    if (row !== undefined) section.scenarios.push(row)
+  }
+  section.targets = targets(section.scenarios)
   return section
+
+  /** L7: the L4 insert with `durability` on vs off, on 3 candidates with a Consul lease (its own cluster). */
+  async function durabilityCost () {
+    const consulBinary = findConsul()
+    if (consulBinary === undefined) {
+      const why = 'L7 (durability) skipped: no consul binary (scripts/install-consul.sh, or CONSUL_BIN)'
+      log(why)
+      section.notes.push(why)
+      return undefined
+    }
+    const apps = []
+    let consul
+    try {
+      consul = await startConsulCluster({ nodes: 3, binary, consulBinary, log: (host, line) => { lines.push(`${host}: ${line}`); if (lines.length > 400) lines.shift() } })
+      const primary = await consul.waitForPrimary()
+      const { default: Database } = await import('better-sqlite3')
+      const schema = new Database(join(primary.mount, DB))
+      schema.pragma('journal_mode = WAL')
+      schema.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, text TEXT NOT NULL)')
+      schema.close()
+      await consul.waitReplicated(DB, primary)
+      litefsProcs = consul.nodes.map(n => external(n.pid, `litefs ${n.hostname}`))
+      const peerSecret = 'the-bench-durability-peer-secret'
+      const opts = (node, durability) => ({ db: DB, mount: node.mount, api: node.apiUrl, peerSecret, peerName: node.hostname, durability })
+      const start = async spec => { const a = await ctx.startServer(spec); apps.push(a); return a }
+      const durable = await start({ framework: 'fastify', plugin: true, litefs: opts(primary, true), sqlite: join(primary.mount, DB) })
+      // Off: the default, no peer endpoint at all.
+      const plain = await start({ framework: 'fastify', plugin: true, litefs: { db: DB, mount: primary.mount, api: primary.apiUrl }, sqlite: join(primary.mount, DB) })
+      const replicas = consul.nodes.filter(n => n !== primary)
+      const reporters = []
+      for (const node of replicas) reporters.push(await start({ framework: 'fastify', plugin: true, litefs: opts(node, false), sqlite: join(node.mount, DB), primaryOrigin: durable.url }))
+      await ready(durable, 'primary')
+      await ready(plain, 'primary')
+      for (const r of reporters) await ready(r, 'replica')
+      // Both replicas are in the durable app's table, connected, before it is measured.
+      for (let i = 0; ; i++) {
+        const peers = (await (await fetch(`${durable.url}/litefs/health`)).json()).peers ?? []
+        if (replicas.every(n => peers.some(p => p.hostname === n.hostname && p.connected && p.candidate))) break
+        if (i > 1000) throw new Error(`the replicas never reported to the durable app (its peers: ${JSON.stringify(peers)})`)
+        await sleep(20)
+      }
+      const ways = [
+        { key: 'plain', label: 'in-process, durability off (the default)', url: plain.url, port: Number(new URL(plain.url).port), cpuOf: [plain, ...reporters, ...litefsProcs] },
+        { key: 'durable', label: 'in-process, durability on (answer after both candidates report it)', url: durable.url, port: Number(new URL(durable.url).port), cpuOf: [durable, ...reporters, ...litefsProcs] }
+      ]
+      const count = async () => (await (await fetch(`${plain.url}/__count`)).json()).n
+      const row = await scenario(ctx, {
+        id: 'L7', name: 'Write on the primary, inserts a row: durability on vs off (3 candidates, Consul lease)', node: primary.hostname, load: { ...POST, path: '/insert' }, ways, count,
+        pairs: [['durable', 'plain']]
+      })
+      const lag = []
+      for (const r of reporters) lag.push((await (await fetch(`${r.url}/litefs/health`)).json()).lag)
+      row.replicaLagMs = lag
+      const p = row.pairs['durable/plain']
+      const note = `L7: durability on vs off, inserts on the primary with 2 candidates reporting: ${p.ratio}× req/s (rounds ${p.spread.join('–')}), p50 ${row.ways.durable.p50Ms} vs ${row.ways.plain.p50Ms} ms, p99 ${row.ways.durable.p99Ms} vs ${row.ways.plain.p99Ms} ms under 50 connections; one connection p50 ${row.ways.durable.single.p50Ms} vs ${row.ways.plain.single.p50Ms} ms. The replicas' lag (LiteFS's .lag) after the run: ${lag.join(', ')} ms.`
+      log(note)
+      section.notes.push(note)
+      return row
+    } catch (err) {
+      err.message += `\n--- last LiteFS log lines ---\n${lines.slice(-30).join('\n')}`
+      throw err
+    } finally {
+      for (const a of apps.reverse()) await a.close().catch(() => {})
+      await consul?.close()
+    }
+  }
 
   async function ready (server, role) {
     for (let i = 0; ; i++) {
@@ -437,7 +511,10 @@ events { worker_connections 4096; }
 http {
   access_log off;
 ${temp}
-  upstream app { server 127.0.0.1:${target}; keepalive 64; }
+  # A client's connection and an upstream one are otherwise closed after 1,000
+  # requests (nginx's default): the one-connection probe would see it closed.
+  keepalive_requests 100000000;
+  upstream app { server 127.0.0.1:${target}; keepalive 64; keepalive_requests 100000000; }
   server {
     listen 127.0.0.1:${port} backlog=8192;
     location / {
