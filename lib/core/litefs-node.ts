@@ -1,15 +1,13 @@
-// Longer than 300 lines: one driver follows LiteFS through its stream, its mount files and the lease
-// fence, and the stream's handlers share its private state; the mount checks are the next to move out.
 /**
  * A NodeState fed by a real LiteFS node: the /events stream, the mount's files
  * (-pos, .primary) when the stream is down, the primary confirmation and the
- * lease fence. Sharing one per mount is shared-node.ts's job.
+ * lease fence. Whether the mount is live and the right one (and saying so) is
+ * mount-check.ts's; sharing one per mount is shared-node.ts's.
  */
 import { performance } from 'node:perf_hooks'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import { disagreement } from './api-mount.js'
 import { ENDED, EventsFeed } from './events-feed.js'
+import { MountCheck } from './mount-check.js'
 import { mountFiles, type MountFiles } from './mount-files.js'
 import { NodeState, type StateDriver } from './node-state.js'
 import { PrimaryConfirmation } from './primary-confirm.js'
@@ -66,54 +64,7 @@ export class LitefsDriver implements StateDriver {
     this.files = mountFiles(opts.mount)
     this.databases = new Set(opts.databases)
     this.warn = warnings(this.log)
-  }
-
-  /**
-   * Say so when the mount is not a live LiteFS mount, and why if it can tell;
-   * `apiUp`: LiteFS's API answers, so the mount option itself is wrong. Returns
-   * whether the mount is live.
-   */
-  private checkMount (apiUp: boolean): boolean {
-    const mount = this.opts.mount
-    if (this.files.live()) {
-      if (this.mountWarned) this.warn.clear('LITEFS_MOUNT', mount, `${mount} is a live LiteFS mount again`)
-      this.mountWarned = false
-      if (this.opts.api === false) this.proven = true
-      if (this.opts.api === false || this.streaming) this.warn.clear('LITEFS_STOPPED', mount, 'LiteFS on this node is back')
-      return true
-    }
-    // Once LiteFS ran here with these settings, a dead mount is LiteFS stopping, not a wrong "mount".
-    if (this.proven) {
-      this.stopped(`its mount ${mount} does not answer`)
-      return false
-    }
-    if (this.mountWarned) return false
-    this.mountWarned = true
-    const exists = existsSync(mount)
-    this.warn.say('LITEFS_MOUNT', mount, !exists
-      ? `the mount ${mount} does not exist: is "mount" LiteFS's fuse.dir? Writes wait and reads are held until it answers`
-      : apiUp
-        ? `LiteFS's API answers but ${mount} is not its mount (no .lag in it): set "mount" to LiteFS's fuse.dir`
-        : `${mount} is not a live LiteFS mount (no .lag in it): LiteFS is not running there (yet), or "mount" is not its fuse.dir; writes wait and reads are held until it answers`,
-    { mount })
-    return false
-  }
-
-  /**
-   * LiteFS ran here with these settings and is gone now: said once, as what it
-   * is (LiteFS stopping or restarting), never as a configuration hint.
-   */
-  private stopped (how: string): void {
-    this.warn.say('LITEFS_STOPPED', this.opts.mount, `LiteFS on this node stopped or is restarting (${how}); writes wait until it is back`, { mount: this.opts.mount })
-  }
-
-  /** A database named like none LiteFS has, while it has others: a wrong `db` option, most likely. */
-  private checkDatabases (): void {
-    const names = this.files.databases()
-    for (const db of this.databases) {
-      if (names.length === 0 || names.includes(db)) continue
-      this.warn.say('LITEFS_DB', `${this.opts.mount}/${db}`, `no database "${db}" under ${this.opts.mount}, where LiteFS has ${names.map(n => `"${n}"`).join(', ')}: is "db" the file name your app opens?`, { db, databases: names })
-    }
+    this.check = new MountCheck(opts.mount, opts.api === false, this.files, this.warn, () => this.streaming)
   }
 
   start (): void {
@@ -142,9 +93,9 @@ export class LitefsDriver implements StateDriver {
     this.feed = new EventsFeed(new URL('/events', this.opts.api).href, {
       subscribed: (isPrimary, hostname) => {
         this.warn.clear('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is back`)
-        if (this.checkMount(true)) {
-          this.proven = true
-          this.checkDatabases()
+        if (this.check.live(true)) {
+          this.check.proven = true
+          this.check.databases(this.databases)
         }
         this.files.keep(true) // LiteFS is up: a kept -pos fd is now as fresh as a new open
         this.state.setLitefs('up')
@@ -160,8 +111,8 @@ export class LitefsDriver implements StateDriver {
         // From up, the mount is assumed alive until probed; a failed reconnect
         // leaves a dead mount dead.
         if (this.state.litefs === 'up') this.state.setLitefs('stream-lost')
-        if (first && this.proven) {
-          this.stopped(reason === ENDED ? reason : `its event stream failed: ${reason}`)
+        if (first && this.check.proven) {
+          this.check.stopped(reason === ENDED ? reason : `its event stream failed: ${reason}`)
         } else if (first) {
           this.warn.say('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is unavailable (${reason}): writes wait until it is back; is LiteFS running, and is "api" its http.addr?`, { api, reason })
         }
@@ -178,9 +129,7 @@ export class LitefsDriver implements StateDriver {
   }
 
   private readonly warn: Warnings
-  private mountWarned = false
-  /** LiteFS answered here once, on its stream and its mount: the settings are right. */
-  private proven = false
+  private readonly check: MountCheck
   private probe: NodeJS.Timeout | undefined
   private lostAt = -Infinity
 
@@ -196,7 +145,7 @@ export class LitefsDriver implements StateDriver {
 
   refresh = (): void => {
     if (this.opts.api === false) this.refreshFromFiles()
-    else if (!this.streaming) this.state.setLitefs(this.checkMount(false) ? 'stream-lost' : 'down')
+    else if (!this.streaming) this.state.setLitefs(this.check.live(false) ? 'stream-lost' : 'down')
     // After the loop stood still the stream's word may be stale: look at the
     // mount once, by a stat (an open file, even to look, can make an unmount
     // under way fail). A live mount changes nothing; a dead one is LiteFS gone.
@@ -211,10 +160,9 @@ export class LitefsDriver implements StateDriver {
 
   mountAnswers = (): boolean => this.lookAtMount('when a write\'s position was read')
 
-  /** A stat of `.lag`: a dead mount is LiteFS gone, said once, and the state goes down. */
+  /** The mount looked at by a stat (mount-check.ts): a dead one is LiteFS gone, and the state goes down. */
   private lookAtMount (when: string): boolean {
-    if (existsSync(join(this.opts.mount, '.lag'))) return true
-    this.stopped(`its mount did not answer ${when}`)
+    if (this.check.answers(when)) return true
     this.state.setLitefs('down')
     return false
   }
@@ -280,13 +228,13 @@ export class LitefsDriver implements StateDriver {
    * option says (a primary and a cut-off replica look the same), else unknown.
    */
   private refreshFromFiles (): void {
-    if (!this.checkMount(false)) {
+    if (!this.check.live(false)) {
       this.confirmation.cancel()
       this.state.setLitefs('down')
       return
     }
     const snapshot = !this.looked
-    if (snapshot) this.checkDatabases()
+    if (snapshot) this.check.databases(this.databases)
     this.looked = true
     this.state.setLitefs('up')
     const hostname = this.files.readPrimary()
