@@ -18,11 +18,14 @@
 //   partition   a candidate cut off from the primary (not from Consul) for 15 s,
 //               then the primary crashed once it is back;
 //   pause       the primary SIGSTOPped past its lease TTL, then resumed.
+// Then the same cluster with `litefs-proxy serve` in front of the small Python
+// app on every node (failover/small-app.py; --peer-secret, --durable-path):
+// 5 crashes, and 5 under the replication lag.
 // Asserted, for the durable group: 0 acknowledged writes lost, every answer
 // within the bound; for everything: 0 doubled. The plain group's losses are
 // printed (what asynchronous replication loses), not asserted, except in the
 // lag phase, where some must be lost for the injected lag to count as real.
-// Run by `npm run test:litefs`; about 8 minutes.
+// Run by `npm run test:litefs`; about 11 minutes.
 // The steady phase prints the cost: acknowledged writes per second and their
 // p50/p99 latency, durable vs plain, under the same load, and a replica's lag.
 import t from 'tap'
@@ -34,10 +37,11 @@ import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { startConsulCluster, type ConsulCluster, type ConsulNode, type NodeApp, type Balancer } from '../../lib/testing/litefs-cluster.js'
 import { checkHistory, formatReports, now, type History, type Report } from '../helpers/failover-history.js'
-import { APP_PORT, LOCK_DELAY, appLogs, startApps } from './failover/apps.js'
+import { APP_PORT, LOCK_DELAY, appLogs, startApps, type Variant } from './failover/apps.js'
 import { pollLease, startClients } from './failover/load.js'
 
 const CRASHES = Number(process.env.LITEFS_DURABILITY_CRASHES ?? 10)
+const SERVE_CRASHES = 5
 const CLIENTS = 5 // per group
 const DB = 'app.db'
 const TTL_MS = 10_000
@@ -61,7 +65,7 @@ const BOUND_MS = 30_000 + PAUSE_MS + DURABILITY_TIMEOUT_MS + 5_000
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
-interface Setup { cluster: ConsulCluster, balancer: Balancer, apps: Map<ConsulNode, NodeApp[]>, down: Set<ConsulNode> }
+interface Setup { cluster: ConsulCluster, balancer: Balancer, apps: Map<ConsulNode, NodeApp[]>, down: Set<ConsulNode>, variant: Variant }
 
 /** The file every lag relay reads its delay from. */
 const LAG_FILE = join(tmpdir(), `litefs-proxy-lag-${process.pid}`)
@@ -97,7 +101,10 @@ async function restore (s: Setup): Promise<void> {
     const apps = s.apps.get(node)
     if (apps === undefined || !apps.every(a => a.running)) {
       for (const a of apps ?? []) await a.stop()
-      s.apps.set(node, startApps(s.cluster, node, 'plugin', { ...OPTIONS, peerName: node.hostname }))
+      s.apps.set(node, startApps(s.cluster, node, s.variant, { ...OPTIONS, peerName: node.hostname }, [
+        '--peer-secret', OPTIONS.peerSecret, '--peer-name', node.hostname,
+        '--durable-path', '/durable/*', '--durability-timeout', `${DURABILITY_TIMEOUT_MS}ms`
+      ]))
     }
   }
   const up = s.cluster.nodes.filter(n => !s.down.has(n))
@@ -120,39 +127,48 @@ async function crashPrimary (s: Setup): Promise<ConsulNode> {
   return primary
 }
 
+/** `n` crashes of the primary, each node brought back after. */
+const crashes = (n: number): Phase => ({
+  label: `crashes ×${n}`,
+  run: async s => {
+    for (let i = 0; i < n; i++) {
+      await crashPrimary(s)
+      await sleep(1_000)
+      await restore(s)
+      await sleep(2_000)
+    }
+  }
+})
+
+/** `n` crashes with LiteFS's stream to its peers delayed LAG_MS. */
+const lagCrashes = (n: number): Phase => ({
+  label: `replication lag ${LAG_MS} ms, crashes ×${n}`,
+  run: async s => {
+    setLag(LAG_MS)
+    try {
+      for (let i = 0; i < n; i++) {
+        await sleep(3_000) // writes acknowledged under the lag, the newest still on the wire
+        await crashPrimary(s)
+        await sleep(1_000)
+        await restore(s)
+      }
+    } finally {
+      setLag(0)
+    }
+  }
+})
+
+/** `serve` (the sidecar in front of the Python app) gets the crash series too, shorter. */
+const SERVE_PHASES: Phase[] = [crashes(SERVE_CRASHES), lagCrashes(LAG_CRASHES)]
+
 const PHASES: Phase[] = [
   {
     // The cost, without faults: the same load on both groups (printed: durable vs plain write latency and rate).
     label: 'steady, no fault',
     run: async () => { await sleep(STEADY_MS) }
   },
-  {
-    label: `crashes ×${CRASHES}`,
-    run: async s => {
-      for (let i = 0; i < CRASHES; i++) {
-        await crashPrimary(s)
-        await sleep(1_000)
-        await restore(s)
-        await sleep(2_000)
-      }
-    }
-  },
-  {
-    label: `replication lag ${LAG_MS} ms, crashes ×${LAG_CRASHES}`,
-    run: async s => {
-      setLag(LAG_MS)
-      try {
-        for (let i = 0; i < LAG_CRASHES; i++) {
-          await sleep(3_000) // writes acknowledged under the lag, the newest still on the wire
-          await crashPrimary(s)
-          await sleep(1_000)
-          await restore(s)
-        }
-      } finally {
-        setLag(0)
-      }
-    }
-  },
+  crashes(CRASHES),
+  lagCrashes(LAG_CRASHES),
   {
     label: 'a candidate down, crashes ×2',
     run: async s => {
@@ -262,12 +278,24 @@ t.test('durability with a Consul lease: acknowledged means on every candidate', 
   db.exec('CREATE TABLE tokens (id INTEGER PRIMARY KEY, token TEXT NOT NULL)')
   db.close()
   await cluster.waitReplicated(DB, primary)
-  const s: Setup = { cluster, balancer: await cluster.startBalancer(APP_PORT), apps: new Map(), down: new Set() }
-  await restore(s)
+  const s: Setup = { cluster, balancer: await cluster.startBalancer(APP_PORT), apps: new Map(), down: new Set(), variant: 'plugin' }
 
   const rows: Array<{ label: string, report: Report }> = []
   const summary: string[] = ['phase                                                   s    acked on/off   lost on/off   doubled   500 not-replicated   max durable answer ms']
-  for (const p of PHASES.filter(p => process.env.LITEFS_DURABILITY_PHASES?.split(',').some(w => p.label.includes(w)) ?? true)) {
+  // The plugin's series, then serve's; LITEFS_DURABILITY_VARIANTS / _PHASES pick (names or words of labels).
+  const series: Array<[Variant, Phase[]]> = [['plugin', PHASES], ['serve', SERVE_PHASES]]
+  const picked = (variant: Variant, p: Phase): boolean =>
+    (process.env.LITEFS_DURABILITY_VARIANTS?.split(',').includes(variant) ?? true) &&
+    (process.env.LITEFS_DURABILITY_PHASES?.split(',').some(w => p.label.includes(w)) ?? true)
+  const runs = series.flatMap(([variant, phases]) => phases.filter(p => picked(variant, p)).map(p => ({ variant, p: { ...p, label: `${variant}: ${p.label}` } })))
+  for (const { variant, p } of runs) {
+    if (s.variant !== variant || s.apps.size === 0) {
+      // Another variant's apps: all of them replaced, on every node.
+      for (const apps of s.apps.values()) for (const a of apps) await a.stop()
+      s.apps.clear()
+      s.variant = variant
+      await restore(s)
+    }
     const r = await phase(s, p)
     rows.push({ label: `${p.label} durable`, report: r.durable }, { label: `${p.label} plain`, report: r.plain })
     summary.push(`${p.label.padEnd(55)} ${String(r.seconds).padStart(4)}   ${`${r.durable.acked}/${r.plain.acked}`.padStart(12)}   ${`${r.durable.lost.length}/${r.plain.lost.length}`.padStart(11)}   ${String(r.durable.doubled.length).padStart(7)}   ${String(r.durable.statuses['500/LITEFS_NOT_REPLICATED'] ?? 0).padStart(18)}   ${Math.round(r.maxDurableMs)}`)
@@ -276,12 +304,12 @@ t.test('durability with a Consul lease: acknowledged means on every candidate', 
     t.equal(r.durable.doubled.length, 0, `${p.label}: no write doubled`)
     t.equal(r.durable.outsideBound.length, 0, `${p.label}: every durable request answered within ${BOUND_MS} ms`)
     t.equal(r.durable.staleOwnReads.length, 0, `${p.label}: no stale own-read of a durable write`)
-    if (p.label.startsWith('steady')) {
+    if (p.label.includes('steady')) {
       const current = await s.cluster.waitForPrimary({ timeoutMs: 60_000 })
       const replica = s.cluster.nodes.find(n => n !== current && !s.down.has(n)) as ConsulNode
       t.comment(`cost (${CLIENTS} clients per group, through the balancer, write + read-back loops): ${r.cost}; a replica's lag now: ${String((await health(s, replica)).lag)} ms`)
     }
-    if (p.label.startsWith('replication lag')) {
+    if (p.label.includes('replication lag')) {
       // The fault must be real for its zero to mean anything: the same crashes lost plain writes.
       t.ok(r.plain.lost.length > 0, `${p.label}: the injected lag made asynchronous replication lose acknowledged plain writes (${r.plain.lost.length} of ${r.plain.acked})`)
     } else {

@@ -29,8 +29,8 @@ function keepLog (name: string, app: NodeApp): NodeApp {
   return app
 }
 
-/** Starts `variant`'s apps beside `node`; `extra`: more plugin options (the durability suite's), as JSON. */
-export function startApps (cluster: ConsulCluster, node: ConsulNode, variant: Variant, extra: Record<string, unknown> = {}): NodeApp[] {
+/** Starts `variant`'s apps beside `node`; `extra`: more plugin options, `serveArgs`: more serve flags (the durability suite's). */
+export function startApps (cluster: ConsulCluster, node: ConsulNode, variant: Variant, extra: Record<string, unknown> = {}, serveArgs: readonly string[] = []): NodeApp[] {
   const urls = Object.fromEntries(cluster.nodes.map(n => [n.hostname, `http://${n.ip}:${APP_PORT}`]))
   const stdio: ['ignore', 'ignore', 'pipe'] = ['ignore', 'ignore', 'pipe']
   const common = { NODE: node.hostname, MOUNT: node.mount }
@@ -54,6 +54,6 @@ export function startApps (cluster: ConsulCluster, node: ConsulNode, variant: Va
     '--config', node.configPath,
     '--addr', `${node.ip}:${APP_PORT}`, '--target', `127.0.0.1:${TARGET_PORT}`, '--db', 'app.db', '--mount', node.mount, '--api', node.apiUrl,
     '--primary-url', Object.entries(urls).map(([h, u]) => `${h}=${u}`).join(','), '--primary-redirect-timeout', PRIMARY_REDIRECT_TIMEOUT,
-    '--cookie-name', 'litefs-txid', '--log-level', 'warn'], { stdio }))
+    '--cookie-name', 'litefs-txid', '--log-level', 'warn', ...serveArgs], { stdio }))
   return [app, serve]
 }
