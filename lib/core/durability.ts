@@ -55,7 +55,7 @@ export function awaitCandidates<C> (core: CoreContext<C>, info: LitefsInfo, c: C
   const started = performance.now()
   const timeout = core.options.durability.timeout
   return new Promise(resolve => {
-    peers.table.wait(core.options.db, BigInt('0x' + txid), timeout, result => {
+    peers.table.wait(core.options.db as string, BigInt('0x' + txid), timeout, result => {
       const ms = performance.now() - started
       info.replicatedMs = ms
       if (result === 'replicated') {
@@ -63,7 +63,7 @@ export function awaitCandidates<C> (core: CoreContext<C>, info: LitefsInfo, c: C
         resolve(ack)
         return
       }
-      const { candidates, position } = peers.table.replicated(core.options.db)
+      const { candidates, position } = peers.table.replicated(core.options.db as string)
       const why = result === 'closed'
         ? 'the app is closing'
         : candidates === 0
