@@ -10,10 +10,13 @@ import type { Warnings } from './warnings.js'
 // database: a single-database token (16 hex digits, as every token was before
 // several databases, and LiteFS's and litefs-js's cookies) means it; the primary
 // probe, `durability` and replica reports follow it alone. With `'*'` the list
-// is found in the mount: every file with a `-pos` companion, listed again at
-// most once every RESCAN_MS (on the thread pool, never per request), plus every
-// database LiteFS's event stream has reported. At most MAX_DATABASES are
-// tracked, so a token stays small (token format: positions-token.ts).
+// is found in the mount: every file with a `-pos` companion, plus every
+// database LiteFS's event stream has reported. The mount is listed on the
+// thread pool, never on the event loop: beside each batch of a write's `-pos`
+// reads (a database the handler has just created must be in its token, and
+// the stream may not have reported it yet), and for health at most once every
+// RESCAN_MS. At most MAX_DATABASES are tracked, so a token stays small (token
+// format: positions-token.ts).
 
 /** Most databases one core tracks, and one token names. */
 export const MAX_DATABASES = 16
@@ -102,15 +105,22 @@ export class TrackedDatabases {
     return tracked.slice(0, MAX_DATABASES)
   }
 
-  /** List the mount on the thread pool; what it finds counts from the next call to now(). */
-  private rescan (): void {
+  /** `'*'`: list the mount now, on the thread pool; what it finds counts from then on. Resolves at once otherwise. */
+  async listNow (): Promise<void> {
     this.scannedAt = performance.now()
-    if (this.mount === undefined || this.scanning) return
-    this.scanning = true
-    readdir(this.mount, (err, names) => {
-      this.scanning = false
-      // Gone, or not a directory: nothing found this time (the next scan tries again).
+    const mount = this.mount
+    if (!this.settings.all || mount === undefined) return
+    await new Promise<void>(resolve => readdir(mount, (err, names) => {
+      // Gone, or not a directory: nothing found this time (the next listing tries again).
       this.found = err === null ? names.filter(n => n.endsWith('-pos')).map(n => n.slice(0, -4)) : []
-    })
+      resolve()
+    }))
+  }
+
+  /** A listing in the background, one at a time. */
+  private rescan (): void {
+    if (this.scanning) return
+    this.scanning = true
+    void this.listNow().then(() => { this.scanning = false })
   }
 }

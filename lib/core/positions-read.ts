@@ -9,7 +9,8 @@ import { SharedRead } from './shared-read.js'
 // (NodeState.positionAfter, DESIGN §3.5) the batch starts after the caller
 // joined — so it includes the handler's commits — and is shared with every
 // answer ready before it started (shared-read.ts). The databases are the ones
-// tracked when the batch starts (`'*'` may have found more since).
+// tracked when the batch starts; with `'*'`, the mount is listed beside the
+// reads, and a database found then (the handler created it) is read too.
 
 /** Database → its position (undefined: no `-pos`, or unreadable). */
 export type ReadPositions = Map<string, bigint | undefined>
@@ -29,16 +30,22 @@ export class PositionsRead {
     const read = driver.readPositionAsync === undefined
       ? async (db: string) => state.readPosition(db)
       : async (db: string) => await (driver as Required<Pick<typeof driver, 'readPositionAsync'>>).readPositionAsync(db).catch(() => undefined)
-    this.shared = new SharedRead(async () => {
-      const dbs = tracked.now()
+    const readAll = async (dbs: readonly string[], out: ReadPositions): Promise<void> => {
       const positions = await Promise.all(dbs.map(read))
-      const out: ReadPositions = new Map()
       dbs.forEach((db, i) => {
         const pos = positions[i]
         // Raised, never lowered: an event may have brought a newer position while this read was on its way.
         if (pos !== undefined && pos > state.position(db)) state.setPosition(db, pos)
         out.set(db, pos)
       })
+    }
+    this.shared = new SharedRead(async () => {
+      const out: ReadPositions = new Map()
+      const known = tracked.now()
+      // `'*'`: the mount is listed beside the reads; a database found new (the handler created it) is read after.
+      const [, listed] = await Promise.all([readAll(known, out), tracked.listNow().then(() => tracked.now())])
+      const found = listed.filter(db => !out.has(db))
+      if (found.length > 0) await readAll(found, out)
       return out
     })
   }

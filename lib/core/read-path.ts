@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { CoreContext } from './context.js'
+import { dbLabel } from './db-missing.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import type { Logger } from './logger.js'
 import type { WaitResult } from './node-state.js'
@@ -43,7 +44,7 @@ function wantedOf<C> (core: CoreContext<C>, req: IncomingMessage): Wanted {
   const tracked = core.several?.tracked
   for (const [db, txid] of positions) {
     if (tracked === undefined ? db !== core.options.db : !tracked.accepts(db)) {
-      core.warn.say('LITEFS_TOKEN_DB', 'token', `a token names the database "${db}", which this app does not track (db: ${JSON.stringify(core.options.databases.all ? [...core.options.databases.named, '*'] : core.options.databases.named)}); its position is ignored (said once: such tokens may be many). Give every node the same "db"`, { db })
+      core.warn.say('LITEFS_TOKEN_DB', core.options.mount, `a token names the database "${db}", which this app does not track (db: ${dbLabel(core.options)}); its position is ignored (said once: such tokens may be many). Give every node the same "db"`, { db })
       continue
     }
     if (txid !== 0n) wanted.push([db, txid])
