@@ -42,6 +42,10 @@ export class PositionsRead {
     this.shared = new SharedRead(async () => {
       const out: ReadPositions = new Map()
       const known = tracked.now()
+      if (!tracked.settings.all) {
+        await readAll(known, out)
+        return out
+      }
       // `'*'`: the mount is listed beside the reads; a database found new (the handler created it) is read after.
       const [, listed] = await Promise.all([readAll(known, out), tracked.listNow().then(() => tracked.now())])
       const found = listed.filter(db => !out.has(db))

@@ -38,10 +38,7 @@ export function acknowledgeWrite<C> (core: CoreContext<C>, info: LitefsInfo, c: 
  * write — which LiteFS replicates over the same stream, about as far behind.
  */
 function withToken<C> (core: CoreContext<C>, info: LitefsInfo, c: C, read: ReadPositions): Acknowledgement {
-  const positions: Positions = new Map()
-  for (const [db, txid] of read) if (txid !== undefined && txid !== 0n) positions.set(db, txid)
-  // Nothing read at all: as a single database's missing position (the mount is looked at).
-  const any = [...read.values()].find(txid => txid !== undefined)
+  const { any, token, setTxid } = minted(core, read)
   if (!commitConfirmed(core, any)) {
     const instead = outcomeUnknown(core, c)
     return instead === undefined ? AS_IS : { replace: instead }
@@ -54,14 +51,42 @@ function withToken<C> (core: CoreContext<C>, info: LitefsInfo, c: C, read: ReadP
     core.dbMissing = false
     core.warn.clear('LITEFS_DB', `${core.options.mount}/${dbLabel(core.options)}`, 'a tracked database exists now: writes are cookied')
   }
-  if (positions.size === 0) return AS_IS
-  const main = core.options.db
-  // The main database's TXID (durability waits for it), or the first one's.
-  info.setTxid = formatTxid(positions.get(main as string) ?? [...positions.values()][0])
-  core.observer.cookieSet(core.hooks.req(c), info.setTxid)
-  const token = positionsToken(core.options.cookie, positions, main)
+  if (token === undefined) return AS_IS
+  info.setTxid = setTxid
+  core.observer.cookieSet(core.hooks.req(c), setTxid as string)
   const ack = tokened(core, c, token)
   return core.lifecycle.closing ? leaving(ack) : ack
+}
+
+/** What one batch of `-pos` reads gives every answer that shared it: made once per batch (the token's HMAC included). */
+interface Minted {
+  /** A position read, if any (none: the mount is looked at). */
+  any: bigint | undefined
+  /** The token, or undefined when every position is 0 or unread. */
+  token: string | undefined
+  /** The main database's TXID (durability waits for it), or the first one's. */
+  setTxid: string | undefined
+}
+
+const mintedFor = new WeakMap<ReadPositions, Minted>()
+
+function minted<C> (core: CoreContext<C>, read: ReadPositions): Minted {
+  let m = mintedFor.get(read)
+  if (m !== undefined) return m
+  const positions: Positions = new Map()
+  let any: bigint | undefined
+  for (const [db, txid] of read) {
+    if (txid === undefined) continue
+    any ??= txid
+    if (txid !== 0n) positions.set(db, txid)
+  }
+  const main = core.options.db
+  const first = positions.get(main as string) ?? positions.values().next().value
+  m = positions.size === 0
+    ? { any, token: undefined, setTxid: undefined }
+    : { any, token: positionsToken(core.options.cookie, positions, main), setTxid: formatTxid(first as bigint) }
+  mintedFor.set(read, m)
+  return m
 }
 
 const CLOSE = ['connection', 'close'] as const
