@@ -74,7 +74,6 @@ export function several (settings: DatabaseSettings): boolean {
 export class TrackedDatabases {
   private found: readonly string[] = []
   private scannedAt = -Infinity
-  private scanning = false
 
   constructor (
     readonly settings: DatabaseSettings,
@@ -117,10 +116,8 @@ export class TrackedDatabases {
     }))
   }
 
-  /** A listing in the background, one at a time. */
+  /** A listing in the background (at most one a RESCAN_MS: listNow() marks the time when it starts). */
   private rescan (): void {
-    if (this.scanning) return
-    this.scanning = true
-    void this.listNow().then(() => { this.scanning = false })
+    void this.listNow()
   }
 }
