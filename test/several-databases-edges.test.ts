@@ -174,6 +174,61 @@ t.test('a driver whose asynchronous read fails for one database: that one is lef
   t.equal(state.position('app.db'), 9n)
 })
 
+t.test('answers ready while a batch is in flight share the next one (one token made for both); an answer while closing says connection: close', async t => {
+  const positions = new Map([['app.db', 3n], ['cache.db', 4n]])
+  const gates: Array<() => void> = []
+  let reads = 0
+  let handled = 0
+  const state = ownState(positions, async db => {
+    reads++
+    const pos = positions.get(db) // as the read finds it when it starts
+    await new Promise<void>(resolve => gates.push(resolve))
+    return pos
+  })
+  const app = wrap((_req, res) => { handled++; res.end('ok') }, { ...TWO, state, logger: recorder().logger })
+  const server = await listen(t, app)
+  t.teardown(async () => { await state.close() })
+  const first = request(`${server}/w`, { method: 'POST' })
+  await until(() => gates.length === 2, 'the first batch: two reads at once')
+  positions.set('cache.db', 5n)
+  const second = request(`${server}/w`, { method: 'POST' })
+  const third = request(`${server}/w`, { method: 'POST' })
+  await until(() => handled === 3, 'both answers ready')
+  for (let i = 0; i < 5; i++) await new Promise(resolve => setImmediate(resolve)) // their heads wait for the next batch
+  for (const open of gates.splice(0)) open()
+  t.equal((await first).headers['litefs-txid'], `app.db:${hex(3n)}|cache.db:${hex(4n)}`)
+  await until(() => gates.length === 2, 'the second batch')
+  t.equal(reads, 4, 'two batches of two reads')
+  const closing = app.close()
+  for (const open of gates.splice(0)) open()
+  const [b, c] = [await second, await third]
+  for (const res of [b, c]) {
+    t.equal(res.headers['litefs-txid'], `app.db:${hex(3n)}|cache.db:${hex(5n)}`, 'the second batch\'s token')
+    t.equal(res.headers.connection, 'close', 'the app is closing: the connection closes after this answer')
+    await res.body.dump()
+  }
+  await (await first).body.dump()
+  await closing
+})
+
+t.test("TrackedDatabases: '*' lists the mount again once RESCAN_MS passed; a mount that cannot be listed names nothing", async t => {
+  const { TrackedDatabases, resolveDatabases } = await import('../lib/core/databases.js')
+  const { warnings } = await import('../lib/core/warnings.js')
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 1n, api: false })
+  t.teardown(async () => { await fake.close() })
+  const state = ownState(new Map())
+  const tracked = new TrackedDatabases(resolveDatabases('*'), state, fake.mount, warnings(recorder().logger), 0)
+  await until(() => tracked.now().length === 1, 'the first listing')
+  t.same(tracked.now(), ['app.db'])
+  fake.advanceDb('cache.db', 1n, { event: false })
+  await until(() => tracked.now().length === 2, 'listed again (RESCAN_MS 0 here)')
+  t.same(tracked.now(), ['app.db', 'cache.db'])
+  const gone = new TrackedDatabases(resolveDatabases(['a.db', '*']), state, `${fake.mount}/missing`, warnings(recorder().logger))
+  await gone.listNow()
+  t.same(gone.now(), ['a.db'])
+  await state.close()
+})
+
 t.test('serve --db: several names, comma-separated', async t => {
   const o = serveOptions(['--addr', ':8080', '--target', 'localhost:8000', '--db', 'app.db, cache.db'], {}, () => {})
   t.same(o?.db, ['app.db', 'cache.db'])

@@ -61,6 +61,8 @@ t.test('the token: 16 hex digits for the main database alone, else name:TXID ent
     t.equal(readPositions(plain, malformed, 'app.db'), undefined, `malformed: ${malformed.slice(0, 40)}`)
   }
   t.same(readPositions(plain, `a:${hex(3n)}|a:${hex(5n)}|a:${hex(4n)}`, undefined), new Map([['a', 5n]]), 'a database named twice: its highest')
+  const { readToken } = await import('../lib/core/cookie.js')
+  t.equal(readToken(signed, ` ${positionsToken(signed, one, 'app.db')} `), 42n, 'readToken (exported): one TXID, signed')
   const p: Positions = new Map()
   addPosition(p, 'a', 5n)
   addPosition(p, 'a', 3n)

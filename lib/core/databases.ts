@@ -79,7 +79,8 @@ export class TrackedDatabases {
     readonly settings: DatabaseSettings,
     private readonly state: NodeState,
     private readonly mount: string | undefined,
-    private readonly warn: Warnings
+    private readonly warn: Warnings,
+    private readonly rescanMs = RESCAN_MS
   ) {
     if (settings.all) this.rescan()
   }
@@ -93,7 +94,7 @@ export class TrackedDatabases {
   now (): readonly string[] {
     const { named, all } = this.settings
     if (!all) return named
-    if (performance.now() - this.scannedAt >= RESCAN_MS) this.rescan()
+    if (performance.now() - this.scannedAt >= this.rescanMs) this.rescan()
     const seen = new Set(named)
     const others = [...this.found, ...this.state.databases].filter(n => !seen.has(n) && validName(n) && (seen.add(n), true)).sort()
     const tracked = [...named, ...others]
