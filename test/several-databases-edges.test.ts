@@ -229,6 +229,23 @@ t.test("TrackedDatabases: '*' lists the mount again once RESCAN_MS passed; a mou
   await state.close()
 })
 
+t.test('durability follows one database: refused as an option with several, and a route asking for it is not acknowledged as replicated', async t => {
+  const { resolveOptions } = await import('../lib/core/options.js')
+  t.throws(() => resolveOptions({ ...TWO, durability: true, peerSecret: 'sixteen chars ok!' }), { code: 'LITEFS_BAD_OPTION', message: /"durability" follows one database, and "db" names several/ })
+  const { default: Fastify } = await import('fastify')
+  const { litefs } = await import('../lib/fastify.js')
+  const state = ownState(new Map([['app.db', 2n], ['cache.db', 3n]]))
+  const app = Fastify()
+  await app.register(litefs, { ...TWO, state, peerSecret: 'sixteen chars ok!' })
+  app.post('/d', { config: { litefs: { durability: true } } }, async () => ({ ok: true }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { await app.close(); await state.close() })
+  const res = await request(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/d`, { method: 'POST' })
+  t.equal(res.statusCode, 500)
+  t.match(await res.body.json(), { code: 'LITEFS_NOT_REPLICATED', error: /durability follows one database, and this app tracks several/ })
+  t.equal(res.headers['litefs-txid'], `app.db:${hex(2n)}|cache.db:${hex(3n)}`, 'the token goes with it: the write is there')
+})
+
 t.test('serve --db: several names, comma-separated', async t => {
   const o = serveOptions(['--addr', ':8080', '--target', 'localhost:8000', '--db', 'app.db, cache.db'], {}, () => {})
   t.same(o?.db, ['app.db', 'cache.db'])

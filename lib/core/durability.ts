@@ -51,6 +51,8 @@ export function awaitCandidates<C> (core: CoreContext<C>, info: LitefsInfo, c: C
   if (!durableFor(core.options.durability, setting, pathOf(hooks.url(c)), hooks.pathRules(c), hooks.routeUrl(c))) return ack
   const peers = core.peers
   if (peers === undefined) return notReplicated(core, info, c, ack, 'no node can report it: "peerSecret" is not set', 0)
+  // Replica reports carry one database's position; a write to another could not be checked (options.ts refuses the option itself).
+  if (core.several !== undefined) return notReplicated(core, info, c, ack, 'durability follows one database, and this app tracks several ("db" is a list or \'*\')', 0)
   peers.counts.waits++
   const started = performance.now()
   const timeout = core.options.durability.timeout

@@ -7,7 +7,7 @@ import type { ConsulLease } from './lease-fence.js'
 import { primaryOriginOf, type PrimaryOrigin } from './primary-url.js'
 import { DURABILITY_KEYS, resolveDurability, type DurabilityInput, type DurabilitySettings } from './durability-options.js'
 import { PEER_COOKIES, type PeerCookie } from './peer-cookies.js'
-import { resolveDatabases, type DatabaseSettings } from './databases.js'
+import { resolveDatabases, several, type DatabaseSettings } from './databases.js'
 
 /** What a read held past `readTimeout` gets: 504, the primary's answer, or the replica's (maybe stale) answer. */
 export type ReadTimeoutAction = 'error' | 'primary' | 'stale'
@@ -242,6 +242,10 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   if (databases.main === undefined && durability.secrets.length > 0) {
     // Replica reports and durability follow one database's TXID: the main one.
     throw new LitefsOptionsError('litefs-proxy: option "peerSecret" (replica reports, durability) follows the main database: name it first in "db", e.g. ["app.db", "*"]')
+  }
+  if (several(databases) && durability.on !== false) {
+    // Replica reports carry one database's position: a write to another could not be checked.
+    throw new LitefsOptionsError('litefs-proxy: option "durability" follows one database, and "db" names several: a write to another database could not be confirmed as replicated')
   }
   return {
     db: databases.main,

@@ -55,7 +55,7 @@ export class PositionsRead {
   }
 
   /** Every tracked database's position, from a batch of reads that starts after this call. */
-  async after (): Promise<ReadPositions> {
-    return await this.shared.join()
+  after (): Promise<ReadPositions> {
+    return this.shared.join() // not an async function: one promise less per answer
   }
 }
