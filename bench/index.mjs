@@ -383,7 +383,7 @@ try {
   }
   clearInterval(ticker)
 
-  // L1–L6: the same app four ways on a real LiteFS cluster (bench/real-litefs.mjs)
+  // L1–L7: the same app four ways on a real LiteFS cluster (bench/real-litefs.mjs)
   if (wantLitefs) {
     results.litefs = await realLitefs({
       dist: DIST,

@@ -21,6 +21,10 @@
 //      Consul lease on loopback, the L4 insert on the primary's in-process app
 //      with `durability` on vs off, the replicas' apps reporting their positions
 //      to it. Needs the consul binary (scripts/install-consul.sh) too.
+//   L8 L3 with 3 databases tracked vs 1 (issue 22.1): the in-process write that
+//      commits nothing on a mount holding app.db, cache.db and queue.db, with
+//      `db: 'app.db'` and with `db: ['app.db', 'cache.db', 'queue.db']` (the
+//      token names all three: one batch of three -pos reads on the thread pool)
 // Needs the litefs binary and FUSE (root); otherwise the section says why and
 // is skipped. Server CPU per request counts every process a request touches,
 // both LiteFS processes included (they serve the FUSE reads and run LiteFS's
@@ -33,7 +37,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-export const IDS = ['L1', 'L2', 'L3', 'L4', 'L5', 'L6', 'L7']
+export const IDS = ['L1', 'L2', 'L3', 'L4', 'L5', 'L6', 'L7', 'L8']
 // Shorter than the fake-LiteFS sections' runs, so the section stays near 3 minutes:
 // BENCH_LITEFS_DURATION seconds per run, BENCH_LITEFS_ROUNDS rounds per scenario.
 const DURATION = Number(process.env.BENCH_LITEFS_DURATION ?? 1.25)
@@ -257,6 +261,34 @@ export async function realLitefs (ctx, ids) {
         started.splice(started.indexOf(s), 1)
         await s.close()
       }
+    }
+    if (wanted('L8')) {
+      // Two more databases in the mount (each its own -pos), replicated before the runs.
+      const others = ['cache.db', 'queue.db']
+      for (const name of others) {
+        const extra = new Database(join(primary.mount, name))
+        extra.pragma('journal_mode = WAL')
+        extra.exec('CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, text TEXT NOT NULL)')
+        extra.close()
+        await cluster.waitReplicated(name)
+      }
+      const three = await track(ctx.startServer({ framework: 'fastify', plugin: true, litefs: { ...pluginOpts(primary), db: [DB, ...others] } }))
+      await ready(three, 'primary')
+      const sample = await fetch(`${three.url}/items`, POST)
+      const token = sample.headers.get('litefs-txid') ?? ''
+      await sample.text()
+      if (token.split('|').length !== 3) throw new Error(`L8: the 3-database app's token names ${token.split('|').length} databases: ${token}`)
+      const ways = [
+        way('bare', bare[0], [bare[0]]),
+        way('plugin', plugin[0], [plugin[0]], 'in-process (Fastify plugin), db: app.db'),
+        way('plugin-3db', three, [three], "in-process (Fastify plugin), db: ['app.db', 'cache.db', 'queue.db']")
+      ]
+      section.scenarios.push(await scenario(ctx, {
+        id: 'L8', name: 'L3 with 3 databases tracked vs 1 (write on the primary, commits nothing)', node: primary.hostname, load: { ...POST, path: '/items' }, ways,
+        pairs: [['plugin-3db', 'plugin']]
+      }))
+      started.splice(started.indexOf(three), 1)
+      await three.close()
     }
     // How often each proxy dials the app anew, counted on the app.
     const dials = key => section.scenarios.flatMap(s => s.ways[key]?.appDialsPerReq === undefined ? [] : [`${s.id} ${fmt3(s.ways[key].appDialsPerReq)}`]).join(', ')
@@ -634,6 +666,11 @@ function targets (scenarios) {
   at('L4', 'plugin', 'vsBare', 'in-process write with a real insert, vs bare (L4)', 0.95)
   at('L4', 'sidecar', 'vsLitefs', "serve, write with a real insert, vs LiteFS's proxy (L4)", 0.95)
   for (const id of ['L1', 'L2', 'L3', 'L4']) at(id, 'plugin', 'vsLitefs', `in-process vs LiteFS's proxy (${id})`, 5)
+  const l8 = by('L8')
+  if (l8 !== undefined) {
+    const r = l8.pairs['plugin-3db/plugin']
+    add('in-process write, 3 databases tracked vs 1 (L8)', '≥ 0.95×', fmtR(r), r.ratio >= 0.95)
+  }
   const l5 = by('L5')
   if (l5) {
     for (const [a, b, who] of [['plugin', 'plugin-direct', 'in-process'], ['sidecar', 'sidecar-direct', 'serve']]) {

@@ -80,7 +80,7 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [null, /"options" must be an object, got null/],
     ['app.db', /"options" must be an object, got "app.db"/],
     [{}, /"db" is missing: the database file name/],
-    [{ db: '' }, /"db" must be the database file name inside the mount \(e\.g\. "app\.db"\), got ""/],
+    [{ db: '' }, /"db" must be a database file name inside the mount \(e\.g\. "app\.db"\), a list of up to 16 of them, or "\*" for every database in the mount.*got ""/],
     [{ db: 'dir/app.db' }, /"db"/],
     [{ db: 'a', mount: '' }, /"mount" must be a directory path, got ""/],
     [{ db: 'a', api: 'localhost:20202' }, /"api" must be an http\(s\) URL/],

@@ -1,3 +1,4 @@
+import { dbLabel } from '../core/db-missing.js'
 import { createSidecar } from '../sidecar/sidecar.js'
 import { SERVE_USAGE, serveOptions } from '../sidecar/settings.js'
 import type { Io } from './io.js'
@@ -29,7 +30,7 @@ export async function runServe (argv: readonly string[], io: Io): Promise<number
   }
   const s = sidecar
   const o = s.core.options
-  io.out(`litefs-proxy serve: listening on ${s.url}, app at ${target}, database ${o.db} in ${o.mount}, LiteFS API ${String(o.api)}\n`)
+  io.out(`litefs-proxy serve: listening on ${s.url}, app at ${target}, database ${dbLabel(o)} in ${o.mount}, LiteFS API ${String(o.api)}\n`)
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => { void s.close() }) // held requests answered, in-flight ones finished, then exit
   }

@@ -5,6 +5,7 @@ import type { Lifecycle } from './lifecycle.js'
 import type { NodeState } from './node-state.js'
 import type { Observer } from './observe.js'
 import type { PeerLink } from './peer-link.js'
+import type { Several } from './positions-read.js'
 import type { ResolvedOptions } from './options.js'
 import type { PrimaryProbe } from './primary-probe.js'
 import type { PrimaryReach } from './primary-reach.js'
@@ -31,6 +32,8 @@ export interface CoreContext<C> {
   readonly observer: Observer
   readonly warn: Warnings
   readonly lifecycle: Lifecycle<C>
+  /** Several databases (option `db` a list or `'*'`): which are tracked, and their batched `-pos` read; undefined for one. */
+  readonly several: Several | undefined
   /** Replica reports and the table of peers (peer-link.ts), with `peerSecret`. */
   peers: PeerLink | undefined
   /**

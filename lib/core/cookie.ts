@@ -17,16 +17,31 @@ function sign (secret: string, hex: string): string {
 }
 
 function verify (settings: CookieSettings, value: string): bigint | undefined {
-  if (settings.secrets.length === 0) return parseTxid(value)
-  const dot = value.indexOf('.')
-  if (dot !== 16) return undefined
-  const hex = value.slice(0, 16)
-  const mac = Buffer.from(value.slice(17))
+  const hex = unsign(settings, value)
+  return hex === undefined ? undefined : parseTxid(hex)
+}
+
+/**
+ * A token's payload: the value itself without a secret; with one,
+ * `<payload>.<base64url HMAC-SHA256>` verified against every secret (the MAC
+ * has no dot; a payload may: a database name). Undefined when badly signed.
+ */
+export function unsign (settings: CookieSettings, value: string): string | undefined {
+  if (settings.secrets.length === 0) return value
+  const dot = value.lastIndexOf('.')
+  if (dot === -1) return undefined
+  const payload = value.slice(0, dot)
+  const mac = Buffer.from(value.slice(dot + 1))
   for (const secret of settings.secrets) {
-    const expected = Buffer.from(sign(secret, hex))
-    if (expected.length === mac.length && timingSafeEqual(expected, mac)) return parseTxid(hex)
+    const expected = Buffer.from(sign(secret, payload))
+    if (expected.length === mac.length && timingSafeEqual(expected, mac)) return payload
   }
   return undefined
+}
+
+/** `payload` as a token: itself, or with a secret `<payload>.<MAC>` (the first secret signs). */
+export function signToken (settings: CookieSettings, payload: string): string {
+  return settings.secrets.length === 0 ? payload : `${payload}.${sign(settings.secrets[0], payload)}`
 }
 
 /**
@@ -40,18 +55,26 @@ export function readTxidCookie (settings: CookieSettings, header: string | undef
 
 /** The highest value `parse` accepts among the cookies named `name` in a Cookie header (peer-cookies.ts reads other formats). */
 export function highestCookie (header: string | undefined, name: string, parse: (value: string) => bigint | undefined): bigint | undefined {
-  if (header === undefined) return undefined
   let best: bigint | undefined
+  eachCookie(header, name, value => {
+    const txid = parse(value)
+    if (txid !== undefined && (best === undefined || txid > best)) best = txid
+  })
+  return best
+}
+
+/** Call `each` with the value of every cookie named `name` in a Cookie header. */
+export function eachCookie (header: string | undefined, name: string, each: (value: string) => void): void {
+  if (header === undefined) return
   let from = 0
   for (;;) {
     const at = header.indexOf(name, from)
-    if (at === -1) return best
+    if (at === -1) return
     from = at + name.length
     if (header.charCodeAt(from) !== 61 /* = */ || !atPairStart(header, at)) continue
     let end = header.indexOf(';', from + 1)
     if (end === -1) end = header.length
-    const txid = parse(header.slice(from + 1, end).trim())
-    if (txid !== undefined && (best === undefined || txid > best)) best = txid
+    each(header.slice(from + 1, end).trim())
     from = end
   }
 }
@@ -70,8 +93,7 @@ function atPairStart (header: string, at: number): boolean {
  * 16 hex digits, with a secret `<hex>.<base64url HMAC-SHA256>`.
  */
 export function txidToken (settings: CookieSettings, txid: bigint): string {
-  const hex = formatTxid(txid)
-  return settings.secrets.length === 0 ? hex : `${hex}.${sign(settings.secrets[0], hex)}`
+  return signToken(settings, formatTxid(txid))
 }
 
 /** The TXID in one token (a cookie's value or the token header's), or undefined when malformed or badly signed. */
@@ -81,5 +103,10 @@ export function readToken (settings: CookieSettings, value: string): bigint | un
 
 /** The Set-Cookie value for `txid`. */
 export function txidSetCookie (settings: CookieSettings, txid: bigint, secure: boolean): string {
-  return `${settings.name}=${txidToken(settings, txid)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${settings.maxAge}${secure ? '; Secure' : ''}`
+  return tokenSetCookie(settings, txidToken(settings, txid), secure)
+}
+
+/** The Set-Cookie value carrying `token` (txidToken's, or positions-token.ts's for several databases). */
+export function tokenSetCookie (settings: CookieSettings, token: string, secure: boolean): string {
+  return `${settings.name}=${token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${settings.maxAge}${secure ? '; Secure' : ''}`
 }

@@ -1,16 +1,25 @@
 import type { CoreContext } from './context.js'
 import { mountFiles } from './mount-files.js'
+import type { ResolvedOptions } from './options.js'
 
-// A write served here as primary, and no `<db>-pos` beside it: read-your-writes
-// is off for it (no cookie), said once (warnings.ts) as what it most likely is.
-// With no database under the mount at all, the database does not exist yet (a
-// fresh cluster: the app's schema has not been created on the primary); with
-// others there, `db` names the wrong file. Looked at on this rare path only.
+// A write served here as primary, and no `<db>-pos` beside it (several
+// databases: none for any tracked one): read-your-writes is off for it (no
+// cookie), said once (warnings.ts) as what it most likely is. With no database
+// under the mount at all, the database does not exist yet (a fresh cluster: the
+// app's schema has not been created on the primary); with others there, `db`
+// names the wrong file. Looked at on this rare path only.
+
+/** What option `db` names, as said: `app.db`, or `app.db, cache.db` / `*` for several. */
+export function dbLabel (options: ResolvedOptions): string {
+  const { named, all } = options.databases
+  return [...named, ...(all ? ['*'] : [])].join(', ')
+}
 
 export function sayDbMissing<C> (core: CoreContext<C>): void {
   if (core.dbMissing) return // said (or being said) already
   core.dbMissing = true
-  const { mount, db } = core.options
+  const { mount } = core.options
+  const db = dbLabel(core.options)
   const others = mountFiles(mount).databases()
   const message = others.length === 0
     ? `a write was served here as primary, but the database ${mount}/${db} does not exist yet (LiteFS has no database), so its answer has no cookie: create it, and its schema, on the primary (see "Your database handle" in litefs-proxy's README)`

@@ -51,11 +51,13 @@ export function awaitCandidates<C> (core: CoreContext<C>, info: LitefsInfo, c: C
   if (!durableFor(core.options.durability, setting, pathOf(hooks.url(c)), hooks.pathRules(c), hooks.routeUrl(c))) return ack
   const peers = core.peers
   if (peers === undefined) return notReplicated(core, info, c, ack, 'no node can report it: "peerSecret" is not set', 0)
+  // Replica reports carry one database's position; a write to another could not be checked (options.ts refuses the option itself).
+  if (core.several !== undefined) return notReplicated(core, info, c, ack, 'durability follows one database, and this app tracks several ("db" is a list or \'*\')', 0)
   peers.counts.waits++
   const started = performance.now()
   const timeout = core.options.durability.timeout
   return new Promise(resolve => {
-    peers.table.wait(core.options.db, BigInt('0x' + txid), timeout, result => {
+    peers.table.wait(core.options.db as string, BigInt('0x' + txid), timeout, result => {
       const ms = performance.now() - started
       info.replicatedMs = ms
       if (result === 'replicated') {
@@ -63,7 +65,7 @@ export function awaitCandidates<C> (core: CoreContext<C>, info: LitefsInfo, c: C
         resolve(ack)
         return
       }
-      const { candidates, position } = peers.table.replicated(core.options.db)
+      const { candidates, position } = peers.table.replicated(core.options.db as string)
       const why = result === 'closed'
         ? 'the app is closing'
         : candidates === 0

@@ -55,6 +55,12 @@ export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: 
   })
 }
 
+/** A database's position as health reports it: on the primary from `-pos` itself (replicas probe it), else the replica's own. */
+function positionOf<C> (core: CoreContext<C>, db: string): string {
+  const state = core.state
+  return formatTxid(state.role === 'primary' ? state.readPosition(db) ?? state.position(db) : state.position(db))
+}
+
 export function health<C> (core: CoreContext<C>): LitefsAnswer {
   const state = core.state
   state.refresh()
@@ -77,10 +83,13 @@ export function health<C> (core: CoreContext<C>): LitefsAnswer {
     role: state.role,
     primary: state.primaryHostname ?? null,
     lag: lag ?? null,
-    txid: formatTxid(state.role === 'primary' ? state.readPosition(db) ?? state.position(db) : state.position(db))
+    // The main database's (replicas' probes read it: primary-probe.ts); null for `'*'` alone.
+    txid: db === undefined ? null : positionOf(core, db)
   }
+  // Several databases: each one's position, main first.
+  if (core.several !== undefined) body.databases = Object.fromEntries(core.several.tracked.now().map(name => [name, positionOf(core, name)]))
   // Its peers, on the primary they report to: who is connected and how far behind.
-  if (core.peers !== undefined && state.role === 'primary') body.peers = core.peers.view(db).map(({ hostname, candidate, connected, behind }) => ({ hostname, candidate, connected, behind }))
+  if (core.peers !== undefined && state.role === 'primary') body.peers = core.peers.view(db as string).map(({ hostname, candidate, connected, behind }) => ({ hostname, candidate, connected, behind }))
   if (fence !== undefined && state.role === 'primary') body.lease = fence.view === 'other' ? { holder: fence.holder } : fence.view
   if (unreachable !== undefined) body.unreachable = unreachable
   if (mismatch !== undefined) body.mismatch = mismatch

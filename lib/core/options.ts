@@ -7,6 +7,7 @@ import type { ConsulLease } from './lease-fence.js'
 import { primaryOriginOf, type PrimaryOrigin } from './primary-url.js'
 import { DURABILITY_KEYS, resolveDurability, type DurabilityInput, type DurabilitySettings } from './durability-options.js'
 import { PEER_COOKIES, type PeerCookie } from './peer-cookies.js'
+import { resolveDatabases, several, type DatabaseSettings } from './databases.js'
 
 /** What a read held past `readTimeout` gets: 504, the primary's answer, or the replica's (maybe stale) answer. */
 export type ReadTimeoutAction = 'error' | 'primary' | 'stale'
@@ -16,8 +17,12 @@ export type Duration = number | string
 
 /** Options shared by every adapter (Fastify, Express, node:http). */
 export interface LitefsOptions extends DurabilityInput {
-  /** Database file name inside the mount whose TXID is tracked (LiteFS `proxy.db`). Required. */
-  db: string
+  /**
+   * The database file name inside the mount whose TXID is tracked (LiteFS
+   * `proxy.db`); or a list of them (the first is the main one); or `'*'` for
+   * every database in the mount, alone or last (`['app.db', '*']`). Required.
+   */
+  db: string | string[]
   /** LiteFS FUSE mount directory. Default `/litefs`. */
   mount?: string
   /** LiteFS HTTP API base URL, or `false` for the mount files alone. Default `http://localhost:20202`. */
@@ -124,7 +129,10 @@ export interface LitefsRouteOptions {
 }
 
 export interface ResolvedOptions {
-  db: string
+  /** The main database: the first named (undefined for `'*'` alone). */
+  db: string | undefined
+  /** Every database `db` names, and whether `'*'` adds the mount's others (databases.ts). */
+  databases: DatabaseSettings
   mount: string
   api: string | false
   role: 'primary' | 'replica' | undefined
@@ -206,10 +214,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
       throw new LitefsOptionsError(`litefs-proxy: unknown option "${key}"`)
     }
   }
-  if (opts.db === undefined) {
-    throw new LitefsOptionsError('litefs-proxy: option "db" is missing: the database file name inside the mount (e.g. "app.db"), as LiteFS\'s proxy.db')
-  }
-  const db = text(opts, 'db', '', /^[^/\0]+$/, 'the database file name inside the mount (e.g. "app.db")')
+  const databases = resolveDatabases(opts.db)
   const state = opts.state
   if (state !== undefined && (typeof state !== 'object' || state === null || typeof (state as NodeState).waitForPosition !== 'function')) {
     fail('state', 'a NodeState (from the dev cluster or openLitefsNode)', state)
@@ -233,8 +238,18 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     const got = Array.isArray(secret) ? `[${secret.map(described).join(', ')}]` : described(secret)
     throw new LitefsOptionsError(`litefs-proxy: option "secret" must be a string of at least 16 characters, or an array of them, got ${got}`)
   }
+  const durability = resolveDurability(opts, fail)
+  if (databases.main === undefined && durability.secrets.length > 0) {
+    // Replica reports and durability follow one database's TXID: the main one.
+    throw new LitefsOptionsError('litefs-proxy: option "peerSecret" (replica reports, durability) follows the main database: name it first in "db", e.g. ["app.db", "*"]')
+  }
+  if (several(databases) && durability.on !== false) {
+    // Replica reports carry one database's position: a write to another could not be checked.
+    throw new LitefsOptionsError('litefs-proxy: option "durability" follows one database, and "db" names several: a write to another database could not be confirmed as replicated')
+  }
   return {
-    db,
+    db: databases.main,
+    databases,
     mount: text(opts, 'mount', '/litefs', /^.+$/, 'a directory path'),
     api,
     role,
@@ -262,6 +277,6 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     maxWaiting: count(opts, 'maxWaiting', 10_000),
     serverTiming: flag(opts, 'serverTiming'),
     consul: consulLease(opts.consul, api, state),
-    durability: resolveDurability(opts, fail)
+    durability
   }
 }

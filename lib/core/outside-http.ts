@@ -1,7 +1,9 @@
 import { performance } from 'node:perf_hooks'
 import { failure } from './answers.js'
 import type { CoreContext } from './context.js'
-import { readToken, txidToken } from './cookie.js'
+import { txidToken } from './cookie.js'
+import { dbLabel } from './db-missing.js'
+import { positionsToken, readPositions, type Positions } from './positions-token.js'
 import type { LitefsHttpError } from './errors.js'
 import { waitOutside } from './hold.js'
 import type { Logger } from './logger.js'
@@ -21,7 +23,7 @@ import { formatTxid } from './txid.js'
 
 /** How a wait for a token ended, when it did not throw. */
 export interface TokenWait {
-  /** The TXID waited for (16 hex digits), or undefined for no (or a malformed) token. */
+  /** The TXID waited for (16 hex digits; several databases: the last one's), or undefined for no (or a malformed) token. */
   txid?: string
   waitedMs: number
   /** The primary itself is behind the token: nothing will bring it (as a read served at once). */
@@ -33,10 +35,18 @@ export interface TokenWait {
 /** The token for this node's position now, after a write the caller made (the shared asynchronous -pos read, as a write's answer). */
 export async function tokenAfterWrite<C> (core: CoreContext<C>, log: Logger): Promise<string> {
   const { state, options } = core
-  const { mount, db } = options
+  const mount = options.mount
   if (state.litefs !== 'up') {
     // A dead or lost mount: the write's outcome is unknown (the directory may be a plain one).
     throw failure(log, 'LITEFS_UNAVAILABLE', `LiteFS on this node does not answer (${state.litefs}); the write's outcome is unknown`, { litefs: state.litefs, mount })
+  }
+  const db = dbLabel(options)
+  if (core.several !== undefined) {
+    // Several databases: every tracked one's position, as a write's answer (write-cookie.ts).
+    const positions: Positions = new Map()
+    for (const [name, txid] of await core.several.read.after()) if (txid !== undefined) positions.set(name, txid)
+    if (positions.size === 0) throw failure(log, 'LITEFS_NO_POSITION', `no -pos file for ${db} under ${mount}: is "db" the file names your app opens under the mount?`, { mount, db })
+    return positionsToken(options.cookie, positions, options.db)
   }
   const txid = await state.positionAfter(db)
   if (txid === undefined) {
@@ -48,37 +58,49 @@ export async function tokenAfterWrite<C> (core: CoreContext<C>, log: Logger): Pr
 /** Wait until this node has the write `token` names; resolves as a held read is served, throws as it is answered. */
 export async function waitForToken<C> (core: CoreContext<C>, log: Logger, token: string | undefined, signal?: AbortSignal): Promise<TokenWait> {
   const { state, options } = core
-  const db = options.db
-  const txid = token === undefined ? undefined : readToken(options.cookie, token)
-  if (txid === undefined || txid === 0n) return { waitedMs: 0 }
-  const hex = formatTxid(txid)
+  const positions = token === undefined ? undefined : readPositions(options.cookie, token, options.db)
+  // The databases this core tracks, behind-first order kept (the main one first); the others say nothing here.
+  const wanted = [...(positions ?? [])].filter(([db, txid]) => txid !== 0n && (core.several?.tracked.accepts(db) ?? db === options.db))
+  if (wanted.length === 0) return { waitedMs: 0 }
   const started = performance.now()
   const waited = (): number => performance.now() - started
   if (state.litefs === 'down') {
-    const result = await waitOutside(core, 'mount', hex, signal, done => state.waitForMount(options.readTimeout, done))
+    const result = await waitOutside(core, 'mount', formatTxid(wanted[0][1]), signal, done => state.waitForMount(options.readTimeout, done))
     if (result === 'timeout') {
       throw failure(log, 'LITEFS_UNAVAILABLE', `LiteFS on this node did not answer within ${options.readTimeout} ms`, { litefs: state.litefs, mount: options.mount })
     }
     if (result !== 'ready') throw ended(core, log, result as 'cancelled' | 'closed' | 'overloaded', signal)
   }
-  if (state.role === 'primary' || state.position(db) >= txid || (state.readPosition(db) ?? 0n) >= txid) return { txid: hex, waitedMs: waited() }
-  const result = await waitOutside(core, 'position', hex, signal, done => {
-    const w = state.waitForPosition(db, txid, options.readTimeout, done)
-    // The primary's position settles a TXID it is behind; it is asked on the port reads arrive on.
-    if (w !== undefined && core.probePort !== 0) core.probe.held(txid)
-    return w
-  })
-  if (result === 'ready') return { txid: hex, waitedMs: waited() }
-  if (result === 'unreachable') {
-    log.info({ db, txid: hex }, 'litefs-proxy: the primary is behind this token; going on as the primary would')
-    return { txid: hex, waitedMs: waited(), unreachable: true }
+  // Each database behind in turn, all within one readTimeout (as a held read: read-path.ts).
+  const deadline = performance.now() + options.readTimeout
+  let hex = formatTxid(wanted[0][1])
+  for (const [db, txid] of wanted) {
+    hex = formatTxid(txid)
+    if (state.role === 'primary' || state.position(db) >= txid || (state.readPosition(db) ?? 0n) >= txid) continue
+    const result = await waitOutside(core, 'position', hex, signal, done => {
+      const w = state.waitForPosition(db, txid, Math.max(0, deadline - performance.now()), done)
+      // The primary's position settles a TXID it is behind; it is asked on the port reads arrive on.
+      if (w !== undefined && core.probePort !== 0 && db === options.db) core.probe.held(txid)
+      return w
+    })
+    if (result === 'ready') continue
+    if (result === 'unreachable') {
+      log.info({ db, txid: hex }, 'litefs-proxy: the primary is behind this token; going on as the primary would')
+      return { txid: hex, waitedMs: waited(), unreachable: true }
+    }
+    if (result !== 'timeout') throw ended(core, log, result, signal)
+    return timedOut(core, log, db, hex, waited())
   }
-  if (result !== 'timeout') throw ended(core, log, result, signal)
+  return { txid: hex, waitedMs: waited() }
+}
+
+function timedOut<C> (core: CoreContext<C>, log: Logger, db: string, hex: string, waitedMs: number): TokenWait {
+  const { state, options } = core
   const position = formatTxid(state.position(db))
   if (options.readTimeoutAction === 'stale') {
     log.warn({ db, txid: hex, position }, 'litefs-proxy: a wait for a token timed out; going on with this replica\'s data, it may be stale')
     core.observer.readTimedOut(undefined, 'stale', hex, position)
-    return { txid: hex, waitedMs: waited(), stale: true }
+    return { txid: hex, waitedMs, stale: true }
   }
   log.warn({ db, txid: hex, position }, 'litefs-proxy: a wait for a token timed out')
   core.observer.readTimedOut(undefined, 'error', hex, position)

@@ -59,7 +59,7 @@ export class PeerLink {
     const api = options.api
     // Candidacy is LiteFS's to say (/info): without its API this node does not report.
     if (api === false || options.state !== undefined) return
-    const db = options.db
+    const db = options.db as string // peerSecret needs a main database (options.ts)
     const reporter = this.reporter = new ReplicaReporter({
       hostname: this.name,
       candidate: () => this.candidate,

@@ -23,6 +23,8 @@ import { PrimaryProbe } from './primary-probe.js'
 import { PrimaryReach } from './primary-reach.js'
 import type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting } from './request.js'
 import { warnings } from './warnings.js'
+import { several, TrackedDatabases } from './databases.js'
+import { PositionsRead, type Several } from './positions-read.js'
 
 // The core as adapters see it: built once per app from its options and its
 // adapter's hooks, it wires the shared pieces (NodeState, the probe, the
@@ -59,7 +61,7 @@ export class LitefsCore<C = ServerResponse> {
         mount: options.mount,
         api: options.api,
         role: options.role,
-        databases: [options.db],
+        databases: options.databases.named,
         pollInterval: options.pollInterval,
         consul: options.consul,
         log
@@ -76,7 +78,8 @@ export class LitefsCore<C = ServerResponse> {
       classifier: new Classifier(options),
       nodeName: this.nodeName,
       agents,
-      probe: new PrimaryProbe(state, options.db, () => {
+      // The probe follows the main database (with `'*'` alone there is none, and no read awaits '').
+      probe: new PrimaryProbe(state, options.db ?? '', () => {
         const primary = state.primaryHostname
         if (primary === undefined || health === false || state.role === 'primary') return undefined
         return options.primaryOrigin(primary, ctx.probePort) + health
@@ -85,6 +88,7 @@ export class LitefsCore<C = ServerResponse> {
       observer: new Observer(options.serverTiming),
       warn: warnings(log),
       lifecycle: new Lifecycle(state, hooks.res),
+      several: several(options.databases) ? severalOf(options, state, log) : undefined,
       peers: undefined,
       acknowledge: (info, c) => acknowledgeDurably(ctx, info, c),
       probePort: 0,
@@ -141,7 +145,7 @@ export class LitefsCore<C = ServerResponse> {
     const stats = this.ctx.observer.stats(this.ctx.lifecycle.held.size + this.ctx.lifecycle.outside.size, this.state)
     const peers = this.ctx.peers
     if (peers !== undefined) {
-      stats.peers = peers.view(this.options.db)
+      stats.peers = peers.view(this.options.db as string) // peerSecret needs a main database (options.ts)
       stats.durability = { ...peers.counts }
     }
     return stats
@@ -205,4 +209,11 @@ export class LitefsCore<C = ServerResponse> {
     await this.lease?.release()
     await this.ctx.agents.close()
   }
+}
+
+/** The tracked databases and their batched read, for a core tracking several (databases.ts). */
+function severalOf (options: ResolvedOptions, state: NodeState, log: Logger): Several {
+  // A given state has no mount to list: what it reports is every database there is.
+  const tracked = new TrackedDatabases(options.databases, state, options.state === undefined ? options.mount : undefined, warnings(log))
+  return { tracked, read: new PositionsRead(state, tracked) }
 }

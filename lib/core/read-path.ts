@@ -1,12 +1,13 @@
 import type { IncomingMessage } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { CoreContext } from './context.js'
+import { dbLabel } from './db-missing.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import type { Logger } from './logger.js'
 import type { WaitResult } from './node-state.js'
 import { readTimedOut } from './read-timeout.js'
 import type { LitefsInfo } from './request.js'
-import { requestTxid } from './token.js'
+import { requestPositions } from './token.js'
 import { formatTxid } from './txid.js'
 
 // A read (DESIGN §3.4): served at once without a TXID, on the primary, or on a
@@ -14,29 +15,56 @@ import { formatTxid } from './txid.js'
 // client's TXID, until the primary shows that no node ever will (the probe:
 // primary-probe.ts), or until `readTimeout` (read-timeout.ts's three answers). On a
 // dead mount a read waits for LiteFS to come back first. Holding itself is
-// hold.ts's.
+// hold.ts's. With several databases (databases.ts) a token names a position per
+// database: the read is held for each one behind in turn, all within one
+// `readTimeout`; the probe follows the main database alone.
+
+/** What a read waits for: database and TXID, the main database first. */
+type Wanted = ReadonlyArray<readonly [string, bigint]>
 
 export function read<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
-  const txid = requestTxid(core.options, req.headers)
-  if (txid !== undefined && txid !== 0n) info.awaitedTxid = formatTxid(txid)
+  const wanted = wantedOf(core, req)
+  if (wanted.length > 0) info.awaitedTxid = formatTxid(wanted[0][1])
   // A dead mount serves nothing but errors, or an empty directory where SQLite
   // creates a new database: wait for LiteFS to come back.
-  if (core.state.litefs === 'down') return holdForMount(core, c, info, txid)
-  return readNow(core, c, info, txid)
+  if (core.state.litefs === 'down') return holdForMount(core, c, info, wanted)
+  return readNow(core, c, info, wanted, performance.now() + core.options.readTimeout, 0)
 }
 
-function readNow<C> (core: CoreContext<C>, c: C, info: LitefsInfo, txid: bigint | undefined): LitefsInfo | Promise<LitefsInfo> {
-  if (txid === undefined || txid === 0n) return info
+/**
+ * The positions the request's token names, of the databases this core tracks.
+ * A database it does not track (nodes configured with different `db` lists, or
+ * a token from another app) is left out, and said once: waiting for a position
+ * nobody here follows could only time out.
+ */
+function wantedOf<C> (core: CoreContext<C>, req: IncomingMessage): Wanted {
+  const positions = requestPositions(core.options, req.headers)
+  if (positions === undefined) return []
+  const wanted: Array<readonly [string, bigint]> = []
+  const tracked = core.several?.tracked
+  for (const [db, txid] of positions) {
+    if (tracked === undefined ? db !== core.options.db : !tracked.accepts(db)) {
+      core.warn.say('LITEFS_TOKEN_DB', core.options.mount, `a token names the database "${db}", which this app does not track (db: ${dbLabel(core.options)}); its position is ignored (said once: such tokens may be many). Give every node the same "db"`, { db })
+      continue
+    }
+    if (txid !== 0n) wanted.push([db, txid])
+  }
+  return wanted
+}
+
+function readNow<C> (core: CoreContext<C>, c: C, info: LitefsInfo, wanted: Wanted, deadline: number, started: number): LitefsInfo | Promise<LitefsInfo> {
   const state = core.state
   // The primary has every transaction there is; a cookie ahead of it cannot be
   // satisfied by waiting (see DESIGN §3.4).
-  if (state.role === 'primary') return info
-  const db = core.options.db
-  if (state.position(db) >= txid || (state.readPosition(db) ?? 0n) >= txid) return info
-  return hold(core, c, info, txid)
+  if (wanted.length === 0 || state.role === 'primary') return info
+  for (const [db, txid] of wanted) {
+    if (state.position(db) >= txid || (state.readPosition(db) ?? 0n) >= txid) continue
+    return hold(core, c, info, wanted, db, txid, deadline, started === 0 ? performance.now() : started)
+  }
+  return info
 }
 
-async function holdForMount<C> (core: CoreContext<C>, c: C, info: LitefsInfo, txid: bigint | undefined): Promise<LitefsInfo> {
+async function holdForMount<C> (core: CoreContext<C>, c: C, info: LitefsInfo, wanted: Wanted): Promise<LitefsInfo> {
   const log = core.hooks.log(c)
   const started = performance.now()
   const readTimeout = core.options.readTimeout
@@ -46,35 +74,37 @@ async function holdForMount<C> (core: CoreContext<C>, c: C, info: LitefsInfo, tx
   info.role = core.state.role
   if (result === 'timeout') return unavailable(core, info, log, readTimeout)
   if (result !== 'ready') return ended(core, info, result, log)
-  return await readNow(core, c, info, txid)
+  return await readNow(core, c, info, wanted, performance.now() + readTimeout, 0)
 }
 
 // A promise chain, not an async function: a suspended async frame is most of
 // what a held read would otherwise cost in heap (see waitFor).
-function hold<C> (core: CoreContext<C>, c: C, info: LitefsInfo, txid: bigint): Promise<LitefsInfo> {
+function hold<C> (core: CoreContext<C>, c: C, info: LitefsInfo, wanted: Wanted, db: string, txid: bigint, deadline: number, started: number): Promise<LitefsInfo> {
   const state = core.state
-  const db = core.options.db
   const log = core.hooks.log(c)
-  const started = performance.now()
+  info.awaitedTxid = formatTxid(txid)
+  if (wanted.length > 1) info.awaitedDb = db
   log.debug({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: holding read until the replica catches up')
   const req = core.hooks.req(c)
   core.probePort = req.socket.localPort as number
   core.probeProtocol = req.httpVersionMajor === 2 ? 'http2' : 'http1'
   return waitFor(core, c, 'position', info.awaitedTxid, done => {
-    const waiter = state.waitForPosition(db, txid, core.options.readTimeout, done)
-    if (waiter !== undefined) core.probe.held(txid)
+    // Every database behind is waited for within the one readTimeout.
+    const waiter = state.waitForPosition(db, txid, Math.max(0, deadline - performance.now()), done)
+    if (waiter !== undefined && db === core.options.db) core.probe.held(txid)
     return waiter
-  }).then(result => afterHold(core, c, info, result, started, log))
+  }).then(result => afterHold(core, c, info, wanted, db, result, deadline, started, log))
 }
 
-/** How a held read's wait ended: serve it, send it to the primary, or answer it. */
-async function afterHold<C> (core: CoreContext<C>, c: C, info: LitefsInfo, result: WaitResult | 'overloaded', started: number, log: Logger): Promise<LitefsInfo> {
+/** How a held read's wait ended: serve it (or wait for the next database behind), send it to the primary, or answer it. */
+async function afterHold<C> (core: CoreContext<C>, c: C, info: LitefsInfo, wanted: Wanted, db: string, result: WaitResult | 'overloaded', deadline: number, started: number, log: Logger): Promise<LitefsInfo> {
   const state = core.state
-  const db = core.options.db
   info.waitedMs = performance.now() - started
   info.role = state.role
   if (result === 'ready') {
     log.debug({ db, txid: info.awaitedTxid, waitedMs: info.waitedMs }, 'litefs-proxy: replica caught up; serving read')
+    // Another database of the token may still be behind.
+    return await readNow(core, c, info, wanted, deadline, started)
   } else if (result === 'unreachable') {
     info.unreachable = true
     log.info({ db, txid: info.awaitedTxid, waitedMs: info.waitedMs }, 'litefs-proxy: the primary is behind this read\'s TXID; serving it as the primary would')

@@ -20,7 +20,8 @@ export const STALE_HEADER = 'litefs-stale'
 
 export async function readTimedOut<C> (core: CoreContext<C>, c: C, info: LitefsInfo, log: Logger): Promise<LitefsInfo> {
   const { state, options } = core
-  const db = options.db
+  // The database the read waited for last: the main one, unless its token names several.
+  const db = info.awaitedDb ?? options.db as string
   const req = core.hooks.req(c)
   const awaited = info.awaitedTxid as string
   const position = formatTxid(state.position(db))

@@ -24,8 +24,10 @@ export interface LitefsInfo {
   kind: RequestKind
   /** This node's role when the request was decided. */
   role: Role
-  /** The client's TXID (cookie) that a read was checked against, as 16 hex digits. */
+  /** The client's TXID (cookie) that a read was checked against, as 16 hex digits (several databases: the last one it was held for). */
   awaitedTxid?: string
+  /** Several databases: the database a read was last held for, when its token names more than one. */
+  awaitedDb?: string
   /** Milliseconds a read was held for the replica to catch up. */
   waitedMs?: number
   /** `durability`: milliseconds a write's answer waited for its candidates. */

@@ -1,33 +1,41 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { readToken, readTxidCookie } from './cookie.js'
+import { eachCookie } from './cookie.js'
 import type { ResolvedOptions } from './options.js'
 import { readPeerCookies } from './peer-cookies.js'
+import { addPosition, mergePositions, readPositions, type Positions } from './positions-token.js'
 
 // The client's token, from wherever it carries it: the cookie (and, with
 // `peerCookies`, LiteFS's or litefs-js's: peer-cookies.ts), or the token
 // header (option `tokenHeader`, default `litefs-txid`) for clients without
 // cookies — API clients, mobile apps, cross-origin `fetch` without
-// credentials. Both hold the same value (cookie.ts's txidToken), signed the
-// same way; a token that does not verify is no token. The highest valid TXID
+// credentials. Both hold the same value (cookie.ts's txidToken, or
+// positions-token.ts's for several databases), signed the same way; a token
+// that does not verify is no token. The highest valid TXID of each database
 // among all those sent wins, as for a cookie sent twice: waiting for the
-// highest keeps every one of the client's writes visible. What a read does
-// with it is read-path.ts's; writing the header on a write's answer is the
-// acknowledgement's.
+// highest keeps every one of the client's writes visible. A bare TXID (and a
+// peer's cookie) is the main database's. What a read does with it is
+// read-path.ts's; writing the header on a write's answer is the acknowledgement's.
 
-/** The TXID a request carries (cookie or token header), or undefined. Never throws. */
-export function requestTxid (options: ResolvedOptions, headers: IncomingHttpHeaders): bigint | undefined {
-  let best = readTxidCookie(options.cookie, headers.cookie)
-  if (options.peerCookies.length > 0) {
+/** The positions a request's tokens name (cookie, peers' cookies, token header), or undefined for none. Never throws. */
+export function requestPositions (options: ResolvedOptions, headers: IncomingHttpHeaders): Positions | undefined {
+  const main = options.db
+  const found: Positions = new Map()
+  const add = (value: string): void => {
+    const positions = readPositions(options.cookie, value, main)
+    if (positions !== undefined) mergePositions(found, positions)
+  }
+  eachCookie(headers.cookie, options.cookie.name, add)
+  if (options.peerCookies.length > 0 && main !== undefined) {
     const peer = readPeerCookies(options.peerCookies, headers.cookie)
-    if (peer !== undefined && (best === undefined || peer > best)) best = peer
+    if (peer !== undefined) addPosition(found, main, peer)
   }
-  if (options.tokenHeader === false) return best
-  const raw = headers[options.tokenHeader]
-  if (raw === undefined) return best
+  const raw = options.tokenHeader === false ? undefined : headers[options.tokenHeader]
   // Node joins a repeated header with ", " (and keeps an array for a few names): every value counts.
-  for (const value of (Array.isArray(raw) ? raw.join(',') : raw).split(',')) {
-    const txid = readToken(options.cookie, value)
-    if (txid !== undefined && (best === undefined || txid > best)) best = txid
-  }
-  return best
+  if (raw !== undefined) for (const value of (Array.isArray(raw) ? raw.join(',') : raw).split(',')) add(value)
+  return found.size === 0 ? undefined : found
+}
+
+/** The main database's TXID a request carries (cookie or token header), or undefined. Never throws. */
+export function requestTxid (options: ResolvedOptions, headers: IncomingHttpHeaders): bigint | undefined {
+  return requestPositions(options, headers)?.get(options.db as string)
 }

@@ -1,8 +1,10 @@
 import { AS_IS, type Acknowledgement, type Appended } from './acknowledgement.js'
 import { commitConfirmed, outcomeUnknown } from './commit-check.js'
 import type { CoreContext } from './context.js'
-import { txidSetCookie, txidToken } from './cookie.js'
-import { sayDbMissing } from './db-missing.js'
+import { tokenSetCookie, txidToken } from './cookie.js'
+import { dbLabel, sayDbMissing } from './db-missing.js'
+import type { ReadPositions } from './positions-read.js'
+import { positionsToken, type Positions } from './positions-token.js'
 import type { LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
 
@@ -20,8 +22,71 @@ import { formatTxid } from './txid.js'
 /** How a write's answer leaves: only a write served here as primary gets a cookie. */
 export function acknowledgeWrite<C> (core: CoreContext<C>, info: LitefsInfo, c: C): Acknowledgement | Promise<Acknowledgement> {
   if (!info.local) return AS_IS
-  const txid = core.state.positionAfter(core.options.db)
+  if (core.several !== undefined) return core.several.read.after().then(positions => withToken(core, info, c, positions))
+  const txid = core.state.positionAfter(core.options.db as string)
   return txid instanceof Promise ? txid.then(t => withCookie(core, info, c, t)) : withCookie(core, info, c, txid)
+}
+
+/**
+ * Several databases: the token names every tracked database's position after
+ * the commit, not only those the handler changed. Positions only grow on one
+ * primary, so that covers this write and every earlier one of the client's
+ * whatever database it touched (a token naming only the databases this write
+ * changed would forget the others'), it needs no view of what the request saw
+ * before, and its size is bounded by the tracked databases (at most
+ * MAX_DATABASES). The cost: a read may also wait for databases it did not
+ * write — which LiteFS replicates over the same stream, about as far behind.
+ */
+function withToken<C> (core: CoreContext<C>, info: LitefsInfo, c: C, read: ReadPositions): Acknowledgement {
+  const { any, token, setTxid } = minted(core, read)
+  if (!commitConfirmed(core, any)) {
+    const instead = outcomeUnknown(core, c)
+    return instead === undefined ? AS_IS : { replace: instead }
+  }
+  if (any === undefined) {
+    sayDbMissing(core)
+    return AS_IS
+  }
+  if (core.dbMissing) {
+    core.dbMissing = false
+    core.warn.clear('LITEFS_DB', `${core.options.mount}/${dbLabel(core.options)}`, 'a tracked database exists now: writes are cookied')
+  }
+  if (token === undefined) return AS_IS
+  info.setTxid = setTxid
+  core.observer.cookieSet(core.hooks.req(c), setTxid as string)
+  const ack = tokened(core, c, token)
+  return core.lifecycle.closing ? leaving(ack) : ack
+}
+
+/** What one batch of `-pos` reads gives every answer that shared it: made once per batch (the token's HMAC included). */
+interface Minted {
+  /** A position read, if any (none: the mount is looked at). */
+  any: bigint | undefined
+  /** The token, or undefined when every position is 0 or unread. */
+  token: string | undefined
+  /** The main database's TXID (durability waits for it), or the first one's. */
+  setTxid: string | undefined
+}
+
+const mintedFor = new WeakMap<ReadPositions, Minted>()
+
+function minted<C> (core: CoreContext<C>, read: ReadPositions): Minted {
+  let m = mintedFor.get(read)
+  if (m !== undefined) return m
+  const positions: Positions = new Map()
+  let any: bigint | undefined
+  for (const [db, txid] of read) {
+    if (txid === undefined) continue
+    any ??= txid
+    if (txid !== 0n) positions.set(db, txid)
+  }
+  const main = core.options.db
+  const first = positions.get(main as string) ?? positions.values().next().value
+  m = positions.size === 0
+    ? { any, token: undefined, setTxid: undefined }
+    : { any, token: positionsToken(core.options.cookie, positions, main), setTxid: formatTxid(first as bigint) }
+  mintedFor.set(read, m)
+  return m
 }
 
 const CLOSE = ['connection', 'close'] as const
@@ -49,7 +114,8 @@ function leaving (ack: Appended): Acknowledgement {
 }
 
 function cookied<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint | undefined): Appended {
-  const { mount, db } = core.options
+  const { mount } = core.options
+  const db = core.options.db as string // one database: always named
   if (txid === undefined) {
     // A write served as primary, and no position for its database: it does not
     // exist yet, or `db` names the wrong file (db-missing.ts says which).
@@ -63,8 +129,13 @@ function cookied<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint 
   if (txid === 0n) return AS_IS
   info.setTxid = formatTxid(txid)
   core.observer.cookieSet(core.hooks.req(c), info.setTxid)
-  const cookie = txidSetCookie(core.options.cookie, txid, core.hooks.secure(c))
+  return tokened(core, c, txidToken(core.options.cookie, txid))
+}
+
+/** The cookie and the token header carrying `token`. */
+function tokened<C> (core: CoreContext<C>, c: C, token: string): Appended {
+  const cookie = tokenSetCookie(core.options.cookie, token, core.hooks.secure(c))
   const header = core.options.tokenHeader
   if (header === false) return { headers: [['set-cookie', cookie]] }
-  return { headers: [['set-cookie', cookie], [header, txidToken(core.options.cookie, txid)]] }
+  return { headers: [['set-cookie', cookie], [header, token]] }
 }

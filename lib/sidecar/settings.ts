@@ -18,7 +18,7 @@ export const FLAGS: Record<string, Flag> = {
   config: { kind: 'string', help: "an existing litefs.yml: its proxy: section, fuse.dir and http.addr (flags win)" },
   addr: { kind: 'string', yaml: 'addr', help: 'where to listen, e.g. :8080 (LiteFS proxy.addr)' },
   target: { kind: 'string', yaml: 'target', help: 'the app, e.g. localhost:8000 (proxy.target)' },
-  db: { kind: 'string', yaml: 'db', help: 'the database file name whose TXID is tracked (proxy.db)' },
+  db: { kind: 'string', yaml: 'db', help: "the database file name whose TXID is tracked (proxy.db); several: app.db,cache.db (the first is the main one); '*' for every database in the mount (app.db,* to name the main one)" },
   passthrough: { kind: 'list', yaml: 'passthrough', help: 'a path glob handed to the app untouched; repeatable (proxy.passthrough)' },
   'always-forward': { kind: 'list', yaml: 'always-forward', help: 'a path glob whose reads are writes; repeatable (proxy.always-forward)' },
   'primary-redirect-timeout': { kind: 'duration', yaml: 'primary-redirect-timeout', help: 'how long a write waits for a primary, default 5s' },
@@ -194,6 +194,11 @@ function oneOf<const T extends string> (name: string, value: string, values: rea
   return value as T
 }
 
+/** `--db`: one name (LiteFS's proxy.db), or several comma-separated: the core checks each. */
+function databases (value: string): string | string[] {
+  return value.includes(',') ? value.split(',').map(n => n.trim()) : value
+}
+
 /**
  * The sidecar's options from `argv` (after `serve`), a litefs.yml if `--config`
  * names one, and the environment. Throws UsageError (one line) on anything wrong;
@@ -213,7 +218,7 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
   const options: SidecarOptions = {
     addr: str('addr') as string,
     target: str('target') as string,
-    db: str('db') as string,
+    db: databases(str('db') as string),
     logger: lineLogger(level, format, write)
   }
   const set = <K extends keyof SidecarOptions>(key: K, value: SidecarOptions[K] | undefined): void => {

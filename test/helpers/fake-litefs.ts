@@ -167,6 +167,12 @@ export class FakeLitefs {
     if (opts.event !== false) this.send(JSON.stringify({ ...TX, db: this.db, data: { ...TX.data, txID: hex16(txid) } }) + '\n')
   }
 
+  /** A transaction on another database of the mount (several databases): its `-pos` and (unless `event: false`) a `tx` line naming it. */
+  advanceDb (db: string, txid: bigint, opts: { event?: boolean } = {}): void {
+    writePosFile(join(this.mount, `${db}-pos`), txid)
+    if (opts.event !== false) this.send(JSON.stringify({ ...TX, db, data: { ...TX.data, txID: hex16(txid) } }) + '\n')
+  }
+
   becomePrimary (): void {
     this.role = 'primary'
     this.primary = undefined
@@ -229,8 +235,7 @@ export class FakeLitefs {
     // `%016x/%016x\n`: TXID / post-apply checksum (any 16 hex digits here).
     // Rewritten in place, never truncated: as LiteFS's file, one inode whose 34
     // bytes change at once, so a kept fd (read on another thread) never sees it empty.
-    const path = join(this.mount, `${this.db}-pos`)
-    writeFileSync(path, `${hex16(this.txid)}/${hex16(this.txid * 0x9e3779b97f4a7c15n & 0xffffffffffffffffn)}\n`, { flag: existsSync(path) ? 'r+' : 'w' })
+    writePosFile(join(this.mount, `${this.db}-pos`), this.txid)
   }
 
   private writeRoleFiles (): void {
@@ -239,6 +244,10 @@ export class FakeLitefs {
     else rmSync(primaryFile, { force: true })
     this.setLag(this.role === 'primary' ? 0 : 829)
   }
+}
+
+function writePosFile (path: string, txid: bigint): void {
+  writeFileSync(path, `${hex16(txid)}/${hex16(txid * 0x9e3779b97f4a7c15n & 0xffffffffffffffffn)}\n`, { flag: existsSync(path) ? 'r+' : 'w' })
 }
 
 /** Wait, without a clock, until `cond` holds (checks on every turn of the event loop). */

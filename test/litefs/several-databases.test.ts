@@ -1,0 +1,168 @@
+// Several databases per mount (issue 22.1) on a real LiteFS v0.5.14 cluster
+// (2 nodes, static lease, FUSE, loopback), in every adapter and `serve`: a
+// write to the second database answers a token naming both databases'
+// positions, read from their `-pos` files after the handler's commit; a read
+// on the replica carrying it is held while real replication of that database
+// is held back, and served once it arrives; health reports each database.
+// With '*', a database the handler creates is in its own write's token. The
+// apps run in this process; LiteFS is never stopped. Run by `npm run test:litefs`.
+import t from 'tap'
+import Database from 'better-sqlite3'
+import { readFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
+import { frameworkApp, type Handler } from '../helpers/framework-apps.js'
+import { createSidecar } from '../../lib/sidecar/sidecar.js'
+import { lineLogger } from '../../lib/sidecar/access-log.js'
+import type { NodeState } from '../../lib/core/node-state.js'
+import type { LitefsStats } from '../../lib/core/observe.js'
+
+const DBS = ['app.db', 'cache.db']
+const FLAVOURS = ['fastify', 'express', 'http', 'serve'] as const
+type Flavour = typeof FLAVOURS[number]
+const quiet = { debug () {}, info () {}, warn () {}, error () {} }
+const hex = (n: bigint): string => n.toString(16).padStart(16, '0')
+
+let cluster: LitefsCluster
+
+async function until (what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`never happened within ${timeoutMs} ms: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
+/** `db`'s position on `node` as its `-pos` says now. */
+const posNow = (node: LitefsNode, db: string): string => readFileSync(join(node.mount, `${db}-pos`), 'utf8').slice(0, 16)
+
+function commit (node: LitefsNode, db: string): void {
+  const conn = new Database(join(node.mount, db), { timeout: 250 })
+  try {
+    conn.exec('CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT)')
+    conn.prepare('INSERT INTO notes (text) VALUES (?)').run(db)
+  } finally { conn.close() }
+}
+
+function routes (node: LitefsNode): Record<string, Handler> {
+  const writes = (db: string): Handler => (req, res) => {
+    const done = (): void => { commit(node, db); res.writeHead(201, { 'content-type': 'application/json' }).end('{}') }
+    if (req.readableEnded) done()
+    else req.resume().on('end', done)
+  }
+  return {
+    'POST /cache': writes('cache.db'),
+    'POST /queue': writes('queue.db'),
+    'GET /items': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ cache: posNow(node, 'cache.db') }))
+    }
+  }
+}
+
+interface App { url: string, state: NodeState, stats: () => LitefsStats, close: () => Promise<void> }
+
+async function start (flavour: Flavour, node: LitefsNode, litefs: Record<string, unknown>): Promise<App> {
+  const options = { db: DBS, mount: node.mount, api: node.apiUrl, ...litefs }
+  if (flavour !== 'serve') return await frameworkApp(flavour, options, { routes: routes(node), logger: quiet })
+  const handlers = routes(node)
+  const target: Server = createServer((req: IncomingMessage, res: ServerResponse) => { void handlers[`${req.method as string} ${(req.url as string).split('?')[0]}`](req, res, Buffer.alloc(0)) })
+  await new Promise<void>(resolve => target.listen(0, '127.0.0.1', resolve))
+  const sidecar = createSidecar({ addr: '127.0.0.1:0', target: `127.0.0.1:${(target.address() as AddressInfo).port}`, logger: lineLogger('silent', 'json', () => {}), ...options } as any)
+  await sidecar.listen()
+  return {
+    url: sidecar.url,
+    state: sidecar.core.state,
+    stats: () => sidecar.core.stats(),
+    close: async () => { await sidecar.close(); target.closeAllConnections(); await new Promise(resolve => target.close(resolve)) }
+  }
+}
+
+async function ready (app: App, role: 'primary' | 'replica'): Promise<void> {
+  await until(`the ${role} app follows LiteFS`, () => app.state.litefs === 'up' && (role === 'primary' ? app.state.role === 'primary' : app.state.primaryHostname === cluster.primary.hostname))
+}
+
+t.before(async () => {
+  cluster = await startLitefsCluster({ nodes: 2, pausableReplication: true })
+  for (const db of DBS) {
+    const created = new Database(join(cluster.primary.mount, db))
+    created.pragma('journal_mode = WAL')
+    created.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)')
+    created.close()
+    await cluster.waitReplicated(db)
+  }
+})
+t.teardown(async () => { await cluster?.close() })
+
+for (const flavour of FLAVOURS) {
+  t.test(flavour, async t => {
+    const [primaryNode, replicaNode] = cluster.nodes
+    const primary = await start(flavour, primaryNode, {})
+    t.teardown(primary.close)
+    const replica = await start(flavour, replicaNode, { primaryUrl: () => primary.url, readTimeout: '10s' })
+    t.teardown(replica.close)
+    await ready(primary, 'primary')
+    await ready(replica, 'replica')
+
+    await t.test('a write to cache.db: its token names both databases\' -pos after the commit', async t => {
+      const res = await request(`${primary.url}/cache`, { method: 'POST', body: '{}' })
+      await res.body.dump()
+      t.equal(res.statusCode, 201)
+      const token = `app.db:${hex(primaryNode.position('app.db') as bigint)}|cache.db:${hex(primaryNode.position('cache.db') as bigint)}`
+      t.equal(res.headers['litefs-txid'], token)
+      t.match(String(res.headers['set-cookie']), `=${token};`, 'the cookie says the same')
+    })
+
+    await t.test('a read carrying it on the replica is held until real replication brings cache.db', async t => {
+      await cluster.waitReplicated('app.db')
+      await cluster.waitReplicated('cache.db')
+      replicaNode.pauseReplication()
+      let res
+      let cache: string
+      try {
+        const write = await request(`${replica.url}/cache`, { method: 'POST', body: '{}' }) // forwarded to the primary
+        await write.body.dump()
+        const token = write.headers['litefs-txid'] as string
+        cache = /cache\.db:([0-9a-f]{16})/.exec(token)?.[1] as string
+        t.equal(cache, hex(primaryNode.position('cache.db') as bigint), 'the primary\'s cache.db after the commit, brought back by the forward')
+        t.equal(/app\.db:([0-9a-f]{16})/.exec(token)?.[1], posNow(replicaNode, 'app.db'), 'app.db did not move: the replica has it already')
+        const pending = request(`${replica.url}/items`, { headers: { 'litefs-txid': token } })
+        await until('the read is held', () => replica.stats().held === 1)
+        t.ok(replica.state.awaits('cache.db'), 'held for cache.db')
+        t.ok(posNow(replicaNode, 'cache.db') < cache, 'the replica\'s cache.db is behind while it holds the read')
+        replicaNode.resumeReplication()
+        res = await pending
+      } finally {
+        replicaNode.resumeReplication()
+      }
+      t.equal(res.statusCode, 200)
+      const body = await res.body.json() as { cache: string }
+      t.ok(body.cache >= cache, `the handler ran with cache.db at ${body.cache}, having ${cache}`)
+    })
+
+    await t.test('health reports each database', async t => {
+      await cluster.waitReplicated('cache.db')
+      for (const [app, node] of [[primary, primaryNode], [replica, replicaNode]] as const) {
+        const res = await request(`${app.url}/litefs/health`)
+        const body = await res.body.json() as { txid: string, databases: Record<string, string> }
+        t.same(body.databases, { 'app.db': posNow(node, 'app.db'), 'cache.db': posNow(node, 'cache.db') })
+        t.equal(body.txid, posNow(node, 'app.db'), 'txid: the main database\'s')
+      }
+    })
+  })
+}
+
+t.test("'*': a database the handler creates is in its own write's token", async t => {
+  const [primaryNode] = cluster.nodes
+  const primary = await start('http', primaryNode, { db: ['app.db', '*'] })
+  t.teardown(primary.close)
+  await ready(primary, 'primary')
+  const res = await request(`${primary.url}/queue`, { method: 'POST', body: '{}' })
+  await res.body.dump()
+  t.equal(res.statusCode, 201)
+  const entries = (res.headers['litefs-txid'] as string).split('|')
+  t.equal(entries[0], `app.db:${posNow(primaryNode, 'app.db')}`, 'the main database first')
+  t.same(new Set(entries), new Set(['app.db', 'cache.db', 'queue.db'].map(db => `${db}:${posNow(primaryNode, db)}`)), 'every database in the mount, queue.db included')
+})
