@@ -179,7 +179,7 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
   // write can still be streamed to the primary untouched.
   // A WebSocket handshake @fastify/websocket routes is decided the same way, its raw connection watched while held.
   fastify.addHook('onRequest', (request, reply, next) => {
-    const upgrade = fastifyUpgrade(request.raw)
+    const upgrade = fastifyUpgrade(request.raw, reply.raw)
     const decided = core.decide(reply)
     if (decided instanceof Promise) {
       decided.then(info => settle(core, reply, info, next, upgrade), next)

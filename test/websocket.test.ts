@@ -1,0 +1,382 @@
+// WebSockets (issue 22, item 3) through real sockets, in each adapter as the
+// README wires it (Fastify with @fastify/websocket; Express and node:http with
+// `ws` behind `proxy.upgrade()`) and behind `litefs-proxy serve`, each node on
+// its own stand-in LiteFS: a handshake carrying a TXID ahead of the replica is
+// held until the replica has it, and the app's first message sees that
+// position; a handshake on an `alwaysForward` path is tunnelled to the
+// primary, messages flowing both ways; passthrough is untouched; a primary
+// that cannot be reached, or a read held too long, gets a clear answer on the
+// raw connection; a client that leaves while held lets go of its wait.
+import t from 'tap'
+import Fastify from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import express from 'express'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import WebSocket, { WebSocketServer } from 'ws'
+import { litefs as fastifyLitefs } from '../lib/fastify.js'
+import { litefs as expressLitefs } from '../lib/express.js'
+import { wrap, type UpgradeListener } from '../lib/http.js'
+import { createSidecar } from '../lib/sidecar/sidecar.js'
+import { lineLogger } from '../lib/sidecar/access-log.js'
+import { LitefsCore } from '../lib/core/proxy.js'
+import type { NodeState } from '../lib/core/node-state.js'
+import { MAX_EARLY_BYTES } from '../lib/core/upgrade-socket.js'
+import { FakeLitefs, until } from './helpers/fake-litefs.js'
+import { RawConnection } from './helpers/raw-http.js'
+
+type Test = Pick<typeof t, 'teardown'>
+type Flavour = 'fastify' | 'express' | 'http' | 'serve'
+const FLAVOURS: Flavour[] = ['fastify', 'express', 'http', 'serve']
+
+const quiet = { debug () {}, info () {}, warn () {}, error () {} }
+const hex = (n: bigint): string => n.toString(16).padStart(16, '0')
+const HANDSHAKE = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' }
+/** Paths: /admin/* writes (alwaysForward), /raw/* is passthrough, anything else a read. */
+const PATHS = { alwaysForward: ['/admin/*'], passthrough: ['/raw/*'] }
+
+interface WsNode {
+  url: string
+  state: NodeState
+  fake: FakeLitefs
+  /** The loop-guard header of each connection the app accepted, by path. */
+  accepted: Array<{ path: string, forwarded: string | null }>
+}
+
+/** The app's WebSocket endpoint: says who it is and where its database is, then echoes. */
+function greet (role: string, fake: FakeLitefs, accepted: WsNode['accepted'], ws: WebSocket, req: IncomingMessage, kind: string | undefined): void {
+  const forwarded = (req.headers['litefs-forwarded'] as string | undefined) ?? null
+  accepted.push({ path: req.url as string, forwarded })
+  ws.send(JSON.stringify({ node: role, path: req.url, position: String(fake.txid), kind: kind ?? null, forwarded }))
+  ws.on('message', m => { ws.send(`${role}:${String(m)}`) })
+}
+
+/** `/admin/refused` is refused by the app (403): an upgrade listener may decline. */
+function refuseOr (accept: (req: IncomingMessage, socket: Duplex, head: Buffer) => void) {
+  return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (req.url === '/admin/refused') {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 7\r\n\r\nrefused')
+      return
+    }
+    accept(req, socket, head)
+  }
+}
+
+async function listen (server: Server): Promise<string> {
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+/** One node of `flavour` on its own stand-in LiteFS, wired as the README says. */
+async function wsNode (t: Test, flavour: Flavour, role: 'primary' | 'replica', options: Record<string, unknown>): Promise<WsNode> {
+  const fake = await FakeLitefs.start({ role, primary: 'node-a', txid: role === 'primary' ? 10n : 5n })
+  t.teardown(async () => { await fake.close() })
+  const accepted: WsNode['accepted'] = []
+  const litefsOptions = { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, ...PATHS, ...options }
+  const wss = new WebSocketServer({ noServer: true })
+  wss.on('connection', (ws: WebSocket, req: IncomingMessage) => { greet(role, fake, accepted, ws, req, req.litefs?.kind) })
+  const handshake = refuseOr((req, socket, head) => { wss.handleUpgrade(req, socket, head, ws => wss.emit('connection', ws, req)) })
+  // Upgraded connections are no server's: ended here, before the servers close.
+  t.teardown(() => { for (const ws of wss.clients) ws.terminate() })
+  let url: string
+  let state: NodeState
+  if (flavour === 'fastify') {
+    const app = Fastify({ forceCloseConnections: true })
+    await app.register(fastifyLitefs, litefsOptions)
+    await app.register(fastifyWebsocket)
+    app.get('/*', { websocket: true }, (ws, request) => { greet(role, fake, accepted, ws, request.raw, request.litefs?.kind) })
+    t.teardown(async () => {
+      for (const ws of app.websocketServer.clients) ws.terminate()
+      await app.close()
+    })
+    url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('localhost', '127.0.0.1')
+    state = app.litefs.state
+  } else if (flavour === 'serve') {
+    const appServer = createServer((_req, res) => { res.end('page') })
+    appServer.on('upgrade', handshake)
+    const target = await listen(appServer)
+    t.teardown(async () => { appServer.closeAllConnections(); await new Promise(resolve => appServer.close(resolve)) })
+    const sidecar = createSidecar({ addr: '127.0.0.1:0', target: target.replace('http://', ''), ...litefsOptions, cookieName: 'litefs-txid', logger: lineLogger('silent', 'json', () => {}) })
+    await sidecar.listen()
+    t.teardown(async () => { await sidecar.close() })
+    url = sidecar.url
+    state = sidecar.core.state
+  } else {
+    let server: Server
+    let proxy: { upgrade: (listener: UpgradeListener) => UpgradeListener, close: () => Promise<void>, core: LitefsCore<ServerResponse> }
+    if (flavour === 'express') {
+      const middleware = expressLitefs({ ...litefsOptions, logger: quiet })
+      const app = express()
+      app.use(middleware)
+      app.get('/page', (_req, res) => { res.send('page') })
+      app.use(expressLitefs.errorHandler())
+      server = createServer(app)
+      proxy = middleware
+    } else {
+      const listener = wrap((_req, res) => { res.end('page') }, { ...litefsOptions, logger: quiet })
+      server = createServer(listener)
+      proxy = listener
+    }
+    server.on('upgrade', proxy.upgrade(handshake))
+    url = await listen(server)
+    t.teardown(async () => {
+      await proxy.close()
+      server.closeAllConnections()
+      await new Promise(resolve => server.close(resolve))
+    })
+    state = proxy.core.state
+  }
+  await until(() => state.litefs === 'up' && (role === 'primary' ? state.role === 'primary' : state.primaryHostname === 'node-a'), `the ${role} follows LiteFS`)
+  return { url, state, fake, accepted }
+}
+
+/** A client, its messages in order. */
+class Client {
+  readonly ws: WebSocket
+  readonly messages: string[] = []
+  readonly opened: Promise<void>
+  private wake: (() => void) | undefined
+  constructor (t: Test, url: string, headers: Record<string, string> = {}) {
+    this.ws = new WebSocket(url.replace('http', 'ws'), { headers })
+    this.ws.on('message', m => { this.messages.push(String(m)); this.wake?.() })
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', resolve)
+      this.ws.once('error', reject)
+    })
+    t.teardown(() => { this.ws.terminate() })
+  }
+
+  /** The n-th message (0-based), once it came. */
+  async message (n: number): Promise<string> {
+    for (let i = 0; this.messages.length <= n; i++) {
+      if (i > 1000) throw new Error('no message')
+      await new Promise<void>(resolve => { this.wake = resolve })
+    }
+    return this.messages[n]
+  }
+}
+
+/** A masked client text frame (RFC 6455 §5.2), as a client sends it. */
+function frame (text: string): Buffer {
+  const payload = Buffer.from(text)
+  const mask = Buffer.from([1, 2, 3, 4])
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))])
+}
+
+const tokenCookie = (txid: bigint): Record<string, string> => ({ cookie: `litefs-txid=${hex(txid)}` })
+
+for (const flavour of FLAVOURS) {
+  t.test(`${flavour}: WebSocket handshakes are decided as requests`, async t => {
+    const primary = await wsNode(t, flavour, 'primary', {})
+    const replica = await wsNode(t, flavour, 'replica', { primaryUrl: () => primary.url })
+
+    await t.test('a handshake carrying a TXID ahead of the replica is held until the replica has it', async t => {
+      const client = new Client(t, `${replica.url}/live`, tokenCookie(7n))
+      await until(() => replica.state.waiterCount === 1, 'the handshake is held')
+      t.equal(client.ws.readyState, WebSocket.CONNECTING, 'not switched while held')
+      t.same(replica.accepted, [], 'the app has not seen it')
+      replica.fake.advance(7n)
+      await client.opened
+      t.match(JSON.parse(await client.message(0)), { node: 'replica', path: '/live', position: '7' }, "the app's first message sees the client's write")
+      if (flavour !== 'serve') t.equal(JSON.parse(client.messages[0]).kind, 'read')
+      client.ws.send('hello')
+      t.equal(await client.message(1), 'replica:hello', 'messages both ways')
+      client.ws.close()
+    })
+
+    await t.test('the token header holds it too; a handshake the replica is not behind opens at once', async t => {
+      const held = new Client(t, `${replica.url}/live`, { 'litefs-txid': hex(9n) })
+      await until(() => replica.state.waiterCount === 1, 'held for the token header')
+      const now = new Client(t, `${replica.url}/live`, tokenCookie(3n))
+      await now.opened
+      t.match(JSON.parse(await now.message(0)), { node: 'replica', position: '7' }, 'not held: the replica has TXID 3')
+      t.equal(held.ws.readyState, WebSocket.CONNECTING)
+      replica.fake.advance(9n)
+      await held.opened
+      t.match(JSON.parse(await held.message(0)), { node: 'replica', position: '9' })
+    })
+
+    await t.test('a handshake on an alwaysForward path is tunnelled to the primary', async t => {
+      const client = new Client(t, `${replica.url}/admin/live`, tokenCookie(999n))
+      await client.opened
+      const hello = JSON.parse(await client.message(0))
+      t.match(hello, { node: 'primary', path: '/admin/live', position: '10' }, "the primary's app answered")
+      t.type(hello.forwarded, 'string', 'with the loop-guard marker')
+      if (flavour !== 'serve') t.equal(hello.kind, 'write', 'decided there as a write served locally')
+      client.ws.send('ping')
+      t.equal(await client.message(1), 'primary:ping', 'messages both ways through the tunnel')
+      client.ws.send('again')
+      t.equal(await client.message(2), 'primary:again')
+      t.same(replica.accepted.filter(a => a.path === '/admin/live'), [], "the replica's app never saw it")
+      t.equal(replica.state.waiterCount, 0)
+      client.ws.close()
+    })
+
+    await t.test('passthrough is untouched: no wait for a TXID far ahead', async t => {
+      const client = new Client(t, `${replica.url}/raw/live`, tokenCookie(999n))
+      await client.opened
+      t.match(JSON.parse(await client.message(0)), { node: 'replica', path: '/raw/live', forwarded: null })
+      if (flavour !== 'serve') t.equal(JSON.parse(client.messages[0]).kind, 'passthrough')
+      t.equal(replica.state.waiterCount, 0)
+      client.ws.close()
+    })
+
+    await t.test('a client that leaves while held lets go of its wait', async t => {
+      const heldBefore = LitefsCore.heldInProcess
+      const c = await RawConnection.open(replica.url)
+      c.send('GET', '/live', { ...HANDSHAKE, ...tokenCookie(50n) })
+      await until(() => replica.state.waiterCount === 1, 'held')
+      c.socket.end() // a FIN, not a reset: the server's sockets allow half-open ones
+      await until(() => replica.state.waiterCount === 0, 'the wait is let go')
+      await until(() => c.closed, 'the connection is closed')
+      t.equal(LitefsCore.heldInProcess, heldBefore, 'nothing counted as held any more')
+      const r = await RawConnection.open(replica.url)
+      r.send('GET', '/live', { ...HANDSHAKE, ...tokenCookie(50n) })
+      await until(() => replica.state.waiterCount === 1, 'held')
+      r.close() // a reset
+      await until(() => replica.state.waiterCount === 0, 'let go after a reset too')
+    })
+
+    await t.test('what the client sends while held reaches the app after the switch', async t => {
+      const c = await RawConnection.open(replica.url)
+      t.teardown(() => c.close())
+      c.write(`GET /live HTTP/1.1\r\nhost: test\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\ncookie: litefs-txid=${hex(11n)}\r\n\r\n`)
+      c.write(frame('early'))
+      await until(() => replica.state.waiterCount === 1, 'held')
+      c.write(frame('while held'))
+      replica.fake.advance(11n)
+      const a = await c.answer()
+      t.equal(a.status, 101)
+      const seen = await c.until('replica:while held')
+      t.match(seen, /replica:early[\s\S]*replica:while held/, 'both frames, in order')
+    })
+
+    await t.test('the primary itself hands a writing handshake to its own app', async t => {
+      const client = new Client(t, `${primary.url}/admin/live`)
+      await client.opened
+      t.match(JSON.parse(await client.message(0)), { node: 'primary', forwarded: null })
+      client.ws.close()
+    })
+  })
+
+  t.test(`${flavour}: clear answers on the raw connection`, async t => {
+    // A replica whose primary is gone (nothing listens where it should be).
+    const dead = createNetServer()
+    const deadUrl = await listen(dead as unknown as Server)
+    await new Promise(resolve => dead.close(resolve))
+    const replica = await wsNode(t, flavour, 'replica', { primaryUrl: () => deadUrl, readTimeout: 100, primaryRedirectTimeout: 100 })
+
+    await t.test('a read held past readTimeout: 504 LITEFS_READ_TIMEOUT', async t => {
+      const c = await RawConnection.open(replica.url)
+      t.teardown(() => c.close())
+      c.send('GET', '/live', { ...HANDSHAKE, ...tokenCookie(50n) })
+      const a = await c.answer()
+      t.equal(a.status, 504)
+      t.match(JSON.parse(a.body), { code: 'LITEFS_READ_TIMEOUT' })
+      t.match(a.headers['content-type'], ['application/json; charset=utf-8'])
+      if (flavour !== 'serve') {
+        t.same(a.headers.connection, ['close'], 'the connection ends with the answer')
+        await until(() => c.closed, 'closed')
+      }
+    })
+
+    await t.test('a writing handshake with the primary unreachable: 503 LITEFS_NO_PRIMARY', async t => {
+      const c = await RawConnection.open(replica.url)
+      t.teardown(() => c.close())
+      c.send('GET', '/admin/live', HANDSHAKE)
+      const a = await c.answer()
+      t.equal(a.status, 503)
+      t.match(JSON.parse(a.body), { code: 'LITEFS_NO_PRIMARY', error: /could not be reached \(ECONNREFUSED\)/ })
+      t.same(a.headers['retry-after'], ['1'])
+      t.equal(replica.accepted.length, 0, "the replica's app never saw either")
+    })
+  })
+}
+
+t.test('express and node:http: an upgrade the primary declines is relayed', async t => {
+  for (const flavour of ['express', 'http'] as const) {
+    const primary = await wsNode(t, flavour, 'primary', {})
+    const replica = await wsNode(t, flavour, 'replica', { primaryUrl: () => primary.url })
+    const c = await RawConnection.open(replica.url)
+    t.teardown(() => c.close())
+    c.send('GET', '/admin/refused', HANDSHAKE)
+    const a = await c.answer()
+    t.equal(a.status, 403, flavour)
+    t.equal(a.body, 'refused')
+  }
+})
+
+t.test('node:http: a primary that takes the connection and fails, or never answers, or does not resolve', async t => {
+  const sockets = new Set<Socket>()
+  let behaviour: 'drop' | 'silent' = 'drop'
+  const fakePrimary = createNetServer(socket => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+    socket.once('data', () => { if (behaviour === 'drop') socket.destroy() })
+  })
+  const fakeUrl = await listen(fakePrimary as unknown as Server)
+  t.teardown(async () => { for (const s of sockets) s.destroy(); await new Promise(resolve => fakePrimary.close(resolve)) })
+  let primaryUrl = fakeUrl
+  const warnings: string[] = []
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const listener = wrap((_req, res) => { res.end() }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, ...PATHS, primaryUrl: () => primaryUrl, forwardTimeout: 100, primaryRedirectTimeout: 200, logger: { ...quiet, warn: (_o, m) => { warnings.push(m) } } })
+  const server = createServer(listener)
+  server.on('upgrade', listener.upgrade(() => { t.fail('never the replica\'s app') }))
+  const url = await listen(server)
+  t.teardown(async () => { await listener.close(); server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  await until(() => listener.core.state.primaryHostname === 'node-a')
+  const ask = async (): Promise<{ status: number, body: Record<string, string> }> => {
+    const c = await RawConnection.open(url)
+    c.send('GET', '/admin/live', HANDSHAKE)
+    const a = await c.answer()
+    c.close()
+    return { status: a.status, body: JSON.parse(a.body) }
+  }
+  t.match(await ask(), { status: 502, body: { code: 'LITEFS_FORWARD_FAILED', error: /the primary at .* failed before answering the WebSocket handshake/ } }, 'taken, then dropped: not retried')
+  behaviour = 'silent'
+  t.match(await ask(), { status: 504, body: { code: 'LITEFS_FORWARD_TIMEOUT', error: /did not answer the WebSocket handshake within 100 ms/ } })
+  primaryUrl = 'http://no-such-primary.invalid:1'
+  t.match(await ask(), { status: 503, body: { code: 'LITEFS_NO_PRIMARY' } })
+  t.ok(warnings.some(w => /does not resolve/.test(w)), 'the unresolved primary is said')
+})
+
+t.test('node:http: a client sending more than a handshake while held is cut; a failure is a 500', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const listener = wrap((_req, res) => { res.end() }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, ...PATHS, primaryUrl: () => { throw new Error('no map for this host') }, logger: quiet })
+  const server = createServer(listener)
+  server.on('upgrade', listener.upgrade(() => { t.fail('never the app') }))
+  const url = await listen(server)
+  t.teardown(async () => { await listener.close(); server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  await until(() => listener.core.state.primaryHostname === 'node-a')
+  const c = await RawConnection.open(url)
+  c.send('GET', '/live', { ...HANDSHAKE, ...tokenCookie(50n) })
+  await until(() => listener.core.state.waiterCount === 1, 'held')
+  c.write(Buffer.alloc(MAX_EARLY_BYTES + 1))
+  await until(() => listener.core.state.waiterCount === 0, 'let go')
+  await until(() => c.closed, 'cut')
+  const f = await RawConnection.open(url)
+  t.teardown(() => f.close())
+  f.send('GET', '/admin/live', HANDSHAKE)
+  const a = await f.answer()
+  t.equal(a.status, 500)
+  t.same(JSON.parse(a.body), { error: 'no map for this host', code: 'LITEFS_INTERNAL' })
+})
+
+t.test('fastify without @fastify/websocket: a handshake is an ordinary GET, as before', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const app = Fastify({ forceCloseConnections: true })
+  await app.register(fastifyLitefs, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, primaryUrl: 'http://127.0.0.1:9' })
+  app.get('/live', async () => 'no websockets here')
+  const url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('localhost', '127.0.0.1')
+  t.teardown(async () => { await app.close() })
+  const c = await RawConnection.open(url)
+  t.teardown(() => c.close())
+  c.send('GET', '/live', HANDSHAKE)
+  const a = await c.answer()
+  t.equal(a.status, 200)
+  t.equal(a.body, 'no websockets here')
+})
