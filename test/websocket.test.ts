@@ -11,13 +11,16 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import express from 'express'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import WebSocket, { WebSocketServer } from 'ws'
 import { litefs as fastifyLitefs } from '../lib/fastify.js'
 import { litefs as expressLitefs } from '../lib/express.js'
-import { wrap, type UpgradeListener } from '../lib/http.js'
+import { CHANNELS, wrap, type UpgradeListener } from '../lib/http.js'
 import { createSidecar } from '../lib/sidecar/sidecar.js'
 import { lineLogger } from '../lib/sidecar/access-log.js'
 import { LitefsCore } from '../lib/core/proxy.js'
@@ -337,9 +340,53 @@ t.test('node:http: a primary that takes the connection and fails, or never answe
   t.match(await ask(), { status: 502, body: { code: 'LITEFS_FORWARD_FAILED', error: /the primary at .* failed before answering the WebSocket handshake/ } }, 'taken, then dropped: not retried')
   behaviour = 'silent'
   t.match(await ask(), { status: 504, body: { code: 'LITEFS_FORWARD_TIMEOUT', error: /did not answer the WebSocket handshake within 100 ms/ } })
+  // The client leaves while the primary has not answered: the handshake to the primary goes with it.
+  const before = sockets.size
+  const c = await RawConnection.open(url)
+  c.send('GET', '/admin/live', HANDSHAKE)
+  await until(() => sockets.size === before + 1, 'the handshake reached the primary')
+  const upstream = [...sockets].at(-1) as Socket
+  c.close()
+  await until(() => upstream.destroyed, 'the connection to the primary is closed too')
   primaryUrl = 'http://no-such-primary.invalid:1'
   t.match(await ask(), { status: 503, body: { code: 'LITEFS_NO_PRIMARY' } })
   t.ok(warnings.some(w => /does not resolve/.test(w)), 'the unresolved primary is said')
+  // An https primary is spoken to over TLS, its certificate checked (the fixture's is self-signed: refused).
+  const tls = { key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)), cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url)) }
+  const secure = createHttpsServer(tls, (_req, res) => { res.end() })
+  secure.on('upgrade', () => { t.fail('a certificate not trusted is never sent a handshake') })
+  const secureUrl = (await listen(secure as unknown as Server)).replace('http:', 'https:')
+  t.teardown(async () => { secure.closeAllConnections(); await new Promise(resolve => secure.close(resolve)) })
+  primaryUrl = secureUrl
+  t.match(await ask(), { status: 502, body: { code: 'LITEFS_FORWARD_FAILED', error: /SELF_SIGNED|certificate/i } })
+})
+
+t.test('node:http: a client gone between two attempts to reach the primary is not tunnelled', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const dead = createNetServer()
+  const deadUrl = await listen(dead as unknown as Server)
+  await new Promise(resolve => dead.close(resolve))
+  const listener = wrap((_req, res) => { res.end() }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, ...PATHS, primaryUrl: () => deadUrl, primaryRedirectTimeout: 10_000, logger: quiet })
+  const server = createServer(listener)
+  server.on('upgrade', listener.upgrade(() => { t.fail('never the app') }))
+  const url = await listen(server)
+  t.teardown(async () => { await listener.close(); server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  await until(() => listener.core.state.primaryHostname === 'node-a')
+  const outcomes: string[] = []
+  // The first attempt is refused; the client's connection is cut as that is published, before the next attempt.
+  const onEnd = (m: unknown): void => {
+    const { request, outcome } = m as { request: IncomingMessage, outcome: string }
+    outcomes.push(outcome)
+    if (outcomes.length === 1) request.socket.destroy()
+  }
+  subscribe(CHANNELS.forwardEnd, onEnd)
+  t.teardown(() => { unsubscribe(CHANNELS.forwardEnd, onEnd) })
+  const c = await RawConnection.open(url)
+  c.send('GET', '/admin/live', HANDSHAKE)
+  await until(() => outcomes.length === 2, 'a second attempt')
+  t.same(outcomes, ['failed', 'gone'], 'refused, then the client was gone: nothing sent')
+  await until(() => c.closed)
 })
 
 t.test('node:http: a client sending more than a handshake while held is cut; a failure is a 500', async t => {

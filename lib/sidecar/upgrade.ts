@@ -55,7 +55,7 @@ function headWithoutUpgrade (req: IncomingMessage): Buffer {
 export interface UpgradeContext {
   server: Server
   /** The app. */
-  target: { host: string, port: number }
+  target: { origin: string }
   /** The decision for a request, as for any other (runNode), with `app` as the step that reaches the app. */
   decide: (res: ServerResponse, app: (res: ServerResponse) => void) => void
   /** What this node vouches for about the client. */
@@ -87,16 +87,15 @@ export function onUpgrade (ctx: UpgradeContext, req: IncomingMessage, socket: Du
 
 /** Send the handshake to the app (tunnel.ts); pipe on 101, relay any other answer. */
 function toApp (ctx: UpgradeContext, res: ServerResponse, upgrade: UpgradeSocket): void {
-  const label = `the app at ${ctx.target.host}:${ctx.target.port}`
   void tunnel({
     req: res.req,
     res,
     upgrade,
     path: res.req.url as string,
-    origin: `http://${ctx.target.host.includes(':') ? `[${ctx.target.host}]` : ctx.target.host}:${ctx.target.port}`,
+    origin: ctx.target.origin,
     view: ctx.view(res),
     timeout: ctx.timeout,
-    label,
+    label: `the app at ${ctx.target.origin}`,
     takeOver: () => {},
     switched: res => {
       switched.add(res)
