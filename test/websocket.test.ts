@@ -9,29 +9,22 @@
 // raw connection; a client that leaves while held lets go of its wait.
 import t from 'tap'
 import Fastify from 'fastify'
-import fastifyWebsocket from '@fastify/websocket'
-import express from 'express'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { readFileSync } from 'node:fs'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
-import type { Duplex } from 'node:stream'
-import WebSocket, { WebSocketServer } from 'ws'
+import WebSocket from 'ws'
 import { litefs as fastifyLitefs } from '../lib/fastify.js'
-import { litefs as expressLitefs } from '../lib/express.js'
-import { CHANNELS, wrap, type UpgradeListener } from '../lib/http.js'
-import { createSidecar } from '../lib/sidecar/sidecar.js'
-import { lineLogger } from '../lib/sidecar/access-log.js'
+import { CHANNELS, wrap } from '../lib/http.js'
 import { LitefsCore } from '../lib/core/proxy.js'
 import type { NodeState } from '../lib/core/node-state.js'
 import { MAX_EARLY_BYTES } from '../lib/core/upgrade-socket.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 import { RawConnection } from './helpers/raw-http.js'
+import { websocketApp, type WsFlavour as Flavour, WS_FLAVOURS as FLAVOURS } from './helpers/websocket-apps.js'
 
 type Test = Pick<typeof t, 'teardown'>
-type Flavour = 'fastify' | 'express' | 'http' | 'serve'
-const FLAVOURS: Flavour[] = ['fastify', 'express', 'http', 'serve']
 
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
 const hex = (n: bigint): string => n.toString(16).padStart(16, '0')
@@ -55,17 +48,6 @@ function greet (role: string, fake: FakeLitefs, accepted: WsNode['accepted'], ws
   ws.on('message', m => { ws.send(`${role}:${String(m)}`) })
 }
 
-/** `/admin/refused` is refused by the app (403): an upgrade listener may decline. */
-function refuseOr (accept: (req: IncomingMessage, socket: Duplex, head: Buffer) => void) {
-  return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    if (req.url === '/admin/refused') {
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 7\r\n\r\nrefused')
-      return
-    }
-    accept(req, socket, head)
-  }
-}
-
 async function listen (server: Server): Promise<string> {
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -76,62 +58,13 @@ async function wsNode (t: Test, flavour: Flavour, role: 'primary' | 'replica', o
   const fake = await FakeLitefs.start({ role, primary: 'node-a', txid: role === 'primary' ? 10n : 5n })
   t.teardown(async () => { await fake.close() })
   const accepted: WsNode['accepted'] = []
-  const litefsOptions = { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, ...PATHS, ...options }
-  const wss = new WebSocketServer({ noServer: true })
-  wss.on('connection', (ws: WebSocket, req: IncomingMessage) => { greet(role, fake, accepted, ws, req, req.litefs?.kind) })
-  const handshake = refuseOr((req, socket, head) => { wss.handleUpgrade(req, socket, head, ws => wss.emit('connection', ws, req)) })
-  // Upgraded connections are no server's: ended here, before the servers close.
-  t.teardown(() => { for (const ws of wss.clients) ws.terminate() })
-  let url: string
-  let state: NodeState
-  if (flavour === 'fastify') {
-    const app = Fastify({ forceCloseConnections: true })
-    await app.register(fastifyLitefs, litefsOptions)
-    await app.register(fastifyWebsocket)
-    app.get('/*', { websocket: true }, (ws, request) => { greet(role, fake, accepted, ws, request.raw, request.litefs?.kind) })
-    t.teardown(async () => {
-      for (const ws of app.websocketServer.clients) ws.terminate()
-      await app.close()
-    })
-    url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('localhost', '127.0.0.1')
-    state = app.litefs.state
-  } else if (flavour === 'serve') {
-    const appServer = createServer((_req, res) => { res.end('page') })
-    appServer.on('upgrade', handshake)
-    const target = await listen(appServer)
-    t.teardown(async () => { appServer.closeAllConnections(); await new Promise(resolve => appServer.close(resolve)) })
-    const sidecar = createSidecar({ addr: '127.0.0.1:0', target: target.replace('http://', ''), ...litefsOptions, cookieName: 'litefs-txid', logger: lineLogger('silent', 'json', () => {}) })
-    await sidecar.listen()
-    t.teardown(async () => { await sidecar.close() })
-    url = sidecar.url
-    state = sidecar.core.state
-  } else {
-    let server: Server
-    let proxy: { upgrade: (listener: UpgradeListener) => UpgradeListener, close: () => Promise<void>, core: LitefsCore<ServerResponse> }
-    if (flavour === 'express') {
-      const middleware = expressLitefs({ ...litefsOptions, logger: quiet })
-      const app = express()
-      app.use(middleware)
-      app.get('/page', (_req, res) => { res.send('page') })
-      app.use(expressLitefs.errorHandler())
-      server = createServer(app)
-      proxy = middleware
-    } else {
-      const listener = wrap((_req, res) => { res.end('page') }, { ...litefsOptions, logger: quiet })
-      server = createServer(listener)
-      proxy = listener
-    }
-    server.on('upgrade', proxy.upgrade(handshake))
-    url = await listen(server)
-    t.teardown(async () => {
-      await proxy.close()
-      server.closeAllConnections()
-      await new Promise(resolve => server.close(resolve))
-    })
-    state = proxy.core.state
-  }
+  const app = await websocketApp(t, flavour, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, ...PATHS, ...options }, {
+    connection: (ws, req, kind) => { greet(role, fake, accepted, ws, req, kind) },
+    decline: req => req.url === '/admin/refused'
+  })
+  const state = app.state
   await until(() => state.litefs === 'up' && (role === 'primary' ? state.role === 'primary' : state.primaryHostname === 'node-a'), `the ${role} follows LiteFS`)
-  return { url, state, fake, accepted }
+  return { url: app.url, state, fake, accepted }
 }
 
 /** A client, its messages in order. */
