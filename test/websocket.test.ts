@@ -22,6 +22,8 @@ import type { NodeState } from '../lib/core/node-state.js'
 import { MAX_EARLY_BYTES } from '../lib/core/upgrade-socket.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 import { RawConnection } from './helpers/raw-http.js'
+import { createSidecar } from '../lib/sidecar/sidecar.js'
+import { lineLogger } from '../lib/sidecar/access-log.js'
 import { websocketApp, type WsFlavour as Flavour, WS_FLAVOURS as FLAVOURS } from './helpers/websocket-apps.js'
 
 type Test = Pick<typeof t, 'teardown'>
@@ -186,6 +188,15 @@ for (const flavour of FLAVOURS) {
       t.equal(a.status, 101)
       const seen = await c.until('replica:while held')
       t.match(seen, /replica:early[\s\S]*replica:while held/, 'both frames, in order')
+    })
+
+    await t.test("a read held past readTimeout with readTimeoutAction 'primary' is tunnelled to the primary", async t => {
+      const fallback = await wsNode(t, flavour, 'replica', { primaryUrl: () => primary.url, readTimeout: 50, readTimeoutAction: 'primary' })
+      const client = new Client(t, `${fallback.url}/live`, tokenCookie(8n)) // the primary has it (10), this replica (5) never will here
+      await client.opened
+      t.match(JSON.parse(await client.message(0)), { node: 'primary', path: '/live' })
+      t.same(fallback.accepted, [])
+      client.ws.close()
     })
 
     await t.test('the primary itself hands a writing handshake to its own app', async t => {
@@ -359,4 +370,56 @@ t.test('fastify without @fastify/websocket: a handshake is an ordinary GET, as b
   const a = await c.answer()
   t.equal(a.status, 200)
   t.equal(a.body, 'no websockets here')
+})
+
+t.test('node:http: closing answers a held handshake 503 LITEFS_CLOSED', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const listener = wrap((_req, res) => { res.end() }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, logger: quiet })
+  const server = createServer(listener)
+  server.on('upgrade', listener.upgrade(() => { t.fail('never the app') }))
+  const url = await listen(server)
+  t.teardown(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  await until(() => listener.core.state.primaryHostname === 'node-a')
+  const c = await RawConnection.open(url)
+  t.teardown(() => c.close())
+  c.send('GET', '/live', { ...HANDSHAKE, ...tokenCookie(50n) })
+  await until(() => listener.core.state.waiterCount === 1, 'held')
+  const closed = listener.close()
+  const a = await c.answer()
+  await closed
+  t.equal(a.status, 503)
+  t.match(JSON.parse(a.body), { code: 'LITEFS_CLOSED' })
+  await until(() => c.closed, 'and the connection ends')
+})
+
+t.test('serve: a tunnelled handshake is logged as 101; an app that never answers a handshake gets targetTimeout', async t => {
+  const pfake = await FakeLitefs.start({ role: 'primary', txid: 10n })
+  t.teardown(async () => { await pfake.close() })
+  const rfake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await rfake.close() })
+  const p = await websocketApp(t, 'serve', { db: 'app.db', mount: pfake.mount, api: pfake.apiUrl, pollInterval: 1 }, { connection: ws => { ws.send('from the primary') } })
+  const lines: string[] = []
+  const r = await websocketApp(t, 'serve', { db: 'app.db', mount: rfake.mount, api: rfake.apiUrl, pollInterval: 1, ...PATHS, primaryUrl: () => p.url }, { connection: () => { t.fail('never the replica\'s app') }, log: l => lines.push(l) })
+  await until(() => p.state.role === 'primary' && r.state.primaryHostname === 'node-a')
+  const client = new Client(t, `${r.url}/admin/live`)
+  t.equal(await client.message(0), 'from the primary')
+  client.ws.close()
+  await until(() => lines.some(l => l.includes('"/admin/live"')), 'its line')
+  t.match(JSON.parse(lines.find(l => l.includes('"/admin/live"')) as string), { path: '/admin/live', status: 101, kind: 'write', forwardedTo: p.url })
+
+  // An app that takes the connection and never answers the handshake.
+  const taken = new Set<Socket>()
+  const silent = createNetServer(socket => { taken.add(socket); socket.on('error', () => {}) })
+  const silentUrl = await listen(silent as unknown as Server)
+  t.teardown(async () => { for (const s of taken) s.destroy(); await new Promise(resolve => silent.close(resolve)) })
+  const sidecar = createSidecar({ addr: '127.0.0.1:0', target: silentUrl.replace('http://', ''), targetTimeout: 100, db: 'app.db', mount: pfake.mount, api: pfake.apiUrl, pollInterval: 1, logger: lineLogger('silent', 'json', () => {}) })
+  await sidecar.listen()
+  t.teardown(async () => { await sidecar.close() })
+  const c = await RawConnection.open(sidecar.url)
+  t.teardown(() => c.close())
+  c.send('GET', '/live', HANDSHAKE)
+  const a = await c.answer()
+  t.equal(a.status, 504)
+  t.match(JSON.parse(a.body), { code: 'LITEFS_FORWARD_TIMEOUT', error: /the app at .* did not answer the WebSocket handshake within 100 ms/ })
 })

@@ -41,8 +41,6 @@ export interface TunnelRequest {
   label: string
   /** Called once, just before the other side's answer is written to the client. */
   takeOver: () => void
-  /** The handshake was accepted (101): the response is detached and the client piped. */
-  switched?: (res: ServerResponse) => void
 }
 
 /** Send the handshake on; pipe on 101, relay any other answer. */
@@ -96,7 +94,7 @@ export async function tunnel (t: TunnelRequest): Promise<ForwardResult> {
       t.takeOver()
       res.off('close', gone)
       res.detachSocket(client as Socket)
-      t.switched?.(res)
+      t.upgrade.switched?.(res)
       let text = `HTTP/1.1 101 ${answer.statusMessage as string}\r\n`
       for (let i = 0; i < answer.rawHeaders.length; i += 2) text += `${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}\r\n`
       client.write(text + '\r\n', 'latin1')

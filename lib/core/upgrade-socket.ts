@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 
 // The raw connection of a request that arrived as an upgrade (a server's
@@ -24,12 +24,14 @@ export interface UpgradeSocket {
    * while it was decided); the socket is left unread, as Node left it.
    */
   take: () => Buffer
+  /** Told when a tunnel switched the connection (101), its response detached: `serve`'s access log. */
+  switched?: (res: ServerResponse) => void
 }
 
 const upgrades = new WeakMap<IncomingMessage, UpgradeSocket>()
 
 /** `req` arrived as an upgrade on `socket` with `head`: watch the socket, and let a write be tunnelled, not forwarded. */
-export function markUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): UpgradeSocket {
+export function markUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer, switched?: (res: ServerResponse) => void): UpgradeSocket {
   const kept: Buffer[] = [head]
   let bytes = 0
   const data = (chunk: Buffer): void => {
@@ -43,6 +45,7 @@ export function markUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer)
   socket.on('error', leave)
   const marked: UpgradeSocket = {
     socket,
+    switched,
     take: () => {
       socket.off('data', data)
       socket.off('end', leave)

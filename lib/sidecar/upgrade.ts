@@ -72,10 +72,16 @@ export function onUpgrade (ctx: UpgradeContext, req: IncomingMessage, socket: Du
   }
   const res = new ServerResponse(req)
   res.assignSocket(socket as Socket)
-  // An answer other than the app's 101 (the app's refusal, a proxy answer):
-  // the connection is an HTTP one again once it has gone out.
-  // Read while decided (a client gone while held lets go; upgrade-socket.ts); a write is tunnelled to the primary.
-  const upgrade = markUpgrade(req, socket, head)
+  // Read while decided (a client gone while held lets go: upgrade-socket.ts);
+  // a write is tunnelled to the primary, and a switch, there or to the app, logged as 101.
+  const upgrade = markUpgrade(req, socket, head, switchedRes => {
+    switched.add(switchedRes)
+    // Detached: the socket no longer says it (the access log waits for it). A
+    // turn later: a tunnel to the primary has its `forwardedTo` by then.
+    setImmediate(() => switchedRes.emit('close'))
+  })
+  // An answer other than a 101 (the app's refusal, a proxy answer): the
+  // connection is an HTTP one again once it has gone out.
   res.once('finish', () => {
     const pending = upgrade.take()
     res.detachSocket(socket as Socket)
@@ -96,11 +102,7 @@ function toApp (ctx: UpgradeContext, res: ServerResponse, upgrade: UpgradeSocket
     view: ctx.view(res),
     timeout: ctx.timeout,
     label: `the app at ${ctx.target.origin}`,
-    takeOver: () => {},
-    switched: res => {
-      switched.add(res)
-      res.emit('close') // detached: the socket no longer says it (the access log waits for it)
-    }
+    takeOver: () => {}
   }).then(result => {
     if (result.outcome !== 'failed') return
     // Before any answer (the app refused the connection, or sent a head not to be read).

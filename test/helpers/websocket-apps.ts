@@ -28,6 +28,8 @@ export interface WsEndpoint {
   connection: (ws: WebSocket, req: IncomingMessage, kind: string | undefined) => void
   /** Handshakes the app refuses with 403 (an upgrade listener may decline). Express, node:http and serve only. */
   decline?: (req: IncomingMessage) => boolean
+  /** serve only: its log lines (info and above). */
+  log?: (line: string) => void
 }
 
 export interface WsApp {
@@ -71,7 +73,7 @@ export async function websocketApp (t: Teardown, flavour: WsFlavour, options: Re
     appServer.on('upgrade', handshake)
     const target = await listen(appServer)
     t.teardown(async () => { appServer.closeAllConnections(); await new Promise(resolve => appServer.close(resolve)) })
-    const sidecar = createSidecar({ addr: '127.0.0.1:0', target: target.replace('http://', ''), ...options as any, cookieName: 'litefs-txid', logger: lineLogger('silent', 'json', () => {}) })
+    const sidecar = createSidecar({ addr: '127.0.0.1:0', target: target.replace('http://', ''), ...options as any, cookieName: 'litefs-txid', logger: endpoint.log === undefined ? lineLogger('silent', 'json', () => {}) : lineLogger('info', 'json', endpoint.log) })
     await sidecar.listen()
     t.teardown(async () => { await sidecar.close() })
     return { url: sidecar.url, state: sidecar.core.state }
