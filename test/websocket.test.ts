@@ -256,11 +256,15 @@ t.test('express and node:http: an upgrade the primary declines is relayed', asyn
 
 t.test('node:http: a primary that takes the connection and fails, or never answers, or does not resolve', async t => {
   const sockets = new Set<Socket>()
-  let behaviour: 'drop' | 'silent' = 'drop'
+  let behaviour: 'eager' | 'drop' | 'silent' = 'eager'
   const fakePrimary = createNetServer(socket => {
     sockets.add(socket)
     socket.on('error', () => {})
-    socket.once('data', () => { if (behaviour === 'drop') socket.destroy() })
+    socket.once('data', () => {
+      if (behaviour === 'drop') socket.destroy()
+      // Switches and speaks at once, in the same write: bytes that come with the 101's head.
+      if (behaviour === 'eager') socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\nhello at once')
+    })
   })
   const fakeUrl = await listen(fakePrimary as unknown as Server)
   t.teardown(async () => { for (const s of sockets) s.destroy(); await new Promise(resolve => fakePrimary.close(resolve)) })
@@ -281,6 +285,12 @@ t.test('node:http: a primary that takes the connection and fails, or never answe
     c.close()
     return { status: a.status, body: JSON.parse(a.body) }
   }
+  const eager = await RawConnection.open(url)
+  eager.send('GET', '/admin/live', HANDSHAKE)
+  t.equal((await eager.answer()).status, 101)
+  t.match(await eager.until('hello at once'), /hello at once$/, 'what came with the 101 reaches the client')
+  eager.close()
+  behaviour = 'drop'
   t.match(await ask(), { status: 502, body: { code: 'LITEFS_FORWARD_FAILED', error: /the primary at .* failed before answering the WebSocket handshake/ } }, 'taken, then dropped: not retried')
   behaviour = 'silent'
   t.match(await ask(), { status: 504, body: { code: 'LITEFS_FORWARD_TIMEOUT', error: /did not answer the WebSocket handshake within 100 ms/ } })
