@@ -16,12 +16,12 @@ import type { UpgradeSocket } from './upgrade-socket.js'
 // the client's socket is the tunnel's for good; any other answer is relayed as
 // an answer on the client's response. What reaches `tunnel` is decided
 // elsewhere (write-path.ts sends an upgrade here instead of forward.ts; the
-// entries that know the raw socket mark the request: upgrade-socket.ts). Failures are
-// classified as forward.ts's: a connection refused sent nothing (the write
+// entries that know the raw socket mark the request: upgrade-socket.ts).
+// Failures are classified as forward.ts's: a connection refused sent nothing (the write
 // path tries again), anything later is not retried. The connection to the
-// other side is Node's own client (undici has no upgrade for HTTP/1.1 proxies
-// to pipe through), one per handshake, without an Agent: a tunnel holds its
-// connection for as long as the WebSocket lives.
+// other side is Node's own client (undici's upgrade() takes any answer but a
+// 101 for an error, so a refusal could not be relayed), one per handshake,
+// without an Agent: a tunnel holds its connection as long as the WebSocket lives.
 
 export interface TunnelRequest {
   req: IncomingMessage
