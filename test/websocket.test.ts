@@ -9,6 +9,7 @@
 // raw connection; a client that leaves while held lets go of its wait.
 import t from 'tap'
 import Fastify from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
@@ -432,4 +433,30 @@ t.test('serve: a tunnelled handshake is logged as 101; an app that never answers
   const a = await c.answer()
   t.equal(a.status, 504)
   t.match(JSON.parse(a.body), { code: 'LITEFS_FORWARD_TIMEOUT', error: /the app at .* did not answer the WebSocket handshake within 100 ms/ })
+})
+
+t.test("fastify: a websocket route's own setting counts ({ alwaysForward: true } tunnels it, false leaves it untouched)", async t => {
+  const nodes: Array<{ url: string, state: NodeState }> = []
+  for (const role of ['primary', 'replica'] as const) {
+    const fake = await FakeLitefs.start({ role, primary: 'node-a', txid: role === 'primary' ? 10n : 5n })
+    t.teardown(async () => { await fake.close() })
+    const app = Fastify({ forceCloseConnections: true })
+    await app.register(fastifyLitefs, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, ...(role === 'replica' ? { primaryUrl: () => nodes[0].url } : {}) })
+    await app.register(fastifyWebsocket)
+    app.get('/feed', { websocket: true, config: { litefs: { alwaysForward: true } } }, ws => { ws.send(role) })
+    app.get('/public', { websocket: true, config: { litefs: false } }, ws => { ws.send(role) })
+    t.teardown(async () => {
+      for (const ws of app.websocketServer.clients) ws.terminate()
+      await app.close()
+    })
+    const url = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('localhost', '127.0.0.1')
+    nodes.push({ url, state: app.litefs.state })
+  }
+  const [primary, replica] = nodes
+  await until(() => primary.state.role === 'primary' && replica.state.primaryHostname === 'node-a')
+  const feed = new Client(t, `${replica.url}/feed`)
+  t.equal(await feed.message(0), 'primary', 'tunnelled to the primary')
+  const open = new Client(t, `${replica.url}/public`, tokenCookie(999n))
+  t.equal(await open.message(0), 'replica', 'passthrough: at once, here')
+  t.equal(replica.state.waiterCount, 0)
 })
