@@ -6,7 +6,8 @@
 // position; a handshake on an `alwaysForward` path is tunnelled to the
 // primary, messages flowing both ways; passthrough is untouched; a primary
 // that cannot be reached, or a read held too long, gets a clear answer on the
-// raw connection; a client that leaves while held lets go of its wait.
+// raw connection; a client that leaves while held lets go of its wait. The
+// last test runs the same on the dev cluster, whose replication is real SQLite.
 import t from 'tap'
 import Fastify from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
@@ -22,6 +23,7 @@ import { LitefsCore } from '../lib/core/proxy.js'
 import type { NodeState } from '../lib/core/node-state.js'
 import { MAX_EARLY_BYTES } from '../lib/core/upgrade-socket.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
+import { createDevCluster, type DevNode } from '../lib/dev/index.js'
 import { RawConnection } from './helpers/raw-http.js'
 import { createSidecar } from '../lib/sidecar/sidecar.js'
 import { lineLogger } from '../lib/sidecar/access-log.js'
@@ -459,4 +461,31 @@ t.test("fastify: a websocket route's own setting counts ({ alwaysForward: true }
   const open = new Client(t, `${replica.url}/public`, tokenCookie(999n))
   t.equal(await open.message(0), 'replica', 'passthrough: at once, here')
   t.equal(replica.state.waiterCount, 0)
+})
+
+t.test('on the dev cluster (real SQLite replication, 1.5 s behind): the first message after a held handshake has the write', async t => {
+  const cluster = await createDevCluster({ nodes: 2, lag: 1500, schema: 'CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)' })
+  t.teardown(async () => { await cluster.close() })
+  const [primaryNode, replicaNode] = cluster.nodes
+  for (const flavour of FLAVOURS) {
+    const urls = new Map<string, string>()
+    const endpoint = (node: DevNode) => ({
+      connection: (ws: WebSocket) => { ws.send(JSON.stringify({ node: node.name, notes: node.db.prepare('SELECT text FROM notes ORDER BY id').all() })) }
+    })
+    const options = { db: cluster.db, forward: 'http', primaryUrl: (host: string) => urls.get(host) as string, ...PATHS }
+    const primary = await websocketApp(t, flavour, { ...options, state: primaryNode.state }, endpoint(primaryNode))
+    urls.set(primaryNode.name, primary.url)
+    const replica = await websocketApp(t, flavour, { ...options, state: replicaNode.state }, endpoint(replicaNode))
+    const before = primaryNode.state.position(cluster.db)
+    primaryNode.db.prepare('INSERT INTO notes (text) VALUES (?)').run(flavour)
+    await until(() => primaryNode.state.position(cluster.db) > before, 'the primary saw its commit')
+    const client = new Client(t, `${replica.url}/live`, tokenCookie(primaryNode.state.position(cluster.db)))
+    const first = JSON.parse(await client.message(0))
+    t.equal(first.node, replicaNode.name, `${flavour}: served by the replica`)
+    t.same(first.notes.at(-1), { text: flavour }, `${flavour}: read on the replica, the client's write is there`)
+    const tunnelled = new Client(t, `${replica.url}/admin/live`)
+    t.equal(JSON.parse(await tunnelled.message(0)).node, primaryNode.name, `${flavour}: alwaysForward reaches the primary`)
+    client.ws.close()
+    tunnelled.ws.close()
+  }
 })
