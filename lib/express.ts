@@ -4,10 +4,12 @@ import { LitefsHttpError } from './core/errors.js'
 import { createNodeCore, markRoute, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from './core/node-adapter.js'
 import type { LitefsCore } from './core/proxy.js'
 import type { LitefsStats } from './core/observe.js'
+import { upgradeEntry, type UpgradeListener } from './core/node-upgrade.js'
 
 export type { NodeAdapterOptions as ExpressLitefsOptions } from './core/node-adapter.js'
 export type { LitefsInfo, LitefsAnswer } from './core/proxy.js'
 export type { LitefsStats } from './core/observe.js'
+export type { UpgradeListener } from './core/node-upgrade.js'
 export { CHANNELS } from './core/observe.js'
 export { LitefsHttpError } from './core/errors.js'
 export { LitefsOptionsError } from './core/options.js'
@@ -19,6 +21,13 @@ export interface LitefsMiddleware extends RequestHandler {
   close: () => Promise<void>
   /** What litefs-proxy has done here and where it stands: held requests, waits, forwards, LiteFS's status. */
   stats: () => LitefsStats
+  /**
+   * `listener` (a WebSocket server's handshake, Socket.IO's engine) behind the
+   * same decision: `server.on('upgrade', proxy.upgrade(listener))`. Express's
+   * router never sees an upgrade: the `passthrough` and `alwaysForward` options
+   * apply, not `litefs.skip()` / `litefs.alwaysForward()` mounted on routes.
+   */
+  upgrade: (listener: UpgradeListener) => UpgradeListener
 }
 
 /**
@@ -39,7 +48,7 @@ const ending: NodeEnding<NextFunction> = {
 export function litefs (options: NodeAdapterOptions): LitefsMiddleware {
   const core = createNodeCore(options)
   const middleware: RequestHandler = (_req, res, next) => { runNode(core, res, ending, next) }
-  return Object.assign(middleware, { core, close: async () => await core.close(), stats: () => core.stats() })
+  return Object.assign(middleware, { core, close: async () => await core.close(), stats: () => core.stats(), upgrade: (next: UpgradeListener) => upgradeEntry(core, next) })
 }
 
 /** Mount before the proxy on paths it must leave alone: no wait, no forwarding, no cookie. */

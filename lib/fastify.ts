@@ -7,6 +7,8 @@ import { deferHead, deferredHead } from './core/deferred-head.js'
 import type { Acknowledgement } from './core/acknowledgement.js'
 import type { PathRules } from './core/path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './core/options.js'
+import type { UpgradeSocket } from './core/upgrade-socket.js'
+import { fastifyUpgrade } from './fastify-websocket.js'
 
 export type { LitefsAnswer, LitefsInfo, LitefsOptions, LitefsRouteOptions }
 export { LitefsHttpError } from './core/errors.js'
@@ -86,9 +88,11 @@ const hooks: AdapterHooks<FastifyReply> = {
   attach: (reply, info) => { reply.request.litefs = info }
 }
 
-function settle (core: LitefsCore<FastifyReply>, reply: FastifyReply, info: LitefsInfo, next: HookHandlerDoneFunction): void {
+function settle (core: LitefsCore<FastifyReply>, reply: FastifyReply, info: LitefsInfo, next: HookHandlerDoneFunction, upgrade: UpgradeSocket | undefined): void {
   switch (nextStep(info)) {
     case 'app':
+      // A WebSocket handshake goes on to @fastify/websocket's route with what its client sent meanwhile.
+      upgrade?.take()
       // The head of a write served here waits for its acknowledgement (the
       // cookie), whoever sends it: reply.send (onSend below), a hijacked or raw reply, a stream.
       if (info.local) deferHead(reply.raw, () => core.acknowledge(info, reply))
@@ -173,12 +177,14 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
 
   // onRequest runs before the body is read: a held read costs no parsing, and a
   // write can still be streamed to the primary untouched.
-  fastify.addHook('onRequest', (_request, reply, next) => {
+  // A WebSocket handshake @fastify/websocket routes is decided the same way, its raw connection watched while held.
+  fastify.addHook('onRequest', (request, reply, next) => {
+    const upgrade = fastifyUpgrade(request.raw, reply.raw)
     const decided = core.decide(reply)
     if (decided instanceof Promise) {
-      decided.then(info => settle(core, reply, info, next), next)
+      decided.then(info => settle(core, reply, info, next, upgrade), next)
     } else {
-      settle(core, reply, decided, next)
+      settle(core, reply, decided, next, upgrade)
     }
   })
 

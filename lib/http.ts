@@ -3,10 +3,12 @@ import { LitefsHttpError } from './core/errors.js'
 import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from './core/node-adapter.js'
 import type { LitefsCore } from './core/proxy.js'
 import type { LitefsStats } from './core/observe.js'
+import { upgradeEntry, type UpgradeListener } from './core/node-upgrade.js'
 
 export type { NodeAdapterOptions as HttpLitefsOptions } from './core/node-adapter.js'
 export type { LitefsInfo, LitefsAnswer } from './core/proxy.js'
 export type { LitefsStats } from './core/observe.js'
+export type { UpgradeListener } from './core/node-upgrade.js'
 export { CHANNELS } from './core/observe.js'
 export { LitefsHttpError } from './core/errors.js'
 export { LitefsOptionsError } from './core/options.js'
@@ -18,6 +20,13 @@ export interface WrappedListener extends RequestListener {
   close: () => Promise<void>
   /** What litefs-proxy has done here and where it stands: held requests, waits, forwards, LiteFS's status. */
   stats: () => LitefsStats
+  /**
+   * `listener` (a WebSocket server's handshake, Socket.IO's engine) behind the
+   * same decision: `server.on('upgrade', wrapped.upgrade(listener))`. A read is
+   * held for the client's TXID, a handshake on an `alwaysForward` path is
+   * tunnelled to the primary, passthrough reaches `listener` untouched.
+   */
+  upgrade: (listener: UpgradeListener) => UpgradeListener
 }
 
 /**
@@ -32,7 +41,7 @@ export function wrap (handler: (req: IncomingMessage, res: ServerResponse) => vo
     fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
   }
   const listener: RequestListener = (_req, res) => { runNode(core, res, ending, undefined) }
-  return Object.assign(listener, { core, close: async () => await core.close(), stats: () => core.stats() })
+  return Object.assign(listener, { core, close: async () => await core.close(), stats: () => core.stats(), upgrade: (next: UpgradeListener) => upgradeEntry(core, next) })
 }
 
 export default wrap

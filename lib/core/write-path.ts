@@ -10,6 +10,8 @@ import { RETRY_EVERY } from './lifecycle.js'
 import type { Logger } from './logger.js'
 import { ownOrigin } from './own-origin.js'
 import { RESENDS, safeToResend } from './resend.js'
+import { tunnel } from './tunnel.js'
+import { upgradeOf } from './upgrade-socket.js'
 import type { LitefsInfo } from './request.js'
 
 // A write (DESIGN §3.5–3.8): served here while this node is the primary (the
@@ -20,7 +22,9 @@ import type { LitefsInfo } from './request.js'
 // may have reached a primary never is. A request another node forwarded
 // (the loop guard's marker) applied nothing on the way: a node that is no
 // longer primary sends it on to the primary it knows now, once — a request is
-// forwarded by at most MAX_FORWARDERS nodes, so never in a circle.
+// forwarded by at most MAX_FORWARDERS nodes, so never in a circle. A
+// WebSocket handshake that arrived as an upgrade is tunnelled (tunnel.ts)
+// where any other request is forwarded.
 
 /** How many nodes may forward one request: the replica it landed on, and one node demoted meanwhile. */
 const MAX_FORWARDERS = 2
@@ -101,19 +105,23 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       origin = options.primaryOrigin(primary, req.socket.localPort as number)
     }
     const elapsed = core.observer.forwardStarted(req, origin, res)
-    const result = await forward({
-      req,
-      res,
-      path: hooks.url(c),
-      origin,
-      view: hooks.view(c),
-      marker: markerOf(req, core.nodeName),
-      bodyLimit: options.forwardBodyLimit,
-      timeout: options.forwardTimeout,
-      resendable,
-      dispatcher: core.agents[protocol],
-      takeOver: () => hooks.takeOver(c)
-    })
+    // A WebSocket handshake that arrived as an upgrade goes to the primary as one (tunnel.ts).
+    const upgrade = upgradeOf(req)
+    const result = upgrade !== undefined
+      ? await tunnel({ req, res, upgrade, path: hooks.url(c), origin, view: hooks.view(c), marker: markerOf(req, core.nodeName), timeout: options.forwardTimeout, label: `the primary at ${origin}`, takeOver: () => hooks.takeOver(c) })
+      : await forward({
+          req,
+          res,
+          path: hooks.url(c),
+          origin,
+          view: hooks.view(c),
+          marker: markerOf(req, core.nodeName),
+          bodyLimit: options.forwardBodyLimit,
+          timeout: options.forwardTimeout,
+          resendable,
+          dispatcher: core.agents[protocol],
+          takeOver: () => hooks.takeOver(c)
+        })
     core.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
     if (result.outcome === 'gone') return ended(core, info, 'cancelled', log)
     if (result.outcome === 'sent') {

@@ -21,6 +21,7 @@ namespace litefs {
   export type LitefsStats = mod.LitefsStats
   export type ExpressLitefsOptions = mod.ExpressLitefsOptions
   export type LitefsMiddleware = mod.LitefsMiddleware
+  export type UpgradeListener = mod.UpgradeListener
   export type LitefsInfo = mod.LitefsInfo
   export type LitefsAnswer = mod.LitefsAnswer
 }

@@ -16,6 +16,7 @@ namespace wrap {
   export type LitefsStats = mod.LitefsStats
   export type HttpLitefsOptions = mod.HttpLitefsOptions
   export type WrappedListener = mod.WrappedListener
+  export type UpgradeListener = mod.UpgradeListener
   export type LitefsInfo = mod.LitefsInfo
   export type LitefsAnswer = mod.LitefsAnswer
 }

@@ -169,7 +169,8 @@ export function createSidecar (options: SidecarOptions): Sidecar {
       if (accessLog) logWhenDone(log, res)
       runNode(core, res, { ...ending, app: toApp }, undefined)
     },
-    view: res => core.view(res)
+    view: res => core.view(res),
+    timeout: targetTimeout
   }
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { onUpgrade(upgrades, req, socket, head) })
 

@@ -103,7 +103,9 @@ t.test('installed from `npm pack`: the README snippets run, ESM and CommonJS', a
   const dev = own.devDependencies as Record<string, string>
   npm(app, 'install', '--prefer-offline', tarball, `fastify@${dev.fastify}`, `express@${dev.express}`, `typescript@${dev.typescript}`,
     `typescript7@npm:typescript@${TYPESCRIPT_7}`,
-    `@types/node@${dev['@types/node']}`, `@types/express@${dev['@types/express']}`, `@types/better-sqlite3@${dev['@types/better-sqlite3']}`)
+    `@types/node@${dev['@types/node']}`, `@types/express@${dev['@types/express']}`, `@types/better-sqlite3@${dev['@types/better-sqlite3']}`,
+    // What the README's "Websockets" programs import (they run in npm test: test/readme-websocket.test.ts; here they type-check).
+    `ws@${dev.ws}`, `@types/ws@${dev['@types/ws']}`, `@fastify/websocket@${dev['@fastify/websocket']}`, `socket.io@${dev['socket.io']}`)
   // better-sqlite3 is native: reuse this checkout's build rather than compile it again.
   symlinkSync(join(root, 'node_modules/better-sqlite3'), join(app, 'node_modules/better-sqlite3'))
   for (const dep of ['bindings', 'file-uri-to-path']) {
@@ -111,7 +113,7 @@ t.test('installed from `npm pack`: the README snippets run, ESM and CommonJS', a
   }
 
   const snippets = readmeSnippets()
-  t.same([...snippets.keys()].sort(), ['browser.mjs', 'cors-api.mjs', 'dev.mjs', 'express.mjs', 'fastify.mjs', 'http.mjs'], 'the README names its runnable snippets')
+  t.same([...snippets.keys()].sort(), ['browser.mjs', 'cors-api.mjs', 'dev.mjs', 'express.mjs', 'fastify.mjs', 'http.mjs', 'websocket-express.mjs', 'websocket-fastify.mjs', 'websocket-http.mjs', 'websocket-socketio.mjs'], 'the README names its runnable snippets')
   for (const [file, code] of snippets) {
     writeFileSync(join(app, file), code)
     if (AS_COMMONJS.includes(file)) writeFileSync(join(app, file.replace('.mjs', '.cjs')), asCommonJs(code))

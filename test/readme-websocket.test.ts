@@ -1,0 +1,89 @@
+// README.md's "Websockets" runs as written: each program (Fastify with
+// @fastify/websocket, Express and node:http with ws, Socket.IO), on the built
+// package, as a replica on a stand-in LiteFS. A handshake carrying a token
+// ahead of the replica is held while a handshake without one opens at once;
+// once the replica has the write, the held socket opens and its first message,
+// read from SQLite, has it.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { request } from 'undici'
+import WebSocket from 'ws'
+import { FakeLitefs, until } from './helpers/fake-litefs.js'
+import { builtPackageEnv } from './helpers/child-env.js'
+
+const root = new URL('..', import.meta.url).pathname
+const readme = readFileSync(join(root, 'README.md'), 'utf8')
+const snippet = (name: string): string => {
+  const m = new RegExp('```js ' + name.replace('.', '\\.') + '\\n([\\s\\S]*?)```').exec(readme)
+  if (m === null) throw new Error(`README.md has no ${name}`)
+  return m[1]
+}
+
+// Inside the package, so `litefs-proxy/…` resolves to the built package (self-reference).
+const dir = join(root, '.cache', `readme-websocket-${process.pid}`)
+mkdirSync(dir, { recursive: true })
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+
+async function freePort (): Promise<number> {
+  return await new Promise(resolve => {
+    const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)) })
+  })
+}
+
+/** A client; for Socket.IO it speaks engine.io's WebSocket transport and joins the main namespace. */
+class Client {
+  readonly ws: WebSocket
+  readonly messages: string[] = []
+  constructor (t: { teardown: (fn: () => void) => void }, url: string, socketIo: boolean, headers: Record<string, string> = {}) {
+    this.ws = new WebSocket(url, { headers })
+    this.ws.on('message', m => {
+      const text = String(m)
+      if (socketIo && text.startsWith('0{')) this.ws.send('40') // engine.io open: join the namespace
+      if (!socketIo || text.startsWith('42')) this.messages.push(socketIo ? JSON.stringify(JSON.parse(text.slice(2))[1]) : text)
+    })
+    this.ws.on('error', () => {})
+    t.teardown(() => { this.ws.terminate() })
+  }
+
+  async first (): Promise<unknown> {
+    await until(() => this.messages.length > 0, 'a message')
+    return JSON.parse(this.messages[0])
+  }
+}
+
+for (const file of ['websocket-fastify.mjs', 'websocket-express.mjs', 'websocket-http.mjs', 'websocket-socketio.mjs']) {
+  t.test(file, async t => {
+    writeFileSync(join(dir, file), snippet(file))
+    const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+    t.teardown(async () => { await fake.close() })
+    const db = new Database(join(fake.mount, 'app.db'))
+    db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)')
+    const port = await freePort()
+    const app = spawn(process.execPath, [file], { cwd: dir, env: { ...builtPackageEnv(), LITEFS_MOUNT: fake.mount, LITEFS_API: fake.apiUrl, PORT: String(port), PRIMARY_URL: 'http://127.0.0.1:9' } })
+    let output = ''
+    app.stdout.on('data', b => { output += b })
+    app.stderr.on('data', b => { output += b })
+    t.teardown(async () => { if (app.exitCode === null) { app.kill('SIGTERM'); await new Promise(resolve => app.once('exit', resolve)) } })
+    const origin = `http://127.0.0.1:${port}`
+    for (let i = 0; ; i++) {
+      if (i > 400 || app.exitCode !== null) throw new Error(`${file} never listened: ${output}`)
+      try { await (await request(origin)).body.dump(); break } catch { await new Promise(resolve => setTimeout(resolve, 25)) }
+    }
+    const socketIo = file === 'websocket-socketio.mjs'
+    const url = `ws://127.0.0.1:${port}${socketIo ? '/socket.io/?EIO=4&transport=websocket' : '/live'}`
+
+    const held = new Client(t, url, socketIo, { cookie: `litefs-txid=${(7n).toString(16).padStart(16, '0')}` })
+    const now = new Client(t, url, socketIo)
+    t.same(await now.first(), [], 'without a token: at once, from what the replica has')
+    t.equal(held.ws.readyState, WebSocket.CONNECTING, 'with a token ahead of the replica: held')
+    db.prepare('INSERT INTO notes (text) VALUES (?)').run('my write') // replication brings the client's write…
+    fake.advance(7n) // …and LiteFS says so
+    t.same(await held.first(), [{ id: 1, text: 'my write' }], 'the first message has it')
+    db.close()
+    t.equal(app.exitCode, null, `still running: ${output}`)
+  })
+}
