@@ -21,6 +21,8 @@ import { formatTxid } from './txid.js'
 
 /** What a read waits for: database and TXID, the main database first. */
 type Wanted = ReadonlyArray<readonly [string, bigint]>
+/** A read without a token (most of them) allocates nothing here. */
+const NOTHING: Wanted = []
 
 export function read<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
   const wanted = wantedOf(core, req)
@@ -39,7 +41,7 @@ export function read<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info:
  */
 function wantedOf<C> (core: CoreContext<C>, req: IncomingMessage): Wanted {
   const positions = requestPositions(core.options, req.headers)
-  if (positions === undefined) return []
+  if (positions === undefined) return NOTHING
   const wanted: Array<readonly [string, bigint]> = []
   const tracked = core.several?.tracked
   for (const [db, txid] of positions) {
