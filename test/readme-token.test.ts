@@ -107,6 +107,15 @@ t.test('the API and the page script, as the README has them', async t => {
   t.not(evil.code, 0, 'a page on an origin the API does not allow cannot call it: the rules are applied')
   t.match(evil.err, /Failed to fetch \(preflight refused\)/)
 
+  // A write the API refuses: the page's script says so, and does not go on to read as if it had written.
+  const post = "if (req.method === 'POST' && req.url === '/notes') {"
+  t.ok(snippet('cors-api.mjs').includes(post), 'the API snippet has its POST route')
+  writeFileSync(join(dir, 'refusing.mjs'), snippet('cors-api.mjs').replace(post, `${post} return res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"no primary","code":"LITEFS_NO_PRIMARY"}')`))
+  const refused = await page('refusing.mjs', 'https://app.example.com')
+  t.not(refused.code, 0, 'a failed write stops the page script')
+  t.match(refused.err, /POST \/notes: 503 \{"error":"no primary","code":"LITEFS_NO_PRIMARY"\}/)
+  t.notMatch(refused.out, /\[/, 'and it printed no notes')
+
   writeFileSync(join(dir, 'no-expose.mjs'), snippet('cors-api.mjs').replace(/^.*access-control-expose-headers.*\n/m, ''))
   const hidden = await page('no-expose.mjs', 'https://app.example.com')
   t.match(hidden.seen, [{ preflight: true }, { method: 'POST', token: '0000000000000007', visibleToken: null }, { method: 'GET', sent: null }],

@@ -86,7 +86,10 @@ t.test('a write on a mount whose databases have no position yet: no cookie, LITE
   const zero = await request(`${server}/zero`, { method: 'POST' })
   await zero.body.dump()
   t.equal(zero.headers['set-cookie'], undefined, 'a position of 0: nothing to wait for, no cookie')
-  t.equal(lines.filter(l => l.obj.code === 'LITEFS_DB' && l.level === 'warn').length, 1, 'said once')
+  const warned = lines.filter(l => l.obj.code === 'LITEFS_DB' && l.level === 'warn')
+  t.equal(warned.filter(l => /a write was served here as primary/.test(l.msg)).length, 1, 'said once')
+  // cache.db has a -pos now, app.db (named first) still none: said once too, for app.db alone.
+  t.match(warned.filter(l => !/a write was served here as primary/.test(l.msg)), [{ obj: { db: 'app.db', databases: ['cache.db'] }, msg: /"db" names "app\.db", which has no position/ }])
   t.ok(lines.some(l => l.obj.code === 'LITEFS_DB' && l.level === 'info' && /a tracked database exists now/.test(l.msg)), 'cleared once a -pos exists, even at 0')
   const one = await request(`${server}/one`, { method: 'POST' })
   await one.body.dump()
@@ -127,6 +130,22 @@ t.test('a single-database app: a token naming other databases is read for its ow
   t.match(lines.find(l => l.obj.code === 'LITEFS_TOKEN_DB'), { obj: { db: 'cache.db' }, msg: /"cache\.db", which this app does not track \(db: app\.db\)/ })
 })
 
+t.test('a read held for a database other than the main one times out naming it: 504 body and log line say which database and its position', async t => {
+  const fake = await FakeLitefs.start({ role: 'replica', txid: 5n })
+  const { lines, logger } = recorder()
+  const app = wrap((_req, res) => { res.end('served') }, { db: ['app.db', 'cache.db', 'queue.db'], mount: fake.mount, api: fake.apiUrl, readTimeout: 200, logger })
+  const server = await listen(t, app)
+  t.teardown(async () => { await app.close(); await fake.close() })
+  await until(() => app.core.state.primaryHostname === 'node-a')
+  fake.advanceDb('cache.db', 2n)
+  await until(() => app.core.state.position('cache.db') === 2n)
+  // A token for cache.db alone (its write touched only that database), ahead of this replica.
+  const res = await request(`${server}/r`, { headers: { 'litefs-txid': `cache.db:${hex(255n)}` } })
+  t.equal(res.statusCode, 504)
+  t.match(await res.body.json(), { code: 'LITEFS_READ_TIMEOUT', error: `replica did not reach TXID ${hex(255n)} of cache.db within 200 ms (at ${hex(2n)})` })
+  t.match(lines.find(l => l.msg.includes('read timed out')), { obj: { db: 'cache.db', txid: hex(255n), position: hex(2n) } })
+})
+
 /** A state of our own (no mount): positions as `positions` says, read synchronously unless `async` is given. */
 function ownState (positions: Map<string, bigint>, async?: StateDriver['readPositionAsync']): NodeState {
   const state = new NodeState({ readPosition: db => positions.get(db), readLag: () => 0, ...(async === undefined ? {} : { readPositionAsync: async }) })
@@ -144,7 +163,7 @@ t.test("'*' on a given state: what the state reports, at most 16 (LITEFS_TOO_MAN
   const first = await request(`${server}/w`, { method: 'POST' })
   await first.body.dump()
   t.equal(first.headers['set-cookie'], undefined, 'no database yet')
-  t.match(lines.find(l => l.obj.code === 'LITEFS_DB')?.msg, /database \/litefs\/\* does not exist yet/)
+  t.match(lines.find(l => l.obj.code === 'LITEFS_DB')?.msg, /the node's state has no position for any database \(it has no database yet\)/)
   const names = Array.from({ length: 17 }, (_, i) => `t${String(i).padStart(2, '0')}.db`)
   for (const [i, name] of names.entries()) positions.set(name, BigInt(i + 1))
   positions.set('x'.repeat(120), 1n) // no token can name it
@@ -231,7 +250,11 @@ t.test("TrackedDatabases: '*' lists the mount again once RESCAN_MS passed; a mou
 
 t.test('durability follows one database: refused as an option with several, and a route asking for it is not acknowledged as replicated', async t => {
   const { resolveOptions } = await import('../lib/core/options.js')
-  t.throws(() => resolveOptions({ ...TWO, durability: true, peerSecret: 'sixteen chars ok!' }), { code: 'LITEFS_BAD_OPTION', message: /"durability" follows one database, and "db" names several/ })
+  t.throws(() => resolveOptions({ ...TWO, durability: true, peerSecret: 'sixteen chars ok!' }), { code: 'LITEFS_BAD_OPTION', message: /"durability" needs "db" to name one database, got \["app\.db","cache\.db"\]/ })
+  // '*' with durability: the durability rule, not peerSecret's advice to name a main database first (which would only lead to it).
+  for (const db of ['*', ['app.db', '*']]) {
+    t.throws(() => resolveOptions({ db, durability: true, peerSecret: 'sixteen chars ok!' }), { code: 'LITEFS_BAD_OPTION', message: /"durability" needs "db" to name one database.*Track one database with durability, or turn durability off/ }, JSON.stringify(db))
+  }
   const { default: Fastify } = await import('fastify')
   const { litefs } = await import('../lib/fastify.js')
   const state = ownState(new Map([['app.db', 2n], ['cache.db', 3n]]))
@@ -258,3 +281,27 @@ async function listen (t: Test, listener: Parameters<typeof createServer>[1]): P
   t.teardown(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
+
+t.test('on the dev cluster (a given state): a misspelled db, alone or in a list, is said once, naming what the state has', async t => {
+  const { createDevCluster } = await import('../lib/dev/index.js')
+  const cluster = await createDevCluster({ nodes: 1, schema: 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)' })
+  t.teardown(() => cluster.close())
+  const node = cluster.nodes[0]
+  node.db.prepare('INSERT INTO t (v) VALUES (?)').run('first')
+  const write = (db: LitefsOptions['db']): Promise<{ lines: Line[], setCookie: unknown }> => (async () => {
+    const { lines, logger } = recorder()
+    const app = wrap((_req, res) => { node.db.prepare('INSERT INTO t (v) VALUES (?)').run('x'); res.end('ok') }, { db, state: node.state, logger })
+    const server = await listen(t, app)
+    const res = await request(`${server}/w`, { method: 'POST' })
+    await res.body.text()
+    await app.close()
+    return { lines, setCookie: res.headers['set-cookie'] }
+  })()
+  const alone = await write('ap.db')
+  t.equal(alone.setCookie, undefined, 'no position for it: no cookie')
+  t.match(alone.lines.filter(l => l.obj.code === 'LITEFS_DB'), [{ msg: /the node's state has no position for "ap\.db", so its answer has no cookie: is "db" the database your app writes\? The state has "app\.db"/ }])
+  t.notMatch(alone.lines.map(l => l.msg).join('\n'), /\/litefs\//, 'no mount path where there is no mount')
+  const listed = await write(['app.db', 'cahce.db'])
+  t.ok(listed.setCookie, 'app.db has a position: the write is tokened')
+  t.match(listed.lines.filter(l => l.obj.code === 'LITEFS_DB'), [{ obj: { db: 'cahce.db', databases: ['app.db'] }, msg: /"db" names "cahce\.db", which has no position \(no cahce\.db-pos\) while "app\.db" has one: not created yet, or a wrong name\?/ }])
+})

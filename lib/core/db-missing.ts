@@ -20,9 +20,30 @@ export function sayDbMissing<C> (core: CoreContext<C>): void {
   core.dbMissing = true
   const { mount } = core.options
   const db = dbLabel(core.options)
+  if (core.options.state !== undefined) {
+    // A given state (the dev cluster): no mount to look at; the state knows its databases.
+    const known = core.state.databases.filter(n => n !== db && core.state.position(n) > 0n)
+    const what = core.options.databases.named.length === 0 ? 'any database' : `"${db}"`
+    core.warn.say('LITEFS_DB', `${mount}/${db}`, known.length === 0
+      ? `a write was served here as primary, but the node's state has no position for ${what} (it has no database yet), so its answer has no cookie: create it, and its schema, on the primary`
+      : `a write was served here as primary, but the node's state has no position for "${db}", so its answer has no cookie: is "db" the database your app writes? The state has ${known.map(n => `"${n}"`).join(', ')}`,
+    { db })
+    return
+  }
   const others = mountFiles(mount).databases()
   const message = others.length === 0
     ? `a write was served here as primary, but the database ${mount}/${db} does not exist yet (LiteFS has no database), so its answer has no cookie: create it, and its schema, on the primary (see "Your database handle" in litefs-proxy's README)`
     : `a write was served here as primary, but ${mount}/${db}-pos does not exist, so its answer has no cookie: is "db" the file name your app opens under the mount? LiteFS has ${others.map(n => `"${n}"`).join(', ')}`
   core.warn.say('LITEFS_DB', `${mount}/${db}`, message, { mount, db })
+}
+
+/**
+ * Several databases: a database `db` names, with no position after a write
+ * while others have one — not created yet, or a wrong name. Said once per
+ * database (the mount check says the same on a live mount, under the same key);
+ * tokens leave it out meanwhile.
+ */
+export function sayNamedMissing<C> (core: CoreContext<C>, db: string, have: readonly string[]): void {
+  const { mount } = core.options
+  core.warn.say('LITEFS_DB', `${mount}/${db}`, `"db" names "${db}", which has no position (no ${db}-pos) while ${have.map(n => `"${n}"`).join(', ')} ${have.length === 1 ? 'has' : 'have'} one: not created yet, or a wrong name? Tokens leave it out until it has a position`, { db, databases: have })
 }

@@ -239,13 +239,15 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     throw new LitefsOptionsError(`litefs-proxy: option "secret" must be a string of at least 16 characters, or an array of them, got ${got}`)
   }
   const durability = resolveDurability(opts, fail)
-  if (databases.main === undefined && durability.secrets.length > 0) {
-    // Replica reports and durability follow one database's TXID: the main one.
-    throw new LitefsOptionsError('litefs-proxy: option "peerSecret" (replica reports, durability) follows the main database: name it first in "db", e.g. ["app.db", "*"]')
-  }
+  // Checked before peerSecret's rule below, whose advice (name a main database
+  // first) would only lead to this one.
   if (several(databases) && durability.on !== false) {
     // Replica reports carry one database's position: a write to another could not be checked.
-    throw new LitefsOptionsError('litefs-proxy: option "durability" follows one database, and "db" names several: a write to another database could not be confirmed as replicated')
+    throw new LitefsOptionsError(`litefs-proxy: option "durability" needs "db" to name one database, got ${JSON.stringify(opts.db)}: replica reports carry one database's position, so a write to another could not be confirmed as replicated. Track one database with durability, or turn durability off`)
+  }
+  if (databases.main === undefined && durability.secrets.length > 0) {
+    // Replica reports follow one database's TXID: the main one.
+    throw new LitefsOptionsError('litefs-proxy: option "peerSecret" (replica reports) follows the main database: name it first in "db", e.g. ["app.db", "*"]')
   }
   return {
     db: databases.main,

@@ -39,6 +39,8 @@ export async function readTimedOut<C> (core: CoreContext<C>, c: C, info: LitefsI
     return await elsewhere(core, c, info, performance.now() + options.primaryRedirectTimeout)
   }
   core.observer.readTimedOut(req, 'error', awaited, position)
-  info.answer = litefsError('LITEFS_READ_TIMEOUT', `replica did not reach TXID ${awaited} within ${options.readTimeout} ms (at ${position})`)
+  // With several databases the answer names the one the replica was behind on.
+  const of = core.several !== undefined ? ` of ${db}` : ''
+  info.answer = litefsError('LITEFS_READ_TIMEOUT', `replica did not reach TXID ${awaited}${of} within ${options.readTimeout} ms (at ${position})`)
   return info
 }

@@ -2,7 +2,7 @@ import { AS_IS, type Acknowledgement, type Appended } from './acknowledgement.js
 import { commitConfirmed, outcomeUnknown } from './commit-check.js'
 import type { CoreContext } from './context.js'
 import { tokenSetCookie, txidToken } from './cookie.js'
-import { dbLabel, sayDbMissing } from './db-missing.js'
+import { dbLabel, sayDbMissing, sayNamedMissing } from './db-missing.js'
 import type { ReadPositions } from './positions-read.js'
 import { positionsToken, type Positions } from './positions-token.js'
 import type { LitefsInfo } from './request.js'
@@ -79,6 +79,9 @@ function minted<C> (core: CoreContext<C>, read: ReadPositions): Minted {
     if (txid === undefined) continue
     any ??= txid
     if (txid !== 0n) positions.set(db, txid)
+  }
+  if (any !== undefined) {
+    for (const db of core.options.databases.named) if (read.has(db) && read.get(db) === undefined) sayNamedMissing(core, db, [...read.keys()].filter(n => read.get(n) !== undefined))
   }
   const main = core.options.db
   const first = positions.get(main as string) ?? positions.values().next().value
