@@ -16,6 +16,7 @@ import { acknowledgeDurably, awaitCandidates } from '../lib/core/durability.js'
 import { EXACT } from '../lib/core/path-match.js'
 import { LitefsCore } from '../lib/core/proxy.js'
 import { silentLogger } from '../lib/core/logger.js'
+import { warnings } from '../lib/core/warnings.js'
 import type { CoreContext } from '../lib/core/context.js'
 import type { LitefsInfo } from '../lib/core/request.js'
 import { until } from './helpers/fake-litefs.js'
@@ -25,10 +26,16 @@ import { FakeLitefs } from './helpers/fake-litefs.js'
 const SECRET = 'a-peer-secret-of-some-length'
 const driver = { readPosition: () => 5n, readLag: () => 0 }
 
-t.test('PeerLink: without the API nothing is reported; the view of peers ahead and without the database', async t => {
+t.test('PeerLink: without the API nothing is reported, said once; the view of peers ahead and without the database', async t => {
   const state = new NodeState(driver)
   state.setPosition('app.db', 5n)
-  const link = new PeerLink(resolveOptions({ db: 'app.db', api: false, role: 'replica', peerSecret: SECRET }), state, () => 0, silentLogger)
+  const said: string[] = []
+  const log = { ...silentLogger, warn: (_o: object, msg: string) => { said.push(msg) } }
+  const options = resolveOptions({ db: 'app.db', api: false, role: 'replica', peerSecret: SECRET })
+  const link = new PeerLink(options, state, () => 0, log, warnings(log))
+  const again = new PeerLink(options, state, () => 0, log, warnings(log))
+  await again.close()
+  t.same(said, ['litefs-proxy: this node cannot learn whether it is a candidate (no LiteFS API: api: false): it sends no reports, so a primary with durability on never counts it'], 'once, naming the cause')
   link.table.report({ hostname: 'ahead', candidate: true, positions: { 'app.db': '0000000000000009' } })
   link.table.report({ hostname: 'other-db', candidate: false, positions: { 'other.db': '0000000000000001' } })
   t.match(link.view('app.db'), [{ hostname: 'ahead', behind: '0', connected: true }, { hostname: 'other-db', behind: null, candidate: false }])
@@ -48,7 +55,7 @@ t.test("PeerLink: /info without candidacy is asked again; LiteFS coming back ask
   const state = new NodeState(driver)
   state.setRole('replica', 'unknown-host')
   const urls: string[] = []
-  const link = new PeerLink(resolveOptions({ db: 'app.db', api, peerSecret: SECRET, peerName: 'me', primaryUrl: (host: string) => { urls.push(host); throw new Error(`no URL for ${host}`) } }), state, () => 8080, silentLogger)
+  const link = new PeerLink(resolveOptions({ db: 'app.db', api, peerSecret: SECRET, peerName: 'me', primaryUrl: (host: string) => { urls.push(host); throw new Error(`no URL for ${host}`) } }), state, () => 8080, silentLogger, warnings(silentLogger))
   await until(() => answers >= 2, '/info asked again')
   await until(() => urls.length > 0, 'a report tried: primaryUrl knows no URL for the primary, and nothing is sent')
   state.setLitefs('down')
@@ -64,7 +71,7 @@ t.test("PeerLink: /info without candidacy is asked again; LiteFS coming back ask
 t.test('PeerLink: a closed link stops asking /info', async t => {
   // Nothing listens there: the first ask fails after the link closed, and its retry finds it closed.
   const state = new NodeState(driver)
-  const link = new PeerLink(resolveOptions({ db: 'app.db', api: 'http://127.0.0.1:9', peerSecret: SECRET, consul: { url: 'http://127.0.0.1:8500', key: 'k', hostname: 'lease-name' } }), state, () => 0, silentLogger)
+  const link = new PeerLink(resolveOptions({ db: 'app.db', api: 'http://127.0.0.1:9', peerSecret: SECRET, consul: { url: 'http://127.0.0.1:8500', key: 'k', hostname: 'lease-name' } }), state, () => 0, silentLogger, warnings(silentLogger))
   t.equal(link.name, 'lease-name', "the lease's hostname by default")
   await link.close()
   await new Promise(resolve => setTimeout(resolve, 1200))

@@ -25,7 +25,7 @@ async function report (url: string, hostname: string, position: bigint, candidat
   if (res.statusCode !== 204) throw new Error(`report refused: ${res.statusCode}`)
 }
 
-interface Answer { status: number, code?: string, cookie?: string, retryAfter?: string }
+interface Answer { status: number, code?: string, error?: string, cookie?: string, retryAfter?: string }
 
 /** A write, and a flag saying whether its answer came. */
 function write (app: Served, path = '/items'): { done: () => boolean, answer: Promise<Answer> } {
@@ -34,9 +34,10 @@ function write (app: Served, path = '/items'): { done: () => boolean, answer: Pr
     const text = await res.body.text()
     came = true
     let code: string | undefined
-    try { code = JSON.parse(text).code } catch {}
+    let error: string | undefined
+    try { ({ code, error } = JSON.parse(text)) } catch {}
     const set = res.headers['set-cookie']
-    return { status: res.statusCode, code, cookie: Array.isArray(set) ? set[0] : set, retryAfter: res.headers['retry-after'] as string | undefined }
+    return { status: res.statusCode, code, error, cookie: Array.isArray(set) ? set[0] : set, retryAfter: res.headers['retry-after'] as string | undefined }
   })
   return { done: () => came, answer }
 }
@@ -96,6 +97,14 @@ for (const adapter of ADAPTERS) {
     t.equal(a.status, 200, 'a candidate ahead already: answered at once')
   })
 }
+
+t.test('only non-candidates report: the 500 says so', async t => {
+  const { app } = await primary(t, 'http')
+  await report(app.url, 'r1', 10n, false)
+  const a = await write(app).answer
+  t.equal(a.code, 'LITEFS_NOT_REPLICATED')
+  t.match(a.error, /no candidate is reporting to this primary: the nodes reporting say they are not candidates/)
+})
 
 t.test('a candidate silent for 2 s stops counting', async t => {
   const { app } = await primary(t, 'http', { durabilityTimeout: 30_000 })

@@ -69,11 +69,22 @@ export function awaitCandidates<C> (core: CoreContext<C>, info: LitefsInfo, c: C
       const why = result === 'closed'
         ? 'the app is closing'
         : candidates === 0
-          ? `no candidate reported within ${timeout} ms`
+          ? noCandidate(peers.table.peers().some(p => p.connected))
           : `${candidates} connected candidate(s) had reached only TXID ${(position as bigint).toString(16)} after ${timeout} ms`
       resolve(notReplicated(core, info, c, ack, why, ms))
     })
   })
+}
+
+/**
+ * Why no candidate counted, as the operator can check it: nobody reports at
+ * all (the usual cause: a peerSecret or primaryUrl wrong on the replicas), or
+ * the nodes that report are not candidates.
+ */
+function noCandidate (anyConnected: boolean): string {
+  return anyConnected
+    ? 'no candidate is reporting to this primary: the nodes reporting say they are not candidates (stats().peers)'
+    : 'no candidate is reporting to this primary (stats().peers lists none connected): check that the replicas\' litefs-proxy have the same peerSecret, and reach this node at primaryUrl'
 }
 
 function notReplicated<C> (core: CoreContext<C>, info: LitefsInfo, c: C, ack: Appended, why: string, ms: number): Acknowledgement {

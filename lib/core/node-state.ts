@@ -59,6 +59,12 @@ export interface StateDriver {
   close?: () => void | Promise<void>
   /** How the state is fed now (for stats): LiteFS's event stream, polling its mount, or the mount files alone. */
   source?: () => 'events' | 'polling' | 'files'
+  /**
+   * Whether this node may become primary (a candidate), when the driver knows
+   * it itself (the dev cluster). Without it, replica reports (peer-link.ts)
+   * ask LiteFS's `/info`, and a node without LiteFS's API sends none.
+   */
+  candidate?: () => boolean
 }
 
 /** One held request. Opaque to callers: pass it back to `cancel`. */

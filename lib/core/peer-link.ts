@@ -7,14 +7,17 @@ import type { NodeState } from './node-state.js'
 import type { ResolvedOptions } from './options.js'
 import { PeerTable } from './peer-table.js'
 import { ReplicaReporter } from './replica-report.js'
+import type { Warnings } from './warnings.js'
 
 // One node's part in replica reports (issue 21), made once per core when
 // `peerSecret` is set: the table of the peers reporting to it (fed by
 // peer-endpoint.ts, read by durability.ts, stats and health), and, while this
 // node is a replica, its own reports to the primary's litefs-proxy
-// (replica-report.ts). Its candidacy comes from LiteFS's `/info`, asked again
-// whenever LiteFS comes back; the primary's address from `primaryUrl`, so the
-// reports follow a failover by themselves.
+// (replica-report.ts). Its candidacy comes from the state's driver when that
+// knows it (the dev cluster: every node can be promoted), else from LiteFS's
+// `/info`, asked again whenever LiteFS comes back; without either, this node
+// cannot report, and says so once (warnings.ts). The primary's address comes
+// from `primaryUrl`, so the reports follow a failover by themselves.
 
 /** How often `/info` is asked again while it does not answer (ms). */
 const INFO_RETRY = 1000
@@ -54,15 +57,21 @@ export class PeerLink {
   /**
    * @param port this server's port, for the primary's URL (`{port}` in primaryUrl); 0 while unknown
    */
-  constructor (options: ResolvedOptions, private readonly state: NodeState, port: () => number, log: Logger) {
+  constructor (options: ResolvedOptions, private readonly state: NodeState, port: () => number, log: Logger, warn: Warnings) {
     this.name = options.durability.name ?? options.consul?.hostname ?? osHostname()
     const api = options.api
-    // Candidacy is LiteFS's to say (/info): without its API this node does not report.
-    if (api === false || options.state !== undefined) return
+    // The driver's own word (the dev cluster), else LiteFS's /info — which a
+    // given state, or api: false, does not have: no candidacy, no report.
+    const own = state.driver.candidate
+    if (own === undefined && (api === false || options.state !== undefined)) {
+      const why = options.state !== undefined ? 'the given "state" does not say, and LiteFS\'s /info is not asked for a given state' : 'api: false'
+      warn.say('LITEFS_DURABILITY', 'candidacy', `this node cannot learn whether it is a candidate (no LiteFS API: ${why}): it sends no reports, so a primary with durability on never counts it`, {})
+      return
+    }
     const db = options.db as string // peerSecret needs a main database (options.ts)
     const reporter = this.reporter = new ReplicaReporter({
       hostname: this.name,
-      candidate: () => this.candidate,
+      candidate: own ?? (() => this.candidate),
       url: () => {
         const primary = state.role === 'replica' ? state.primaryHostname : undefined
         const p = port()
@@ -77,7 +86,14 @@ export class PeerLink {
       },
       positions: () => new Map([[db, state.position(db)]])
     }, options.durability.secrets[0], this.agent, log)
-    const infoUrl = new URL('/info', api).href
+    // A change reported at once, only on a replica: a primary's commits cost nothing here.
+    this.unsubscribe.push(state.onChange(() => { if (state.role === 'replica') reporter.changed() }))
+    if (own === undefined) this.askInfo(new URL('/info', api as string).href, reporter, log)
+    reporter.start()
+  }
+
+  /** Learn this node's candidacy from LiteFS's `/info`: now, again until it says, and whenever LiteFS comes back. */
+  private askInfo (infoUrl: string, reporter: ReplicaReporter, log: Logger): void {
     const ask = (): void => {
       clearTimeout(this.infoTimer)
       if (this.closed) return
@@ -93,11 +109,8 @@ export class PeerLink {
           this.infoTimer = setTimeout(ask, INFO_RETRY).unref()
         })
     }
-    // A change reported at once, only on a replica: a primary's commits cost nothing here.
-    this.unsubscribe.push(state.onChange(() => { if (state.role === 'replica') reporter.changed() }))
-    this.unsubscribe.push(state.onLitefs(status => { if (status === 'up') ask() }))
+    this.unsubscribe.push(this.state.onLitefs(status => { if (status === 'up') ask() }))
     ask()
-    reporter.start()
   }
 
   /** The table as stats() and health show it, measured against this node's own position of `db`. */

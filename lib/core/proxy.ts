@@ -102,7 +102,7 @@ export class LitefsCore<C = ServerResponse> {
       // Said once: a secret is there to refuse forged tokens, and these cookies are unsigned.
       ctx.warn.say('LITEFS_PEER_COOKIES', options.peerCookies.join(','), `"peerCookies" accepts unsigned ${options.peerCookies.join(' and ')} cookies beside a "secret": any client can forge one and have its reads held up to readTimeout. Drop "peerCookies" once the tokens of the peer you moved from have expired`, { peerCookies: options.peerCookies })
     }
-    if (options.durability.secrets.length > 0) ctx.peers = new PeerLink(options, state, () => ctx.probePort, log)
+    if (options.durability.secrets.length > 0) ctx.peers = new PeerLink(options, state, () => ctx.probePort, log, ctx.warn)
     if (ctx.peers === undefined && options.durability.on !== false) {
       ctx.warn.say('LITEFS_DURABILITY', 'peerSecret', 'durability is on, but "peerSecret" is not set: no node can report its position, so every write that should wait for its candidates is answered 500 LITEFS_NOT_REPLICATED. Set the same peerSecret on every node', {})
     }

@@ -73,7 +73,10 @@ export class ClusterNode implements DevNode, LinkTarget {
     this.db = this.openReplica()
     this.state = new NodeState({
       readPosition: db => this.readPosition(db),
-      readLag: () => this.readLag()
+      readLag: () => this.readLag(),
+      // Any running node can be promoted (DevCluster.promote): every node is a
+      // candidate, so its replica reports count for a primary's durability.
+      candidate: () => true
     })
     this.state.setPosition(database, position)
   }
