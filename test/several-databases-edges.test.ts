@@ -303,5 +303,5 @@ t.test('on the dev cluster (a given state): a misspelled db, alone or in a list,
   t.notMatch(alone.lines.map(l => l.msg).join('\n'), /\/litefs\//, 'no mount path where there is no mount')
   const listed = await write(['app.db', 'cahce.db'])
   t.ok(listed.setCookie, 'app.db has a position: the write is tokened')
-  t.match(listed.lines.filter(l => l.obj.code === 'LITEFS_DB'), [{ obj: { db: 'cahce.db', databases: ['app.db'] }, msg: /"db" names "cahce\.db", which has no position \(no cahce\.db-pos\) while "app\.db" has one: not created yet, or a wrong name\?/ }])
+  t.match(listed.lines.filter(l => l.obj.code === 'LITEFS_DB'), [{ obj: { db: 'cahce.db', databases: ['app.db'] }, msg: /"db" names "cahce\.db", which has no position \(no cahce\.db-pos\), unlike "app\.db": not created yet, or a wrong name\?/ }])
 })

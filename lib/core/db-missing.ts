@@ -45,5 +45,5 @@ export function sayDbMissing<C> (core: CoreContext<C>): void {
  */
 export function sayNamedMissing<C> (core: CoreContext<C>, db: string, have: readonly string[]): void {
   const { mount } = core.options
-  core.warn.say('LITEFS_DB', `${mount}/${db}`, `"db" names "${db}", which has no position (no ${db}-pos) while ${have.map(n => `"${n}"`).join(', ')} ${have.length === 1 ? 'has' : 'have'} one: not created yet, or a wrong name? Tokens leave it out until it has a position`, { db, databases: have })
+  core.warn.say('LITEFS_DB', `${mount}/${db}`, `"db" names "${db}", which has no position (no ${db}-pos), unlike ${have.map(n => `"${n}"`).join(', ')}: not created yet, or a wrong name? Tokens leave it out until it has a position`, { db, databases: have })
 }
