@@ -9,32 +9,15 @@
 import t from 'tap'
 import Database from 'better-sqlite3'
 import { readFileSync } from 'node:fs'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
-import { frameworkApp, type Handler } from '../helpers/framework-apps.js'
-import { createSidecar } from '../../lib/sidecar/sidecar.js'
-import { lineLogger } from '../../lib/sidecar/access-log.js'
-import type { NodeState } from '../../lib/core/node-state.js'
-import type { LitefsStats } from '../../lib/core/observe.js'
+import type { Handler } from '../helpers/framework-apps.js'
+import { FLAVOURS, createNotes, hex, ready as readyFor, startApp, until, type App, type Flavour } from './flavour-apps.js'
 
 const DBS = ['app.db', 'cache.db']
-const FLAVOURS = ['fastify', 'express', 'http', 'serve'] as const
-type Flavour = typeof FLAVOURS[number]
-const quiet = { debug () {}, info () {}, warn () {}, error () {} }
-const hex = (n: bigint): string => n.toString(16).padStart(16, '0')
 
 let cluster: LitefsCluster
-
-async function until (what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`never happened within ${timeoutMs} ms: ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-}
 
 /** `db`'s position on `node` as its `-pos` says now. */
 const posNow = (node: LitefsNode, db: string): string => readFileSync(join(node.mount, `${db}-pos`), 'utf8').slice(0, 16)
@@ -62,37 +45,13 @@ function routes (node: LitefsNode): Record<string, Handler> {
   }
 }
 
-interface App { url: string, state: NodeState, stats: () => LitefsStats, close: () => Promise<void> }
-
-async function start (flavour: Flavour, node: LitefsNode, litefs: Record<string, unknown>): Promise<App> {
-  const options = { db: DBS, mount: node.mount, api: node.apiUrl, ...litefs }
-  if (flavour !== 'serve') return await frameworkApp(flavour, options, { routes: routes(node), logger: quiet })
-  const handlers = routes(node)
-  const target: Server = createServer((req: IncomingMessage, res: ServerResponse) => { void handlers[`${req.method as string} ${(req.url as string).split('?')[0]}`](req, res, Buffer.alloc(0)) })
-  await new Promise<void>(resolve => target.listen(0, '127.0.0.1', resolve))
-  const sidecar = createSidecar({ addr: '127.0.0.1:0', target: `127.0.0.1:${(target.address() as AddressInfo).port}`, logger: lineLogger('silent', 'json', () => {}), ...options } as any)
-  await sidecar.listen()
-  return {
-    url: sidecar.url,
-    state: sidecar.core.state,
-    stats: () => sidecar.core.stats(),
-    close: async () => { await sidecar.close(); target.closeAllConnections(); await new Promise(resolve => target.close(resolve)) }
-  }
-}
-
-async function ready (app: App, role: 'primary' | 'replica'): Promise<void> {
-  await until(`the ${role} app follows LiteFS`, () => app.state.litefs === 'up' && (role === 'primary' ? app.state.role === 'primary' : app.state.primaryHostname === cluster.primary.hostname))
-}
+const start = async (flavour: Flavour, node: LitefsNode, litefs: Record<string, unknown>): Promise<App> =>
+  await startApp(flavour, { db: DBS, mount: node.mount, api: node.apiUrl, ...litefs }, routes(node))
+const ready = async (app: App, role: 'primary' | 'replica'): Promise<void> => { await readyFor(cluster, app, role) }
 
 t.before(async () => {
   cluster = await startLitefsCluster({ nodes: 2, pausableReplication: true })
-  for (const db of DBS) {
-    const created = new Database(join(cluster.primary.mount, db))
-    created.pragma('journal_mode = WAL')
-    created.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)')
-    created.close()
-    await cluster.waitReplicated(db)
-  }
+  await createNotes(cluster, DBS)
 })
 t.teardown(async () => { await cluster?.close() })
 
