@@ -6,23 +6,17 @@
 // when the answer exposes it — so a missing CORS header in the README fails here.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { request } from 'undici'
 import { FakeLitefs } from './helpers/fake-litefs.js'
 import { builtPackageEnv } from './helpers/child-env.js'
+import { root, snippet } from './helpers/readme-snippet.js'
 
 type Test = typeof t
 
-const root = new URL('..', import.meta.url).pathname
-const readme = readFileSync(join(root, 'README.md'), 'utf8')
-const snippet = (name: string): string => {
-  const m = new RegExp('```js ' + name.replace('.', '\\.') + '\\n([\\s\\S]*?)```').exec(readme)
-  if (m === null) throw new Error(`README.md has no ${name}`)
-  return m[1]
-}
 
 // A browser's fetch, as far as CORS goes (Fetch standard, "CORS-preflight fetch" and
 // "CORS-safelisted response-header name"), over Node's own fetch. Each exchange is recorded.

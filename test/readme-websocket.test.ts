@@ -6,7 +6,7 @@
 // read from SQLite, has it.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -14,14 +14,8 @@ import { request } from 'undici'
 import WebSocket from 'ws'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 import { builtPackageEnv } from './helpers/child-env.js'
+import { root, snippet } from './helpers/readme-snippet.js'
 
-const root = new URL('..', import.meta.url).pathname
-const readme = readFileSync(join(root, 'README.md'), 'utf8')
-const snippet = (name: string): string => {
-  const m = new RegExp('```js ' + name.replace('.', '\\.') + '\\n([\\s\\S]*?)```').exec(readme)
-  if (m === null) throw new Error(`README.md has no ${name}`)
-  return m[1]
-}
 
 // Inside the package, so `litefs-proxy/…` resolves to the built package (self-reference).
 const dir = join(root, '.cache', `readme-websocket-${process.pid}`)
