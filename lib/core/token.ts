@@ -18,6 +18,9 @@ import { addPosition, mergePositions, readPositions, type Positions } from './po
 
 /** The positions a request's tokens name (cookie, peers' cookies, token header), or undefined for none. Never throws. */
 export function requestPositions (options: ResolvedOptions, headers: IncomingHttpHeaders): Positions | undefined {
+  const raw = options.tokenHeader === false ? undefined : headers[options.tokenHeader]
+  // Most reads carry neither: no allocation for them.
+  if (headers.cookie === undefined && raw === undefined) return undefined
   const main = options.db
   const found: Positions = new Map()
   const add = (value: string): void => {
@@ -29,7 +32,6 @@ export function requestPositions (options: ResolvedOptions, headers: IncomingHtt
     const peer = readPeerCookies(options.peerCookies, headers.cookie)
     if (peer !== undefined) addPosition(found, main, peer)
   }
-  const raw = options.tokenHeader === false ? undefined : headers[options.tokenHeader]
   // Node joins a repeated header with ", " (and keeps an array for a few names): every value counts.
   if (raw !== undefined) for (const value of (Array.isArray(raw) ? raw.join(',') : raw).split(',')) add(value)
   return found.size === 0 ? undefined : found
