@@ -32,6 +32,20 @@ t.test('asynchronous reads: fresh while not kept, through a kept fd while kept',
   await until(() => openIn(fake.mount) === 0, 'closed when no longer kept')
 })
 
+t.test('readMany: every database of a batch at once, in the order given, an absent one as no position; none asked, none read', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 2n, api: false })
+  t.teardown(async () => { await fake.close() })
+  fake.advanceDb('cache.db', 7n)
+  const files = new PosFiles(fake.mount)
+  t.same(await files.readMany(['cache.db', 'none.db', 'app.db']), [7n, undefined, 2n], 'fresh')
+  files.keep(true)
+  t.same(await files.readMany(['app.db', 'cache.db']), [2n, 7n], 'kept')
+  t.equal(openIn(fake.mount), 2, 'one kept fd per database')
+  t.same(await files.readMany([]), [])
+  files.keep(false)
+  await until(() => openIn(fake.mount) === 0, 'closed when no longer kept')
+})
+
 t.test('a -pos that cannot be read (EISDIR here, ENOTCONN on a dead mount): the kept fd is dropped and a fresh read tried', async t => {
   const fake = await FakeLitefs.start({ role: 'primary', txid: 2n, api: false })
   t.teardown(async () => { await fake.close() })

@@ -193,6 +193,39 @@ t.test('a driver whose asynchronous read fails for one database: that one is lef
   t.equal(state.position('app.db'), 9n)
 })
 
+t.test('a driver reading a batch at once (readPositionsAsync): its positions in order; one that throws or rejects gives no cookie, and the next batch is read again', async t => {
+  const positions = new Map([['app.db', 3n], ['cache.db', 4n]])
+  let fail: 'throw' | 'reject' | undefined = 'throw'
+  const batches: string[][] = []
+  const state = new NodeState({
+    readPosition: db => positions.get(db),
+    readLag: () => 0,
+    readPositionsAsync: dbs => {
+      batches.push([...dbs])
+      if (fail === 'throw') throw new Error('EIO')
+      if (fail === 'reject') return Promise.reject(new Error('ENOTCONN'))
+      return Promise.resolve(dbs.map(db => positions.get(db)))
+    }
+  })
+  state.setRole('primary')
+  const { lines, logger } = recorder()
+  const app = wrap((_req, res) => { res.end('ok') }, { ...TWO, state, logger })
+  const server = await listen(t, app)
+  t.teardown(async () => { await app.close(); await state.close() })
+  for (const how of ['throw', 'reject'] as const) {
+    fail = how
+    const res = await request(`${server}/w`, { method: 'POST' })
+    await res.body.dump()
+    t.equal(res.headers['litefs-txid'], undefined, `a batch that ${how}s: no token`)
+  }
+  t.ok(lines.some(l => l.obj.code === 'LITEFS_DB'), 'said: no position for any database')
+  fail = undefined
+  const res = await request(`${server}/w`, { method: 'POST' })
+  await res.body.dump()
+  t.equal(res.headers['litefs-txid'], `app.db:${hex(3n)}|cache.db:${hex(4n)}`, 'read again: both named')
+  t.same(batches, [['app.db', 'cache.db'], ['app.db', 'cache.db'], ['app.db', 'cache.db']], 'one call per batch, the databases in order')
+})
+
 t.test('answers ready while a batch is in flight share the next one (one token made for both); an answer while closing says connection: close', async t => {
   const positions = new Map([['app.db', 3n], ['cache.db', 4n]])
   const gates: Array<() => void> = []

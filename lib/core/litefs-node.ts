@@ -140,7 +140,9 @@ export class LitefsDriver implements StateDriver {
   source = (): 'events' | 'polling' | 'files' => this.opts.api === false ? 'files' : this.streaming ? 'events' : 'polling'
 
   readPosition = (db: string): bigint | undefined => this.files.readPosition(db)
-  readPositionAsync = async (db: string): Promise<bigint | undefined> => await this.files.readPositionAsync(db)
+  // Handed on as they are: an async wrapper would cost a promise and a microtask per read.
+  readPositionAsync = (db: string): Promise<bigint | undefined> => this.files.readPositionAsync(db)
+  readPositionsAsync = (dbs: readonly string[]): Promise<Array<bigint | undefined>> => this.files.readPositionsAsync(dbs)
   readLag = (): number | undefined => this.files.readLag()
 
   refresh = (): void => {

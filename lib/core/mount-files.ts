@@ -15,6 +15,8 @@ export interface MountFiles {
   readPosition: (db: string) => bigint | undefined
   /** The same, read on the thread pool by a read that starts after the call: the event loop never waits on FUSE. Never rejects. */
   readPositionAsync: (db: string) => Promise<bigint | undefined>
+  /** The same for several databases at once (in the order given), one promise for all. Never rejects. */
+  readPositionsAsync: (dbs: readonly string[]) => Promise<Array<bigint | undefined>>
   /** The hostname in `.primary`: present on a replica connected to (or connecting to) a primary; absent otherwise. */
   readPrimary: () => string | undefined
   /** `.lag` (`%+010d\n`, milliseconds), or undefined when absent or malformed. */
@@ -71,7 +73,8 @@ export function mountFiles (mount: string): MountFiles {
   }
   return {
     readPosition: db => pos.readSync(db),
-    readPositionAsync: async db => await pos.read(db),
+    readPositionAsync: db => pos.read(db),
+    readPositionsAsync: dbs => pos.readMany(dbs),
     readPrimary: () => hostname(readFresh(primaryPath)),
     readLag: () => parseLag(readFresh(lagPath)),
     live: () => readFresh(lagPath) !== undefined,

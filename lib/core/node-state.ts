@@ -44,6 +44,12 @@ export interface StateDriver {
    * no position.
    */
   readPositionAsync?: (db: string) => Promise<bigint | undefined>
+  /**
+   * Several databases' positions (in the order given) from reads that all
+   * start after the call, one promise for them all (several databases:
+   * positions-read.ts). Without it, `readPositionAsync` is called per database.
+   */
+  readPositionsAsync?: (dbs: readonly string[]) => Promise<Array<bigint | undefined>>
   /** Replication lag in milliseconds, or undefined when unknown. */
   readLag: () => number | undefined
   /** Bring role and primary up to date before a write is decided (cheap; may do nothing). */

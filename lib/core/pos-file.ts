@@ -64,17 +64,40 @@ export class PosFiles {
 
   /**
    * The TXID in `<db>-pos`, read on the thread pool by a read that starts after
-   * this call; undefined when absent or unreadable. Never rejects.
+   * this call; undefined when absent or unreadable. Never rejects. A plain
+   * promise, not an async function: one promise and one microtask per read.
    */
-  async read (db: string): Promise<bigint | undefined> {
-    const content = await new Promise<string | undefined>(resolve => {
-      if (!this.keeping) return this.readFresh(this.path(db), resolve)
-      this.touch()
-      const k = this.kept.get(db)
-      if (k === undefined) return this.openAndRead(db, resolve)
-      this.readKept(db, k, resolve)
+  read (db: string): Promise<bigint | undefined> {
+    return new Promise(resolve => {
+      this.readContent(db, content => { resolve(content === undefined ? undefined : parsePos(content)) })
     })
-    return content === undefined ? undefined : parsePos(content)
+  }
+
+  /**
+   * The TXIDs in each `<db>-pos` of `dbs`, in that order, as `read` gives them:
+   * every read started at once on the thread pool, one promise for them all
+   * (several databases: positions-read.ts). Never rejects.
+   */
+  readMany (dbs: readonly string[]): Promise<Array<bigint | undefined>> {
+    return new Promise(resolve => {
+      const out = new Array<bigint | undefined>(dbs.length)
+      let left = dbs.length
+      if (left === 0) return resolve(out)
+      dbs.forEach((db, i) => {
+        this.readContent(db, content => {
+          out[i] = content === undefined ? undefined : parsePos(content)
+          if (--left === 0) resolve(out)
+        })
+      })
+    })
+  }
+
+  private readContent (db: string, done: (content: string | undefined) => void): void {
+    if (!this.keeping) return this.readFresh(this.path(db), done)
+    this.touch()
+    const k = this.kept.get(db)
+    if (k === undefined) return this.openAndRead(db, done)
+    this.readKept(db, k, done)
   }
 
   private path (db: string): string {

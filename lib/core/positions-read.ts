@@ -4,7 +4,8 @@ import { SharedRead } from './shared-read.js'
 
 // The positions of every tracked database after a write (several databases:
 // databases.ts), from the authority: one batch of `-pos` reads, all started at
-// once on libuv's thread pool (PosFiles.read, one job per database), never one
+// once on libuv's thread pool (PosFiles.readMany: one job per database, one
+// promise for them all), never one
 // FUSE round trip after another on the event loop. As a single database's read
 // (NodeState.positionAfter, DESIGN §3.5) the batch starts after the caller
 // joined — so it includes the handler's commits — and is shared with every
@@ -25,32 +26,25 @@ export class PositionsRead {
   private readonly shared: SharedRead<ReadPositions>
 
   constructor (state: NodeState, tracked: TrackedDatabases) {
-    const driver = state.driver
-    // A driver without an asynchronous read (a given state) answers at once.
-    const read = driver.readPositionAsync === undefined
-      ? async (db: string) => state.readPosition(db)
-      : async (db: string) => await (driver as Required<Pick<typeof driver, 'readPositionAsync'>>).readPositionAsync(db).catch(() => undefined)
-    const readAll = async (dbs: readonly string[], out: ReadPositions): Promise<void> => {
-      const positions = await Promise.all(dbs.map(read))
+    const readMany = readerOf(state)
+    const readAll = (dbs: readonly string[], out: ReadPositions): Promise<void> => readMany(dbs).then(positions => {
       dbs.forEach((db, i) => {
         const pos = positions[i]
         // Raised, never lowered: an event may have brought a newer position while this read was on its way.
         if (pos !== undefined && pos > state.position(db)) state.setPosition(db, pos)
         out.set(db, pos)
       })
-    }
-    this.shared = new SharedRead(async () => {
+    })
+    this.shared = new SharedRead(() => {
       const out: ReadPositions = new Map()
       const known = tracked.now()
-      if (!tracked.settings.all) {
-        await readAll(known, out)
-        return out
-      }
+      if (!tracked.settings.all) return readAll(known, out).then(() => out)
       // `'*'`: the mount is listed beside the reads; a database found new (the handler created it) is read after.
-      const [, listed] = await Promise.all([readAll(known, out), tracked.listNow().then(() => tracked.now())])
-      const found = listed.filter(db => !out.has(db))
-      if (found.length > 0) await readAll(found, out)
-      return out
+      return Promise.all([readAll(known, out), tracked.listNow().then(() => tracked.now())]).then(async ([, listed]) => {
+        const found = listed.filter(db => !out.has(db))
+        if (found.length > 0) await readAll(found, out)
+        return out
+      })
     })
   }
 
@@ -58,4 +52,38 @@ export class PositionsRead {
   after (): Promise<ReadPositions> {
     return this.shared.join() // not an async function: one promise less per answer
   }
+}
+
+type ReadMany = (dbs: readonly string[]) => Promise<Array<bigint | undefined>>
+
+/**
+ * How a batch reads its databases: the driver's one-promise batch
+ * (readPositionsAsync: LiteFS's mount), else one asynchronous read per
+ * database, else the synchronous read (a given state). Never rejects: a read
+ * that fails is no position.
+ */
+function readerOf (state: NodeState): ReadMany {
+  const driver = state.driver
+  const none = (): undefined => undefined
+  if (driver.readPositionsAsync !== undefined) {
+    const many = driver.readPositionsAsync
+    return async dbs => {
+      try {
+        return await many(dbs)
+      } catch {
+        return dbs.map(none) // a driver that throws or rejects: no positions this batch
+      }
+    }
+  }
+  const async = driver.readPositionAsync
+  const one = async === undefined
+    ? async (db: string) => state.readPosition(db)
+    : async (db: string) => {
+      try {
+        return await async(db)
+      } catch {
+        return undefined
+      }
+    }
+  return async dbs => await Promise.all(dbs.map(one))
 }
