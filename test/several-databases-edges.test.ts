@@ -144,6 +144,10 @@ t.test('a read held for a database other than the main one times out naming it: 
   t.equal(res.statusCode, 504)
   t.match(await res.body.json(), { code: 'LITEFS_READ_TIMEOUT', error: `replica did not reach TXID ${hex(255n)} of cache.db within 200 ms (at ${hex(2n)})` })
   t.match(lines.find(l => l.msg.includes('read timed out')), { obj: { db: 'cache.db', txid: hex(255n), position: hex(2n) } })
+  // The same token in a cookie whose value the client percent-encoded (document.cookie with encodeURIComponent).
+  const encoded = await request(`${server}/r`, { headers: { cookie: `litefs-txid=${encodeURIComponent(`cache.db:${hex(255n)}`)}` } })
+  t.equal(encoded.statusCode, 504, 'a percent-encoded cookie is held as the same token')
+  t.match(await encoded.body.json(), { code: 'LITEFS_READ_TIMEOUT', error: `replica did not reach TXID ${hex(255n)} of cache.db within 200 ms (at ${hex(2n)})` })
 })
 
 /** A state of our own (no mount): positions as `positions` says, read synchronously unless `async` is given. */

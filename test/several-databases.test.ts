@@ -76,6 +76,15 @@ t.test('requestPositions: cookies, peers\' cookies and the header merge, databas
     'litefs-txid': `cache.db:${hex(8n)}, garbage`
   }), new Map([['app.db', 5n], ['cache.db', 9n]]))
   t.equal(requestPositions(o, {}), undefined)
+  t.same(requestPositions(o, { cookie: `litefs-txid=${encodeURIComponent(`app.db:${hex(3n)}|cache.db:${hex(9n)}`)}` }), new Map([['app.db', 3n], ['cache.db', 9n]]),
+    'a cookie value the client percent-encoded is read decoded')
+  const named = resolveOptions({ db: ['app.db', 'cache db.db'] })
+  t.same(requestPositions(named, { cookie: `litefs-txid=${encodeURIComponent(`cache%20db.db:${hex(4n)}`)}` }), new Map([['cache db.db', 4n]]),
+    'decoded once: a name\'s own encoding inside the token is decoded by the token alone')
+  t.same(requestPositions(named, { cookie: `litefs-txid=cache%20db.db:${hex(4n)}` }), new Map([['cache db.db', 4n]]), 'as written: not decoded twice')
+  t.same(requestPositions(resolveOptions({ db: 'app.db' }), { cookie: `litefs-txid=${'%30'.repeat(15)}%37` }), new Map([['app.db', 7n]]), 'a bare TXID encoded')
+  for (const bad of ['%E0%A4%A', '%zz', `app.db%3A${hex(3n)}%`]) t.equal(requestPositions(o, { cookie: `litefs-txid=${bad}` }), undefined, `malformed encoding: no token (${bad})`)
+  t.equal(requestPositions(o, { 'litefs-txid': encodeURIComponent(`cache.db:${hex(8n)}`) }), undefined, 'the header is not cookie-encoded: taken as it is')
   const star = resolveOptions({ db: '*', peerCookies: ['txnum'], tokenHeader: false })
   t.equal(requestPositions(star, { cookie: `txnum=5; litefs-txid=${hex(4n)}`, 'litefs-txid': `a.db:${hex(1n)}` }), undefined, "'*' alone: bare TXIDs and peers' cookies name no database; the header is off")
 })

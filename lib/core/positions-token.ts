@@ -38,14 +38,15 @@ export function readPositions (settings: CookieSettings, value: string, main: st
   for (const entry of entries) {
     const colon = entry.lastIndexOf(':')
     const txid = parseTxid(entry.slice(colon + 1))
-    const db = colon > 0 ? decoded(entry.slice(0, colon)) : undefined
+    const db = colon > 0 ? percentDecoded(entry.slice(0, colon)) : undefined
     if (txid === undefined || db === undefined || !validName(db)) return undefined
     addPosition(positions, db, txid)
   }
   return positions
 }
 
-function decoded (text: string): string | undefined {
+/** `text` with its percent-encoding decoded, or undefined when it is malformed (a lone %, broken UTF-8). */
+export function percentDecoded (text: string): string | undefined {
   try {
     return decodeURIComponent(text)
   } catch {

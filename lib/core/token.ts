@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { eachCookie } from './cookie.js'
 import type { ResolvedOptions } from './options.js'
 import { readPeerCookies } from './peer-cookies.js'
-import { addPosition, mergePositions, readPositions, type Positions } from './positions-token.js'
+import { addPosition, mergePositions, percentDecoded, readPositions, type Positions } from './positions-token.js'
 
 // The client's token, from wherever it carries it: the cookie (and, with
 // `peerCookies`, LiteFS's or litefs-js's: peer-cookies.ts), or the token
@@ -23,11 +23,21 @@ export function requestPositions (options: ResolvedOptions, headers: IncomingHtt
   if (headers.cookie === undefined && raw === undefined) return undefined
   const main = options.db
   const found: Positions = new Map()
-  const add = (value: string): void => {
+  const add = (value: string): boolean => {
     const positions = readPositions(options.cookie, value, main)
     if (positions !== undefined) mergePositions(found, positions)
+    return positions !== undefined
   }
-  eachCookie(headers.cookie, options.cookie.name, add)
+  // A cookie value a client percent-encoded (document.cookie with
+  // encodeURIComponent: `app.db%3A…%7C…`) is read decoded once, as cookie
+  // parsers (cookie, Django's) read it; only when it does not read as it is,
+  // so a name's own encoding inside a token is never decoded twice.
+  eachCookie(headers.cookie, options.cookie.name, value => {
+    if (!add(value) && value.includes('%')) {
+      const decoded = percentDecoded(value)
+      if (decoded !== undefined) add(decoded)
+    }
+  })
   if (options.peerCookies.length > 0 && main !== undefined) {
     const peer = readPeerCookies(options.peerCookies, headers.cookie)
     if (peer !== undefined) addPosition(found, main, peer)
