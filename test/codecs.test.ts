@@ -2,7 +2,7 @@ import t from 'tap'
 import { parseTxid, formatTxid, parsePos } from '../lib/core/txid.js'
 import { parseDuration } from '../lib/core/duration.js'
 import { compilePatterns, normalizePath, pathOf, PathPatterns } from '../lib/core/path-match.js'
-import { readTxidCookie, txidSetCookie, type CookieSettings } from '../lib/core/cookie.js'
+import { readTxidCookie, txidSetCookie, txidToken, type CookieSettings } from '../lib/core/cookie.js'
 
 t.test('TXID codec', async t => {
   t.equal(parseTxid('0000000000000005'), 5n)
@@ -88,6 +88,13 @@ t.test('cookie codec', async t => {
   t.equal(readTxidCookie(signed, 't=0000000000000007'), undefined, 'an unsigned value is refused')
   t.equal(readTxidCookie(signed, `t=${value}x`), undefined)
   t.equal(readTxidCookie(signed, 't=00000000000000007.abc'), undefined)
+  // One token per TXID is made and reused (answers of one shared read): never another TXID's, nor another setting's.
+  t.equal(txidToken(signed, 7n), value, 'the same TXID again: the same token')
+  t.match(txidToken(signed, 9n), /^0000000000000009\./, 'a new TXID: its own token')
+  t.equal(readTxidCookie(signed, `t=${txidToken(signed, 9n)}`), 9n)
+  t.equal(txidToken(signed, 7n), value, 'back to 7')
+  t.equal(txidToken({ ...signed, secrets: [] }, 7n), '0000000000000007', 'other settings: their own token')
+  t.equal(txidToken(signed, 7n), value)
 })
 
 t.test('paths as routers compare them', async t => {

@@ -93,8 +93,17 @@ function atPairStart (header: string, at: number): boolean {
  * 16 hex digits, with a secret `<hex>.<base64url HMAC-SHA256>`.
  */
 export function txidToken (settings: CookieSettings, txid: bigint): string {
-  return signToken(settings, formatTxid(txid))
+  // Every answer of one shared `-pos` read carries the same TXID: its token
+  // (an HMAC with a secret) is made once, not once per answer.
+  const last = lastToken.get(settings)
+  if (last?.txid === txid) return last.token
+  const token = signToken(settings, formatTxid(txid))
+  lastToken.set(settings, { txid, token })
+  return token
 }
+
+/** The last token made per cookie settings (one core's). */
+const lastToken = new WeakMap<CookieSettings, { txid: bigint, token: string }>()
 
 /** The TXID in one token (a cookie's value or the token header's), or undefined when malformed or badly signed. */
 export function readToken (settings: CookieSettings, value: string): bigint | undefined {
