@@ -10,6 +10,23 @@ t.test('TXID codec', async t => {
   for (const bad of ['', '5', '000000000000005', '00000000000000005', 'ffffffffffffffff0', '000000000000000g', ' 000000000000005', '0x00000000000005']) {
     t.equal(parseTxid(bad), undefined, `rejects ${JSON.stringify(bad)}`)
   }
+  // Every character beside the hex ranges, in each position (the two halves are read apart).
+  for (const c of ['/', ':', '@', 'G', '`', 'g', ' ', '\u00e9', '\u0130', '\u0000']) {
+    for (const at of [0, 7, 8, 15]) t.equal(parseTxid('0'.repeat(at) + c + '0'.repeat(15 - at)), undefined, `rejects ${JSON.stringify(c)} at ${at}`)
+  }
+  // The same value as BigInt's own hex parsing, across the range and in either case.
+  let x = 0x9e3779b97f4a7c15n
+  const differ: string[] = []
+  for (let i = 0; i < 200; i++) {
+    x = (x * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn
+    const v = i < 64 ? x >> BigInt(i) : x
+    const hex = v.toString(16).padStart(16, '0')
+    const text = i % 2 === 0 ? hex : hex.toUpperCase()
+    if (parseTxid(text) !== BigInt('0x' + hex)) differ.push(text)
+  }
+  t.same(differ, [], '200 values, either case: as BigInt parses them')
+  t.equal(parseTxid('00000000ffffffff'), 0xffffffffn)
+  t.equal(parseTxid('0000000100000000'), 0x100000000n)
   t.equal(formatTxid(5n), '0000000000000005')
   t.equal(formatTxid(0xabcdef0123456789n), 'abcdef0123456789')
   t.equal(formatTxid(parseTxid('9007199254740993') as bigint), '9007199254740993', 'round trip past Number precision')

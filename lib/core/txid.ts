@@ -1,10 +1,21 @@
 // LiteFS transaction ids are unsigned 64-bit integers written as 16 lowercase hex
 // digits (ltx.TXID.String()). They exceed Number's 2^53, so they live as bigint.
-const HEX16 = /^[0-9a-fA-F]{16}$/
-
 /** The TXID in `text`, or undefined when it is not exactly 16 hex digits. Never throws. */
 export function parseTxid (text: string): bigint | undefined {
-  return HEX16.test(text) ? BigInt('0x' + text) : undefined
+  // On every read with a token: two 32-bit halves as Numbers (exact), one
+  // BigInt made from them — no RegExp, no string built for BigInt() to parse.
+  if (text.length !== 16) return undefined
+  let hi = 0
+  let lo = 0
+  for (let i = 0; i < 16; i++) {
+    const c = text.charCodeAt(i)
+    const lower = c | 32
+    const digit = c >= 48 && c <= 57 ? c - 48 : lower >= 97 && lower <= 102 ? lower - 87 : -1
+    if (digit < 0) return undefined
+    if (i < 8) hi = hi * 16 + digit
+    else lo = lo * 16 + digit
+  }
+  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) + BigInt(lo)
 }
 
 /** 16 lowercase hex digits, as LiteFS writes them. */
