@@ -15,7 +15,9 @@ t.test('require() and import load every entry point; require() gives what the de
     const out = {}
     for (const name of ${JSON.stringify(ENTRIES)}) {
       const m = await import(name)
-      out[name] = { names: Object.keys(m).filter(k => k !== 'default').sort(), defaultType: typeof m.default }
+      // What hangs on the default export (litefs.skip(), litefs.durable()…) is used as much as a named export.
+      const onDefault = typeof m.default === 'function' ? Object.keys(m.default) : []
+      out[name] = { names: Object.keys(m).filter(k => k !== 'default').sort(), onDefault, defaultType: typeof m.default }
     }
     console.log(JSON.stringify(out))`]))
   const cjs = JSON.parse(run(['-e', `
@@ -27,9 +29,14 @@ t.test('require() and import load every entry point; require() gives what the de
     console.log(JSON.stringify(out))`]))
   for (const name of ENTRIES) {
     for (const n of esm[name].names) t.ok(cjs[name].names.includes(n), `${name}: require() has ${n}`)
+    for (const n of esm[name].onDefault) t.ok(cjs[name].names.includes(n), `${name}: require() has ${n}, as the default import has it`)
     if (esm[name].defaultType === 'function') t.equal(cjs[name].type, 'function', `${name}: require() is the function the default import is`)
   }
   t.ok(esm['litefs-proxy'].names.includes('LitefsCore') && esm['litefs-proxy'].names.includes('NodeState'))
+  t.same(esm['litefs-proxy/express'].onDefault.sort(), ['alwaysForward', 'durable', 'errorHandler', 'skip'], 'the Express factory\'s own helpers are seen')
+  // CommonJS TypeScript users see what the CommonJS types declare: each of those helpers too.
+  const declared = run(['-e', 'console.log(require("fs").readFileSync("dist/cjs/require/express.d.ts", "utf8"))'])
+  for (const n of esm['litefs-proxy/express'].onDefault) t.match(declared, new RegExp(`\\bconst ${n}:`), `the CommonJS types declare ${n}`)
 })
 
 t.test('CommonJS, as the README shows it under import: Express middleware and node:http wrap() are callable', async t => {

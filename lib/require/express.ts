@@ -14,6 +14,7 @@ namespace litefs {
   export declare const litefs: typeof mod.litefs
   export const skip = mod.litefs.skip
   export const alwaysForward = mod.litefs.alwaysForward
+  export const durable = mod.litefs.durable
   export const errorHandler = mod.litefs.errorHandler
   export const LitefsHttpError = mod.LitefsHttpError
   export const LitefsOptionsError = mod.LitefsOptionsError
