@@ -65,7 +65,7 @@ t.test('outside HTTP: a wait for the second database times out as a held read, s
 t.test('outside HTTP: no -pos for any tracked database: LITEFS_NO_POSITION', async t => {
   const { served } = await node(t, { role: 'primary', txid: 0n }, TWO)
   const err = await rejection(served.core.tokenAfterWrite())
-  t.match(err, { code: 'LITEFS_NO_POSITION', message: /no -pos file for app\.db, cache\.db under / })
+  t.match(err, { code: 'LITEFS_NO_POSITION', message: /^no position for app\.db, cache\.db after the write: the database \S+\/app\.db, cache\.db does not exist yet \(LiteFS has no database\): create it/ })
 })
 
 t.test('a write on a mount whose databases have no position yet: no cookie, LITEFS_DB said once; said clear once one exists', async t => {
@@ -156,6 +156,18 @@ function ownState (positions: Map<string, bigint>, async?: StateDriver['readPosi
   state.setRole('primary')
   return state
 }
+
+t.test('outside HTTP on a given state (the dev cluster): no position names the state and what it has, never a mount path', async t => {
+  const state = ownState(new Map([['app.db', 3n]]))
+  state.readPosition('app.db')
+  const { lines, logger } = recorder()
+  const app = wrap((_req, res) => { res.end('ok') }, { db: 'ap.db', state, logger })
+  t.teardown(async () => { await app.close(); await state.close() })
+  const err = await rejection(app.core.tokenAfterWrite())
+  t.match(err, { code: 'LITEFS_NO_POSITION', message: 'no position for ap.db after the write: the node\'s state has no position for "ap.db": is "db" the database your app writes? The state has "app.db"' })
+  t.notMatch(err.message, /\/litefs/, 'no mount named: a given state has none')
+  t.same(lines.find(l => l.msg.includes('no position for the database'))?.obj, { db: 'ap.db' }, 'the log line names the database, not a mount')
+})
 
 t.test("'*' on a given state: what the state reports, at most 16 (LITEFS_TOO_MANY_DBS once), health with no main database", async t => {
   const positions = new Map<string, bigint>()

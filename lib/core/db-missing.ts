@@ -20,21 +20,30 @@ export function sayDbMissing<C> (core: CoreContext<C>): void {
   core.dbMissing = true
   const { mount } = core.options
   const db = dbLabel(core.options)
+  core.warn.say('LITEFS_DB', `${mount}/${db}`, `a write was served here as primary, but ${missingDbCause(core, ', so its answer has no cookie')}`,
+    core.options.state !== undefined ? { db } : { mount, db })
+}
+
+/**
+ * Why the tracked database has no position, where it is looked for: the
+ * node's state (a given one: the dev cluster has no mount) or LiteFS's mount,
+ * naming what is there instead. `so`: what it costs, said after the fact.
+ */
+export function missingDbCause<C> (core: CoreContext<C>, so: string): string {
+  const { mount } = core.options
+  const db = dbLabel(core.options)
   if (core.options.state !== undefined) {
     // A given state (the dev cluster): no mount to look at; the state knows its databases.
     const known = core.state.databases.filter(n => n !== db && core.state.position(n) > 0n)
     const what = core.options.databases.named.length === 0 ? 'any database' : `"${db}"`
-    core.warn.say('LITEFS_DB', `${mount}/${db}`, known.length === 0
-      ? `a write was served here as primary, but the node's state has no position for ${what} (it has no database yet), so its answer has no cookie: create it, and its schema, on the primary`
-      : `a write was served here as primary, but the node's state has no position for "${db}", so its answer has no cookie: is "db" the database your app writes? The state has ${known.map(n => `"${n}"`).join(', ')}`,
-    { db })
-    return
+    return known.length === 0
+      ? `the node's state has no position for ${what} (it has no database yet)${so}: create it, and its schema, on the primary`
+      : `the node's state has no position for "${db}"${so}: is "db" the database your app writes? The state has ${known.map(n => `"${n}"`).join(', ')}`
   }
   const others = mountFiles(mount).databases()
-  const message = others.length === 0
-    ? `a write was served here as primary, but the database ${mount}/${db} does not exist yet (LiteFS has no database), so its answer has no cookie: create it, and its schema, on the primary (see "Your database handle" in litefs-proxy's README)`
-    : `a write was served here as primary, but ${mount}/${db}-pos does not exist, so its answer has no cookie: is "db" the file name your app opens under the mount? LiteFS has ${others.map(n => `"${n}"`).join(', ')}`
-  core.warn.say('LITEFS_DB', `${mount}/${db}`, message, { mount, db })
+  return others.length === 0
+    ? `the database ${mount}/${db} does not exist yet (LiteFS has no database)${so}: create it, and its schema, on the primary (see "Your database handle" in litefs-proxy's README)`
+    : `${mount}/${db}-pos does not exist${so}: is "db" the file name your app opens under the mount? LiteFS has ${others.map(n => `"${n}"`).join(', ')}`
 }
 
 /**

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { failure } from './answers.js'
 import type { CoreContext } from './context.js'
 import { txidToken } from './cookie.js'
-import { dbLabel } from './db-missing.js'
+import { dbLabel, missingDbCause } from './db-missing.js'
 import { positionsToken, readPositions, type Positions } from './positions-token.js'
 import type { LitefsHttpError } from './errors.js'
 import { waitOutside } from './hold.js'
@@ -45,14 +45,19 @@ export async function tokenAfterWrite<C> (core: CoreContext<C>, log: Logger): Pr
     // Several databases: every tracked one's position, as a write's answer (write-cookie.ts).
     const positions: Positions = new Map()
     for (const [name, txid] of await core.several.read.after()) if (txid !== undefined) positions.set(name, txid)
-    if (positions.size === 0) throw failure(log, 'LITEFS_NO_POSITION', `no -pos file for ${db} under ${mount}: is "db" the file names your app opens under the mount?`, { mount, db })
+    if (positions.size === 0) throw noPosition(core, log)
     return positionsToken(options.cookie, positions, options.db)
   }
   const txid = await state.positionAfter(db)
-  if (txid === undefined) {
-    throw failure(log, 'LITEFS_NO_POSITION', `${mount}/${db}-pos does not exist: is "db" the file name your app opens under the mount?`, { mount, db })
-  }
+  if (txid === undefined) throw noPosition(core, log)
   return txidToken(options.cookie, txid)
+}
+
+/** No position after a write: where it was looked for (the state, or the mount) and what is there instead. */
+function noPosition<C> (core: CoreContext<C>, log: Logger): Error {
+  const { mount } = core.options
+  const db = dbLabel(core.options)
+  return failure(log, 'LITEFS_NO_POSITION', `no position for ${db} after the write: ${missingDbCause(core, '')}`, core.options.state !== undefined ? { db } : { mount, db })
 }
 
 /** Wait until this node has the write `token` names; resolves as a held read is served, throws as it is answered. */
