@@ -108,6 +108,9 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [{ db: 'a', readTimeoutAction: 'retry' }, /"readTimeoutAction" must be "error" or "primary" or "stale"/],
     [{ db: 'a', primaryUrl: 'ftp://{hostname}' }, /"primaryUrl" must be an http\(s\) URL: a template with "\{hostname\}" \(and "\{port\}"\), the primary's own URL, or a function/],
     [{ db: 'a', primaryUrl: '{hostname}' }, /"primaryUrl"/],
+    [{ db: 'a', primaryUrl: 'http://{host}:{port}' }, /"primaryUrl" must be a URL whose placeholders are "\{hostname\}" and "\{port\}" \(not "\{host\}"\), got "http:\/\/\{host\}:\{port\}"/],
+    [{ db: 'a', primaryUrl: 'http://{HOSTNAME}:8080' }, /\(not "\{HOSTNAME\}"\)/],
+    [{ db: 'a', primaryUrl: 'http://{hostname}:{port}/{path}' }, /\(not "\{path\}"\)/],
     [{ db: 'a', primaryUrl: 8080 }, /"primaryUrl".*got 8080/],
     [{ db: 'a', forwardTimeout: 0 }, /"forwardTimeout"/]
   ]

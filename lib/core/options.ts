@@ -172,6 +172,9 @@ const KNOWN = new Set([
 ])
 
 function primaryOrigin (raw: unknown): PrimaryOrigin {
+  // A misspelt placeholder ({host}, {HOSTNAME}) still parses as a URL: said now, not at the first forwarded write.
+  const unknown = typeof raw === 'string' ? /\{[^}]*\}/.exec(raw.replaceAll('{hostname}', '').replaceAll('{port}', '')) : null
+  if (unknown !== null) fail('primaryUrl', `a URL whose placeholders are "{hostname}" and "{port}" (not ${JSON.stringify(unknown[0])})`, raw)
   const origin = primaryOriginOf(raw)
   if (origin === undefined) fail('primaryUrl', 'an http(s) URL: a template with "{hostname}" (and "{port}"), the primary\'s own URL, or a function (hostname) => url', raw)
   return origin
