@@ -229,7 +229,8 @@ t.test('2. Express: a body read before the proxy gets an immediate 500 naming th
   for (const [name, mount, type = 'application/json'] of readers) {
     const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
     const errors: string[] = []
-    const logger = { debug () {}, info () {}, warn () {}, error: (_o: object, msg: string) => { errors.push(msg) } }
+    const warnings: string[] = []
+    const logger = { debug () {}, info () {}, warn: (_o: object, msg: string) => { warnings.push(msg) }, error: (_o: object, msg: string) => { errors.push(msg) } }
     const replica = await frameworkApp('express', { db: 'app.db', mount: fake.mount, api: fake.apiUrl, primaryUrl: () => primary.url }, { routes: {}, express: mount, logger })
     t.teardown(async () => { await replica.close(); await fake.close() })
     await until(() => replica.state.primaryHostname === 'node-a')
@@ -240,6 +241,8 @@ t.test('2. Express: a body read before the proxy gets an immediate 500 naming th
       t.match(res.body.error, /mount litefs-proxy before any body parser/)
     }
     t.equal(errors.length, 1, `${name}: said once in the log`)
+    // The first write: that one line alone; the second: a line of its own, which says nothing was forwarded.
+    t.same(warnings, ['litefs-proxy: a write on this replica was not forwarded: its body was read before litefs-proxy'], `${name}: no line says forwarding failed`)
   }
   t.equal(applied, 0, 'nothing reached the primary')
 })

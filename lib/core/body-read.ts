@@ -13,10 +13,11 @@ export function bodyReadBefore (req: IncomingMessage): boolean {
   return req.readableDidRead || req.readableEnded
 }
 
-/** Say it once per app (each write on a replica still gets its 500). */
-export function sayBodyConsumed<C> (core: CoreContext<C>, c: C): void {
-  if (core.saidBodyConsumed) return
+/** Say it once per app (each write on a replica still gets its 500); whether it was said now. */
+export function sayBodyConsumed<C> (core: CoreContext<C>, c: C): boolean {
+  if (core.saidBodyConsumed) return false
   core.saidBodyConsumed = true
   core.hooks.log(c).error({ path: core.hooks.url(c), code: 'LITEFS_BODY_CONSUMED' },
     'litefs-proxy: a body parser (or other body reader) runs before litefs-proxy: writes landing on replicas cannot be forwarded (500 LITEFS_BODY_CONSUMED). Mount litefs-proxy first')
+  return true
 }

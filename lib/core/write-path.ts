@@ -150,8 +150,12 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     }
     if (!result.retry || result.resend === true || performance.now() + RETRY_EVERY > deadline) {
       // A misconfiguration, said once loudly; each request still gets its 500.
-      if (result.error.code === 'LITEFS_BODY_CONSUMED') sayBodyConsumed(core, c)
-      log.warn({ primary: origin, code: result.error.code, err: result.error.message }, 'litefs-proxy: forwarding to the primary failed')
+      if (result.error.code !== 'LITEFS_BODY_CONSUMED') {
+        log.warn({ primary: origin, code: result.error.code, err: result.error.message }, 'litefs-proxy: forwarding to the primary failed')
+      } else if (!sayBodyConsumed(core, c)) {
+        // Said loudly once already; nothing was sent to the primary, so forwarding did not fail: it never began.
+        log.warn({ path: core.hooks.url(c), code: result.error.code }, 'litefs-proxy: a write on this replica was not forwarded: its body was read before litefs-proxy')
+      }
       info.answer = result.error
       return info
     }
