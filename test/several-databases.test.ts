@@ -156,7 +156,10 @@ for (const flavour of FLAVOURS) {
       const read = request(`${replica.url}/items`, { headers: { 'litefs-txid': hex(7n) } })
       await until(() => replica.state.awaits('app.db'), 'held for the main database')
       replica.fake.advance(7n)
-      t.equal((await read).statusCode, 200)
+      const held = await read
+      t.equal(held.statusCode, 200)
+      if (flavour !== 'serve') t.same(await held.body.json(), { awaited: hex(7n), db: 'app.db' }, 'req.litefs names the main database it was held for')
+      else await held.body.dump()
       const other = await request(`${replica.url}/items`, { headers: { 'litefs-txid': `other.db:${hex(99n)}|app.db:${hex(7n)}` } })
       t.equal(other.statusCode, 200, 'served at once: app.db is there, other.db is not tracked here')
       await other.body.dump()

@@ -85,8 +85,8 @@ function hold<C> (core: CoreContext<C>, c: C, info: LitefsInfo, wanted: Wanted, 
   const state = core.state
   const log = core.hooks.log(c)
   info.awaitedTxid = formatTxid(txid)
-  // Named whenever it is not the main one (a token for cache.db alone too), so a 504 and its log line say which.
-  if (db !== core.options.db || info.awaitedDb !== undefined) info.awaitedDb = db
+  // With several databases (or a token for another one), which one: the request's info, a 504 and its log line say it.
+  if (core.several !== undefined || db !== core.options.db) info.awaitedDb = db
   log.debug({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: holding read until the replica catches up')
   const req = core.hooks.req(c)
   core.probePort = req.socket.localPort as number

@@ -26,7 +26,7 @@ export interface LitefsInfo {
   role: Role
   /** The client's TXID (cookie) that a read was checked against, as 16 hex digits (several databases: the last one it was held for). */
   awaitedTxid?: string
-  /** Several databases: the database a read was last held for, when its token names more than one. */
+  /** Several databases (option `db` a list or `'*'`): the database a read was last held for. Unset with one database. */
   awaitedDb?: string
   /** Milliseconds a read was held for the replica to catch up. */
   waitedMs?: number
