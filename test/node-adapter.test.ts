@@ -53,6 +53,10 @@ t.test('bad adapter options throw at once', async t => {
   t.throws(() => wrap(() => {}, { db: 'app.db', bodyLimit: 1 } as any), /unknown option "bodyLimit"/)
   t.throws(() => litefs({ db: 'app.db', trustProxy: 'yes' as unknown as boolean }), /"trustProxy" must be true or false/)
   t.throws(() => litefs({ db: 'app.db', mount: '' }), /"mount"/)
+  for (const logger of [{}, null, 'console', { ...console, debug: undefined }]) {
+    t.throws(() => wrap(() => {}, { db: 'app.db', logger } as any), { code: 'LITEFS_BAD_OPTION', message: /option "logger" must have the methods debug, info, warn, error \(pino and console do\); it lacks / }, `logger ${JSON.stringify(logger)}`)
+  }
+  t.throws(() => litefs({ db: 'app.db', logger: { info () {}, warn () {}, error () {} } as any }), { message: /it lacks debug$/ })
 })
 
 t.test('an adapter failure is a 500, not a hang', async t => {
