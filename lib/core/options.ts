@@ -232,7 +232,8 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     throw new LitefsOptionsError('litefs-proxy: option "role" applies only with api: false (with its API, LiteFS says the role)')
   }
   const health = opts.healthPath ?? '/litefs/health'
-  if (health !== false && (typeof health !== 'string' || !health.startsWith('/'))) fail('healthPath', 'a path starting with "/" or false', health)
+  // A query or a fragment is never part of the path a request is matched on: such a health check would never answer.
+  if (health !== false && (typeof health !== 'string' || !health.startsWith('/') || /[?#\s]/.test(health))) fail('healthPath', 'a path starting with "/" (no query, fragment or space) or false', health)
   const secret = opts.secret ?? []
   const secrets = typeof secret === 'string' ? [secret] : secret
   if (!Array.isArray(secrets) || !secrets.every(s => typeof s === 'string' && s.length >= 16)) {
