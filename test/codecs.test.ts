@@ -91,6 +91,14 @@ t.test('cookie codec', async t => {
     t.equal(readTxidCookie(plain, bad), undefined, `ignores ${bad}`)
   }
   t.equal(readTxidCookie(plain, 'x=' + 'a'.repeat(8192) + '; litefs-txid=0000000000000002'), 2n, '8 KB header')
+  // As cookie parsers (the cookie package, Django's) read a value: spaces around "=" dropped, double quotes removed.
+  t.equal(readTxidCookie(plain, 'litefs-txid = 0000000000000007'), 7n, 'spaces around =')
+  t.equal(readTxidCookie(plain, 'a=1; litefs-txid\t=\t0000000000000007 ;b=2'), 7n, 'tabs')
+  t.equal(readTxidCookie(plain, 'litefs-txid="0000000000000007"'), 7n, 'quoted')
+  t.equal(readTxidCookie(plain, 'litefs-txid = "0000000000000007" ; x=1'), 7n, 'quoted, with spaces')
+  for (const bad of ['litefs-txid="0000000000000007', 'litefs-txid=0000000000000007"', 'litefs-txid=""', 'litefs-txid="', 'litefs-txid x=0000000000000007', 'litefs-txid ', 'litefs-txid==0000000000000007']) {
+    t.equal(readTxidCookie(plain, bad), undefined, `ignores ${bad}`)
+  }
   t.equal(txidSetCookie(plain, 7n, false), 'litefs-txid=0000000000000007; Path=/; HttpOnly; SameSite=Lax; Max-Age=300')
   t.equal(txidSetCookie(plain, 7n, true), 'litefs-txid=0000000000000007; Path=/; HttpOnly; SameSite=Lax; Max-Age=300; Secure')
 

@@ -63,7 +63,12 @@ export function highestCookie (header: string | undefined, name: string, parse: 
   return best
 }
 
-/** Call `each` with the value of every cookie named `name` in a Cookie header. */
+/**
+ * Call `each` with the value of every cookie named `name` in a Cookie header,
+ * read as cookie parsers read it (the `cookie` package, Django's): spaces
+ * around `=` and the value are dropped, and a value in double quotes is
+ * unquoted.
+ */
 export function eachCookie (header: string | undefined, name: string, each: (value: string) => void): void {
   if (header === undefined) return
   let from = 0
@@ -71,10 +76,13 @@ export function eachCookie (header: string | undefined, name: string, each: (val
     const at = header.indexOf(name, from)
     if (at === -1) return
     from = at + name.length
-    if (header.charCodeAt(from) !== 61 /* = */ || !atPairStart(header, at)) continue
-    let end = header.indexOf(';', from + 1)
+    let eq = from
+    while (header.charCodeAt(eq) === 32 || header.charCodeAt(eq) === 9) eq++ // ends at the header's end (NaN)
+    if (header.charCodeAt(eq) !== 61 /* = */ || !atPairStart(header, at)) continue
+    let end = header.indexOf(';', eq + 1)
     if (end === -1) end = header.length
-    each(header.slice(from + 1, end).trim())
+    const value = header.slice(eq + 1, end).trim()
+    each(value.length >= 2 && value.charCodeAt(0) === 34 && value.charCodeAt(value.length - 1) === 34 ? value.slice(1, -1) : value)
     from = end
   }
 }
