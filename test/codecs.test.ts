@@ -29,6 +29,7 @@ t.test('TXID codec', async t => {
   t.equal(parseTxid('0000000100000000'), 0x100000000n)
   t.equal(formatTxid(5n), '0000000000000005')
   t.equal(formatTxid(0xabcdef0123456789n), 'abcdef0123456789')
+  for (const [v, hex] of [[0n, '0000000000000000'], [0x1fffffffffffffn, '001fffffffffffff'], [0x20000000000000n, '0020000000000000'], [0xffffffffffffffffn, 'ffffffffffffffff']] as const) t.equal(formatTxid(v), hex, `either side of 2^53: ${hex}`)
   t.equal(formatTxid(parseTxid('9007199254740993') as bigint), '9007199254740993', 'round trip past Number precision')
   t.equal(parsePos('0000000000000005/92605ba1fc098252\n'), 5n, 'the recorded -pos bytes')
   t.equal(parsePos('0000000000000005'), undefined)
