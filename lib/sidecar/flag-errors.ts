@@ -37,12 +37,18 @@ export const OPTION_FLAGS: Record<string, { flag: string, expected?: string }> =
   secret: { flag: 'secret', expected: SECRET },
   peerSecret: { flag: 'peer-secret', expected: SECRET },
   peerName: { flag: 'peer-name' },
-  durability: { flag: 'durable-path', expected: GLOB },
+  durability: { flag: 'durability' },
   consul: { flag: 'consul-url' },
   'consul.url': { flag: 'consul-url', expected: "Consul's http(s) URL, as litefs.yml's lease.consul.url" },
   'consul.key': { flag: 'consul-key', expected: "the lease key, as litefs.yml's lease.consul.key" },
   'consul.lockDelay': { flag: 'consul-lock-delay', expected: "a duration of at least 300ms, as litefs.yml's lease.consul.lock-delay (LiteFS's default is 1s: a confirmation counts for lock-delay less 200ms)" }
 }
+
+/** `durability`'s list (what fail() checks): its paths, given as --durable-path. */
+const DURABLE_PATH = { flag: 'durable-path', expected: GLOB }
+
+/** Options set from --config alone, with no flag. */
+const FILE_ONLY: Record<string, string> = { 'consul.hostname': 'lease.hostname in --config' }
 
 /** Secrets are never echoed, not even bad ones: their lengths are. */
 const SECRETS = new Set(['secret', 'peer-secret'])
@@ -57,7 +63,7 @@ function shown (flag: string, value: Given): string {
 function inFlagTerms (text: string): string {
   return text
     .replace(/\[("[^"]*"(?:, ?"[^"]*")*)\]/g, (_m, items: string) => JSON.stringify((JSON.parse(`[${items}]`) as string[]).join(',')))
-    .replace(/(?:option )?"([a-zA-Z.]+)"/g, (m, name: string) => OPTION_FLAGS[name] === undefined ? m : `--${OPTION_FLAGS[name].flag}`)
+    .replace(/(?:option )?"([a-zA-Z.]+)"/g, (m, name: string) => OPTION_FLAGS[name] !== undefined ? `--${OPTION_FLAGS[name].flag}` : FILE_ONLY[name] ?? m)
     .replace(/\bapi: false\b/g, '--api false')
 }
 
@@ -68,8 +74,9 @@ function inFlagTerms (text: string): string {
 export function flagMessage (err: Error, given: Readonly<Record<string, GivenFlag | undefined>>): string {
   const message = err.message.replace(/^litefs-proxy: /, '')
   if (!(err instanceof LitefsOptionsError) || err.option === undefined) return message
-  const known = OPTION_FLAGS[err.option]
-  if (known === undefined || err.expected === undefined) return inFlagTerms(message)
+  if (err.expected === undefined) return inFlagTerms(message)
+  const known = err.option === 'durability' ? DURABLE_PATH : OPTION_FLAGS[err.option]
+  if (known === undefined) return inFlagTerms(message)
   const from = given[known.flag]
   const where = from?.source === undefined ? `--${known.flag}` : `--${known.flag} (${from.source})`
   // `db`'s checks add why a list is wrong ("each named once") to what it must be.
