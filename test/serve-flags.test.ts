@@ -40,19 +40,20 @@ async function app (t: Test, fake: FakeLitefs): Promise<{ port: number, seen: st
   return { port: (server.address() as AddressInfo).port, seen }
 }
 
-/** `litefs-proxy serve` as a process, until the test ends (SIGTERM, exit 0 checked). */
-async function serve (t: Test, args: string[]): Promise<{ url: string, output: () => string }> {
+/** `litefs-proxy serve` as a process; stop() sends SIGTERM and resolves with its exit code (killed at teardown if still running). */
+async function serve (t: Test, args: string[]): Promise<{ url: string, output: () => string, stop: () => Promise<number | null> }> {
   const child = spawn(process.execPath, [...process.execArgv, new URL('../lib/cli/main.ts', import.meta.url).pathname, 'serve', '--addr', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout.on('data', b => { out += b })
   child.stderr.on('data', b => { out += b })
   const exited = new Promise<number | null>(resolve => child.once('exit', resolve))
-  t.teardown(async () => {
-    child.kill('SIGTERM')
-    t.equal(await exited, 0, 'stops cleanly on SIGTERM')
-  })
+  const stop = async (): Promise<number | null> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    return await exited
+  }
+  t.teardown(stop)
   await until(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(out) || child.exitCode !== null, 'listening')
-  return { url: /listening on (http:\/\/\S+),/.exec(out)?.[1] as string, output: () => out }
+  return { url: /listening on (http:\/\/\S+),/.exec(out)?.[1] as string, output: () => out, stop }
 }
 
 async function get (url: string, method = 'GET'): Promise<{ status: number, body: string }> {
@@ -84,6 +85,7 @@ t.test('--api false on a primary without --role: said once at startup, health 50
   t.same(target.seen, [], 'nothing reached the app')
   await get(`${s.url}/litefs/health`)
   t.equal(s.output().split('\n').filter(l => l.includes('code=LITEFS_ROLE')).length, 1, 'said once, however often asked')
+  t.equal(await s.stop(), 0, 'stops cleanly on SIGTERM')
 })
 
 t.test('--api false --role primary: health ok, writes served here, nothing to warn', async t => {
@@ -98,13 +100,14 @@ t.test('--api false --role primary: health ok, writes served here, nothing to wa
   t.same(target.seen, ['POST /notes'])
   await until(() => /status=201/.test(s.output()), 'its request line')
   t.notMatch(s.output(), /LITEFS_ROLE/)
+  t.equal(await s.stop(), 0, 'stops cleanly on SIGTERM')
 })
 
 t.test('--api false on a replica without --role: fine while .primary names its primary; warned while it does not', async t => {
   const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 4n, api: false })
   t.teardown(async () => { await fake.close() })
   const lines: string[] = []
-  const s = createSidecar({ addr: '127.0.0.1:0', target: '127.0.0.1:9', db: 'app.db', mount: fake.mount, api: false, logger: lineLogger('info', 'json', l => lines.push(l)) })
+  const s = createSidecar({ addr: '127.0.0.1:0', target: '127.0.0.1:9', db: 'app.db', mount: fake.mount, api: false, forward: 'fly-replay', logger: lineLogger('info', 'json', l => lines.push(l)) })
   await s.listen()
   t.teardown(async () => { await s.close() })
   const said = (): Array<{ level: string, code: string, msg: string }> => lines.map(l => JSON.parse(l)).filter(l => l.code === 'LITEFS_ROLE')
@@ -175,12 +178,13 @@ t.test('values from --config or the environment: the flag, and where the value c
   let o = io()
   t.equal(await run(['serve', '--config', yml], o), 2)
   t.equal(o.stderr, 'litefs-proxy serve: --passthrough (proxy.passthrough in --config): expected a path glob starting with /, e.g. \'/static/*\' (* spans /), got "static/*"\n')
-  writeFileSync(yml, 'fuse:\n  dir: ""\nlease:\n  type: consul\n  hostname: n1\n  consul:\n    url: "http://c:1"\n    key: k\n    lock-delay: 10ms\nproxy:\n  addr: ":1"\n  target: "x:1"\n  db: "app.db"\n')
+  writeFileSync(yml, 'fuse:\n  dir: "/litefs"\nlease:\n  type: consul\n  hostname: n1\n  consul:\n    url: "http://c:1"\n    key: k\n    lock-delay: 10ms\nproxy:\n  addr: ":1"\n  target: "x:1"\n  db: "app.db"\n')
   o = io()
   t.equal(await run(['serve', '--config', yml], o), 2)
   t.match(o.stderr, /^litefs-proxy serve: --consul-lock-delay \(lease\.consul\.lock-delay in --config\): expected a duration of at least 300ms.*, got "10ms"\n$/)
+  writeFileSync(yml, 'fuse:\n  dir: ""\nproxy:\n  addr: ":1"\n  target: "x:1"\n  db: "app.db"\n')
   o = io()
-  t.equal(await run(['serve', '--config', yml, '--consul-lock-delay', '1s'], o), 2, 'the flag wins; then the empty fuse.dir is next')
+  t.equal(await run(['serve', '--config', yml], o), 2)
   t.match(o.stderr, /^litefs-proxy serve: --mount \(fuse\.dir in --config\): expected a directory path/)
   o = io({ LITEFS_PROXY_SECRET: 'short', LITEFS_PROXY_PEER_SECRET: 'tiny' })
   t.equal(await run(['serve', '--addr', ':1', '--target', 'x:1', '--db', 'app.db'], o), 2)
