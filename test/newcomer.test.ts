@@ -92,7 +92,7 @@ t.test('misconfiguration is said once per cause (a process warning where the log
       missing.core.state.refresh()
       missing.core.state.refresh() // asked again: not said again
       await missing.close()
-      const plain = wrap(() => {}, { db: 'app.db', mount: dir, api: false, logger: log })
+      const plain = wrap(() => {}, { db: 'app.db', mount: dir, api: false, role: 'primary', logger: log }) // a role: only the mount is at fault here
       writeFileSync(join(dir, '.lag'), '+000000000\n') // LiteFS arrives
       plain.core.state.refresh()
       await plain.close()

@@ -161,7 +161,7 @@ t.test('bad flags: one line naming the flag and the value as typed, exit 2', asy
     t.notMatch(o.stderr, /option "|short|alsoshort/, 'no JavaScript option name, no secret')
   }
   for (const [args, line] of [
-    [['--addr', 'x', '--target', 'x:1', '--db', 'd'], 'litefs-proxy serve: --addr: expected :port or host:port, e.g. :8080, got "x"\n'],
+    [['--addr', 'x', '--target', 'x:1', '--db', 'd'], 'litefs-proxy serve: --addr: expected where to listen: :port or host:port, e.g. :8080, got "x"\n'],
     [['--addr', ':1', '--target', 'x', '--db', 'd'], 'litefs-proxy serve: --target: expected the app\'s host:port or http://host:port, e.g. localhost:8000, got "x"\n']
   ] as const) {
     const o = io()

@@ -20,6 +20,8 @@ const SECRET = 'at least 16 characters (repeat the flag to rotate: the first sig
 
 /** Each core option serve sets: its flag, and what the flag takes (absent: the core's words, in flag terms). */
 export const OPTION_FLAGS: Record<string, { flag: string, expected?: string }> = {
+  addr: { flag: 'addr', expected: 'where to listen: :port or host:port, e.g. :8080' },
+  target: { flag: 'target', expected: "the app's host:port or http://host:port, e.g. localhost:8000" },
   db: { flag: 'db', expected: `a database file name in the mount (app.db), several separated by commas (app.db,cache.db: the first is the main one), or '*' for every database in the mount, alone or last (app.db,*)` },
   mount: { flag: 'mount', expected: "a directory path (LiteFS's fuse.dir)" },
   api: { flag: 'api', expected: "LiteFS's API as an http(s) URL (its http.addr), or false" },

@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml'
 import { parseDuration } from '../core/duration.js'
 import { lineLogger, type LogFormat, type LogLevel } from './access-log.js'
 import type { GivenFlag } from './flag-errors.js'
-import { parseAddr, parseTarget, type SidecarOptions } from './sidecar.js'
+import type { SidecarOptions } from './sidecar.js'
 
 // `litefs-proxy serve`'s settings: LiteFS's `proxy:` section, the same names
 // and defaults (LiteFS v0.5.14, cmd/litefs/config.go and http/proxy_server.go),
@@ -229,9 +229,6 @@ export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, 
   for (const name of ['addr', 'target', 'db']) {
     if (str(name) === undefined) throw new UsageError(`--${name} is required (or proxy.${name} in the --config file)`)
   }
-  // The sidecar checks these too, in its options' terms; said here as flags.
-  if (parseAddr(str('addr') as string) === undefined) throw new UsageError(`--addr: expected :port or host:port, e.g. :8080, got ${JSON.stringify(str('addr'))}`)
-  if (parseTarget(str('target') as string) === undefined) throw new UsageError(`--target: expected the app's host:port or http://host:port, e.g. localhost:8000, got ${JSON.stringify(str('target'))}`)
   const level: LogLevel = raw.debug === true ? 'debug' : oneOf('log-level', str('log-level') ?? 'info', ['debug', 'info', 'warn', 'error', 'silent'])
   const format: LogFormat = oneOf('log-format', str('log-format') ?? 'text', ['text', 'json'])
   const options: SidecarOptions = {
