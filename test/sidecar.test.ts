@@ -80,8 +80,8 @@ t.test('addr and target, as LiteFS writes them', async t => {
   t.same(parseTarget('localhost:8000'), { origin: 'http://localhost:8000', host: 'localhost', port: 8000 })
   t.same(parseTarget('http://[::1]:8000'), { origin: 'http://[::1]:8000', host: '::1', port: 8000 })
   for (const bad of ['localhost', 'https://x:1', 'http://x:1/path', 'http://x:1/?q', '::::']) t.equal(parseTarget(bad), undefined, bad)
-  t.throws(() => createSidecar({ addr: 'x', target: 'localhost:1', db: 'a', logger: lineLogger('silent', 'text') }), /addr must be/)
-  t.throws(() => createSidecar({ addr: ':1', target: 'x', db: 'a', logger: lineLogger('silent', 'text') }), /target must be/)
+  t.throws(() => createSidecar({ addr: 'x', target: 'localhost:1', db: 'a', logger: lineLogger('silent', 'text') }), /option "addr" must be ":port" or "host:port", got "x"/)
+  t.throws(() => createSidecar({ addr: ':1', target: 'x', db: 'a', logger: lineLogger('silent', 'text') }), /option "target" must be "host:port" or "http:\/\/host:port" \(the app\), got "x"/)
 })
 
 t.test('a write on the primary reaches the app once and gets the __txid cookie; X-Forwarded-* as a proxy should', async t => {
