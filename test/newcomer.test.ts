@@ -7,6 +7,8 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { litefs } from '../lib/fastify.js'
 import { wrap } from '../lib/http.js'
@@ -92,7 +94,7 @@ t.test('misconfiguration is said once per cause (a process warning where the log
       missing.core.state.refresh()
       missing.core.state.refresh() // asked again: not said again
       await missing.close()
-      const plain = wrap(() => {}, { db: 'app.db', mount: dir, api: false, logger: log })
+      const plain = wrap(() => {}, { db: 'app.db', mount: dir, api: false, role: 'primary', logger: log }) // a role: only the mount is at fault here
       writeFileSync(join(dir, '.lag'), '+000000000\n') // LiteFS arrives
       plain.core.state.refresh()
       await plain.close()
@@ -169,6 +171,42 @@ t.test('misconfiguration is said once per cause (a process warning where the log
     await fake.restart()
     await until(() => app.core.state.role === 'primary', 'LiteFS back')
     t.match(lines.at(-1)?.[1], /LiteFS on this node is back/)
+  })
+
+  await t.test('files only (api: false) on a primary without role: said once at start, by every adapter; writes 503 LITEFS_ROLE_UNKNOWN', async t => {
+    // Fastify with its logger off (through the shared test apps), Express and node:http with a logger that hides warn lines.
+    const adapters: Array<[string, (fake: FakeLitefs) => Promise<{ url: string, close: () => Promise<void> }>]> = [
+      ['fastify', async fake => await serve('fastify', fake, { api: false, primaryRedirectTimeout: 20 })],
+      ['express', async fake => {
+        const proxy = expressLitefs({ db: 'app.db', mount: fake.mount, api: false, primaryRedirectTimeout: 20, logger: capture().log })
+        const errors = expressLitefs.errorHandler()
+        const server = createServer((req, res) => { proxy(req as any, res as any, (err?: unknown) => { if (err === undefined) res.end('app'); else errors(err, req as any, res as any, () => { res.destroy() }) }) })
+        await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+        return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: async () => { await proxy.close(); await new Promise(resolve => server.close(resolve)) } }
+      }],
+      ['http', async fake => {
+        const listener = wrap((_req, res) => { res.end('app') }, { db: 'app.db', mount: fake.mount, api: false, primaryRedirectTimeout: 20, logger: capture().log })
+        const server = createServer(listener)
+        await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+        return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: async () => { await listener.close(); await new Promise(resolve => server.close(resolve)) } }
+      }]
+    ]
+    for (const [adapter, start] of adapters) {
+      const fake = await FakeLitefs.start({ role: 'primary', txid: 3n, api: false })
+      t.teardown(async () => { await fake.close() })
+      const warnings = await warningsDuring(async () => {
+        const app = await start(fake)
+        const health = await request(`${app.url}/litefs/health`)
+        t.equal(health.statusCode, 503, `${adapter}: health is not ok`)
+        t.match(await health.body.json(), { status: 'role-unknown', role: 'unknown' })
+        const write = await request(`${app.url}/items`, { method: 'POST', body: 'x' })
+        t.equal(write.statusCode, 503)
+        t.match(await write.body.json(), { code: 'LITEFS_ROLE_UNKNOWN', error: /no "role" option says which/ })
+        await app.close()
+      })
+      t.same(warnings.map(w => w.code), ['LITEFS_ROLE'], `${adapter}: said once`)
+      t.match(warnings[0]?.message, /api: false and no "role" option \(serve: --role\).*Set "role" to "primary" on the primary/)
+    }
   })
 
   await t.test('files only (api: false): a mount that answered, then died, is LiteFS stopping', async t => {

@@ -29,7 +29,7 @@ const dir = mkdtempSync(join(tmpdir(), 'litefs-proxy-readme-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 t.equal(commands.filter(c => c.startsWith('litefs-proxy config ')).length, 1, 'the README has one config command')
-t.equal(commands.filter(c => c.startsWith('litefs-proxy serve ')).length, 2, 'and two serve commands')
+t.equal(commands.filter(c => c.startsWith('litefs-proxy serve ')).length, 3, 'and three serve commands')
 
 t.test('litefs-proxy config, as written: writes litefs.yml for node-2 of three, node-1 the primary', async t => {
   const argv = words(commands.find(c => c.startsWith('litefs-proxy config ')) as string).slice(2)
@@ -42,8 +42,9 @@ t.test('litefs-proxy config, as written: writes litefs.yml for node-2 of three, 
 })
 
 t.test('litefs-proxy serve, as written: flags, and --config with the README\'s litefs.yml and a proxy: section', async t => {
-  const [fromFile, fromFlags] = commands.filter(c => c.startsWith('litefs-proxy serve ')).map(c => words(c).slice(2))
+  const [fromFile, fromFlags, filesOnly] = commands.filter(c => c.startsWith('litefs-proxy serve ')).map(c => words(c).slice(2))
   t.match(serveOptions(fromFlags, {}, () => {}), { addr: ':8080', target: 'localhost:8000', db: 'db.sqlite3', passthrough: ['/static/*'], primaryUrl: 'http://{hostname}:8080' })
+  t.match(serveOptions(filesOnly, {}, () => {}), { addr: ':8080', target: 'localhost:8000', db: 'db.sqlite3', api: false, role: 'primary' }, '--api false on the primary, with its --role')
   // The README's minimal litefs.yml, with the proxy: section serve reads from it (the README says to keep one in a copy for --config).
   const yml = (/```yaml\n([\s\S]*?)```/.exec(readme) as RegExpExecArray)[1]
   const path = join(dir, 'litefs.yml')

@@ -1,6 +1,7 @@
 import { dbLabel } from '../core/db-missing.js'
 import { createSidecar } from '../sidecar/sidecar.js'
-import { SERVE_USAGE, serveOptions } from '../sidecar/settings.js'
+import { flagMessage, type GivenFlag } from '../sidecar/flag-errors.js'
+import { SERVE_USAGE, serveSettings } from '../sidecar/settings.js'
 import type { Io } from './io.js'
 
 // `litefs-proxy serve`: settings from flags and litefs.yml (sidecar/settings.ts),
@@ -11,14 +12,17 @@ export async function runServe (argv: readonly string[], io: Io): Promise<number
   if (argv.length === 0) { io.err(SERVE_USAGE); return 2 }
   let sidecar
   let target: string
+  let given: Record<string, GivenFlag> = {}
   try {
-    const options = serveOptions(argv, io.env, io.out)
-    if (options === undefined) { io.out(SERVE_USAGE); return 0 }
-    target = options.target
-    sidecar = createSidecar(options)
+    const settings = serveSettings(argv, io.env, io.out)
+    if (settings === undefined) { io.out(SERVE_USAGE); return 0 }
+    given = settings.given
+    target = settings.options.target
+    sidecar = createSidecar(settings.options)
   } catch (err) {
-    // Everything that fails here comes from the settings given: flags, the file, option checks.
-    io.err(`litefs-proxy serve: ${(err as Error).message.replace(/^litefs-proxy: /, '')}\n`)
+    // Everything that fails here comes from the settings given: flags, the file,
+    // option checks (the core's, said as the flags that set them).
+    io.err(`litefs-proxy serve: ${flagMessage(err as Error, given)}\n`)
     return 2
   }
   try {

@@ -21,6 +21,12 @@ export const ANSWERS = {
   LITEFS_READ_TIMEOUT: { status: 504, retryAfter: false },
   /** No primary within `primaryRedirectTimeout` (or the primary could not be reached for that long). */
   LITEFS_NO_PRIMARY: { status: 503, retryAfter: true, line: 'no primary available for a write' },
+  /**
+   * `api: false` without `role`: no `.primary` in the mount, so this node is the
+   * primary or a replica cut off from it, and nothing says which. Held as a
+   * write with no primary, then this (a cut-off replica may find its primary).
+   */
+  LITEFS_ROLE_UNKNOWN: { status: 503, retryAfter: true, line: 'this node\'s role is unknown (api: false and no "role" given); a write was not served' },
   /** LiteFS says this node is primary, but Consul did not confirm its lease in time (the fence): nothing was applied. */
   LITEFS_LEASE_UNCONFIRMED: { status: 503, retryAfter: true, line: 'this primary\'s lease is not confirmed by Consul; a write was not served' },
   /** LiteFS on this node does not answer (stream lost, mount dead): nothing was applied. */

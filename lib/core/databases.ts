@@ -41,7 +41,8 @@ export function validName (name: string): boolean {
   return NAME.test(name) && name !== '*' && encodeURIComponent(name).length <= MAX_NAME
 }
 
-const EXPECTED = `a database file name inside the mount (e.g. "app.db"), a list of up to ${MAX_DATABASES} of them, or "*" for every database in the mount (alone or last: ["app.db", "*"])`
+/** What `db` must be; fail() adds why a given list is not (serve says it in flag terms: sidecar/flag-errors.ts). */
+export const EXPECTED = `a database file name inside the mount (e.g. "app.db"), a list of up to ${MAX_DATABASES} of them, or "*" for every database in the mount (alone or last: ["app.db", "*"])`
 
 /** Option `db`, checked. */
 export function resolveDatabases (raw: unknown): DatabaseSettings {

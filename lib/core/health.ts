@@ -12,7 +12,9 @@ import { formatTxid } from './txid.js'
 // nodes' (a misconfiguration: writes are refused); `fenced` on a primary whose
 // lease Consul does not confirm as its own (lease-fence.ts); `unreachable` on
 // a replica that cannot reach the primary's app to forward writes to
-// (primary-reach.ts); `lagging` when the lag is above `maxLag` (or unknown).
+// (primary-reach.ts); `role-unknown` while LiteFS is up but this node's role
+// cannot be known (`api: false`, no `.primary`, no `role`: its writes would be
+// held, then refused); `lagging` when the lag is above `maxLag` (or unknown).
 // With `peerSecret`, a primary's also lists its peers (peer-link.ts).
 // It also carries the primary's position from `-pos` itself: replicas ask it
 // whether a read's TXID exists (primary-probe.ts).
@@ -77,7 +79,7 @@ export function health<C> (core: CoreContext<C>): LitefsAnswer {
   const unreachable: Unreachable | undefined = target === undefined ? undefined : 'failed' in target ? target.failed : core.reach.unreachable(target.origin, core.options.primaryRedirectTimeout)
   const status = !up
     ? 'unavailable'
-    : mismatch !== undefined ? 'mismatch' : fenced ? 'fenced' : unreachable !== undefined ? 'unreachable' : max === 0 || (lag !== undefined && lag <= max) ? 'ok' : 'lagging'
+    : mismatch !== undefined ? 'mismatch' : state.role === 'unknown' ? 'role-unknown' : fenced ? 'fenced' : unreachable !== undefined ? 'unreachable' : max === 0 || (lag !== undefined && lag <= max) ? 'ok' : 'lagging'
   const body: Record<string, unknown> = {
     status,
     role: state.role,

@@ -240,10 +240,25 @@ export class LitefsDriver implements StateDriver {
     this.looked = true
     this.state.setLitefs('up')
     const hostname = this.files.readPrimary()
-    if (hostname !== undefined) return this.applyRole(false, hostname, snapshot)
+    if (hostname !== undefined) {
+      if (this.roleSaid) {
+        this.roleSaid = false
+        this.warn.clear('LITEFS_ROLE', this.opts.mount, `${this.opts.mount}/.primary names the primary (${hostname}): this node is a replica, its role known`)
+      }
+      return this.applyRole(false, hostname, snapshot)
+    }
     this.confirmation.cancel()
+    if (this.opts.role === undefined && !this.roleSaid) {
+      // A primary started with api: false and no role would hold every write,
+      // then answer it 503: said once, naming the fix, while it lasts.
+      this.roleSaid = true
+      this.warn.say('LITEFS_ROLE', this.opts.mount, `api: false and no "role" option (serve: --role): ${this.opts.mount} has no .primary file, so this node is the primary or a replica cut off from it and the mount cannot tell which. Its role is unknown: health answers 503 "role-unknown" and writes are held, then answered 503 LITEFS_ROLE_UNKNOWN. Set "role" to "primary" on the primary ("replica" on the others)`, { mount: this.opts.mount })
+    }
     this.state.setRole(this.opts.role ?? 'unknown', undefined)
   }
+
+  /** LITEFS_ROLE was said and has not cleared. */
+  private roleSaid = false
 
   private schedule (): void {
     const needed = !this.closed && !this.streaming && (this.demanded.size > 0 || this.wantsCondition)

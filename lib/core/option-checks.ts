@@ -8,6 +8,15 @@ import { PathPatterns } from './path-match.js'
 /** A bad option, thrown when the plugin or middleware is created. */
 export class LitefsOptionsError extends TypeError {
   readonly code = 'LITEFS_BAD_OPTION'
+
+  /**
+   * `option`: the option at fault (`"consul.url"` for a nested one); `expected`:
+   * what fail() said it must be. For `serve`, which says the same in flag terms
+   * (sidecar/flag-errors.ts).
+   */
+  constructor (message: string, readonly option?: string, readonly expected?: string) {
+    super(message)
+  }
 }
 
 export function show (value: unknown): string {
@@ -21,7 +30,7 @@ export function show (value: unknown): string {
 
 export function fail (name: string, expected: string, got: unknown): never {
   const shown = show(got)
-  throw new LitefsOptionsError(`litefs-proxy: option "${name}" must be ${expected}, got ${shown}`)
+  throw new LitefsOptionsError(`litefs-proxy: option "${name}" must be ${expected}, got ${shown}`, name, expected)
 }
 
 export function duration (opts: Record<string, unknown>, name: string, fallback: number, positive: boolean): number {

@@ -196,7 +196,7 @@ function consulLease (raw: unknown, api: string | false, state: unknown): (Consu
   for (const key of Object.keys(c)) {
     if (!['url', 'key', 'lockDelay', 'hostname'].includes(key)) throw new LitefsOptionsError(`litefs-proxy: unknown option "consul.${key}" (url, key, lockDelay, hostname)`)
   }
-  if (state !== undefined) throw new LitefsOptionsError('litefs-proxy: option "consul" applies to a LiteFS mount, not to a given "state"')
+  if (state !== undefined) throw new LitefsOptionsError('litefs-proxy: option "consul" applies to a LiteFS mount, not to a given "state"', 'consul')
   if (typeof c.url !== 'string' || !URL.canParse(c.url) || !/^https?:$/.test(new URL(c.url).protocol)) fail('consul.url', "Consul's http(s) URL, as litefs.yml's lease.consul.url", c.url)
   if (typeof c.key !== 'string' || c.key.replace(/\//g, '') === '') fail('consul.key', "the lease key, as litefs.yml's lease.consul.key", c.key)
   const lockDelay = c.lockDelay === undefined ? 1000 : parseDuration(c.lockDelay)
@@ -204,7 +204,7 @@ function consulLease (raw: unknown, api: string | false, state: unknown): (Consu
     fail('consul.lockDelay', `litefs.yml's lease.consul.lock-delay, at least ${MIN_LOCK_DELAY}ms (LiteFS's default is 1s: the fence counts a confirmation for lock-delay less 200ms)`, c.lockDelay)
   }
   if (c.hostname !== undefined && (typeof c.hostname !== 'string' || c.hostname === '')) fail('consul.hostname', "this node's lease hostname (litefs.yml's lease.hostname)", c.hostname)
-  if (c.hostname === undefined && api === false) throw new LitefsOptionsError('litefs-proxy: option "consul.hostname" is needed with api: false (the fence learns this node\'s lease hostname from LiteFS\'s /info otherwise)')
+  if (c.hostname === undefined && api === false) throw new LitefsOptionsError('litefs-proxy: option "consul.hostname" is needed with api: false (the fence learns this node\'s lease hostname from LiteFS\'s /info otherwise)', 'consul.hostname')
   return { url: c.url, key: c.key, lockDelay, ...(c.hostname === undefined ? {} : { hostname: c.hostname as string }) }
 }
 
@@ -229,7 +229,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   const role = opts.role === undefined ? undefined : oneOf(opts, 'role', ['primary', 'replica'], 'primary')
   if (role !== undefined && api !== false && state === undefined) {
     // With the API, LiteFS says the role, and a role it does not confirm must never be acted on.
-    throw new LitefsOptionsError('litefs-proxy: option "role" applies only with api: false (with its API, LiteFS says the role)')
+    throw new LitefsOptionsError('litefs-proxy: option "role" applies only with api: false (with its API, LiteFS says the role)', 'role')
   }
   const health = opts.healthPath ?? '/litefs/health'
   // A query or a fragment is never part of the path a request is matched on: such a health check would never answer.
@@ -240,18 +240,18 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     // Never echo a secret, not even a bad one: say what was wrong with it.
     const described = (v: unknown): string => typeof v === 'string' ? `a string of ${v.length} characters` : typeof v
     const got = Array.isArray(secret) ? `[${secret.map(described).join(', ')}]` : described(secret)
-    throw new LitefsOptionsError(`litefs-proxy: option "secret" must be a string of at least 16 characters, or an array of them, got ${got}`)
+    throw new LitefsOptionsError(`litefs-proxy: option "secret" must be a string of at least 16 characters, or an array of them, got ${got}`, 'secret', 'a string of at least 16 characters, or an array of them')
   }
   const durability = resolveDurability(opts, fail)
   // Checked before peerSecret's rule below, whose advice (name a main database
   // first) would only lead to this one.
   if (several(databases) && durability.on !== false) {
     // Replica reports carry one database's position: a write to another could not be checked.
-    throw new LitefsOptionsError(`litefs-proxy: option "durability" needs "db" to name one database, got ${JSON.stringify(opts.db)}: replica reports carry one database's position, so a write to another could not be confirmed as replicated. Track one database with durability, or turn durability off`)
+    throw new LitefsOptionsError(`litefs-proxy: option "durability" needs "db" to name one database, got ${JSON.stringify(opts.db)}: replica reports carry one database's position, so a write to another could not be confirmed as replicated. Track one database with durability, or turn durability off`, 'durability')
   }
   if (databases.main === undefined && durability.secrets.length > 0) {
     // Replica reports follow one database's TXID: the main one.
-    throw new LitefsOptionsError('litefs-proxy: option "peerSecret" (replica reports) follows the main database: name it first in "db", e.g. ["app.db", "*"]')
+    throw new LitefsOptionsError('litefs-proxy: option "peerSecret" (replica reports) follows the main database: name it first in "db", e.g. ["app.db", "*"]', 'peerSecret')
   }
   return {
     db: databases.main,

@@ -199,5 +199,9 @@ function noPrimary<C> (core: CoreContext<C>, info: LitefsInfo, log: Logger): Lit
     const said = fence.view === 'other' ? `it names ${fence.holder as string}` : fence.view === 'none' ? 'no node holds it' : 'Consul did not answer'
     return answer(info, log, 'LITEFS_LEASE_UNCONFIRMED', `LiteFS says this node is the primary, but Consul did not confirm its lease within ${timeout} ms (${said}); nothing was applied`, { lease: fence.view, holder: fence.holder })
   }
+  if (state.role === 'unknown' && options.api === false && options.role === undefined) {
+    // Not a failover: the mount files cannot tell this node's role, and no `role` says it (litefs-node.ts warns once).
+    return answer(info, log, 'LITEFS_ROLE_UNKNOWN', `this node's role is unknown: with api: false, ${options.mount} has no .primary file (a primary, or a replica cut off from its primary) and no "role" option says which (serve: --role); set it to "primary" on the primary. Nothing was applied`, { role: state.role, mount: options.mount })
+  }
   return answer(info, log, 'LITEFS_NO_PRIMARY', `no primary became available within ${timeout} ms`, { role: state.role })
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { parseDuration } from '../core/duration.js'
 import { lineLogger, type LogFormat, type LogLevel } from './access-log.js'
+import type { GivenFlag } from './flag-errors.js'
 import type { SidecarOptions } from './sidecar.js'
 
 // `litefs-proxy serve`'s settings: LiteFS's `proxy:` section, the same names
@@ -30,6 +31,7 @@ export const FLAGS: Record<string, Flag> = {
   debug: { kind: 'bool', yaml: 'debug', help: 'log every decision (as --log-level debug)' },
   mount: { kind: 'string', help: "LiteFS's FUSE mount, default fuse.dir or /litefs" },
   api: { kind: 'string', help: "LiteFS's API URL, default from http.addr or http://localhost:20202; 'false': the mount files alone" },
+  role: { kind: 'string', help: "with --api false: primary or replica, this node's role when the mount cannot tell (no .primary file: the primary, or a replica cut off from it); without it such a node's role is unknown: health 503, writes 503 LITEFS_ROLE_UNKNOWN. Set --role primary on the primary" },
   'primary-url': { kind: 'string', help: "the primary's sidecar: a template over its lease hostname (default http://{hostname}:{port}), its URL (a static primary), or a map node-1=http://10.0.0.1:8080,node-2=…" },
   forward: { kind: 'string', help: 'http (stream writes to the primary, default) or fly-replay' },
   'txid-timeout': { kind: 'duration', help: 'how long a read waits for the replica to catch up, default 5s (LiteFS: 5s)' },
@@ -37,7 +39,7 @@ export const FLAGS: Record<string, Flag> = {
   'forward-timeout': { kind: 'duration', help: "how long the primary may take to answer a forwarded write's head, default 30s" },
   'forward-body-limit': { kind: 'bytes', help: 'largest body forwarded to the primary, in bytes; default: none' },
   'target-timeout': { kind: 'duration', help: 'how long the app may take to answer, default 0 (as long as it takes)' },
-  'cookie-name': { kind: 'string', help: "__txid (LiteFS's proxy, default) or litefs-txid" },
+  'cookie-name': { kind: 'string', help: "the TXID cookie's name, default __txid (LiteFS's proxy's); the adapters' default is litefs-txid" },
   'cookie-max-age': { kind: 'duration', help: "the cookie's lifetime, default 5m" },
   'token-header': { kind: 'string', help: "the header a write's answer carries its token in and a read may send it back in, default litefs-txid; 'false': none" },
   'peer-cookie': { kind: 'list', help: "also accept this peer's cookie on reads: __txid (LiteFS's proxy) or txnum (litefs-js); repeatable; unsigned, so off by default" },
@@ -67,6 +69,9 @@ Example (LiteFS without a proxy: section, the app on :8000):
   litefs-proxy serve --addr :8080 --target localhost:8000 --db db.sqlite3 \\
     --passthrough '/static/*' --primary-url 'http://{hostname}:8080'
   litefs-proxy serve --config /etc/litefs.yml      # its proxy: section, fuse.dir, http.addr
+
+Durations take a unit: 5s, 500ms, 1m30s (as LiteFS's); a bare number is
+milliseconds (--txid-timeout 5 is 5 ms, not 5 s).
 
 Flags (LiteFS's proxy settings first, with its names and defaults):
 ${Object.entries(FLAGS).map(([name, f]) => `  --${name}${f.kind === 'bool' ? '' : ' <value>'}`.padEnd(37) + ' ' + f.help).join('\n')}
@@ -205,10 +210,21 @@ function databases (value: string): string | string[] {
  * returns undefined for `--help`.
  */
 export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, write: (line: string) => void): SidecarOptions | undefined {
+  return serveSettings(argv, env, write)?.options
+}
+
+/**
+ * serveOptions(), and each flag's value as given (and where from), for saying
+ * a bad option in flag terms (flag-errors.ts).
+ */
+export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, write: (line: string) => void): { options: SidecarOptions, given: Record<string, GivenFlag> } | undefined {
   const flags = parseFlags(argv)
   if (flags.help === true) return undefined
   const file = typeof flags.config === 'string' ? readLitefsYml(flags.config, env) : { proxy: {} as Raw }
   const raw: Raw = { ...file.proxy, ...flags }
+  const given: Record<string, GivenFlag> = {}
+  for (const [name, value] of Object.entries(file.proxy)) given[name] = { value: value as string | string[] | boolean, source: `proxy.${FLAGS[name].yaml as string} in --config` }
+  for (const [name, value] of Object.entries(flags)) given[name] = { value: value as string | string[] | boolean }
   const str = (name: string): string | undefined => raw[name] as string | undefined
   for (const name of ['addr', 'target', 'db']) {
     if (str(name) === undefined) throw new UsageError(`--${name} is required (or proxy.${name} in the --config file)`)
@@ -236,8 +252,10 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
   }
   options.server = server
   set('mount', str('mount') ?? file.mount)
+  if (str('mount') === undefined && file.mount !== undefined) given.mount = { value: file.mount, source: 'fuse.dir in --config' }
   const api = str('api') ?? file.api
   set('api', api === 'false' ? false : api)
+  set('role', str('role') === undefined ? undefined : oneOf('role', str('role') as string, ['primary', 'replica']))
   set('primaryUrl', primaryUrl(str('primary-url')))
   if (str('forward') !== undefined) options.forward = oneOf('forward', str('forward') as string, ['http', 'fly-replay'])
   // How long a read waits for its TXID is the core's readTimeout; --read-timeout is LiteFS's server setting.
@@ -256,17 +274,24 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
   const tokenHeader = str('token-header')
   set('tokenHeader', tokenHeader === 'false' ? false : tokenHeader)
   const secrets = (raw.secret as string[] | undefined) ?? (env.LITEFS_PROXY_SECRET === undefined ? undefined : env.LITEFS_PROXY_SECRET.split(','))
+  if (raw.secret === undefined && secrets !== undefined) given.secret = { value: secrets, source: 'LITEFS_PROXY_SECRET' }
   set('secret', secrets)
   set('trustProxy', raw['trust-proxy'] as boolean | undefined)
   const health = str('health-path')
   set('healthPath', health === 'false' ? false : health)
-  set('peerSecret', (raw['peer-secret'] as string[] | undefined) ?? env.LITEFS_PROXY_PEER_SECRET?.split(','))
+  const peerSecrets = (raw['peer-secret'] as string[] | undefined) ?? env.LITEFS_PROXY_PEER_SECRET?.split(',')
+  if (raw['peer-secret'] === undefined && peerSecrets !== undefined) given['peer-secret'] = { value: peerSecrets, source: 'LITEFS_PROXY_PEER_SECRET' }
+  set('peerSecret', peerSecrets)
   set('peerName', str('peer-name'))
   const durable = raw['durable-path'] as string[] | undefined
   set('durability', durable ?? raw.durability as boolean | undefined)
   set('durabilityTimeout', dur('durability-timeout'))
-  set('consul', consulLease(str('consul-url'), str('consul-key'), str('consul-lock-delay'), (file as { consul?: YmlConsul }).consul))
-  return options
+  const yml = (file as { consul?: YmlConsul }).consul
+  for (const [flag, key, value] of [['consul-url', 'url', yml?.url], ['consul-key', 'key', yml?.key], ['consul-lock-delay', 'lock-delay', yml?.lockDelay]] as const) {
+    if (given[flag] === undefined && value !== undefined) given[flag] = { value, source: `lease.consul.${key} in --config` }
+  }
+  set('consul', consulLease(str('consul-url'), str('consul-key'), str('consul-lock-delay'), yml))
+  return { options, given }
 }
 
 /** The fence's Consul lease: flags over a consul lease in --config; `--consul-url false` turns it off. */

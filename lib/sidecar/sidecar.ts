@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { LitefsHttpError } from '../core/errors.js'
+import { fail } from '../core/option-checks.js'
 import { forward } from '../core/forward.js'
 import { forwardAgents } from '../core/forward-agent.js'
 import type { Logger } from '../core/logger.js'
@@ -81,9 +82,9 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   } = options
   const { readTimeout = 0, readHeaderTimeout = 10_000, writeTimeout = 0, idleTimeout = 30_000 } = limits
   const listenOn = parseAddr(addr)
-  if (listenOn === undefined) throw new TypeError(`litefs-proxy: addr must be ":port" or "host:port", got ${JSON.stringify(addr)}`)
+  if (listenOn === undefined) fail('addr', '":port" or "host:port"', addr)
   const app = parseTarget(target)
-  if (app === undefined) throw new TypeError(`litefs-proxy: target must be "host:port" or "http://host:port" (the app), got ${JSON.stringify(target)}`)
+  if (app === undefined) fail('target', '"host:port" or "http://host:port" (the app)', target)
   const log = options.logger
   const core = createNodeCore({ cookieName: '__txid', ...rest }) // LiteFS's proxy's cookie, unless told otherwise
   const agents = forwardAgents()
