@@ -23,28 +23,30 @@ export function requestPositions (options: ResolvedOptions, headers: IncomingHtt
   if (headers.cookie === undefined && raw === undefined) return undefined
   const main = options.db
   const found: Positions = new Map()
-  const add = (value: string): boolean => {
-    const positions = readPositions(options.cookie, value, main)
-    if (positions !== undefined) mergePositions(found, positions)
-    return positions !== undefined
-  }
   // A cookie value a client percent-encoded (document.cookie with
   // encodeURIComponent: `app.db%3A…%7C…`) is read decoded once, as cookie
   // parsers (cookie, Django's) read it; only when it does not read as it is,
   // so a name's own encoding inside a token is never decoded twice.
   eachCookie(headers.cookie, options.cookie.name, value => {
-    if (!add(value) && value.includes('%')) {
-      const decoded = percentDecoded(value)
-      if (decoded !== undefined) add(decoded)
-    }
+    if (addToken(found, options, value) || !value.includes('%')) return
+    const decoded = percentDecoded(value)
+    if (decoded !== undefined) addToken(found, options, decoded)
   })
   if (options.peerCookies.length > 0 && main !== undefined) {
     const peer = readPeerCookies(options.peerCookies, headers.cookie)
     if (peer !== undefined) addPosition(found, main, peer)
   }
   // Node joins a repeated header with ", " (and keeps an array for a few names): every value counts.
-  if (raw !== undefined) for (const value of (Array.isArray(raw) ? raw.join(',') : raw).split(',')) add(value)
+  if (raw !== undefined) for (const value of (Array.isArray(raw) ? raw.join(',') : raw).split(',')) addToken(found, options, value)
   return found.size === 0 ? undefined : found
+}
+
+/** Fold the positions one token names into `found`; whether it named any (a valid token). */
+function addToken (found: Positions, options: ResolvedOptions, value: string): boolean {
+  const positions = readPositions(options.cookie, value, options.db)
+  if (positions === undefined) return false
+  mergePositions(found, positions)
+  return true
 }
 
 /** The main database's TXID a request carries (cookie or token header), or undefined. Never throws. */
