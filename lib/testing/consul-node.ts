@@ -12,9 +12,32 @@
  * Which node is primary, the lease's settings and the cluster's lifetime are
  * `consul-cluster.ts`'s.
  */
+import { readdirSync, readFileSync } from 'node:fs'
 import type { ClusterNetwork } from './netns.js'
 import { ClusterNode, type ClusterContext } from './litefs-node.js'
 import { spawnNodeApp, type NodeApp, type NodeAppOptions } from './node-app.js'
+import { sleep } from './wait.js'
+
+const PAUSE_WAIT = 5_000
+
+/**
+ * True once every thread of `pid` is stopped (`T` in /proc/<pid>/task/<tid>/stat),
+ * or the process is gone; false after `ms`.
+ */
+async function stoppedWithin (pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    let tids: string[]
+    try { tids = readdirSync(`/proc/${pid}/task`) } catch { return true }
+    const states = tids.map((tid) => {
+      try { return readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]?.[0] } catch { return 'X' }
+    })
+    // T: stopped by a signal; Z/X: a thread that already ended.
+    if (states.every((st) => st === 'T' || st === 'Z' || st === 'X')) return true
+    if (Date.now() > deadline) return false
+    await sleep(10)
+  }
+}
 
 export interface PartitionOptions {
   /** Cut the node off from Consul. Default true. */
@@ -69,12 +92,23 @@ export class ConsulNode extends ClusterNode {
     this.paused = false
   }
 
-  /** SIGSTOP LiteFS and its apps: nothing answers, no lease is renewed, no socket closes. */
-  pause (): void {
+  /**
+   * SIGSTOP LiteFS and its apps: nothing answers, no lease is renewed, no socket closes.
+   * Resolves once the kernel shows every thread of LiteFS and of each app stopped
+   * (`kill(2)` returns before a multi-threaded group stop completes); rejects
+   * when that takes longer than 5 s, naming the process.
+   */
+  async pause (): Promise<void> {
     if (!this.running) throw new Error(`litefs-cluster: pause(): ${this.hostname}'s LiteFS is not running`)
     this.signalGroup('SIGSTOP')
     for (const app of this.apps) app.signal('SIGSTOP')
     this.paused = true
+    const pids = [this.pid, ...[...this.apps].map((a) => a.pid)]
+    for (const pid of pids) {
+      if (pid !== undefined && !(await stoppedWithin(pid, PAUSE_WAIT))) {
+        throw new Error(`litefs-cluster: pause(): ${this.hostname}: process ${pid} was not stopped within ${PAUSE_WAIT} ms of SIGSTOP`)
+      }
+    }
   }
 
   /** SIGCONT what `pause()` stopped. */

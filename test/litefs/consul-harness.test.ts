@@ -83,8 +83,10 @@ t.test('a Consul lease in network namespaces: config from litefs-proxy config, a
   t.ok(canReach(b, a.ip, 20202), 'healed')
 
   // pause: nothing answers; resume: it does again.
-  c.pause()
-  await t.rejects(c.info(), 'a paused node does not answer')
+  await c.pause()
+  // Say what came back if it does answer: the last CI failure here could not be explained.
+  const paused = await c.info().then((info) => ({ answered: info }), (err: Error) => ({ error: err.message }))
+  t.ok('error' in paused, 'a paused node does not answer', { found: paused, state: readFileSync(`/proc/${c.pid as number}/stat`, 'utf8') })
   c.resume()
   t.equal((await c.info()).primary.hostname, 'node-1', 'resumed, it answers again')
 

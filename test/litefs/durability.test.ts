@@ -207,7 +207,7 @@ const PHASES: Phase[] = [
     label: 'the primary paused past its lease',
     run: async s => {
       const primary = await s.cluster.waitForPrimary({ timeoutMs: 60_000 })
-      primary.pause()
+      await primary.pause()
       await sleep(PAUSE_MS)
       primary.resume()
       await s.cluster.waitForPrimary({ timeoutMs: 90_000 })

@@ -82,7 +82,7 @@ async function makeFault (s: Setup, primary: ConsulNode, fault: Fault): Promise<
     case 'crash': await primary.crash(); break
     case 'orphan': await primary.kill(); break
     case 'sigterm': await primary.stop(); break
-    case 'pause': primary.pause(); await sleep(PAUSE_MS); primary.resume(); break
+    case 'pause': await primary.pause(); await sleep(PAUSE_MS); primary.resume(); break
     case 'partition': primary.partition({ consul: true }); await sleep(PARTITION_MS); primary.heal(); break
   }
   // Whatever the fault, some node must take (or keep) the lease and acknowledge writes.
