@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { findLitefs, startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const DB = 'app.db'
 const SCHEMA = 'CREATE TABLE notes (id INTEGER PRIMARY KEY, user TEXT NOT NULL, text TEXT NOT NULL)'
@@ -77,10 +78,11 @@ t.before(async () => {
   for (const app of apps) await until('the app follows LiteFS', async () => (await stats(app)).litefs === 'up')
 })
 
-t.teardown(async () => {
+async function closeAll (): Promise<void> {
   for (const app of apps) app.child.kill('SIGKILL')
   await cluster?.close()
-})
+}
+t.teardown(closeAll)
 
 t.test("the primary's LiteFS stopped and restarted 3 times under write load: no acknowledged write lost or doubled", async t => {
   // The apps run under LiteFS's `exec`, as LiteFS recommends: LiteFS stops its app
@@ -254,3 +256,5 @@ t.test('`litefs import` under held reads: LiteFS moves the position on, never ba
   t.equal(oldCookie.statusCode, 200, 'a cookie from before the import is satisfied at once')
   await oldCookie.body.dump()
 })
+
+leavesNothingBehind(t, closeAll)

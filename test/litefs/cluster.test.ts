@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
 import { SCHEMA } from '../../examples/fastify/app.mjs'
+import { leavesNothingBehind } from './leftovers.js'
 
 const ADAPTERS = ['fastify', 'express', 'http'] as const
 type Adapter = typeof ADAPTERS[number]
@@ -106,10 +107,11 @@ t.before(async () => {
   }
 })
 
-t.teardown(async () => {
+async function closeAll (): Promise<void> {
   for (const { child } of apps.values()) child.kill('SIGKILL')
   await cluster?.close()
-})
+}
+t.teardown(closeAll)
 
 t.test('a write on the primary gets a cookie equal to -pos after its commit', async t => {
   const primary = cluster.primary
@@ -356,3 +358,5 @@ t.test('files only (api: false): health from .lag says ok on a live replica and 
     t.type(health.body.lag, 'number', 'the lag is read from .lag')
   }
 })
+
+leavesNothingBehind(t, closeAll)

@@ -25,6 +25,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { runConfig } from '../../lib/cli/config.js'
 import { findLitefs } from '../../lib/testing/litefs-cluster.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const root = new URL('../../', import.meta.url).pathname
 const ex = (p: string): string => join(root, 'examples', p)
@@ -344,3 +345,5 @@ t.test('the committed example litefs.yml files start real LiteFS', async t => {
 })
 
 t.teardown(() => { t.comment(`test/litefs/config.test.ts: ${elapsed()}`) })
+
+leavesNothingBehind(t)

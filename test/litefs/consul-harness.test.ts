@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { startConsulCluster, type ConsulCluster, type ConsulNode } from '../../lib/testing/litefs-cluster.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const DB = 'app.db'
 
@@ -162,3 +163,5 @@ t.test('a test process that dies without close() leaves no process, mount, names
   for (const ns of left.spaces) t.notOk(namespaces().includes(ns), `namespace ${ns} deleted`)
   t.notOk(existsSync(left.dir), 'its directory removed')
 })
+
+leavesNothingBehind(t)

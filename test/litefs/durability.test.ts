@@ -39,6 +39,7 @@ import { startConsulCluster, type ConsulCluster, type ConsulNode, type NodeApp, 
 import { checkHistory, formatReports, now, type History, type Report } from '../helpers/failover-history.js'
 import { APP_PORT, LOCK_DELAY, appLogs, startApps, type Variant } from './failover/apps.js'
 import { pollLease, startClients } from './failover/load.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const CRASHES = Number(process.env.LITEFS_DURABILITY_CRASHES ?? 10)
 const SERVE_CRASHES = 5
@@ -320,3 +321,5 @@ t.test('durability with a Consul lease: acknowledged means on every candidate', 
   t.comment(summary.join('\n'))
   for (const [name, lines] of appLogs) if (lines.some(l => l.startsWith('[exited'))) t.comment(`${name}'s last lines:\n${lines.slice(-10).join('\n')}`)
 })
+
+leavesNothingBehind(t)

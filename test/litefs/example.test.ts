@@ -11,6 +11,7 @@ import { createConnection } from 'node:net'
 import { request } from 'undici'
 import { findLitefs } from '../../lib/testing/litefs-cluster.js'
 import { plainEnv } from '../helpers/child-env.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const root = new URL('../../', import.meta.url).pathname
 
@@ -71,3 +72,5 @@ t.test('the Fastify example runs under LiteFS exec with its own litefs.yml', asy
   t.equal(await exited, 0, 'LiteFS and the app stop cleanly')
   t.notOk(output.some(l => /busy|error/i.test(l) && !/exit-on-error/.test(l)), 'no error on the way out')
 })
+
+leavesNothingBehind(t)

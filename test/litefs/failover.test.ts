@@ -20,6 +20,7 @@ import { startConsulCluster, type ConsulCluster, type ConsulNode, type NodeApp, 
 import { checkHistory, formatReports, now, type History, type Report } from '../helpers/failover-history.js'
 import { APP_PORT, LOCK_DELAY, appLogs, startApps, type Variant } from './failover/apps.js'
 import { pollLease, startClients } from './failover/load.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const REPS = Number(process.env.LITEFS_FAILOVER_REPS ?? 2)
 // To look at one case: LITEFS_FAILOVER_FAULTS=sigterm,crash LITEFS_FAILOVER_VARIANTS=serve (default: all).
@@ -147,3 +148,5 @@ for (const variant of (['plugin', 'serve'] as const).filter(v => only('LITEFS_FA
     for (const [name, lines] of appLogs) if (lines.some(l => l.startsWith('[exited'))) t.comment(`${name}'s last lines:\n${lines.slice(-15).join('\n')}`)
   })
 }
+
+leavesNothingBehind(t)

@@ -34,6 +34,7 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { Agent, request } from 'undici'
 import { findLitefs, startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 const GUIDE = join(ROOT, 'test', 'litefs', 'guide')
@@ -564,4 +565,5 @@ if (missing.length > 0) {
   else t.plan(0, `${line} — SKIPPED (under CI this fails)`)
 } else {
   guide()
+  leavesNothingBehind(t)
 }

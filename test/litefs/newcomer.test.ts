@@ -22,6 +22,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
 import { plainEnv } from '../helpers/child-env.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 const DB = 'app.db'
@@ -102,7 +103,8 @@ t.before(async () => {
   for (const url of urls) await until(`the app at ${url} answers`, async () => (await call(`${url}/litefs/health`)).status > 0)
 })
 
-t.teardown(async () => { await cluster?.close() })
+const closeAll = async (): Promise<void> => { await cluster?.close() }
+t.teardown(closeAll)
 
 t.test('a fresh cluster: the primary creates the database; a replica given PRIMARY_URL forwards to it (items 2, 3)', async t => {
   const first = await write(urls[0], 'on the primary')
@@ -250,3 +252,5 @@ t.test("not under exec: the README's recovery brings LiteFS back under the runni
   t.equal(said.filter(l => l.includes('LiteFS on this node is back')).length, ROUNDS, 'and once per return: "is back"')
   t.notMatch(output, /EOF/, 'no parser jargon')
 })
+
+leavesNothingBehind(t, closeAll)

@@ -14,6 +14,7 @@ import { request } from 'undici'
 import { startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
 import type { Handler } from '../helpers/framework-apps.js'
 import { FLAVOURS, createNotes, hex, ready as readyFor, startApp, until, type App, type Flavour } from './flavour-apps.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const DBS = ['app.db', 'cache.db']
 
@@ -53,7 +54,8 @@ t.before(async () => {
   cluster = await startLitefsCluster({ nodes: 2, pausableReplication: true })
   await createNotes(cluster, DBS)
 })
-t.teardown(async () => { await cluster?.close() })
+const closeAll = async (): Promise<void> => { await cluster?.close() }
+t.teardown(closeAll)
 
 for (const flavour of FLAVOURS) {
   t.test(flavour, async t => {
@@ -125,3 +127,5 @@ t.test("'*': a database the handler creates is in its own write's token", async 
   t.equal(entries[0], `app.db:${posNow(primaryNode, 'app.db')}`, 'the main database first')
   t.same(new Set(entries), new Set(['app.db', 'cache.db', 'queue.db'].map(db => `${db}:${posNow(primaryNode, db)}`)), 'every database in the mount, queue.db included')
 })
+
+leavesNothingBehind(t, closeAll)

@@ -14,6 +14,7 @@ import { startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../l
 import type { Handler } from '../helpers/framework-apps.js'
 import { FLAVOURS, createNotes, hex, quiet, ready as readyFor, startApp, until, type App, type Flavour } from './flavour-apps.js'
 import { wrap } from '../../lib/http.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const DB = 'app.db'
 
@@ -47,7 +48,8 @@ t.before(async () => {
   cluster = await startLitefsCluster({ nodes: 2, pausableReplication: true })
   await createNotes(cluster, [DB])
 })
-t.teardown(async () => { await cluster?.close() })
+const closeAll = async (): Promise<void> => { await cluster?.close() }
+t.teardown(closeAll)
 
 for (const flavour of FLAVOURS) {
   t.test(flavour, async t => {
@@ -163,3 +165,5 @@ t.test('outside HTTP: tokenAfterWrite is -pos after the job\'s commit; waitForTo
     replicaNode.resumeReplication()
   }
 })
+
+leavesNothingBehind(t, closeAll)

@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import WebSocket from 'ws'
 import { startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
 import { websocketApp, WS_FLAVOURS, type WsApp } from '../helpers/websocket-apps.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const DB = 'app.db'
 const hex = (n: bigint): string => n.toString(16).padStart(16, '0')
@@ -73,7 +74,8 @@ t.before(async () => {
   created.close()
   await cluster.waitReplicated(DB)
 })
-t.teardown(async () => { await cluster?.close() })
+const closeAll = async (): Promise<void> => { await cluster?.close() }
+t.teardown(closeAll)
 
 for (const flavour of WS_FLAVOURS) {
   t.test(flavour, async t => {
@@ -123,3 +125,5 @@ for (const flavour of WS_FLAVOURS) {
     })
   })
 }
+
+leavesNothingBehind(t, closeAll)

@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { startLitefsCluster, type LitefsCluster } from '../../lib/testing/litefs-cluster.js'
 import { parsePos } from '../../lib/core/txid.js'
 import { WAYS, commitOf, cookieOf, post, serveWay } from '../helpers/write-ways.js'
+import { leavesNothingBehind } from './leftovers.js'
 
 const DB = 'app.db'
 const PER_ROUND = 20
@@ -30,11 +31,12 @@ t.before(async () => {
   db.pragma('busy_timeout = 5000')
 })
 
-t.teardown(async () => {
+async function closeAll (): Promise<void> {
   writer?.kill('SIGKILL')
   db?.close() // an open database blocks LiteFS's unmount
   await cluster?.close()
-})
+}
+t.teardown(closeAll)
 
 /** Another process committing through the mount without pause, until stopped. */
 function startWriter (): ChildProcess {
@@ -86,3 +88,5 @@ t.test('every way: the cookie is at or above -pos right after the handler\'s com
   await new Promise(resolve => writer?.once('exit', resolve))
   writer = undefined
 })
+
+leavesNothingBehind(t, closeAll)
