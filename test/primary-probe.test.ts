@@ -22,18 +22,22 @@ async function primary (t: typeof import('tap'), answer: () => [number, string])
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/litefs/health`, asked: () => asked }
 }
 
-function setup (t: typeof import('tap'), url: () => string | undefined): { state: NodeState, probe: PrimaryProbe, results: WaitResult[], hold: (txid: bigint) => void } {
+function setup (t: typeof import('tap'), url: () => string | undefined): { state: NodeState, probe: PrimaryProbe, results: WaitResult[], hold: (txid: bigint, db?: string) => void, of: Map<string, WaitResult[]> } {
   const state = new NodeState({ readPosition: () => undefined, readLag: () => 0 })
   state.setRole('replica', 'node-a')
   const agent = new Agent()
   const probe = new PrimaryProbe(state, 'app.db', url, () => agent, silent)
   t.teardown(async () => { probe.close(); await state.close(); await agent.close() })
   const results: WaitResult[] = []
-  const hold = (txid: bigint): void => {
-    state.waitForPosition('app.db', txid, 60_000, r => results.push(r))
-    probe.held(txid)
+  const of = new Map<string, WaitResult[]>() // per database
+  const hold = (txid: bigint, db = 'app.db'): void => {
+    state.waitForPosition(db, txid, 60_000, r => {
+      results.push(r)
+      of.set(db, [...(of.get(db) ?? []), r])
+    })
+    probe.held(db, txid)
   }
-  return { state, probe, results, hold }
+  return { state, probe, results, hold, of }
 }
 
 t.test('a TXID above the primary is unreachable; one at or below it is waited for, and asks nothing more', async t => {
@@ -61,7 +65,8 @@ t.test('answers that are not a primary\'s, errors, and no primary known: nothing
   for (const [label, status, body] of [
     ['a replica answers', 200, '{"status":"ok","role":"replica","txid":"0000000000000001"}'],
     ['unavailable', 503, '{"status":"unavailable","role":"unknown","txid":"0000000000000001"}'],
-    ['not JSON', 200, 'hello']
+      ['not JSON', 200, 'hello'],
+    ['a primary without any position', 200, '{"status":"ok","role":"primary","txid":null,"databases":"none"}']
   ] as const) {
     const p = await primary(t, () => [status, body])
     const { state, hold } = setup(t, () => p.url)
@@ -91,4 +96,34 @@ t.test('reads held while a question is on its way get a question of their own', 
   await until(() => results.length === 2)
   t.same(results, ['unreachable', 'unreachable'])
   t.ok(p.asked() >= 2)
+})
+
+t.test('several databases: one answer settles each one\'s held reads; one the primary does not list, it does not have', async t => {
+  const p = await primary(t, () => [200, JSON.stringify({ status: 'ok', role: 'primary', txid: '0000000000000003', databases: { 'app.db': '0000000000000003', 'cache.db': '0000000000000007', 'bad.db': 'garbage' } })])
+  const { state, of, hold } = setup(t, () => p.url)
+  hold(9n, 'cache.db') // above the primary's cache.db
+  hold(7n, 'cache.db') // the primary has it: replication brings it
+  hold(1n, 'ghost.db') // not on the primary at all (a forged token, or a database dropped in a restore)
+  hold(4n) // above the primary's app.db
+  await until(() => of.get('ghost.db')?.length === 1 && of.get('app.db')?.length === 1 && of.get('cache.db')?.length === 1, 'one answer for every database')
+  t.same([of.get('cache.db'), of.get('ghost.db'), of.get('app.db')], [['unreachable'], ['unreachable'], ['unreachable']])
+  t.equal(state.waiterCount, 1, 'cache.db at 7 is waited for')
+  const asked = p.asked()
+  hold(6n, 'cache.db') // at or below what the primary was seen at: no question
+  hold(2n, 'bad.db') // a position the primary wrote badly: listed, so nothing to settle it with but "absent"
+  await until(() => of.get('bad.db')?.length === 1)
+  t.equal(p.asked(), asked + 1, 'only bad.db asked again')
+  state.setPosition('cache.db', 7n)
+  t.same(of.get('cache.db'), ['unreachable', 'ready', 'ready'])
+})
+
+t.test('several databases held, a primary that reports only its main database: only that one is settled', async t => {
+  const p = await primary(t, () => [200, JSON.stringify({ status: 'ok', role: 'primary', txid: '0000000000000003' })])
+  const { state, of, hold } = setup(t, () => p.url)
+  hold(9n, 'cache.db')
+  hold(4n)
+  await until(() => of.get('app.db')?.length === 1)
+  await new Promise(resolve => setTimeout(resolve, 20))
+  t.same(of.get('app.db'), ['unreachable'])
+  t.equal(state.waiterCount, 1, 'cache.db: this primary said nothing of it, still held')
 })

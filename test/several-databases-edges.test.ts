@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
-import { serve, type Served } from './helpers/apps.js'
+import { ADAPTERS, serve, type Served } from './helpers/apps.js'
 import type { LitefsOptions } from '../lib/core/options.js'
 import { NodeState, type StateDriver } from '../lib/core/node-state.js'
 import { wrap } from '../lib/http.js'
@@ -354,3 +354,38 @@ t.test('on the dev cluster (a given state): a misspelled db, alone or in a list,
   t.ok(listed.setCookie, 'app.db has a position: the write is tokened')
   t.match(listed.lines.filter(l => l.obj.code === 'LITEFS_DB'), [{ obj: { db: 'cahce.db', databases: ['app.db'] }, msg: /"db" names "cahce\.db", which has no position \(no cahce\.db-pos\), unlike "app\.db": not created yet, or a wrong name\?/ }])
 })
+
+for (const adapter of ADAPTERS) {
+  t.test(`${adapter}: a token for a database the primary is behind on, or does not have, is served at once as the primary would (the probe asks about every database)`, async t => {
+    const pfake = await FakeLitefs.start({ role: 'primary', txid: 5n })
+    pfake.advanceDb('cache.db', 4n)
+    const primary = await serve(adapter, pfake, { db: '*' })
+    const rfake = await FakeLitefs.start({ role: 'replica', txid: 5n })
+    rfake.advanceDb('cache.db', 4n)
+    // readTimeout far above what the test waits: an answer means the probe settled the read, not the timeout.
+    const replica = await serve(adapter, rfake, { db: '*', readTimeout: 60_000, primaryUrl: () => primary.url })
+    t.teardown(async () => { await replica.close(); await primary.close(); await rfake.close(); await pfake.close() })
+    for (const [label, token] of [
+      ['cache.db ahead of the primary (lost in a failover)', `cache.db:${hex(9n)}`],
+      ['ghost.db, which the primary does not have (forged, or dropped in a restore)', `ghost.db:${hex(1n)}`],
+      ['both, and app.db which is here', `app.db:${hex(5n)}|cache.db:${hex(9n)}|ghost.db:${hex(1n)}`]
+    ]) {
+      const read = await request(`${replica.url}/items`, { headers: { 'litefs-txid': token } })
+      t.equal(read.statusCode, 200, label)
+      t.equal((await read.body.json() as any).litefs.unreachable, true, `${label}: served, as unreachable`)
+    }
+    const waited = await replica.core.waitForToken(`ghost.db:${hex(2n)}`)
+    t.equal(waited.unreachable, true, 'outside HTTP too')
+    // One the primary has (a new database, not on this replica yet): held until replication brings it, then served as caught up.
+    pfake.advanceDb('queue.db', 1n)
+    const held = request(`${replica.url}/items`, { headers: { 'litefs-txid': `cache.db:${hex(4n)}|queue.db:${hex(1n)}` } })
+    await until(() => replica.state.awaits('queue.db'), 'held for queue.db, which the primary has')
+    await new Promise(resolve => setTimeout(resolve, 100)) // the probe has asked meanwhile: it must not serve it
+    t.ok(replica.state.awaits('queue.db'), 'the primary has queue.db at 1: still held, replication will bring it')
+    rfake.advanceDb('queue.db', 1n)
+    const res = await held
+    const body = await res.body.json() as any
+    t.equal(res.statusCode, 200)
+    t.notOk(body.litefs.unreachable, 'caught up, not unreachable')
+  })
+}

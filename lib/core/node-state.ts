@@ -336,6 +336,11 @@ export class NodeState {
     return this.waiting.has(db)
   }
 
+  /** The databases some request waits for a position of. */
+  awaitedDatabases (): string[] {
+    return [...this.waiting.keys()]
+  }
+
   /**
    * The primary is at `primaryPosition` (as asked at `askedAt`, a performance.now()
    * time): every read of `db` held since before then for a TXID above it can never

@@ -85,7 +85,7 @@ export async function waitForToken<C> (core: CoreContext<C>, log: Logger, token:
     const result = await waitOutside(core, 'position', hex, signal, done => {
       const w = state.waitForPosition(db, txid, Math.max(0, deadline - performance.now()), done)
       // The primary's position settles a TXID it is behind; it is asked on the port reads arrive on.
-      if (w !== undefined && core.probePort !== 0 && db === options.db) core.probe.held(txid)
+      if (w !== undefined && core.probePort !== 0) core.probe.held(db, txid)
       return w
     })
     if (result === 'ready') continue

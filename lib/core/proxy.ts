@@ -78,7 +78,7 @@ export class LitefsCore<C = ServerResponse> {
       classifier: new Classifier(options),
       nodeName: this.nodeName,
       agents,
-      // The probe follows the main database (with `'*'` alone there is none, and no read awaits '').
+      // The primary's single `txid` is the main database's (with `'*'` alone there is none: its `databases` says all).
       probe: new PrimaryProbe(state, options.db ?? '', () => {
         const primary = state.primaryHostname
         if (primary === undefined || health === false || state.role === 'primary') return undefined

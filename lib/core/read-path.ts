@@ -17,7 +17,7 @@ import { formatTxid } from './txid.js'
 // dead mount a read waits for LiteFS to come back first. Holding itself is
 // hold.ts's. With several databases (databases.ts) a token names a position per
 // database: the read is held for each one behind in turn, all within one
-// `readTimeout`; the probe follows the main database alone.
+// `readTimeout`; the probe asks the primary about every one (primary-probe.ts).
 
 /** What a read waits for: database and TXID, the main database first. */
 type Wanted = ReadonlyArray<readonly [string, bigint]>
@@ -94,7 +94,7 @@ function hold<C> (core: CoreContext<C>, c: C, info: LitefsInfo, wanted: Wanted, 
   return waitFor(core, c, 'position', info.awaitedTxid, done => {
     // Every database behind is waited for within the one readTimeout.
     const waiter = state.waitForPosition(db, txid, Math.max(0, deadline - performance.now()), done)
-    if (waiter !== undefined && db === core.options.db) core.probe.held(txid)
+    if (waiter !== undefined) core.probe.held(db, txid)
     return waiter
   }).then(result => afterHold(core, c, info, wanted, db, result, deadline, started, log))
 }
