@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { CoreContext } from './context.js'
+import { PROBE_HEADER } from './primary-probe.js'
 import { REACH_HEADER, type Unreachable } from './primary-reach.js'
 import type { LitefsAnswer, LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
@@ -47,6 +48,14 @@ export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: 
   core.probePort = req.socket.localPort as number
   const target = req.headers[REACH_HEADER] === undefined ? primaryTarget(core) : undefined
   const first = target === undefined || 'failed' in target ? undefined : core.reach.check(target.origin, target.url)
+  // A replica's probe asking a primary with '*': the answer must list every database there is now.
+  const listing = first === undefined && req.headers[PROBE_HEADER] !== undefined && core.state.role === 'primary' ? core.several?.tracked.listNow() : undefined
+  if (listing !== undefined) {
+    return listing.then(() => {
+      info.answer = health(core)
+      return info
+    })
+  }
   if (first === undefined) {
     info.answer = health(core)
     return info

@@ -17,6 +17,13 @@ import { formatTxid, parseTxid } from './txid.js'
 // last question was sent make another one. With several databases one answer
 // (the health check's \`databases\`) settles the held reads of every one.
 
+/**
+ * Sent with the question: a primary tracking `'*'` lists its mount afresh
+ * before it answers (health.ts), so every database that existed when it was
+ * asked is in its answer, and one missing from it is one it does not have.
+ */
+export const PROBE_HEADER = 'litefs-proxy-probe'
+
 /** A read held this long (ms) without its TXID arriving makes the primary be asked. */
 export const PROBE_AFTER = 25
 /** How long an answer from the primary may take (ms). */
@@ -95,7 +102,7 @@ export class PrimaryProbe {
   }
 
   private async ask (url: string): Promise<PrimaryPositions | undefined> {
-    const res = await request(url, { dispatcher: this.dispatcher(), headersTimeout: ANSWER_WITHIN, bodyTimeout: ANSWER_WITHIN, headers: { accept: 'application/json' } })
+    const res = await request(url, { dispatcher: this.dispatcher(), headersTimeout: ANSWER_WITHIN, bodyTimeout: ANSWER_WITHIN, headers: { accept: 'application/json', [PROBE_HEADER]: '1' } })
     const body = await res.body.text()
     if (res.statusCode !== 200) return undefined
     let health: { role?: unknown, txid?: unknown, databases?: unknown }

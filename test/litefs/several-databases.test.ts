@@ -103,6 +103,18 @@ for (const flavour of FLAVOURS) {
       t.ok(body.cache >= cache, `the handler ran with cache.db at ${body.cache}, having ${cache}`)
     })
 
+    await t.test('a token for cache.db ahead of the primary, or for a database no node has: served at once, as the primary would', async t => {
+      const ahead = (BigInt(`0x${posNow(primaryNode, 'cache.db')}`) + 1000n)
+      for (const [label, token] of [['cache.db ahead of the primary', `cache.db:${hex(ahead)}`]]) {
+        const before = replica.stats().unreachable
+        const res = await request(`${replica.url}/items`, { headers: { 'litefs-txid': token } })
+        await res.body.dump()
+        // readTimeout is 10 s and answers 504: a 200 means the probe settled it from the primary's health.
+        t.equal(res.statusCode, 200, label)
+        t.equal(replica.stats().unreachable, before + 1, `${label}: counted unreachable`)
+      }
+    })
+
     await t.test('health reports each database', async t => {
       await cluster.waitReplicated('cache.db')
       for (const [app, node] of [[primary, primaryNode], [replica, replicaNode]] as const) {
@@ -126,6 +138,35 @@ t.test("'*': a database the handler creates is in its own write's token", async 
   const entries = (res.headers['litefs-txid'] as string).split('|')
   t.equal(entries[0], `app.db:${posNow(primaryNode, 'app.db')}`, 'the main database first')
   t.same(new Set(entries), new Set(['app.db', 'cache.db', 'queue.db'].map(db => `${db}:${posNow(primaryNode, db)}`)), 'every database in the mount, queue.db included')
+})
+
+t.test("'*' on a replica: a token for a database no node has is served at once; one the primary has is waited for", async t => {
+  const [primaryNode, replicaNode] = cluster.nodes
+  const primary = await start('fastify', primaryNode, { db: '*' })
+  t.teardown(primary.close)
+  const replica = await start('fastify', replicaNode, { db: '*', primaryUrl: () => primary.url, readTimeout: '10s' })
+  t.teardown(replica.close)
+  await ready(primary, 'primary')
+  await ready(replica, 'replica')
+  const before = replica.stats().unreachable
+  const res = await request(`${replica.url}/items`, { headers: { 'litefs-txid': `ghost.db:${hex(1n)}` } })
+  await res.body.dump()
+  t.equal(res.statusCode, 200, 'ghost.db: no node has it; readTimeout is 10 s and answers 504, so a 200 is the probe')
+  t.equal(replica.stats().unreachable, before + 1, 'counted unreachable')
+  // A database the primary just created and the replica has not yet: held, then served once replicated.
+  replicaNode.pauseReplication()
+  try {
+    commit(primaryNode, 'fresh.db')
+    const pending = request(`${replica.url}/items`, { headers: { 'litefs-txid': `fresh.db:${posNow(primaryNode, 'fresh.db')}` } })
+    await until('the read is held for fresh.db', () => replica.state.awaits('fresh.db'))
+    replicaNode.resumeReplication()
+    const held = await pending
+    await held.body.dump()
+    t.equal(held.statusCode, 200)
+    t.equal(replica.stats().unreachable, before + 1, 'fresh.db is on the primary: waited for, not unreachable')
+  } finally {
+    replicaNode.resumeReplication()
+  }
 })
 
 leavesNothingBehind(t, closeAll)
