@@ -73,7 +73,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
     // what is left of it is not the request; sending it would hang or mangle the write.
     return { outcome: 'failed', retry: false, error: bodyConsumed() }
   }
-  const headers = requestHeaders(req, f.view, f.marker)
+  const headers = requestHeaders(req, f.view, f.marker, f.timeout)
   const body = withBody ? new AttemptBody(req, f.bodyLimit, f.bodyIdle ?? f.timeout) : undefined
   // undici's dispatch() with a plain handler: the answer is written straight to
   // `res` as it arrives — no response stream, no pipeline, no AbortController.

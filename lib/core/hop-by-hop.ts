@@ -10,6 +10,14 @@ import { addForwardedHeaders, isForwardedMetadata, type ForwardedView } from './
 /** The header a forwarding node adds; a node that is not primary never forwards a request carrying it. */
 export const FORWARDED_HEADER = 'litefs-forwarded'
 
+/**
+ * Beside the marker: how long (ms) the forwarding node waits for the answer's
+ * head once the request is sent (its `forwardTimeout`). A node that holds the
+ * request answers within it (write-path.ts), so the forwarder relays a clear
+ * "nothing was applied" rather than timing out on a write whose fate it cannot know.
+ */
+export const BUDGET_HEADER = 'litefs-forward-budget'
+
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
@@ -36,7 +44,7 @@ function isHopByHop (name: string, named: Set<string> | undefined): boolean {
  * in HTTP/1.1), less forwarded metadata this node cannot vouch for, plus this
  * node's own account of the client (forwarded-headers.ts) and the loop-guard marker.
  */
-export function requestHeaders (req: IncomingMessage, view: ForwardedView, marker?: string): Record<string, string | string[]> {
+export function requestHeaders (req: IncomingMessage, view: ForwardedView, marker?: string, budgetMs = 0): Record<string, string | string[]> {
   const headers = req.headers
   const named = dropped(headers.connection)
   const out: Record<string, string | string[]> = {}
@@ -50,7 +58,12 @@ export function requestHeaders (req: IncomingMessage, view: ForwardedView, marke
   if (out.host === undefined && typeof authority === 'string') out.host = authority
   // A replica forwarding to the primary stands in for its peer in X-Forwarded-For (forwarded-headers.ts).
   addForwardedHeaders(out, req, view, marker !== undefined)
-  if (marker !== undefined) out[FORWARDED_HEADER] = marker
+  if (marker !== undefined) {
+    out[FORWARDED_HEADER] = marker
+    // Ours replaces the one a node before us sent (its wait is not ours); none when we wait without bound.
+    if (budgetMs > 0) out[BUDGET_HEADER] = String(budgetMs)
+    else delete out[BUDGET_HEADER]
+  }
   return out
 }
 

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks'
 import { litefsError } from './answers.js'
 import type { CoreContext } from './context.js'
 import type { Logger } from './logger.js'
@@ -36,7 +35,7 @@ export async function readTimedOut<C> (core: CoreContext<C>, c: C, info: LitefsI
   log.warn({ db, txid: awaited, position }, 'litefs-proxy: read timed out waiting for replication')
   if (action === 'primary' && state.primaryKnown && state.role !== 'primary') {
     core.observer.readTimedOut(req, 'primary', awaited, position)
-    return await elsewhere(core, c, info, performance.now() + options.primaryRedirectTimeout)
+    return await elsewhere(core, c, info, options.primaryRedirectTimeout)
   }
   core.observer.readTimedOut(req, 'error', awaited, position)
   // With several databases the answer names the one the replica was behind on.

@@ -50,7 +50,7 @@ export async function tunnel (t: TunnelRequest): Promise<ForwardResult> {
   if (clientGone(res)) return { outcome: 'gone' }
   // The headers any forward sends (this hop's own dropped, this node's account
   // of the client added), and the handshake's Connection and Upgrade again.
-  const headers = requestHeaders(req, t.view, t.marker)
+  const headers = requestHeaders(req, t.view, t.marker, t.timeout)
   headers.connection = 'Upgrade'
   headers.upgrade = req.headers.upgrade as string
   const url = new URL(t.origin)

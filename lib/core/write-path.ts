@@ -4,6 +4,7 @@ import { answer } from './answers.js'
 import { bodyReadBefore, sayBodyConsumed } from './body-read.js'
 import type { CoreContext } from './context.js'
 import { FORWARDED_HEADER, bodyTaken, forward } from './forward.js'
+import { BUDGET_HEADER } from './hop-by-hop.js'
 import { protocolFor } from './forward-agent.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import { RETRY_EVERY } from './lifecycle.js'
@@ -29,6 +30,20 @@ import type { LitefsInfo } from './request.js'
 /** How many nodes may forward one request: the replica it landed on, and one node demoted meanwhile. */
 const MAX_FORWARDERS = 2
 
+/** The share of a forwarder's wait a hold here may take: the rest is for the answer to travel back. */
+const BUDGET_SHARE = 0.9
+
+/**
+ * How long (ms) a write may be held here for a primary: `primaryRedirectTimeout`,
+ * or less for a request another node forwarded that waits less for its answer
+ * (BUDGET_HEADER), so it gets this node's 503 rather than its own 504.
+ */
+function holdLimit (redirectTimeout: number, req: IncomingMessage): number {
+  const budget = req.headers[FORWARDED_HEADER] === undefined ? undefined : req.headers[BUDGET_HEADER]
+  if (typeof budget !== 'string' || !/^\d{1,10}$/.test(budget)) return redirectTimeout
+  return Math.min(redirectTimeout, Math.floor(Number(budget) * BUDGET_SHARE))
+}
+
 /** The nodes that forwarded a request, from its marker header (`node-a, node-b`). */
 function forwarders (via: string | string[]): number {
   return String(via).split(',').filter(s => s.trim() !== '').length
@@ -45,23 +60,24 @@ export function write<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info
   }
   // LiteFS's API and the mount are two nodes' (litefs-node.ts): no write can be right here.
   if (state.mismatch !== undefined) return answer(info, core.hooks.log(c), 'LITEFS_MISMATCH', `${state.mismatch}; nothing was applied`, { mount: core.options.mount, api: core.options.api })
-  const deadline = performance.now() + core.options.primaryRedirectTimeout
+  const holdMs = holdLimit(core.options.primaryRedirectTimeout, req)
   const via = req.headers[FORWARDED_HEADER]
-  if (via !== undefined && forwarders(via) >= MAX_FORWARDERS) return holdForPrimaryRole(core, c, info, deadline)
-  return elsewhere(core, c, info, deadline)
+  if (via !== undefined && forwarders(via) >= MAX_FORWARDERS) return holdForPrimaryRole(core, c, info, holdMs)
+  return elsewhere(core, c, info, holdMs)
 }
 
 /**
  * Send a request to the primary (stream it, or ask Fly.io to replay it),
- * holding it while no primary is known, until `deadline`. Also what a read
+ * holding it while no primary is known, for up to `holdMs`. Also what a read
  * that timed out does with `readTimeoutAction: 'primary'`.
  */
-export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo, deadline: number): Promise<LitefsInfo> {
+export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo, holdMs: number): Promise<LitefsInfo> {
   const { state, hooks, options } = core
   const req = hooks.req(c)
   const res = hooks.res(c)
   const log = hooks.log(c)
   const started = performance.now()
+  const deadline = started + holdMs
   const resendable = safeToResend(req, info.kind === 'write')
   let resends = 0
   for (;;) {
@@ -92,7 +108,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       // No primary to send it to (failover; or this primary's lease not confirmed: the fence).
       if (primary === undefined) {
         const result = await waitFor(core, c, 'primary', undefined, done => state.waitForPrimary(Math.max(0, deadline - performance.now()), done))
-        if (result === 'timeout') return noPrimary(core, info, log)
+        if (result === 'timeout') return noPrimary(core, info, log, holdMs)
         if (result !== 'ready') return ended(core, info, result, log)
         continue
       }
@@ -175,24 +191,25 @@ function markerOf (req: IncomingMessage, nodeName: string): string {
 }
 
 /** A request forwarded as often as it may be, on a node that is not primary: only this node becoming primary can serve it. */
-async function holdForPrimaryRole<C> (core: CoreContext<C>, c: C, info: LitefsInfo, deadline: number): Promise<LitefsInfo> {
+async function holdForPrimaryRole<C> (core: CoreContext<C>, c: C, info: LitefsInfo, holdMs: number): Promise<LitefsInfo> {
   const log = core.hooks.log(c)
   log.debug({ from: core.hooks.req(c).headers[FORWARDED_HEADER] }, 'litefs-proxy: a write forwarded as often as it may be reached a replica; not forwarding it again')
   const started = performance.now()
-  const result = await waitFor(core, c, 'primary', undefined, done => core.state.waitForPrimary(Math.max(0, deadline - started), done, true))
+  const result = await waitFor(core, c, 'primary', undefined, done => core.state.waitForPrimary(holdMs, done, true))
   info.heldMs = performance.now() - started
   info.role = core.state.role
   if (result === 'ready') {
     info.local = true
     return info
   }
-  if (result === 'timeout') return noPrimary(core, info, log)
+  if (result === 'timeout') return noPrimary(core, info, log, holdMs)
   return ended(core, info, result, log)
 }
 
-function noPrimary<C> (core: CoreContext<C>, info: LitefsInfo, log: Logger): LitefsInfo {
+/** `heldMs`: how long the write could be held (`primaryRedirectTimeout`, or less: holdLimit). */
+function noPrimary<C> (core: CoreContext<C>, info: LitefsInfo, log: Logger, heldMs: number): LitefsInfo {
   const { state, options } = core
-  const timeout = options.primaryRedirectTimeout
+  const timeout = heldMs
   if (state.litefs !== 'up') return unavailable(core, info, log, timeout)
   const fence = state.fence
   if (state.role === 'primary' && fence !== undefined) {
