@@ -205,7 +205,7 @@ t.test('misconfiguration is said once per cause (a process warning where the log
         await app.close()
       })
       t.same(warnings.map(w => w.code), ['LITEFS_ROLE'], `${adapter}: said once`)
-      t.match(warnings[0]?.message, /api: false and no "role" option \(serve: --role\).*Set "role" to "primary" on the primary/)
+      t.match(warnings[0]?.message, /api: false and no "role" option: .*Set "role" to "primary" on the primary/)
     }
   })
 

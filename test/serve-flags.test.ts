@@ -69,7 +69,9 @@ t.test('--api false on a primary without --role: said once at startup, health 50
   await until(() => s.output().includes('code=LITEFS_ROLE'), 'the warning')
   const warned = s.output().split('\n').filter(l => l.includes('code=LITEFS_ROLE'))
   t.equal(warned.length, 1, 'one line')
-  t.match(warned[0], /^\S+ WARN {2}litefs-proxy: api: false and no "role" option \(serve: --role\): .* has no \.primary file, so this node is the primary or a replica cut off from it .*Set "role" to "primary" on the primary/)
+  // In serve's terms: its flags, not the JavaScript options (Logger.words).
+  t.match(warned[0], /^\S+ WARN {2}litefs-proxy: --api false and no --role option: .* has no \.primary file, so this node is the primary or a replica cut off from it .*Set --role to "primary" on the primary/)
+  t.notMatch(warned[0], /"role"|api: false/, 'no JavaScript option names')
 
   const health = await get(`${s.url}/litefs/health`)
   t.equal(health.status, 503, 'not ok: this node cannot answer a write as the primary would')
@@ -86,6 +88,22 @@ t.test('--api false on a primary without --role: said once at startup, health 50
   await get(`${s.url}/litefs/health`)
   t.equal(s.output().split('\n').filter(l => l.includes('code=LITEFS_ROLE')).length, 1, 'said once, however often asked')
   t.equal(await s.stop(), 0, 'stops cleanly on SIGTERM')
+})
+
+t.test('runtime warnings name flags: an --api nothing answers at, a --db the mount does not have', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 4n })
+  t.teardown(async () => { await fake.close() })
+  const target = await app(t, fake)
+  const dead = await serve(t, ['--target', `127.0.0.1:${target.port}`, '--db', 'app.db', '--mount', fake.mount, '--api', 'http://127.0.0.1:9'])
+  await until(() => dead.output().includes('code=LITEFS_API_UNREACHABLE'), 'the API warning')
+  t.match(dead.output(), /is LiteFS running, and is --api its http\.addr\?/)
+  t.notMatch(dead.output(), /"api"/, 'not the JavaScript option')
+  t.equal(await dead.stop(), 0)
+  const typo = await serve(t, ['--target', `127.0.0.1:${target.port}`, '--db', 'ap.db', '--mount', fake.mount, '--api', fake.apiUrl])
+  await until(() => typo.output().includes('code=LITEFS_DB'), 'the database warning')
+  t.match(typo.output(), /no database "ap\.db" under .*: is --db the file name your app opens\?/, 'the database name stays quoted; the option is the flag')
+  t.notMatch(typo.output(), /"db"/, 'not the JavaScript option')
+  t.equal(await typo.stop(), 0)
 })
 
 t.test('--api false --role primary: health ok, writes served here, nothing to warn', async t => {

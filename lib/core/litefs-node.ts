@@ -252,7 +252,7 @@ export class LitefsDriver implements StateDriver {
       // A primary started with api: false and no role would hold every write,
       // then answer it 503: said once, naming the fix, while it lasts.
       this.roleSaid = true
-      this.warn.say('LITEFS_ROLE', this.opts.mount, `api: false and no "role" option (serve: --role): ${this.opts.mount} has no .primary file, so this node is the primary or a replica cut off from it and the mount cannot tell which. Its role is unknown: health answers 503 "role-unknown" and writes are held, then answered 503 LITEFS_ROLE_UNKNOWN. Set "role" to "primary" on the primary ("replica" on the others)`, { mount: this.opts.mount })
+      this.warn.say('LITEFS_ROLE', this.opts.mount, `api: false and no "role" option: ${this.opts.mount} has no .primary file, so this node is the primary or a replica cut off from it and the mount cannot tell which. Its role is unknown: health answers 503 "role-unknown" and writes are held, then answered 503 LITEFS_ROLE_UNKNOWN. Set "role" to "primary" on the primary ("replica" on the others)`, { mount: this.opts.mount })
     }
     this.state.setRole(this.opts.role ?? 'unknown', undefined)
   }

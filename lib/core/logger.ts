@@ -6,6 +6,11 @@ export interface Logger {
   error: (obj: object, msg: string) => void
   /** pino's: whether lines at `level` are written (warnings.ts asks it about warn). */
   isLevelEnabled?: (level: string) => boolean
+  /**
+   * @internal `serve`'s: a warning's words in its own terms (option names as
+   * the flags that set them: `--primary-url`, not "primaryUrl"); warnings.ts applies it.
+   */
+  words?: (message: string) => string
 }
 
 const nothing = (): void => {}

@@ -30,17 +30,20 @@ export interface Warnings {
 }
 
 export function warnings (log: Logger): Warnings {
+  // serve says option names as its flags (Logger.words); an app's logger has no words of its own.
+  const words = log.words ?? ((message: string) => message)
   return {
     say (code, scope, message, details = {}) {
       const cause = `${code}\0${scope}`
       if (active.has(cause)) return
       active.add(cause)
-      log.warn({ ...details, code }, `litefs-proxy: ${message}`)
-      if (!showsWarnings(log)) process.emitWarning(`litefs-proxy: ${message}`, { type: 'LitefsProxyWarning', code })
+      const said = `litefs-proxy: ${words(message)}`
+      log.warn({ ...details, code }, said)
+      if (!showsWarnings(log)) process.emitWarning(said, { type: 'LitefsProxyWarning', code })
     },
     clear (code, scope, cleared) {
       if (!active.delete(`${code}\0${scope}`)) return
-      log.info({ code }, `litefs-proxy: ${cleared}`)
+      log.info({ code }, `litefs-proxy: ${words(cleared)}`)
     }
   }
 }

@@ -62,8 +62,8 @@ function shown (flag: string, value: Given): string {
   return list.map(v => JSON.stringify(v)).join(', ')
 }
 
-/** A core message's words in flag terms: option names as flags, `api: false` as `--api false`, JavaScript lists as typed. */
-function inFlagTerms (text: string): string {
+/** A core message's words in flag terms: option names as flags, `api: false` as `--api false`, JavaScript lists as typed. Also serve's runtime warnings (Logger.words). */
+export function inFlagTerms (text: string): string {
   return text
     .replace(/\[("[^"]*"(?:, ?"[^"]*")*)\]/g, (_m, items: string) => JSON.stringify((JSON.parse(`[${items}]`) as string[]).join(',')))
     .replace(/(?:option )?"([a-zA-Z.]+)"/g, (m, name: string) => OPTION_FLAGS[name] !== undefined ? `--${OPTION_FLAGS[name].flag}` : FILE_ONLY[name] ?? m)

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { parseDuration } from '../core/duration.js'
 import { lineLogger, type LogFormat, type LogLevel } from './access-log.js'
-import type { GivenFlag } from './flag-errors.js'
+import { inFlagTerms, type GivenFlag } from './flag-errors.js'
 import type { SidecarOptions } from './sidecar.js'
 
 // `litefs-proxy serve`'s settings: LiteFS's `proxy:` section, the same names
@@ -235,7 +235,8 @@ export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, 
     addr: str('addr') as string,
     target: str('target') as string,
     db: databases(str('db') as string),
-    logger: lineLogger(level, format, write)
+    // Its warnings name flags, as its errors do (flag-errors.ts).
+    logger: { ...lineLogger(level, format, write), words: inFlagTerms }
   }
   const set = <K extends keyof SidecarOptions>(key: K, value: SidecarOptions[K] | undefined): void => {
     if (value !== undefined) options[key] = value
