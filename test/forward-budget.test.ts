@@ -56,3 +56,4 @@ t.test('what a forward carries: the budget beside the marker, replaced by each f
     t.match(body.error, new RegExp(`within ${within} ms`), label)
   }
 })
+

@@ -66,7 +66,10 @@ t.test('answers that are not a primary\'s, errors, and no primary known: nothing
     ['a replica answers', 200, '{"status":"ok","role":"replica","txid":"0000000000000001"}'],
     ['unavailable', 503, '{"status":"unavailable","role":"unknown","txid":"0000000000000001"}'],
       ['not JSON', 200, 'hello'],
-    ['a primary without any position', 200, '{"status":"ok","role":"primary","txid":null,"databases":"none"}']
+    ['a primary without any position', 200, '{"status":"ok","role":"primary","txid":null,"databases":"none"}'],
+    ['databases null', 200, '{"status":"ok","role":"primary","txid":null,"databases":null}'],
+    ['databases a list', 200, '{"status":"ok","role":"primary","txid":null,"databases":["app.db"]}'],
+    ['positions that are not strings', 200, '{"status":"ok","role":"primary","txid":5,"databases":{"app.db":5}}']
   ] as const) {
     const p = await primary(t, () => [status, body])
     const { state, hold } = setup(t, () => p.url)

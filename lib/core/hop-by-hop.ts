@@ -44,7 +44,7 @@ function isHopByHop (name: string, named: Set<string> | undefined): boolean {
  * in HTTP/1.1), less forwarded metadata this node cannot vouch for, plus this
  * node's own account of the client (forwarded-headers.ts) and the loop-guard marker.
  */
-export function requestHeaders (req: IncomingMessage, view: ForwardedView, marker?: string, budgetMs = 0): Record<string, string | string[]> {
+export function requestHeaders (req: IncomingMessage, view: ForwardedView, marker?: string, budgetMs?: number): Record<string, string | string[]> {
   const headers = req.headers
   const named = dropped(headers.connection)
   const out: Record<string, string | string[]> = {}
@@ -60,9 +60,8 @@ export function requestHeaders (req: IncomingMessage, view: ForwardedView, marke
   addForwardedHeaders(out, req, view, marker !== undefined)
   if (marker !== undefined) {
     out[FORWARDED_HEADER] = marker
-    // Ours replaces the one a node before us sent (its wait is not ours); none when we wait without bound.
-    if (budgetMs > 0) out[BUDGET_HEADER] = String(budgetMs)
-    else delete out[BUDGET_HEADER]
+    // Ours replaces the one a node before us (or a client) sent: its wait is not ours.
+    if (budgetMs !== undefined) out[BUDGET_HEADER] = String(budgetMs)
   }
   return out
 }
