@@ -21,20 +21,32 @@ import { sleep } from './wait.js'
 const PAUSE_WAIT = 5_000
 
 /**
- * True once every thread of `pid` is stopped (`T` in /proc/<pid>/task/<tid>/stat),
- * or the process is gone; false after `ms`.
+ * The state of each thread of `pid` (/proc/<pid>/task/<tid>/stat), or
+ * undefined once the process is gone.
  */
-async function stoppedWithin (pid: number, ms: number): Promise<boolean> {
+function threadStates (pid: number): string[] | undefined {
+  let tids: string[]
+  try { tids = readdirSync(`/proc/${pid}/task`) } catch { return undefined }
+  return tids.map((tid) => {
+    try { return readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]?.[0] ?? 'X' } catch { return 'X' }
+  })
+}
+
+/**
+ * Frozen: no thread of it can run its own code again until SIGCONT. T: stopped;
+ * D: in the kernel, uninterruptibly (an app's read through the mount of a
+ * LiteFS that is stopped waits there for good), and it stops before it
+ * returns; Z/X: a thread that already ended.
+ */
+const FROZEN = new Set(['T', 't', 'D', 'Z', 'X'])
+
+/** Undefined once every thread of `pid` is frozen (or the process is gone); after `ms`, the states last seen. */
+async function frozenWithin (pid: number, ms: number): Promise<string | undefined> {
   const deadline = Date.now() + ms
   for (;;) {
-    let tids: string[]
-    try { tids = readdirSync(`/proc/${pid}/task`) } catch { return true }
-    const states = tids.map((tid) => {
-      try { return readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]?.[0] } catch { return 'X' }
-    })
-    // T: stopped by a signal; Z/X: a thread that already ended.
-    if (states.every((st) => st === 'T' || st === 'Z' || st === 'X')) return true
-    if (Date.now() > deadline) return false
+    const states = threadStates(pid)
+    if (states === undefined || states.every((st) => FROZEN.has(st))) return undefined
+    if (Date.now() > deadline) return states.join('')
     await sleep(10)
   }
 }
@@ -94,19 +106,22 @@ export class ConsulNode extends ClusterNode {
 
   /**
    * SIGSTOP LiteFS and its apps: nothing answers, no lease is renewed, no socket closes.
-   * Resolves once the kernel shows every thread of LiteFS and of each app stopped
-   * (`kill(2)` returns before a multi-threaded group stop completes); rejects
-   * when that takes longer than 5 s, naming the process.
+   * Resolves once the kernel shows every thread of LiteFS and of each app frozen
+   * (`kill(2)` returns before a multi-threaded group stop completes); when that
+   * takes longer than 5 s, resumes them and rejects, naming the process and its threads' states.
    */
   async pause (): Promise<void> {
     if (!this.running) throw new Error(`litefs-cluster: pause(): ${this.hostname}'s LiteFS is not running`)
     this.signalGroup('SIGSTOP')
     for (const app of this.apps) app.signal('SIGSTOP')
     this.paused = true
-    const pids = [this.pid, ...[...this.apps].map((a) => a.pid)]
-    for (const pid of pids) {
-      if (pid !== undefined && !(await stoppedWithin(pid, PAUSE_WAIT))) {
-        throw new Error(`litefs-cluster: pause(): ${this.hostname}: process ${pid} was not stopped within ${PAUSE_WAIT} ms of SIGSTOP`)
+    const pids: Array<[string, number | undefined]> = [['LiteFS', this.pid], ...[...this.apps].map((a): [string, number | undefined] => ['an app', a.pid])]
+    for (const [what, pid] of pids) {
+      const states = pid === undefined ? undefined : await frozenWithin(pid, PAUSE_WAIT)
+      if (states !== undefined) {
+        // Not left half frozen: the caller's fault did not happen.
+        this.resume()
+        throw new Error(`litefs-cluster: pause(): ${this.hostname}: ${what} (pid ${pid as number}) was not stopped within ${PAUSE_WAIT} ms of SIGSTOP (thread states ${states})`)
       }
     }
   }
