@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { request, type Dispatcher } from 'undici'
 import type { Logger } from './logger.js'
 import type { NodeState } from './node-state.js'
-import { parseTxid } from './txid.js'
+import { formatTxid, parseTxid } from './txid.js'
 
 // A cookie no node will ever reach: a failover lost TXIDs 2–4, a client holds
 // cookie 4, every replica is at 1. Waiting cannot help — only the primary's
@@ -66,7 +66,9 @@ export class PrimaryProbe {
       if (position > this.known) this.known = position
       const served = this.state.releaseUnreachable(this.db, position, sentAt)
       if (served > 0) {
-        this.log.info({ db: this.db, primaryTxid: position, reads: served },
+        // A hex string, as every other TXID in a log line: a BigInt would throw in a logger
+        // that JSON.stringify()s its fields, inside a promise (an unhandled rejection).
+        this.log.info({ db: this.db, primaryTxid: formatTxid(position), reads: served },
           'litefs-proxy: served reads whose TXID is ahead of the primary (lost in a failover, restored away, or forged): nothing can bring it')
       }
     }, (err: Error) => {
