@@ -228,6 +228,21 @@ t.test('an app slower than --target-timeout: 504; a client gone while held: logg
   t.notMatch(lines.find(l => l.includes('"aborted":true')) as string, /"status"/, 'no status: nothing was answered')
 })
 
+t.test('--read-timeout below --read-header-timeout bounds the head too, as in LiteFS (Go), instead of refusing to start', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+  t.teardown(async () => { await fake.close() })
+  for (const [server, head] of [
+    [{ readTimeout: 5000 }, 5000], // the default head timeout is 10 s: Node threw "headersTimeout … out of range"
+    [{ readTimeout: 5000, readHeaderTimeout: 2000 }, 2000],
+    [{ readTimeout: 5000, readHeaderTimeout: 0 }, 5000], // Go: no head timeout of its own, the whole request's applies
+    [{ readHeaderTimeout: 2000 }, 2000]
+  ] as const) {
+    const s = await sidecar(t, fake, '127.0.0.1:9', { server })
+    t.equal(s.server.headersTimeout, head, JSON.stringify(server))
+    t.equal(s.server.requestTimeout, server.readTimeout ?? 0)
+  }
+})
+
 t.test('text log lines: fields, and none', async t => {
   const out: string[] = []
   const log = lineLogger('debug', 'text', l => out.push(l))
