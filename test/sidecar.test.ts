@@ -250,6 +250,11 @@ t.test('text log lines: fields, and none', async t => {
   log.error({ a: 'x y', b: 1, c: undefined }, 'fields')
   t.match(out[0], /^\S+ DEBUG plain\n$/)
   t.match(out[1], /^\S+ ERROR fields a="x y" b=1\n$/)
+  log.info({ n: 4n }, 'a BigInt field') // threw "Do not know how to serialize a BigInt": serve exited
+  t.match(out[2], /^\S+ INFO  a BigInt field n=4\n$/)
+  const lines: string[] = []
+  lineLogger('info', 'json', l => lines.push(l)).info({ n: 4n }, 'a BigInt field')
+  t.match(JSON.parse(lines[0] ?? '{}'), { msg: 'a BigInt field', n: 4 })
   const quiet: string[] = []
   lineLogger('warn', 'json', l => quiet.push(l)).info({}, 'dropped')
   t.same(quiet, [])
