@@ -105,6 +105,8 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [{ db: 'a', secret: 'short' }, /"secret" must be a string of at least 16 characters, or an array of them, got a string of 5 characters$/],
     [{ db: 'a', secret: ['0123456789abcdef', 'hunter2'] }, /got \[a string of 16 characters, a string of 7 characters\]$/],
     [{ db: 'a', secret: 5 }, /"secret"/],
+    [{ db: 'a', secret: [] }, /"secret" must be a string of at least 16 characters, or an array of them, got \[\]$/], // signed nothing, silently
+    [{ db: 'a', peerSecret: [] }, /"peerSecret" must be a string of at least 16 characters, or an array of them, got "an array of 0"$/], // no reports, silently
     [{ db: 'a', pollInterval: 0 }, /"pollInterval"/],
     [{ db: 'a', dbName: 'x' }, /unknown option "dbName"/],
     [{ db: 'a', forward: 'proxy' }, /"forward" must be "http" or "fly-replay", got "proxy"/],
