@@ -63,6 +63,10 @@ t.test('every option is read', async t => {
   t.equal(k8s.primaryOrigin('app-0', 3000), 'https://app-0.app.default.svc:3000')
   const fn = resolveOptions({ db: 'a', primaryUrl: (h: string) => `http://10.0.0.${h.slice(-1)}:80/x` })
   t.equal(fn.primaryOrigin('node-3', 1), 'http://10.0.0.3', 'a function; the origin is kept')
+  // The README's map, `host => ({ 'node-1': … })[host]`, for a node it does not name: the error says so.
+  const map = resolveOptions({ db: 'a', primaryUrl: (h: string) => ({ 'node-1': 'http://10.0.0.1:8080' } as Record<string, string>)[h] })
+  t.throws(() => map.primaryOrigin('node-9', 1), /^primaryUrl returned undefined for the primary "node-9": it must return the primary's app URL \(http or https\)$/)
+  t.throws(() => resolveOptions({ db: 'a', primaryUrl: () => 'ftp://x' }).primaryOrigin('node-9', 1), /primaryUrl returned "ftp:\/\/x" for the primary "node-9"/)
   // A static primary's own URL, the first thing a user with one fixed primary writes (issue 23).
   const fixed = resolveOptions({ db: 'a', primaryUrl: 'http://127.0.0.1:8081' })
   t.equal(fixed.primaryOrigin('node-a', 8080), 'http://127.0.0.1:8081', 'a plain URL: the primary is there, whatever its hostname')
@@ -105,6 +109,8 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [{ db: 'a', secret: 'short' }, /"secret" must be a string of at least 16 characters, or an array of them, got a string of 5 characters$/],
     [{ db: 'a', secret: ['0123456789abcdef', 'hunter2'] }, /got \[a string of 16 characters, a string of 7 characters\]$/],
     [{ db: 'a', secret: 5 }, /"secret"/],
+    [{ db: 'a', secret: [] }, /"secret" must be a string of at least 16 characters, or an array of them, got \[\]$/], // signed nothing, silently
+    [{ db: 'a', peerSecret: [] }, /"peerSecret" must be a string of at least 16 characters, or an array of them, got "an array of 0"$/], // no reports, silently
     [{ db: 'a', pollInterval: 0 }, /"pollInterval"/],
     [{ db: 'a', dbName: 'x' }, /unknown option "dbName"/],
     [{ db: 'a', forward: 'proxy' }, /"forward" must be "http" or "fly-replay", got "proxy"/],

@@ -22,11 +22,11 @@ async function primary (t: typeof import('tap'), answer: () => [number, string])
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/litefs/health`, asked: () => asked }
 }
 
-function setup (t: typeof import('tap'), url: () => string | undefined): { state: NodeState, probe: PrimaryProbe, results: WaitResult[], hold: (txid: bigint, db?: string) => void, of: Map<string, WaitResult[]> } {
+function setup (t: typeof import('tap'), url: () => string | undefined, log: typeof silent = silent): { state: NodeState, probe: PrimaryProbe, results: WaitResult[], hold: (txid: bigint, db?: string) => void, of: Map<string, WaitResult[]> } {
   const state = new NodeState({ readPosition: () => undefined, readLag: () => 0 })
   state.setRole('replica', 'node-a')
   const agent = new Agent()
-  const probe = new PrimaryProbe(state, 'app.db', url, () => agent, silent)
+  const probe = new PrimaryProbe(state, 'app.db', url, () => agent, log)
   t.teardown(async () => { probe.close(); await state.close(); await agent.close() })
   const results: WaitResult[] = []
   const of = new Map<string, WaitResult[]>() // per database
@@ -43,11 +43,14 @@ function setup (t: typeof import('tap'), url: () => string | undefined): { state
 t.test('a TXID above the primary is unreachable; one at or below it is waited for, and asks nothing more', async t => {
   let txid = '0000000000000003'
   const p = await primary(t, () => [200, JSON.stringify({ status: 'ok', role: 'primary', txid })])
-  const { state, results, hold } = setup(t, () => p.url)
+  const lines: string[] = [] // a logger that JSON.stringify()s its fields, as many custom ones do
+  const json = { ...silent, info: (fields: object, msg: string) => { lines.push(JSON.stringify({ ...fields, msg })) } }
+  const { state, results, hold } = setup(t, () => p.url, json)
   hold(5n)
   hold(3n)
   await until(() => results.length === 1, 'the unreachable one served')
   t.same(results, ['unreachable'])
+  t.match(JSON.parse(lines[0] ?? '{}'), { db: 'app.db', primaryTxid: '0000000000000003', reads: 1 }, 'the primary\'s position logged as a TXID string, not a BigInt')
   t.equal(state.waiterCount, 1, 'TXID 3 exists on the primary: waited for')
   const asked = p.asked()
   hold(2n) // at or below what the primary was seen at: no question

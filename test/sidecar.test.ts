@@ -228,6 +228,21 @@ t.test('an app slower than --target-timeout: 504; a client gone while held: logg
   t.notMatch(lines.find(l => l.includes('"aborted":true')) as string, /"status"/, 'no status: nothing was answered')
 })
 
+t.test('--read-timeout below --read-header-timeout bounds the head too, as in LiteFS (Go), instead of refusing to start', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+  t.teardown(async () => { await fake.close() })
+  for (const [server, head] of [
+    [{ readTimeout: 5000 }, 5000], // the default head timeout is 10 s: Node threw "headersTimeout … out of range"
+    [{ readTimeout: 5000, readHeaderTimeout: 2000 }, 2000],
+    [{ readTimeout: 5000, readHeaderTimeout: 0 }, 5000], // Go: no head timeout of its own, the whole request's applies
+    [{ readHeaderTimeout: 2000 }, 2000]
+  ] as const) {
+    const s = await sidecar(t, fake, '127.0.0.1:9', { server })
+    t.equal(s.server.headersTimeout, head, JSON.stringify(server))
+    t.equal(s.server.requestTimeout, server.readTimeout ?? 0)
+  }
+})
+
 t.test('text log lines: fields, and none', async t => {
   const out: string[] = []
   const log = lineLogger('debug', 'text', l => out.push(l))
@@ -235,6 +250,11 @@ t.test('text log lines: fields, and none', async t => {
   log.error({ a: 'x y', b: 1, c: undefined }, 'fields')
   t.match(out[0], /^\S+ DEBUG plain\n$/)
   t.match(out[1], /^\S+ ERROR fields a="x y" b=1\n$/)
+  log.info({ n: 4n }, 'a BigInt field') // threw "Do not know how to serialize a BigInt": serve exited
+  t.match(out[2], /^\S+ INFO  a BigInt field n=4\n$/)
+  const lines: string[] = []
+  lineLogger('info', 'json', l => lines.push(l)).info({ n: 4n }, 'a BigInt field')
+  t.match(JSON.parse(lines[0] ?? '{}'), { msg: 'a BigInt field', n: 4 })
   const quiet: string[] = []
   lineLogger('warn', 'json', l => quiet.push(l)).info({}, 'dropped')
   t.same(quiet, [])

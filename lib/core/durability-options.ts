@@ -52,7 +52,8 @@ export function resolveDurability (opts: Record<string, unknown>, fail: Fail): D
   if (timeout === undefined || timeout === 0) fail('durabilityTimeout', 'a positive duration (milliseconds, or a string such as "5s")', opts.durabilityTimeout)
   const secret = opts.peerSecret ?? []
   const secrets = typeof secret === 'string' ? [secret] : secret
-  if (!Array.isArray(secrets) || !secrets.every(s => typeof s === 'string' && s.length >= 16)) {
+  // An empty array given would turn replica reports off, silently.
+  if (!Array.isArray(secrets) || (opts.peerSecret !== undefined && secrets.length === 0) || !secrets.every(s => typeof s === 'string' && s.length >= 16)) {
     // Never echo a secret, not even a bad one.
     fail('peerSecret', 'a string of at least 16 characters, or an array of them', Array.isArray(secret) ? `an array of ${secret.length}` : typeof secret === 'string' ? `a string of ${secret.length} characters` : secret)
   }

@@ -236,7 +236,8 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   if (health !== false && (typeof health !== 'string' || !health.startsWith('/') || /[?#\s]/.test(health))) fail('healthPath', 'a path starting with "/" (no query, fragment or space) or false', health)
   const secret = opts.secret ?? []
   const secrets = typeof secret === 'string' ? [secret] : secret
-  if (!Array.isArray(secrets) || !secrets.every(s => typeof s === 'string' && s.length >= 16)) {
+  // An empty array given (a list split from an unset variable) would sign nothing, silently.
+  if (!Array.isArray(secrets) || (opts.secret !== undefined && secrets.length === 0) || !secrets.every(s => typeof s === 'string' && s.length >= 16)) {
     // Never echo a secret, not even a bad one: say what was wrong with it.
     const described = (v: unknown): string => typeof v === 'string' ? `a string of ${v.length} characters` : typeof v
     const got = Array.isArray(secret) ? `[${secret.map(described).join(', ')}]` : described(secret)

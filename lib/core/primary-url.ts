@@ -14,7 +14,14 @@ const isHttp = (url: string): boolean => URL.canParse(url) && /^https?:$/.test(n
 
 /** The primary's origin for a hostname and this server's port; undefined when `raw` is none of the three forms. */
 export function primaryOriginOf (raw: unknown): PrimaryOrigin | undefined {
-  if (typeof raw === 'function') return (hostname: string) => new URL(String(raw(hostname))).origin
+  if (typeof raw === 'function') {
+    return (hostname: string) => {
+      // A map lookup (`host => urls[host]`) misses for a node nobody added: say that, not "Invalid URL".
+      const url: unknown = raw(hostname)
+      if (typeof url !== 'string' || !isHttp(url)) throw new Error(`primaryUrl returned ${typeof url === 'string' ? JSON.stringify(url) : String(url)} for the primary "${hostname}": it must return the primary's app URL (http or https)`)
+      return new URL(url).origin
+    }
+  }
   const template = raw ?? 'http://{hostname}:{port}'
   if (typeof template !== 'string' || !isHttp(fill(template, 'node-a', 8080))) return undefined
   // One origin per primary and port: computed once, not once per forwarded request.

@@ -10,10 +10,16 @@ export type LogFormat = 'text' | 'json'
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 }
 
+// A log line must never throw: a field JSON.stringify() refuses (a BigInt) would end the
+// process from whatever callback logged it. BigInts are written as numbers, as pino does.
+function json (value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => typeof v === 'bigint' ? Number(v) : v)
+}
+
 function text (fields: Record<string, unknown>): string {
   return Object.entries(fields)
     .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => `${k}=${typeof v === 'string' && !/[\s"=]/.test(v) ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${k}=${typeof v === 'string' && !/[\s"=]/.test(v) ? v : json(v)}`)
     .join(' ')
 }
 
@@ -23,7 +29,7 @@ export function lineLogger (level: LogLevel, format: LogFormat, write: (line: st
     if (RANK[lvl] < RANK[level]) return
     const time = new Date().toISOString()
     if (format === 'json') {
-      write(JSON.stringify({ time, level: lvl, msg, ...obj }) + '\n')
+      write(json({ time, level: lvl, msg, ...obj }) + '\n')
     } else {
       const rest = text(obj as Record<string, unknown>)
       write(`${time} ${lvl.toUpperCase().padEnd(5)} ${msg}${rest === '' ? '' : ' ' + rest}\n`)

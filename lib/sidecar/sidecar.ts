@@ -156,7 +156,11 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   // The line per request, at info: not even its listener when info is not written.
   const accessLog = log.isLevelEnabled?.('info') !== false
   const open = new Set<ServerResponse>() // answers not yet sent in full, for close()
-  const server = createServer({ requestTimeout: readTimeout, headersTimeout: readHeaderTimeout, keepAliveTimeout: idleTimeout }, (req, res) => {
+  // As Go's http.Server (LiteFS's): the whole-request deadline covers the head too, so a
+  // --read-timeout below --read-header-timeout (5s against the 10s default) bounds the head
+  // as well. Node refuses a headersTimeout above requestTimeout at startup instead.
+  const headersTimeout = readTimeout > 0 && (readHeaderTimeout === 0 || readHeaderTimeout > readTimeout) ? readTimeout : readHeaderTimeout
+  const server = createServer({ requestTimeout: readTimeout, headersTimeout, keepAliveTimeout: idleTimeout }, (req, res) => {
     open.add(res)
     res.once('close', () => { open.delete(res) })
     if (accessLog) logWhenDone(log, res)
