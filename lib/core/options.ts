@@ -209,6 +209,31 @@ function consulLease (raw: unknown, api: string | false, state: unknown): (Consu
 }
 
 /** Validate and fill in defaults. Adapters remove their own options (bodyLimit, logger…) first. */
+/**
+ * Headers HTTP, browsers, proxies or litefs-proxy itself give a meaning: the
+ * token written into one of them would corrupt the answer (`content-length`),
+ * add a cookie (`set-cookie`) or be read as something else.
+ */
+const TAKEN_HEADERS = new Set([
+  'accept', 'accept-encoding', 'accept-language', 'accept-ranges', 'age', 'allow', 'authorization', 'cache-control',
+  'connection', 'content-disposition', 'content-encoding', 'content-language', 'content-length', 'content-location',
+  'content-range', 'content-security-policy', 'content-type', 'cookie', 'date', 'etag', 'expect', 'expires', 'forwarded',
+  'host', 'if-match', 'if-modified-since', 'if-none-match', 'if-range', 'if-unmodified-since', 'keep-alive',
+  'last-modified', 'link', 'location', 'origin', 'pragma', 'range', 'referer', 'retry-after', 'server',
+  'server-timing', 'set-cookie', 'strict-transport-security', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'user-agent', 'vary', 'via', 'www-authenticate', 'fly-replay', 'idempotency-key', 'x-idempotency-key', 'x-real-ip'
+])
+const TAKEN_PREFIXES = ['access-control-', 'sec-', 'proxy-', 'x-forwarded-', 'litefs-forward', 'litefs-proxy-']
+
+function tokenHeader (opts: Record<string, unknown>): string | false {
+  if (opts.tokenHeader === false) return false
+  const name = text(opts, 'tokenHeader', 'litefs-txid', COOKIE_NAME, 'a header name (letters, digits and !#$%&\'*+-.^_`|~) or false').toLowerCase()
+  if (TAKEN_HEADERS.has(name) || TAKEN_PREFIXES.some(p => name.startsWith(p))) {
+    fail('tokenHeader', 'a header name of its own (e.g. the default litefs-txid), not one HTTP, browsers or litefs-proxy give a meaning', opts.tokenHeader)
+  }
+  return name
+}
+
 export function resolveOptions (input: unknown): ResolvedOptions {
   if (typeof input !== 'object' || input === null) fail('options', 'an object', input)
   const opts = input as Record<string, unknown>
@@ -272,7 +297,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
       maxAge: Math.round(duration(opts, 'cookieMaxAge', 300_000, true) / 1000),
       secrets
     },
-    tokenHeader: opts.tokenHeader === false ? false : text(opts, 'tokenHeader', 'litefs-txid', COOKIE_NAME, 'a header name (letters, digits and !#$%&\'*+-.^_`|~) or false').toLowerCase(),
+    tokenHeader: tokenHeader(opts),
     peerCookies: peerCookies(opts.peerCookies),
     pollInterval: duration(opts, 'pollInterval', 1, true),
     forward: oneOf(opts, 'forward', ['http', 'fly-replay'], process.env.FLY_APP_NAME !== undefined && process.env.FLY_APP_NAME !== '' ? 'fly-replay' : 'http'),

@@ -35,7 +35,7 @@ export const OPTION_FLAGS: Record<string, { flag: string, expected?: string }> =
   healthPath: { flag: 'health-path', expected: 'a path starting with / (no query, fragment or space), or false' },
   primaryUrl: { flag: 'primary-url' },
   cookieName: { flag: 'cookie-name', expected: `a cookie name (${TOKEN})` },
-  tokenHeader: { flag: 'token-header', expected: `a header name (${TOKEN}), or false` },
+  tokenHeader: { flag: 'token-header', expected: `a header name of its own (${TOKEN}; not one HTTP, browsers or litefs-proxy give a meaning, such as content-type), or false` },
   peerCookies: { flag: 'peer-cookie', expected: "__txid (LiteFS's proxy) or txnum (litefs-js)" },
   secret: { flag: 'secret', expected: SECRET },
   peerSecret: { flag: 'peer-secret', expected: SECRET },
