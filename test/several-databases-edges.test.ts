@@ -374,6 +374,14 @@ for (const adapter of ADAPTERS) {
       t.equal(read.statusCode, 200, label)
       t.equal((await read.body.json() as any).litefs.unreachable, true, `${label}: served, as unreachable`)
     }
+    // Health on a '*' replica: a database found in the mount, which no event named yet, at its -pos.
+    rfake.advanceDb('quiet.db', 3n, { event: false })
+    let databases: Record<string, string> = {}
+    for (let i = 0; i < 500 && databases['quiet.db'] === undefined; i++) { // the mount is listed again at most once a second
+      databases = (await (await request(`${replica.url}/litefs/health`)).body.json() as { databases: Record<string, string> }).databases
+      if (databases['quiet.db'] === undefined) await new Promise(resolve => setTimeout(resolve, 10))
+    }
+    t.equal(databases['quiet.db'], hex(3n), 'its -pos, not 0')
     const waited = await replica.core.waitForToken(`ghost.db:${hex(2n)}`)
     t.equal(waited.unreachable, true, 'outside HTTP too')
     // One the primary has (a new database, not on this replica yet): held until replication brings it, then served as caught up.

@@ -66,10 +66,15 @@ export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: 
   })
 }
 
-/** A database's position as health reports it: on the primary from `-pos` itself (replicas probe it), else the replica's own. */
+/**
+ * A database's position as health reports it: on the primary from `-pos`
+ * itself (replicas probe it), else the replica's own — from `-pos` too while
+ * no event has named it yet (a database `'*'` found in the mount).
+ */
 function positionOf<C> (core: CoreContext<C>, db: string): string {
   const state = core.state
-  return formatTxid(state.role === 'primary' ? state.readPosition(db) ?? state.position(db) : state.position(db))
+  const known = state.position(db)
+  return formatTxid(state.role === 'primary' || known === 0n ? state.readPosition(db) ?? known : known)
 }
 
 export function health<C> (core: CoreContext<C>): LitefsAnswer {
