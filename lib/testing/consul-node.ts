@@ -106,23 +106,27 @@ export class ConsulNode extends ClusterNode {
 
   /**
    * SIGSTOP LiteFS and its apps: nothing answers, no lease is renewed, no socket closes.
-   * Resolves once the kernel shows every thread of LiteFS and of each app frozen
-   * (`kill(2)` returns before a multi-threaded group stop completes); when that
-   * takes longer than 5 s, resumes them and rejects, naming the process and its threads' states.
+   * Resolves once the kernel shows every thread of LiteFS frozen (`kill(2)`
+   * returns before a multi-threaded group stop completes); when that takes
+   * longer than 5 s, resumes them and rejects, naming its threads' states.
    */
   async pause (): Promise<void> {
     if (!this.running) throw new Error(`litefs-cluster: pause(): ${this.hostname}'s LiteFS is not running`)
-    this.signalGroup('SIGSTOP')
+    // Apps first, while LiteFS still answers the reads they have in flight through its mount.
     for (const app of this.apps) app.signal('SIGSTOP')
+    this.signalGroup('SIGSTOP')
     this.paused = true
-    const pids: Array<[string, number | undefined]> = [['LiteFS', this.pid], ...[...this.apps].map((a): [string, number | undefined] => ['an app', a.pid])]
-    for (const [what, pid] of pids) {
-      const states = pid === undefined ? undefined : await frozenWithin(pid, PAUSE_WAIT)
-      if (states !== undefined) {
-        // Not left half frozen: the caller's fault did not happen.
-        this.resume()
-        throw new Error(`litefs-cluster: pause(): ${this.hostname}: ${what} (pid ${pid as number}) was not stopped within ${PAUSE_WAIT} ms of SIGSTOP (thread states ${states})`)
-      }
+    // LiteFS, whose answers the fault is about, is waited for. An app is not:
+    // the kernel starts a group stop from the thread it picked for the signal,
+    // and an app thread waiting uninterruptibly on a read through this LiteFS's
+    // mount (stopped now) never returns to pick it up; meanwhile that app's
+    // other threads may still run, but its JavaScript waits on that read.
+    const pid = this.pid
+    const states = pid === undefined ? undefined : await frozenWithin(pid, PAUSE_WAIT)
+    if (states !== undefined) {
+      // Not left half frozen: the caller's fault did not happen.
+      this.resume()
+      throw new Error(`litefs-cluster: pause(): ${this.hostname}: LiteFS (pid ${pid as number}) was not stopped within ${PAUSE_WAIT} ms of SIGSTOP (thread states ${states})`)
     }
   }
 
