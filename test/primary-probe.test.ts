@@ -133,3 +133,30 @@ t.test('several databases held, a primary that reports only its main database: o
   t.same(of.get('app.db'), ['unreachable'])
   t.equal(state.waiterCount, 1, 'cache.db: this primary said nothing of it, still held')
 })
+
+t.test('a read held while a slow question is on its way: asked again once that one ends, not before', async t => {
+  let answers = 0
+  const server = createServer((_req, res) => {
+    // Slower than PROBE_AFTER: the next tick finds the first question still out.
+    setTimeout(() => { answers++; res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', role: 'primary', txid: '0000000000000001' })) }, 150)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  const { results, hold } = setup(t, () => `http://127.0.0.1:${(server.address() as AddressInfo).port}/litefs/health`)
+  hold(5n)
+  await new Promise(resolve => setTimeout(resolve, 50)) // the first question is out
+  hold(6n)
+  await until(() => results.length === 2, 'both served')
+  t.same(results, ['unreachable', 'unreachable'])
+  t.ok(answers >= 1)
+})
+
+t.test('a read that caught up before the probe\'s tick: nothing is asked', async t => {
+  const p = await primary(t, () => [200, JSON.stringify({ status: 'ok', role: 'primary', txid: '0000000000000009' })])
+  const { state, results, hold } = setup(t, () => p.url)
+  hold(7n)
+  state.setPosition('app.db', 7n) // replication brought it within PROBE_AFTER
+  t.same(results, ['ready'])
+  await new Promise(resolve => setTimeout(resolve, 60)) // past the tick
+  t.equal(p.asked(), 0, 'no read waits: no question')
+})

@@ -32,7 +32,6 @@ const ANSWER_WITHIN = 1000
 export class PrimaryProbe {
   private timer: NodeJS.Timeout | undefined
   private inFlight = false
-  private lastSent = -Infinity
   private newestHeld = -Infinity
   /** The highest position the primary was seen at, per database. */
   private readonly known = new Map<string, bigint>()
@@ -69,13 +68,14 @@ export class PrimaryProbe {
 
   private readonly tick = (): void => {
     this.timer = undefined
-    if (this.inFlight || this.newestHeld <= this.lastSent) return
+    // A question on its way: its end arms the next one if reads were held meanwhile.
+    if (this.inFlight) return
     const awaited = this.state.awaitedDatabases()
     if (awaited.length === 0) return
     const url = this.url()
     if (url === undefined) return // no primary to ask; held() asks again for the next read
     this.inFlight = true
-    const sentAt = this.lastSent = performance.now()
+    const sentAt = performance.now()
     this.ask(url).then(positions => {
       if (positions === undefined) return
       for (const db of awaited) this.settle(db, positions, sentAt)
