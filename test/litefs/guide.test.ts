@@ -314,7 +314,7 @@ const show = (f: Figures): string =>
 
 // --- The test ----------------------------------------------------------------------
 
-function guide (): void {
+function guide (): () => Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'litefs-guide-'))
   let cluster: LitefsCluster
   let litefsProxyPhase = false // when true, each node's litefs.yml gets LiteFS's own proxy: section
@@ -412,11 +412,15 @@ function guide (): void {
     debug('all up')
   })
 
-  t.teardown(async () => {
-    if (exits.length > 0) t.comment(`processes that ended on their own:\n${exits.join('\n')}`)
+  // What the leftover check closes first too (idempotent: the teardown does it again).
+  const closeAll = async (): Promise<void> => {
     for (const p of [...procs]) await stopProc(p)
     await agent.close()
     await cluster?.close()
+  }
+  t.teardown(async () => {
+    if (exits.length > 0) t.comment(`processes that ended on their own:\n${exits.join('\n')}`)
+    await closeAll()
     rmSync(dir, { recursive: true, force: true })
     t.comment(`guide: summary\n${summary.join('\n')}`)
   })
@@ -557,6 +561,7 @@ function guide (): void {
     t.ok(f.lost > 0, "LiteFS's proxy answered writes 2xx that never reached the primary")
     t.equal(f.doubled, 0, 'none twice')
   })
+  return closeAll
 }
 
 if (missing.length > 0) {
@@ -564,6 +569,5 @@ if (missing.length > 0) {
   if (UNDER_CI) t.fail(line)
   else t.plan(0, `${line} — SKIPPED (under CI this fails)`)
 } else {
-  guide()
-  leavesNothingBehind(t)
+  leavesNothingBehind(t, guide())
 }
