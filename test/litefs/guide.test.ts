@@ -412,11 +412,15 @@ function guide (): () => Promise<void> {
     debug('all up')
   })
 
-  // What the leftover check closes first too (idempotent: the teardown does it again).
+  // What the leftover check closes first too; once (an undici Agent refuses a second close).
+  let closing: Promise<void> | undefined
   const closeAll = async (): Promise<void> => {
-    for (const p of [...procs]) await stopProc(p)
-    await agent.close()
-    await cluster?.close()
+    closing ??= (async () => {
+      for (const p of [...procs]) await stopProc(p)
+      await agent.close()
+      await cluster?.close()
+    })()
+    await closing
   }
   t.teardown(async () => {
     if (exits.length > 0) t.comment(`processes that ended on their own:\n${exits.join('\n')}`)
