@@ -18,8 +18,10 @@ export function primaryOriginOf (raw: unknown): PrimaryOrigin | undefined {
     return (hostname: string) => {
       // A map lookup (`host => urls[host]`) misses for a node nobody added: say that, not "Invalid URL".
       const url: unknown = raw(hostname)
-      if (typeof url !== 'string' || !isHttp(url)) throw new Error(`primaryUrl returned ${typeof url === 'string' ? JSON.stringify(url) : String(url)} for the primary "${hostname}": it must return the primary's app URL (http or https)`)
-      return new URL(url).origin
+      // Parsed once: this runs for every forwarded write.
+      const parsed = typeof url === 'string' && URL.canParse(url) ? new URL(url) : undefined
+      if (parsed === undefined || !/^https?:$/.test(parsed.protocol)) throw new Error(`primaryUrl returned ${typeof url === 'string' ? JSON.stringify(url) : String(url)} for the primary "${hostname}": it must return the primary's app URL (http or https)`)
+      return parsed.origin
     }
   }
   const template = raw ?? 'http://{hostname}:{port}'
