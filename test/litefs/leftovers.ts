@@ -45,7 +45,11 @@ function snapshot (): Snapshot {
 }
 
 function remove (left: Snapshot): void {
-  for (const p of left.processes) { try { process.kill(Number(p.split(' ')[0]), 'SIGKILL') } catch {} }
+  // The process group: LiteFS leads one with the app it runs under `exec:`, which must not outlive it.
+  for (const p of left.processes) {
+    const pid = Number(p.split(' ')[0])
+    try { process.kill(-pid, 'SIGKILL') } catch { try { process.kill(pid, 'SIGKILL') } catch {} }
+  }
   for (const m of left.mounts) {
     try { execFileSync('fusermount3', ['-uz', m], { stdio: 'ignore', timeout: 5_000 }) } catch {
       try { execFileSync('umount', ['-l', m], { stdio: 'ignore', timeout: 5_000 }) } catch {}
