@@ -11,7 +11,7 @@ import { reasonOf } from '../lib/core/errors.js'
 import { PrimaryReach } from '../lib/core/primary-reach.js'
 
 t.test('a failure right after a success is not unreachable until the window has passed', async t => {
-  const reach = new PrimaryReach(() => { throw new Error('not asked here') })
+  const reach = new PrimaryReach('me/00000000', () => { throw new Error('not asked here') })
   t.equal(reach.unreachable('http://a', 0), undefined, 'nothing known')
   reach.reached('http://a')
   reach.missed('http://a', 'ECONNREFUSED')
@@ -29,11 +29,29 @@ t.test("asking the primary's health: an answer of any status is reached; a refus
   const agent = new Agent()
   t.teardown(async () => { server.close(); await agent.close() })
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const reach = new PrimaryReach(() => agent)
+  const reach = new PrimaryReach('me/00000000', () => agent)
   await reach.check(origin, `${origin}/litefs/health`)
   t.equal(reach.unreachable(origin, 0), undefined, 'its app is there, even if its health says 503')
   await reach.check('http://127.0.0.1:9', 'http://127.0.0.1:9/litefs/health')
   t.same(reach.unreachable('http://127.0.0.1:9', 0), { origin: 'http://127.0.0.1:9', error: 'ECONNREFUSED' })
+})
+
+t.test("asking the primary's health and reaching this node itself (its own mark echoed with a 508): missed; an app's own 508 is reached", async t => {
+  const server = createServer((req, res) => {
+    // The node asked echoes its asker's mark only when the mark is its own (health.ts).
+    if (req.url === '/self') res.writeHead(508, { 'litefs-proxy-reach': String(req.headers['litefs-proxy-reach']) }).end()
+    else res.writeHead(508).end()
+  }).listen(0, '127.0.0.1')
+  await new Promise(resolve => server.once('listening', resolve))
+  const agent = new Agent()
+  t.teardown(async () => { server.close(); await agent.close() })
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const reach = new PrimaryReach('me/00000000', () => agent)
+  await reach.check(origin, `${origin}/other`)
+  t.equal(reach.unreachable(origin, 0), undefined, 'a 508 without the mark: some app, there')
+  const self = new PrimaryReach('me/00000000', () => agent)
+  await self.check(origin, `${origin}/self`)
+  t.same(self.unreachable(origin, 0), { origin, error: `${origin} is this node itself, not the primary: is "primaryUrl" right?` })
 })
 
 t.test("a primary's app that takes the connection and never answers: missed, as 'no answer within 1000 ms'", async t => {
@@ -42,7 +60,7 @@ t.test("a primary's app that takes the connection and never answers: missed, as 
   const agent = new Agent()
   t.teardown(async () => { server.closeAllConnections(); server.close(); await agent.close() })
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const reach = new PrimaryReach(() => agent)
+  const reach = new PrimaryReach('me/00000000', () => agent)
   await reach.check(origin, `${origin}/litefs/health`)
   t.same(reach.unreachable(origin, 0), { origin, error: 'no answer within 1000 ms' })
 })

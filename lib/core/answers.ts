@@ -33,6 +33,8 @@ export const ANSWERS = {
   LITEFS_UNAVAILABLE: { status: 503, retryAfter: true, line: 'LiteFS on this node is unavailable' },
   /** LiteFS's API and the mount are two nodes' (a misconfiguration): no write is served or forwarded. */
   LITEFS_MISMATCH: { status: 503, retryAfter: false, line: 'LiteFS\'s API and mount are two different nodes\'; a write was refused' },
+  /** A request this node forwarded came straight back to it: `primaryUrl` leads here, not to the primary (loop-guard.ts). */
+  LITEFS_FORWARD_LOOP: { status: 508, retryAfter: false, line: 'a request this node forwarded to the primary came back to it; answered 508' },
   /** This node became primary mid-forward and cannot hand the body to its own app. */
   LITEFS_PRIMARY_CHANGED: { status: 503, retryAfter: true, line: 'a write whose body went to the old primary cannot be replayed here; answered 503' },
   /** `maxWaiting` requests are held already. */

@@ -22,7 +22,7 @@ export interface CoreContext<C> {
   readonly state: NodeState
   readonly hooks: AdapterHooks<C>
   readonly classifier: Classifier
-  /** This node's name in the loop-guard header of the requests it forwards. */
+  /** This node's entry in the loop-guard header of the requests it forwards (loop-guard.ts). */
   readonly nodeName: string
   /** The Agents forwards (and the probe) go out on, one per protocol. */
   readonly agents: ForwardAgents
@@ -50,6 +50,8 @@ export interface CoreContext<C> {
   saidBodyConsumed: boolean
   /** A primary's host name did not resolve here, and no forward has got through since. */
   unresolvedSaid: boolean
+  /** A forwarded write came back to this node (loop-guard.ts), and no forward has got through since. */
+  loopSaid: boolean
   /** A write was answered without a cookie because `<db>-pos` was missing. */
   dbMissing: boolean
 }

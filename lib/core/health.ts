@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { CoreContext } from './context.js'
+import { LOOP_STATUS } from './loop-guard.js'
 import { PROBE_HEADER } from './primary-probe.js'
 import { REACH_HEADER, type Unreachable } from './primary-reach.js'
 import type { LitefsAnswer, LitefsInfo } from './request.js'
@@ -46,7 +47,13 @@ function primaryTarget<C> (core: CoreContext<C>): Target | undefined {
  */
 export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
   core.probePort = req.socket.localPort as number
-  const target = req.headers[REACH_HEADER] === undefined ? primaryTarget(core) : undefined
+  const asker = req.headers[REACH_HEADER]
+  if (asker === core.nodeName) {
+    // This node asking itself whether the primary is there: `primaryUrl` leads back here (loop-guard.ts).
+    info.answer = { statusCode: LOOP_STATUS, headers: { 'content-type': 'application/json; charset=utf-8', [REACH_HEADER]: asker }, body: JSON.stringify({ error: 'this node asked itself for the primary\'s health: "primaryUrl" leads back here', code: 'LITEFS_FORWARD_LOOP' }) }
+    return info
+  }
+  const target = asker === undefined ? primaryTarget(core) : undefined
   const first = target === undefined || 'failed' in target ? undefined : core.reach.check(target.origin, target.url)
   // A replica's probe asking a primary with '*': the answer must list every database there is now.
   const listing = first === undefined && req.headers[PROBE_HEADER] !== undefined && core.state.role === 'primary' ? core.several?.tracked.listNow() : undefined

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { request, type Dispatcher } from 'undici'
 import { reasonOf } from './errors.js'
+import { LOOP_STATUS } from './loop-guard.js'
 
 // Can this replica reach the primary's app? LiteFS can be fine — the primary
 // named, replication flowing, health `ok` by lag — while no write landing here
@@ -22,9 +23,11 @@ const ASK_EVERY = 1000
 const ANSWER_WITHIN = 1000
 
 /**
- * Marks litefs-proxy's own question to a primary's health: a node asked so
- * answers from what it knows without asking on (a `primaryUrl` that maps to
- * the node itself must not make it wait for its own answer).
+ * Marks litefs-proxy's own question to a primary's health, its value the
+ * asking node's marker entry (loop-guard.ts): a node asked so answers from
+ * what it knows without asking on, and a node asked by itself answers 508 (a
+ * `primaryUrl` that maps to the node itself must neither wait for its own
+ * answer nor count as the primary reached).
  */
 export const REACH_HEADER = 'litefs-proxy-reach'
 
@@ -43,8 +46,11 @@ export class PrimaryReach {
   private askedAt = -Infinity
   private asking: Promise<void> | undefined
 
-  /** @param dispatcher the Agent to ask on (the protocol the primary's server speaks: forward-agent.ts). */
-  constructor (private readonly dispatcher: () => Dispatcher) {}
+  /**
+   * @param self this node's marker entry (loop-guard.ts), sent as the question's REACH_HEADER
+   * @param dispatcher the Agent to ask on (the protocol the primary's server speaks: forward-agent.ts)
+   */
+  constructor (private readonly self: string, private readonly dispatcher: () => Dispatcher) {}
 
   /** Something got through to the primary at `origin` (a forward, or its health answered). */
   reached (origin: string): void {
@@ -93,9 +99,13 @@ export class PrimaryReach {
 
   private async ask (origin: string, url: string): Promise<void> {
     try {
-      const res = await request(url, { dispatcher: this.dispatcher(), headersTimeout: ANSWER_WITHIN, bodyTimeout: ANSWER_WITHIN, headers: { [REACH_HEADER]: '1' } })
+      const res = await request(url, { dispatcher: this.dispatcher(), headersTimeout: ANSWER_WITHIN, bodyTimeout: ANSWER_WITHIN, headers: { [REACH_HEADER]: this.self } })
       await res.body.dump()
-      this.reached(origin) // any answer: the primary's app is there
+      if (res.statusCode === LOOP_STATUS && res.headers[REACH_HEADER] === this.self) {
+        this.missed(origin, `${origin} is this node itself, not the primary: is "primaryUrl" right?`)
+      } else {
+        this.reached(origin) // any other answer: the primary's app is there
+      }
     } catch (err) {
       const e = err as Error & { code?: string }
       this.missed(origin, e.code === 'UND_ERR_HEADERS_TIMEOUT' ? `no answer within ${ANSWER_WITHIN} ms` : reasonOf(e))

@@ -1,11 +1,11 @@
 import type { ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { hostname as osHostname } from 'node:os'
 import type { Acknowledgement } from './acknowledgement.js'
 import { Classifier } from './classify.js'
 import type { CoreContext } from './context.js'
 import { decide } from './decide.js'
 import { forwardAgents } from './forward-agent.js'
+import { markerName } from './loop-guard.js'
 import type { ForwardedView } from './forwarded-headers.js'
 import { health } from './health.js'
 import { heldNow } from './hold.js'
@@ -44,8 +44,8 @@ export type { Acknowledgement, AdapterHooks, LitefsAnswer, LitefsInfo, RequestKi
 export class LitefsCore<C = ServerResponse> {
   readonly options: ResolvedOptions
   readonly state: NodeState
-  /** This node's name in the loop-guard header of the requests it forwards. */
-  readonly nodeName = osHostname()
+  /** This node's entry in the loop-guard header of the requests it forwards (loop-guard.ts). */
+  readonly nodeName = markerName()
   private readonly lease: NodeLease | undefined
   private readonly ctx: CoreContext<C>
   private readonly log: Logger
@@ -84,7 +84,7 @@ export class LitefsCore<C = ServerResponse> {
         if (primary === undefined || health === false || state.role === 'primary') return undefined
         return options.primaryOrigin(primary, ctx.probePort) + health
       }, () => agents[options.forwardProtocol ?? ctx.probeProtocol], log),
-      reach: new PrimaryReach(() => agents[options.forwardProtocol ?? ctx.probeProtocol]),
+      reach: new PrimaryReach(this.nodeName, () => agents[options.forwardProtocol ?? ctx.probeProtocol]),
       observer: new Observer(options.serverTiming),
       warn: warnings(log),
       lifecycle: new Lifecycle(state, hooks.res),
@@ -95,6 +95,7 @@ export class LitefsCore<C = ServerResponse> {
       probeProtocol: 'http1',
       saidBodyConsumed: false,
       unresolvedSaid: false,
+      loopSaid: false,
       dbMissing: false
     }
     this.ctx = ctx

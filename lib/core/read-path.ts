@@ -3,7 +3,9 @@ import { performance } from 'node:perf_hooks'
 import type { CoreContext } from './context.js'
 import { dbLabel } from './db-missing.js'
 import { ended, unavailable, waitFor } from './hold.js'
+import { FORWARDED_HEADER } from './hop-by-hop.js'
 import type { Logger } from './logger.js'
+import { cameBack, loopAnswer } from './loop-guard.js'
 import type { WaitResult } from './node-state.js'
 import { readTimedOut } from './read-timeout.js'
 import type { LitefsInfo } from './request.js'
@@ -89,6 +91,10 @@ function hold<C> (core: CoreContext<C>, c: C, info: LitefsInfo, wanted: Wanted, 
   if (core.several !== undefined || db !== core.options.db) info.awaitedDb = db
   log.debug({ db, txid: info.awaitedTxid, position: formatTxid(state.position(db)) }, 'litefs-proxy: holding read until the replica catches up')
   const req = core.hooks.req(c)
+  // A read this node sent to the primary (readTimeoutAction 'primary') that came
+  // back: `primaryUrl` leads here, and holding it again would only time out again.
+  const via = req.headers[FORWARDED_HEADER]
+  if (via !== undefined && cameBack(via, core.nodeName)) return Promise.resolve(loopAnswer(core, c, info))
   core.probePort = req.socket.localPort as number
   core.probeProtocol = req.httpVersionMajor === 2 ? 'http2' : 'http1'
   return waitFor(core, c, 'position', info.awaitedTxid, done => {

@@ -1,6 +1,7 @@
 import { litefsError } from './answers.js'
 import type { CoreContext } from './context.js'
 import type { Logger } from './logger.js'
+import { mayForward } from './loop-guard.js'
 import { appendOnHead } from './on-head.js'
 import type { LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
@@ -11,7 +12,8 @@ import { elsewhere } from './write-path.js'
 // primary's answer (the read forwarded), or this replica's own answer marked
 // as maybe stale (`litefs-stale` header + a warn line: the choice 37signals
 // made for Rails, where showing something beats an error). Each answer given
-// is counted and published (observe.ts). How the read came to time out is
+// is counted and published (observe.ts). A read is forwarded as a write is,
+// under the loop guard (loop-guard.ts). How the read came to time out is
 // read-path.ts's.
 
 /** The header a read served past its timeout carries: the TXID it waited for and the position it got. */
@@ -33,7 +35,8 @@ export async function readTimedOut<C> (core: CoreContext<C>, c: C, info: LitefsI
     return info
   }
   log.warn({ db, txid: awaited, position }, 'litefs-proxy: read timed out waiting for replication')
-  if (action === 'primary' && state.primaryKnown && state.role !== 'primary') {
+  // A read another node sent here goes no further than the loop guard lets it (loop-guard.ts): else the 504.
+  if (action === 'primary' && state.primaryKnown && state.role !== 'primary' && mayForward(req, core.nodeName)) {
     core.observer.readTimedOut(req, 'primary', awaited, position)
     return await elsewhere(core, c, info, options.primaryRedirectTimeout)
   }

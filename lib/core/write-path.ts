@@ -6,6 +6,7 @@ import type { CoreContext } from './context.js'
 import { FORWARDED_HEADER, bodyTaken, forward } from './forward.js'
 import { BUDGET_HEADER } from './hop-by-hop.js'
 import { protocolFor } from './forward-agent.js'
+import { LOOP_STATUS, MAX_FORWARDERS, cameBack, forwarders, loopAnswer, markerOf } from './loop-guard.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import { RETRY_EVERY } from './lifecycle.js'
 import type { Logger } from './logger.js'
@@ -23,12 +24,10 @@ import type { LitefsInfo } from './request.js'
 // may have reached a primary never is. A request another node forwarded
 // (the loop guard's marker) applied nothing on the way: a node that is no
 // longer primary sends it on to the primary it knows now, once — a request is
-// forwarded by at most MAX_FORWARDERS nodes, so never in a circle. A
+// forwarded by at most MAX_FORWARDERS nodes, so never in a circle, and one
+// that comes straight back is answered at once (loop-guard.ts). A
 // WebSocket handshake that arrived as an upgrade is tunnelled (tunnel.ts)
 // where any other request is forwarded.
-
-/** How many nodes may forward one request: the replica it landed on, and one node demoted meanwhile. */
-const MAX_FORWARDERS = 2
 
 /** The share of a forwarder's wait a hold here may take: the rest is for the answer to travel back. */
 const BUDGET_SHARE = 0.9
@@ -44,11 +43,6 @@ function holdLimit (redirectTimeout: number, req: IncomingMessage): number {
   return Math.min(redirectTimeout, Math.floor(Number(budget) * BUDGET_SHARE))
 }
 
-/** The nodes that forwarded a request, from its marker header (`node-a, node-b`). */
-function forwarders (via: string | string[]): number {
-  return String(via).split(',').filter(s => s.trim() !== '').length
-}
-
 export function write<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
   const state = core.state
   state.refresh()
@@ -62,6 +56,8 @@ export function write<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info
   if (state.mismatch !== undefined) return answer(info, core.hooks.log(c), 'LITEFS_MISMATCH', `${state.mismatch}; nothing was applied`, { mount: core.options.mount, api: core.options.api })
   const holdMs = holdLimit(core.options.primaryRedirectTimeout, req)
   const via = req.headers[FORWARDED_HEADER]
+  // Sent here by this very node: `primaryUrl` leads back (loop-guard.ts).
+  if (via !== undefined && cameBack(via, core.nodeName)) return loopAnswer(core, c, info)
   if (via !== undefined && forwarders(via) >= MAX_FORWARDERS) return holdForPrimaryRole(core, c, info, holdMs)
   return elsewhere(core, c, info, holdMs)
 }
@@ -141,7 +137,14 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     core.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
     if (result.outcome === 'gone') return ended(core, info, 'cancelled', log)
     if (result.outcome === 'sent') {
-      if (toPrimary) core.reach.reached(origin)
+      // This node's own loop answer (loop-guard.ts) is no primary reached.
+      if (toPrimary && res.statusCode !== LOOP_STATUS) {
+        core.reach.reached(origin)
+        if (core.loopSaid) {
+          core.loopSaid = false
+          core.warn.clear('LITEFS_FORWARD_LOOP', 'primaryUrl', `forwarding reaches the primary (${origin})`)
+        }
+      }
       if (core.unresolvedSaid) { // a flag: nothing built per forward otherwise
         core.unresolvedSaid = false
         core.warn.clear('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `forwarding reaches the primary again (${origin})`)
@@ -182,12 +185,6 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     if (core.lifecycle.closing) return ended(core, info, 'closed', log)
     // A client that left meanwhile: forward() sees it before sending anything.
   }
-}
-
-/** The loop guard's marker for a forward from this node: the nodes before it, then this one. */
-function markerOf (req: IncomingMessage, nodeName: string): string {
-  const via = req.headers[FORWARDED_HEADER]
-  return via === undefined ? nodeName : `${String(via)}, ${nodeName}`
 }
 
 /** A request forwarded as often as it may be, on a node that is not primary: only this node becoming primary can serve it. */

@@ -1,0 +1,71 @@
+import type { IncomingMessage } from 'node:http'
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { answer } from './answers.js'
+import type { CoreContext } from './context.js'
+import { FORWARDED_HEADER } from './hop-by-hop.js'
+import type { LitefsInfo } from './request.js'
+
+// The loop guard (DESIGN §3.8): a forwarded request carries a marker naming
+// each node that forwarded it, and no request is forwarded in a circle.
+// Two rules. A request forwarded by MAX_FORWARDERS nodes already is never
+// forwarded again (write-path.ts holds such a write for this node to become
+// primary; read-timeout.ts answers such a read's timeout itself). And a
+// request that comes straight back to the node that forwarded it is answered
+// 508 at once: only a `primaryUrl` that maps the primary's hostname to this
+// node's own address does that (a stale DNS name, two names swapped in a map,
+// `localhost`), and every write landing here would otherwise go round to the
+// hop limit, then wait `primaryRedirectTimeout` for a 503 that names no cause.
+// A request back after another node forwarded it (`me, node-b`) is not one:
+// node-b may have been the primary a moment ago and now name this node, being
+// promoted. Health's question to the primary (primary-reach.ts) carries this
+// node's mark too, so a node whose `primaryUrl` leads to itself is `unreachable`.
+
+/** How many nodes may forward one request: the replica it landed on, and one node demoted meanwhile. */
+export const MAX_FORWARDERS = 2
+
+/** The status of the answer to a request that came back: 508 Loop Detected (RFC 5842 §7.2). */
+export const LOOP_STATUS = 508
+
+/**
+ * This node's entry in the marker: its host name, for the logs, and an id of
+ * this core, as two nodes of the dev cluster (or two apps on one host) share
+ * a host name. `<hostname>/<8 hex digits>`, made once per core.
+ */
+export function markerName (): string {
+  return `${hostname()}/${randomBytes(4).toString('hex')}`
+}
+
+/** The marker for a forward from this node: the nodes before it, then this one. */
+export function markerOf (req: IncomingMessage, self: string): string {
+  const via = req.headers[FORWARDED_HEADER]
+  return via === undefined ? self : `${String(via)}, ${self}`
+}
+
+/** How many nodes forwarded a request, from its marker (`node-a/…, node-b/…`). */
+export function forwarders (via: string | string[]): number {
+  return String(via).split(',').filter(s => s.trim() !== '').length
+}
+
+/** Whether the last node that forwarded this request (the marker's last entry) is this one. */
+export function cameBack (via: string | string[], self: string): boolean {
+  const marker = String(via)
+  return marker.slice(marker.lastIndexOf(',') + 1).trim() === self
+}
+
+/** Whether this node may forward the request on: not forwarded as often as it may be, and not back from this node. */
+export function mayForward (req: IncomingMessage, self: string): boolean {
+  const via = req.headers[FORWARDED_HEADER]
+  return via === undefined || (forwarders(via) < MAX_FORWARDERS && !cameBack(via, self))
+}
+
+/** The answer to a request that came back: nothing was applied; `primaryUrl` is named, once. */
+export function loopAnswer<C> (core: CoreContext<C>, c: C, info: LitefsInfo): LitefsInfo {
+  const primary = core.state.primaryHostname
+  const why = primary === undefined
+    ? '"primaryUrl" led a request this node forwarded back to this node'
+    : `"primaryUrl" maps the primary ${primary} to an address that reaches this node itself`
+  core.loopSaid = true
+  core.warn.say('LITEFS_FORWARD_LOOP', 'primaryUrl', `${why}, not the primary: every write landing here fails. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: primary ?? null })
+  return answer(info, core.hooks.log(c), 'LITEFS_FORWARD_LOOP', `${why}; nothing was applied`, { primary: primary ?? null, path: core.hooks.url(c) })
+}
