@@ -46,6 +46,8 @@ export interface CoreContext<C> {
   probePort: number
   /** The protocol this server spoke for the last read held, for the probe of the primary (same server, same protocol). */
   probeProtocol: ForwardProtocol
+  /** Given each read's token that does not verify: says it once if it names a misconfiguration (token-refused.ts). */
+  readonly tokenRefused: (value: string) => void
   /** A body reader before litefs-proxy was said (once per core). */
   saidBodyConsumed: boolean
   /** A primary's host name did not resolve here, and no forward has got through since. */

@@ -4,6 +4,7 @@ import type { CoreContext } from './context.js'
 import { txidToken } from './cookie.js'
 import { dbLabel, missingDbCause } from './db-missing.js'
 import { positionsToken, readPositions, type Positions } from './positions-token.js'
+import { sayRefused } from './token-refused.js'
 import type { LitefsHttpError } from './errors.js'
 import { waitOutside } from './hold.js'
 import type { Logger } from './logger.js'
@@ -64,6 +65,7 @@ function noPosition<C> (core: CoreContext<C>, log: Logger): Error {
 export async function waitForToken<C> (core: CoreContext<C>, log: Logger, token: string | undefined, signal?: AbortSignal): Promise<TokenWait> {
   const { state, options } = core
   const positions = token === undefined ? undefined : readPositions(options.cookie, token, options.db)
+  if (token !== undefined && positions === undefined) sayRefused(core, token)
   // The databases this core tracks, behind-first order kept (the main one first); the others say nothing here.
   const wanted = [...(positions ?? [])].filter(([db, txid]) => txid !== 0n && (core.several?.tracked.accepts(db) ?? db === options.db))
   if (wanted.length === 0) return { waitedMs: 0 }

@@ -25,6 +25,7 @@ import type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting 
 import { warnings } from './warnings.js'
 import { several, TrackedDatabases } from './databases.js'
 import { PositionsRead, type Several } from './positions-read.js'
+import { sayRefused } from './token-refused.js'
 
 // The core as adapters see it: built once per app from its options and its
 // adapter's hooks, it wires the shared pieces (NodeState, the probe, the
@@ -91,6 +92,7 @@ export class LitefsCore<C = ServerResponse> {
       several: several(options.databases) ? severalOf(options, state, log) : undefined,
       peers: undefined,
       acknowledge: (info, c) => acknowledgeDurably(ctx, info, c),
+      tokenRefused: value => { sayRefused(ctx, value) },
       probePort: 0,
       probeProtocol: 'http1',
       saidBodyConsumed: false,

@@ -42,7 +42,7 @@ export function read<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info:
  * nobody here follows could only time out.
  */
 function wantedOf<C> (core: CoreContext<C>, req: IncomingMessage): Wanted {
-  const positions = requestPositions(core.options, req.headers)
+  const positions = requestPositions(core.options, req.headers, core.tokenRefused)
   if (positions === undefined) return NOTHING
   const wanted: Array<readonly [string, bigint]> = []
   const tracked = core.several?.tracked

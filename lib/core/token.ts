@@ -16,8 +16,12 @@ import { addPosition, mergePositions, percentDecoded, readPositions, type Positi
 // peer's cookie) is the main database's. What a read does with it is
 // read-path.ts's; writing the header on a write's answer is the acknowledgement's.
 
-/** The positions a request's tokens name (cookie, peers' cookies, token header), or undefined for none. Never throws. */
-export function requestPositions (options: ResolvedOptions, headers: IncomingHttpHeaders): Positions | undefined {
+/**
+ * The positions a request's tokens name (cookie, peers' cookies, token
+ * header), or undefined for none. Never throws. `refused` is given each
+ * token value that does not verify (token-refused.ts says why, once).
+ */
+export function requestPositions (options: ResolvedOptions, headers: IncomingHttpHeaders, refused?: (value: string) => void): Positions | undefined {
   const raw = options.tokenHeader === false ? undefined : headers[options.tokenHeader]
   // Most reads carry neither: no allocation for them.
   if (headers.cookie === undefined && raw === undefined) return undefined
@@ -28,16 +32,20 @@ export function requestPositions (options: ResolvedOptions, headers: IncomingHtt
   // parsers (cookie, Django's) read it; only when it does not read as it is,
   // so a name's own encoding inside a token is never decoded twice.
   eachCookie(headers.cookie, options.cookie.name, value => {
-    if (addToken(found, options, value) || !value.includes('%')) return
-    const decoded = percentDecoded(value)
-    if (decoded !== undefined) addToken(found, options, decoded)
+    if (addToken(found, options, value)) return
+    const decoded = value.includes('%') ? percentDecoded(value) : undefined
+    if (decoded === undefined || !addToken(found, options, decoded)) refused?.(decoded ?? value)
   })
   if (options.peerCookies.length > 0 && main !== undefined) {
     const peer = readPeerCookies(options.peerCookies, headers.cookie)
     if (peer !== undefined) addPosition(found, main, peer)
   }
   // Node joins a repeated header with ", " (and keeps an array for a few names): every value counts.
-  if (raw !== undefined) for (const value of (Array.isArray(raw) ? raw.join(',') : raw).split(',')) addToken(found, options, value)
+  if (raw !== undefined) {
+    for (const value of (Array.isArray(raw) ? raw.join(',') : raw).split(',')) {
+      if (!addToken(found, options, value) && value.trim() !== '') refused?.(value)
+    }
+  }
   return found.size === 0 ? undefined : found
 }
 
