@@ -398,3 +398,22 @@ for (const adapter of ADAPTERS) {
     t.notOk(body.litefs.unreachable, 'caught up, not unreachable')
   })
 }
+
+t.test('a read (and a waitForToken) ahead of the primary is said in one info line, the probe\'s, not one more per read', async t => {
+  const pfake = await FakeLitefs.start({ role: 'primary', txid: 10n })
+  const primary = wrap((_req, res) => { res.end('{}') }, { db: 'app.db', mount: pfake.mount, api: pfake.apiUrl })
+  const primaryUrl = await listen(t, primary)
+  const rfake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  const { lines, logger } = recorder()
+  const replica = wrap((req, res) => { res.end(JSON.stringify(req.litefs)) }, { db: 'app.db', mount: rfake.mount, api: rfake.apiUrl, readTimeout: 60_000, primaryUrl: () => primaryUrl, logger })
+  const url = await listen(t, replica)
+  t.teardown(async () => { await replica.close(); await primary.close(); await rfake.close(); await pfake.close() })
+  await until(() => replica.core.state.primaryHostname === 'node-a' && primary.core.state.role === 'primary')
+  const res = await request(`${url}/r`, { headers: { 'litefs-txid': hex(20n) } })
+  t.match(await res.body.json(), { unreachable: true }, 'served as the primary would')
+  t.equal((await replica.core.waitForToken(hex(21n))).unreachable, true, 'outside HTTP too')
+  const info = lines.filter(l => l.level === 'info')
+  t.equal(info.length, 2, 'one info line per probe answer')
+  t.ok(info.every(l => /served reads whose TXID is ahead of the primary/.test(l.msg) && l.obj.reads === 1), 'the probe\'s, with how many it served')
+  t.equal(lines.filter(l => l.level === 'debug' && /the primary is behind this/.test(l.msg)).length, 2, 'each read and wait: a debug line')
+})

@@ -92,7 +92,8 @@ export async function waitForToken<C> (core: CoreContext<C>, log: Logger, token:
     })
     if (result === 'ready') continue
     if (result === 'unreachable') {
-      log.info({ db, txid: hex }, 'litefs-proxy: the primary is behind this token; going on as the primary would')
+      // Debug: the probe's one info line says it for every wait its answer ended (primary-probe.ts).
+      log.debug({ db, txid: hex }, 'litefs-proxy: the primary is behind this token; going on as the primary would')
       return { txid: hex, waitedMs: waited(), unreachable: true }
     }
     if (result !== 'timeout') throw ended(core, log, result, signal)

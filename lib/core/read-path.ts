@@ -116,7 +116,8 @@ async function afterHold<C> (core: CoreContext<C>, c: C, info: LitefsInfo, wante
     return await readNow(core, c, info, wanted, deadline, started)
   } else if (result === 'unreachable') {
     info.unreachable = true
-    log.info({ db, txid: info.awaitedTxid, waitedMs: info.waitedMs }, 'litefs-proxy: the primary is behind this read\'s TXID; serving it as the primary would')
+    // Debug: the probe's one info line says it for every read its answer served (primary-probe.ts).
+    log.debug({ db, txid: info.awaitedTxid, waitedMs: info.waitedMs }, 'litefs-proxy: the primary is behind this read\'s TXID; serving it as the primary would')
   } else if (result === 'timeout') {
     return await readTimedOut(core, c, info, log)
   } else {
