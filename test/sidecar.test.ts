@@ -447,3 +447,28 @@ t.test('a misconfiguration is said once: in the log when it shows warnings, else
     t.same(seen, expectProcess === 1 ? ['LITEFS_MOUNT'] : [], `--log-level ${level}: process warnings`)
   }
 })
+
+t.test('CONNECT (a tunnel): answered 501 LITEFS_CONNECT_UNSUPPORTED with its log line, not dropped; nothing reaches the app', async t => {
+  for (const role of ['primary', 'replica'] as const) {
+    const fake = await FakeLitefs.start({ role, primary: 'node-a', txid: 5n })
+    t.teardown(async () => { await fake.close() })
+    const target = await app(t, fake)
+    const lines: string[] = []
+    const s = await sidecar(t, fake, `127.0.0.1:${target.port}`, {}, lines)
+    const port = Number(new URL(s.url).port)
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => { socket.write('CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n') })
+      let got = ''
+      socket.on('data', c => { got += String(c) })
+      socket.on('end', () => { resolve(got) })
+      socket.on('error', reject)
+    })
+    t.match(answer, /^HTTP\/1\.1 501 Not Implemented\r\n/, `${role}: 501`)
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string }
+    t.equal(body.code, 'LITEFS_CONNECT_UNSUPPORTED')
+    t.equal(target.seen.length, 0, 'nothing reached the app')
+    t.match(lines.map(l => JSON.parse(l)), [{ method: 'CONNECT', path: 'example.com:443', status: 501, code: 'LITEFS_CONNECT_UNSUPPORTED' }])
+    // The server goes on as before.
+    t.equal((await request(`${s.url}/x`)).statusCode, 200)
+  }
+})

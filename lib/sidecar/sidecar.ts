@@ -12,6 +12,7 @@ import { whenAnswered } from '../core/lifecycle.js'
 import { RESENDS, safeToResend } from '../core/resend.js'
 import type { LitefsCore } from '../core/proxy.js'
 import { logWhenDone } from './access-log.js'
+import { refuseConnect } from './connect.js'
 import { TargetWatch } from './target-watch.js'
 import { onUpgrade, type UpgradeContext } from './upgrade.js'
 
@@ -178,6 +179,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     timeout: targetTimeout
   }
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { onUpgrade(upgrades, req, socket, head) })
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => { refuseConnect(log, req, socket) })
 
   let url = ''
   let closing: Promise<void> | undefined

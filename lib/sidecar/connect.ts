@@ -1,0 +1,24 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Logger } from '../core/logger.js'
+
+// `CONNECT host:port` asks a forward proxy for a tunnel; `serve` is a reverse
+// proxy in front of one app, and its app (Django, Rails…) has no tunnel to
+// give. Node hands CONNECT to a 'connect' listener and, without one, drops the
+// connection with no answer; this listener gives the one a client can read —
+// 501, nothing reached the app — and its request line in the log, as every
+// other request has.
+
+const BODY = JSON.stringify({ error: 'CONNECT is not served: litefs-proxy serve is a reverse proxy for one app, not a tunnel', code: 'LITEFS_CONNECT_UNSUPPORTED' })
+
+/** Answer a CONNECT request 501 and close its connection. */
+export function refuseConnect (log: Logger, req: IncomingMessage, socket: Duplex): void {
+  socket.on('error', () => {}) // a client gone before the answer: nothing to tell it
+  socket.end(
+    'HTTP/1.1 501 Not Implemented\r\n' +
+    'content-type: application/json; charset=utf-8\r\n' +
+    `content-length: ${Buffer.byteLength(BODY)}\r\n` +
+    'connection: close\r\n\r\n' + BODY
+  )
+  log.info({ method: 'CONNECT', path: req.url, status: 501, code: 'LITEFS_CONNECT_UNSUPPORTED' }, 'litefs-proxy: a CONNECT request was refused (no tunnel here)')
+}
