@@ -159,6 +159,8 @@ t.test('bad flags: one line naming the flag and the value as typed, exit 2', asy
     [['--db', 'app.db', '--health-path', 'x'], /^--health-path: expected a path starting with \/ \(no query, fragment or space\), or false, got "x"$/],
     [['--db', 'app.db', '--health-path', '/h?x'], /^--health-path: expected a path .*, got "\/h\?x"$/],
     [['--db', 'app.db', '--primary-url', 'http://{host}:8080'], /^--primary-url: expected a URL whose placeholders are "\{hostname\}" and "\{port\}" \(not "\{host\}"\), got "http:\/\/\{host\}:8080"$/],
+    [['--db', 'app.db', '--primary-url', 'node-1=http://a:1,node-1=http://b:1'], /^--primary-url: "node-1" is mapped twice \(http:\/\/a:1 and http:\/\/b:1\); give each node one URL$/],
+    [['--db', 'app.db', '--primary-url', 'node-1=ftp://a:1'], /^--primary-url: expected a URL, a template with \{hostname\}, or host=url pairs separated by commas, got "node-1=ftp:\/\/a:1"$/],
     [['--db', 'app.db', '--cookie-name', 'a;b'], /^--cookie-name: expected a cookie name/],
     [['--db', 'app.db', '--token-header', 'a b'], /^--token-header: expected a header name .*, or false, got "a b"$/],
     [['--db', 'app.db', '--token-header', 'Content-Type'], /^--token-header: expected a header name of its own .*such as content-type\), or false, got "Content-Type"$/],
