@@ -28,6 +28,8 @@ const kills = new Set<() => void>()
 /** Synchronous removals run once every process is dead and every mount gone (network namespaces). */
 const finals = new Set<() => void>()
 let safetyNetInstalled = false
+/** How long other handlers of a signal get to end the process before it dies of the signal anyway (ms). */
+const SIGNAL_GRACE_MS = 2000
 
 /** From spawn until its process is gone and its mount removed. */
 export function trackNode (node: TrackedNode): void { liveNodes.add(node) }
@@ -63,15 +65,23 @@ export function installSafetyNet (): void {
   safetyNetInstalled = true
   process.on('exit', cleanupSync)
   // 'exit' does not run when a signal kills the process (tap sends SIGTERM on a
-  // timeout). Clean up, then, if nobody else handles the signal, re-raise it so
-  // the process still dies of it as it would have.
+  // timeout). Clean up, then let the process die of the signal as it would
+  // have: re-raised at once if nobody else handles it; else left to them
+  // (tap's own handler, signal-exit, re-raises once it is the last listener,
+  // so this one steps aside), and re-raised after a grace period should they
+  // keep the process alive anyway.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const onSignal = (): void => {
       cleanupSync()
-      if (process.listenerCount(signal) === 1) {
-        process.removeListener(signal, onSignal)
+      process.removeListener(signal, onSignal)
+      if (process.listenerCount(signal) === 0) {
         process.kill(process.pid, signal)
+        return
       }
+      setTimeout(() => {
+        for (const other of process.listeners(signal)) process.removeListener(signal, other)
+        process.kill(process.pid, signal)
+      }, SIGNAL_GRACE_MS).unref()
     }
     process.on(signal, onSignal)
   }
