@@ -81,8 +81,8 @@ t.test('the API and the page script, as the README has them', async t => {
   writeFileSync(join(dir, 'cors-api.mjs'), snippet('cors-api.mjs'))
   writeFileSync(join(dir, 'browser.mjs'), snippet('browser.mjs'))
   writeFileSync(join(dir, 'browser-fetch.mjs'), browserFetch)
-  const page = async (api: string, site: string): Promise<{ out: string, err: string, code: number | null, seen: any[] }> => {
-    const origin = await startApi(t, api)
+  const page = async (api: string, site: string, role: 'primary' | 'replica' = 'primary'): Promise<{ out: string, err: string, code: number | null, seen: any[] }> => {
+    const origin = await startApi(t, api, role)
     const r = await run('browser.mjs', { API_ORIGIN: origin, PAGE_ORIGIN: site }, ['--import', './browser-fetch.mjs'])
     return { ...r, seen: JSON.parse(/SEEN (.*)/.exec(r.err)?.[1] ?? '[]') }
   }
@@ -110,14 +110,20 @@ t.test('the API and the page script, as the README has them', async t => {
   t.match(refused.err, /POST \/notes: 503 \{"error":"no primary","code":"LITEFS_NO_PRIMARY"\}/)
   t.notMatch(refused.out, /\[/, 'and it printed no notes')
 
+  // litefs-proxy's own answer — a write on a replica whose primary cannot be reached, 503 after
+  // primaryRedirectTimeout — carries the CORS headers set before the listener: the page reads it.
+  const own = await page('cors-api.mjs', 'https://app.example.com', 'replica')
+  t.not(own.code, 0)
+  t.match(own.err, /POST \/notes: 503 \{"error":"the primary at http:\/\/node-a:\d+ could not be reached \(ENOTFOUND\)","code":"LITEFS_NO_PRIMARY"\}/, 'litefs-proxy\'s own 503, readable: not "Failed to fetch"')
+
   writeFileSync(join(dir, 'no-expose.mjs'), snippet('cors-api.mjs').replace(/^.*access-control-expose-headers.*\n/m, ''))
   const hidden = await page('no-expose.mjs', 'https://app.example.com')
   t.match(hidden.seen, [{ preflight: true }, { method: 'POST', token: '0000000000000007', visibleToken: null }, { method: 'GET', sent: null }],
     'without Access-Control-Expose-Headers the page cannot read the token, so it never sends it back')
 })
 
-async function startApi (t: Test, file: string): Promise<string> {
-  const fake = await FakeLitefs.start({ role: 'primary', txid: 7n })
+async function startApi (t: Test, file: string, role: 'primary' | 'replica'): Promise<string> {
+  const fake = await FakeLitefs.start({ role, primary: 'node-a', txid: 7n })
   t.teardown(async () => { await fake.close() })
   const db = new Database(join(fake.mount, 'app.db'))
   db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)')
