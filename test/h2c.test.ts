@@ -82,3 +82,21 @@ t.test('forwardProtocol: a mixed cluster says what its primary speaks; a bad val
   t.throws(() => resolveOptions({ db: 'app.db', forwardProtocol: 'h3' }), /option "forwardProtocol" must be "http1" or "http2", got "h3"/)
   t.equal(resolveOptions({ db: 'app.db' }).forwardProtocol, undefined, "default: what this node's server spoke for the request")
 })
+
+for (const [adapter, framework] of [['fastify', { fastify: { http2: true, http2SessionTimeout: 3_600_000 } as any }], ['http', { http2: true }]] as const) {
+  t.test(`${adapter} serving only h2c: a replica's health, asked first, asks the primary in HTTP/2 (it said unreachable: "does not match the HTTP/1.1 protocol")`, async t => {
+    const { primary, replica } = await pair(t, adapter, { routes, replica: { primaryRedirectTimeout: 200 }, framework: { ...framework, unread: true } })
+    await until(() => replica.state.primaryHostname === 'node-a')
+    const session = h2connect(replica.url)
+    t.teardown(() => session.close())
+    // Nothing else before: no write forwarded, no read held. Its first answer waits for its question to the primary.
+    const first = await h2(session, 'GET', '/litefs/health')
+    t.match(first, { status: 200, body: { status: 'ok', role: 'replica' } }, 'the primary, asked over h2c, answered')
+    t.notOk(first.body.unreachable)
+    await new Promise(resolve => setTimeout(resolve, 1100)) // past ASK_EVERY and primaryRedirectTimeout: asked again
+    const later = await h2(session, 'GET', '/litefs/health')
+    t.match(later, { status: 200, body: { status: 'ok' } }, 'and again a second later')
+    session.close()
+    await primary.close()
+  })
+}

@@ -472,3 +472,25 @@ t.test('CONNECT (a tunnel): answered 501 LITEFS_CONNECT_UNSUPPORTED with its log
     t.equal((await request(`${s.url}/x`)).statusCode, 200)
   }
 })
+
+t.test('CONNECT pipelined behind a write: the write is answered first, then the 501 (the 501 took its place: a write applied, read as "nothing reached the app")', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const target = await app(t, fake)
+  const lines: string[] = []
+  const s = await sidecar(t, fake, `127.0.0.1:${target.port}`, {}, lines)
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(new URL(s.url).port), '127.0.0.1', () => {
+      socket.write('POST /notes HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi' + 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n')
+    })
+    let got = ''
+    socket.on('data', c => { got += String(c) })
+    socket.on('end', () => { resolve(got) })
+    socket.on('error', reject)
+  })
+  t.same(target.seen.map(r => `${r.method} ${r.url} ${r.body}`), ['POST /notes hi'], 'the write reached the app, once')
+  t.match(answer, /^HTTP\/1\.1 201 Created\r\n[^]*"body":"hi"[^]*HTTP\/1\.1 501 Not Implemented\r\n/, 'its 201 first, then the 501')
+  const logged = lines.map(l => JSON.parse(l) as { method: string, status: number })
+  t.same(logged.map(l => `${l.method} ${l.status}`).sort(), ['CONNECT 501', 'POST 201'], 'each logged once')
+  t.notMatch(lines.join('\n'), /aborted/, 'the write\'s answer was not cut')
+})

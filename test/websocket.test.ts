@@ -489,3 +489,44 @@ t.test('on the dev cluster (real SQLite replication, 1.5 s behind): the first me
     tunnelled.ws.close()
   }
 })
+
+// Fastify's handshakes are @fastify/websocket's (its own upgrade handling, not litefs-proxy's entry).
+for (const flavour of FLAVOURS.filter(f => f !== 'fastify')) {
+  t.test(`${flavour}: a handshake pipelined behind a held read waits for that read's answer, then switches (it threw ERR_HTTP_SOCKET_ASSIGNED: an uncaught exception that ended the process)`, async t => {
+    const replica = await wsNode(t, flavour, 'replica', {})
+    const c = await RawConnection.open(replica.url)
+    t.teardown(() => { c.close() })
+    const txid = replica.fake.txid + 1n
+    let pipelined = `GET /page HTTP/1.1\r\nhost: test\r\ncookie: litefs-txid=${hex(txid)}\r\n\r\nGET /live HTTP/1.1\r\nhost: test\r\n`
+    for (const [k, v] of Object.entries(HANDSHAKE)) pipelined += `${k}: ${v}\r\n`
+    c.write(pipelined + '\r\n')
+    await until(() => replica.state.waiterCount === 1, 'the read is held')
+    replica.fake.advance(txid)
+    const read = await c.answer()
+    t.equal(read.status, 200, 'the read is answered first, in its place')
+    t.equal(read.body, 'page')
+    const switched = await c.answer()
+    t.equal(switched.status, 101, "then the handshake's 101")
+    t.match(await c.until('"path":"/live"'), /"node":"replica","path":"\/live"/, "the app's first message")
+  })
+}
+
+for (const flavour of ['http', 'serve'] as const) {
+  t.test(`${flavour}: a client that resets its connection while the read before its handshake is held: the handshake is never decided, the server goes on`, async t => {
+    const replica = await wsNode(t, flavour, 'replica', {})
+    const c = await RawConnection.open(replica.url)
+    const txid = replica.fake.txid + 1n
+    let pipelined = `GET /page HTTP/1.1\r\nhost: test\r\ncookie: litefs-txid=${hex(txid)}\r\n\r\nGET /live HTTP/1.1\r\nhost: test\r\n`
+    for (const [k, v] of Object.entries(HANDSHAKE)) pipelined += `${k}: ${v}\r\n`
+    c.write(pipelined + '\r\n')
+    await until(() => replica.state.waiterCount === 1, 'the read is held')
+    ;(c.socket as Socket).resetAndDestroy()
+    replica.fake.advance(txid) // the held read is answered onto a connection reset: an error on its socket, caught
+    await until(() => replica.state.waiterCount === 0, 'the read let go')
+    await new Promise(resolve => setTimeout(resolve, 50))
+    t.same(replica.accepted, [], 'the handshake never reached the app')
+    const res = await fetch(`${replica.url}/page`)
+    t.equal(res.status, 200, 'the server goes on')
+    t.equal(await res.text(), 'page')
+  })
+}

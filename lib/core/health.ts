@@ -47,6 +47,8 @@ function primaryTarget<C> (core: CoreContext<C>): Target | undefined {
  */
 export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: LitefsInfo): LitefsInfo | Promise<LitefsInfo> {
   core.probePort = req.socket.localPort as number
+  // Its question to the primary speaks what this server spoke (an h2c-only primary answers nothing else), as a held read's probe does.
+  core.probeProtocol = req.httpVersionMajor === 2 ? 'http2' : 'http1'
   const asker = req.headers[REACH_HEADER]
   if (asker === core.nodeName) {
     // This node asking itself whether the primary is there: `primaryUrl` leads back here (loop-guard.ts).

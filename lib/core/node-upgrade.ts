@@ -5,7 +5,8 @@ import { litefsError } from './answers.js'
 import type { LitefsCore } from './proxy.js'
 import { nextStep, type LitefsAnswer, type LitefsInfo } from './request.js'
 import { sendAnswer } from './send-answer.js'
-import { markUpgrade } from './upgrade-socket.js'
+import { afterAnswerInFlight } from './pipelined.js'
+import { markUpgrade, type UpgradeSocket } from './upgrade-socket.js'
 
 // The upgrade entry of the node:http wrapper and the Express middleware: a
 // server's 'upgrade' event (a WebSocket handshake for `ws`, Socket.IO's engine,
@@ -27,28 +28,33 @@ export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffe
 export function upgradeEntry (core: LitefsCore<ServerResponse>, listener: UpgradeListener): UpgradeListener {
   return (req, socket, head) => {
     const marked = markUpgrade(req, socket, head)
-    const res = new ServerResponse(req)
-    res.shouldKeepAlive = false // an answer instead of a 101 is the connection's last
-    res.assignSocket(socket as Socket)
-    res.once('finish', () => { socket.end() })
-    const settle = (info: LitefsInfo): void => {
-      switch (nextStep(info)) {
-        case 'app': {
-          const early = marked.take()
-          res.detachSocket(socket as Socket)
-          listener(req, socket, early)
-          return
-        }
-        case 'answer': return sendAnswer(res, info.answer as LitefsAnswer)
-        // Tunnelled (the tunnel owns the connection now), or the client left.
-        case 'none': if (info.aborted === true) socket.destroy()
+    afterAnswerInFlight(socket, () => { decideUpgrade(core, listener, req, socket, marked) })
+  }
+}
+
+/** Decide a handshake whose socket is free (no earlier answer going out on it). */
+function decideUpgrade (core: LitefsCore<ServerResponse>, listener: UpgradeListener, req: IncomingMessage, socket: Duplex, marked: UpgradeSocket): void {
+  const res = new ServerResponse(req)
+  res.shouldKeepAlive = false // an answer instead of a 101 is the connection's last
+  res.assignSocket(socket as Socket)
+  res.once('finish', () => { socket.end() })
+  const settle = (info: LitefsInfo): void => {
+    switch (nextStep(info)) {
+      case 'app': {
+        const early = marked.take()
+        res.detachSocket(socket as Socket)
+        listener(req, socket, early)
+        return
       }
+      case 'answer': return sendAnswer(res, info.answer as LitefsAnswer)
+      // Tunnelled (the tunnel owns the connection now), or the client left.
+      case 'none': if (info.aborted === true) socket.destroy()
     }
-    const decided = core.decide(res)
-    if (decided instanceof Promise) {
-      decided.then(settle, (err: Error) => { sendAnswer(res, litefsError('LITEFS_INTERNAL', err.message)) })
-    } else {
-      settle(decided)
-    }
+  }
+  const decided = core.decide(res)
+  if (decided instanceof Promise) {
+    decided.then(settle, (err: Error) => { sendAnswer(res, litefsError('LITEFS_INTERNAL', err.message)) })
+  } else {
+    settle(decided)
   }
 }

@@ -39,7 +39,7 @@ export function refusal (settings: CookieSettings, value: string, main: string |
 }
 
 const SAID: Record<Refusal, string> = {
-  'other-secret': 'a read\'s token is signed with a secret this node does not have: nodes with different "secret"s (or a rotation that dropped the old secret before its tokens expired), or a forged token',
+  'other-secret': 'a read\'s token is signed with a secret this node does not have: nodes whose "secret" differs (or a rotation that dropped the old secret before its tokens expired), or a forged token',
   unsigned: 'a read\'s token is not signed, but this node has a "secret": a node without "secret" wrote it, or it is from before the secret was set',
   signed: 'a read\'s token is signed, but this node has no "secret": a node with one wrote it'
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from '../core/logger.js'
+import { afterAnswerInFlight } from '../core/pipelined.js'
 
 // `CONNECT host:port` asks a forward proxy for a tunnel; `serve` is a reverse
 // proxy in front of one app, and its app (Django, Rails…) has no tunnel to
@@ -11,9 +12,13 @@ import type { Logger } from '../core/logger.js'
 
 const BODY = JSON.stringify({ error: 'CONNECT is not served: litefs-proxy serve is a reverse proxy for one app, not a tunnel', code: 'LITEFS_CONNECT_UNSUPPORTED' })
 
-/** Answer a CONNECT request 501 and close its connection. */
+/** Answer a CONNECT request 501 and close its connection, after the answer before it on that connection (pipelined.ts). */
 export function refuseConnect (log: Logger, req: IncomingMessage, socket: Duplex): void {
   socket.on('error', () => {}) // a client gone before the answer: nothing to tell it
+  afterAnswerInFlight(socket, () => { refuse(log, req, socket) })
+}
+
+function refuse (log: Logger, req: IncomingMessage, socket: Duplex): void {
   socket.end(
     'HTTP/1.1 501 Not Implemented\r\n' +
     'content-type: application/json; charset=utf-8\r\n' +

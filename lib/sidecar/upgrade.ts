@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream'
 import { litefsError } from '../core/answers.js'
 import type { ForwardedView } from '../core/forwarded-headers.js'
 import { sendAnswer } from '../core/node-adapter.js'
+import { afterAnswerInFlight } from '../core/pipelined.js'
 import { tunnel } from '../core/tunnel.js'
 import { isWebSocket, markUpgrade, type UpgradeSocket } from '../core/upgrade-socket.js'
 import { switched } from './access-log.js'
@@ -64,8 +65,12 @@ export interface UpgradeContext {
   timeout: number
 }
 
-/** Serve an upgrade request (the server's 'upgrade' event). */
+/** Serve an upgrade request (the server's 'upgrade' event), once the answer before it on its connection has gone (pipelined.ts). */
 export function onUpgrade (ctx: UpgradeContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  afterAnswerInFlight(socket, () => { upgradeNow(ctx, req, socket, head) })
+}
+
+function upgradeNow (ctx: UpgradeContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   if (!isWebSocket(req)) {
     giveBack(ctx.server, socket, Buffer.concat([headWithoutUpgrade(req), head]))
     return
