@@ -7,8 +7,9 @@ import t from 'tap'
 import { hostname } from 'node:os'
 import { request } from 'undici'
 import { FLAVOURS, pair, type Flavour, type PairNode } from './helpers/pairs.js'
-import { until } from './helpers/fake-litefs.js'
-import { cameBack, forwarders, loopAnswer, markerName, mayForward } from '../lib/core/loop-guard.js'
+import { FakeLitefs, until } from './helpers/fake-litefs.js'
+import { ADAPTERS, serve } from './helpers/apps.js'
+import { cameBack, forwardedSince, forwarders, loopAnswer, markerName, mayForward } from '../lib/core/loop-guard.js'
 import type { IncomingMessage } from 'node:http'
 
 const routes = (): Record<string, (req: any, res: any) => void> => ({
@@ -139,6 +140,9 @@ t.test('the marker: one entry per node, this core\'s own told apart from another
   t.notOk(cameBack(b, a))
   t.ok(cameBack([b, a], a), 'the header sent twice, this node\'s last')
   const req = (via?: string): IncomingMessage => ({ headers: via === undefined ? {} : { 'litefs-forwarded': via } }) as IncomingMessage
+  t.same(forwardedSince(`${a}, ${b}`, a), [b], 'the nodes after this one')
+  t.same(forwardedSince(`${b}, ${a}`, a), [], 'none: it came straight back')
+  t.equal(forwardedSince(b, a), undefined, 'never through this node')
   t.ok(mayForward(req(), a), 'not forwarded yet')
   t.ok(mayForward(req(b), a), 'one node before')
   t.notOk(mayForward(req(`${b}, ${b}`), a), 'two nodes before')
@@ -155,7 +159,45 @@ t.test('a request back while no primary is known (a failover began on its way): 
   }
   const info = loopAnswer(core as any, {}, { kind: 'write', role: 'replica', local: false })
   t.equal(info.answer?.statusCode, 508)
-  t.match(info.answer?.body, /"primaryUrl" led a request this node forwarded back to this node; nothing was applied/)
+  t.match(JSON.parse(info.answer?.body as string), { error: '"primaryUrl" led a request this node forwarded back to this node; nothing was applied', code: 'LITEFS_FORWARD_LOOP' })
   t.match(said, [/led a request this node forwarded back to this node, not the primary/])
   t.ok(core.loopSaid, 'cleared by the next forward that gets through')
 })
+
+for (const adapter of ADAPTERS) {
+  t.test(`${adapter}: two replicas whose primaryUrl leads to each other (A → B → A): held as a failover would be, then 508 naming the other node, said once; nothing applied`, async t => {
+    const fakeA = await FakeLitefs.start({ role: 'replica', primary: 'node-p', txid: 5n })
+    const fakeB = await FakeLitefs.start({ role: 'replica', primary: 'node-p', txid: 5n })
+    t.teardown(async () => { await fakeA.close(); await fakeB.close() })
+    const urls: Record<string, string> = {}
+    const said: string[] = []
+    const logger = { debug () {}, info () {}, warn: (o: { code?: string }, msg: string) => { if (o?.code === 'LITEFS_FORWARD_LOOP') said.push(msg) }, error () {} }
+    const logged = adapter === 'fastify' ? {} : { logger } // Fastify logs through its own logger (off here)
+    const a = await serve(adapter, fakeA, { primaryUrl: () => urls.b, primaryRedirectTimeout: 150, ...logged } as any)
+    const b = await serve(adapter, fakeB, { primaryUrl: () => urls.a, primaryRedirectTimeout: 150, ...logged } as any)
+    t.teardown(async () => { await a.close(); await b.close() })
+    urls.a = a.url
+    urls.b = b.url
+    await until(() => a.state.primaryHostname === 'node-p' && b.state.primaryHostname === 'node-p')
+    for (let i = 0; i < 2; i++) {
+      const res = await request(`${a.url}/items`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
+      const body = await res.body.json() as { code: string, error: string }
+      t.equal(res.statusCode, 508, `write ${i + 1}: relayed back to the client`)
+      t.equal(body.code, 'LITEFS_FORWARD_LOOP')
+      t.match(body.error, new RegExp(`towards the primary node-p came back through ${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/[0-9a-f]{8}: "primaryUrl" here or there leads to a replica; nothing was applied`))
+    }
+    t.equal(a.writes + b.writes, 0, 'nothing applied')
+    // Fastify's own logger is off (process warnings then); the others log through `logger`.
+    if (adapter !== 'fastify') t.equal(said.length, 1, 'said once for two writes')
+    if (adapter !== 'fastify') t.match(said[0], /came back through .*leads to a replica, not the primary/)
+    // Fixed: A reaches the primary, which clears the cause for the next test.
+    const primaryFake = await FakeLitefs.start({ role: 'primary', txid: 9n })
+    const primary = await serve(adapter, primaryFake)
+    t.teardown(async () => { await primary.close(); await primaryFake.close() })
+    urls.b = primary.url
+    const fixed = await request(`${a.url}/items`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
+    await fixed.body.dump()
+    t.equal(fixed.statusCode, 200, 'forwarded to the primary')
+    t.equal(primary.writes, 1)
+  })
+}

@@ -16,9 +16,11 @@ import type { LitefsInfo } from './request.js'
 // node's own address does that (a stale DNS name, two names swapped in a map,
 // `localhost`), and every write landing here would otherwise go round to the
 // hop limit, then wait `primaryRedirectTimeout` for a 503 that names no cause.
-// A request back after another node forwarded it (`me, node-b`) is not one:
-// node-b may have been the primary a moment ago and now name this node, being
-// promoted. Health's question to the primary (primary-reach.ts) carries this
+// A request back after another node forwarded it (`me, node-b`) is not one
+// at once: node-b may have been the primary a moment ago and now name this
+// node, being promoted. It is held for that (write-path.ts); if the hold ends
+// while this node knows another primary, it was a loop through node-b (two
+// nodes' `primaryUrl` leading to each other) and is answered so. Health's question to the primary (primary-reach.ts) carries this
 // node's mark too, so a node whose `primaryUrl` leads to itself is `unreachable`.
 
 /** How many nodes may forward one request: the replica it landed on, and one node demoted meanwhile. */
@@ -59,13 +61,31 @@ export function mayForward (req: IncomingMessage, self: string): boolean {
   return via === undefined || (forwarders(via) < MAX_FORWARDERS && !cameBack(via, self))
 }
 
-/** The answer to a request that came back: nothing was applied; `primaryUrl` is named, once. */
-export function loopAnswer<C> (core: CoreContext<C>, c: C, info: LitefsInfo): LitefsInfo {
+/**
+ * The nodes that forwarded this request after this one did (`me, node-b` →
+ * `['node-b']`; `[]` when this node sent it last), or undefined when this
+ * node never forwarded it.
+ */
+export function forwardedSince (via: string | string[], self: string): string[] | undefined {
+  const entries = String(via).split(',').map(s => s.trim()).filter(s => s !== '')
+  const at = entries.lastIndexOf(self)
+  return at === -1 ? undefined : entries.slice(at + 1)
+}
+
+/**
+ * The answer to a request that came back: nothing was applied; `primaryUrl`
+ * is named, once. `through`: the nodes it came back through (a write held
+ * to the end of its hold here while this node knows another primary:
+ * write-path.ts), none when it came straight back.
+ */
+export function loopAnswer<C> (core: CoreContext<C>, c: C, info: LitefsInfo, through: readonly string[] = []): LitefsInfo {
   const primary = core.state.primaryHostname
-  const why = primary === undefined
-    ? '"primaryUrl" led a request this node forwarded back to this node'
-    : `"primaryUrl" maps the primary ${primary} to an address that reaches this node itself`
+  const why = through.length > 0
+    ? `a request this node forwarded towards the primary ${primary as string} came back through ${through.join(', ')}: "primaryUrl" here or there leads to a replica`
+    : primary === undefined
+      ? '"primaryUrl" led a request this node forwarded back to this node'
+      : `"primaryUrl" maps the primary ${primary} to an address that reaches this node itself`
   core.loopSaid = true
-  core.warn.say('LITEFS_FORWARD_LOOP', 'primaryUrl', `${why}, not the primary: every write landing here fails. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: primary ?? null })
+  core.warn.say('LITEFS_FORWARD_LOOP', 'primaryUrl', `${why}, not the primary: every write landing here fails. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: primary ?? null, through })
   return answer(info, core.hooks.log(c), 'LITEFS_FORWARD_LOOP', `${why}; nothing was applied`, { primary: primary ?? null, path: core.hooks.url(c) })
 }

@@ -6,7 +6,7 @@ import type { CoreContext } from './context.js'
 import { FORWARDED_HEADER, bodyTaken, forward } from './forward.js'
 import { BUDGET_HEADER } from './hop-by-hop.js'
 import { protocolFor } from './forward-agent.js'
-import { LOOP_STATUS, MAX_FORWARDERS, cameBack, forwarders, loopAnswer, markerOf } from './loop-guard.js'
+import { LOOP_STATUS, MAX_FORWARDERS, cameBack, forwardedSince, forwarders, loopAnswer, markerOf } from './loop-guard.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import { RETRY_EVERY } from './lifecycle.js'
 import type { Logger } from './logger.js'
@@ -199,7 +199,12 @@ async function holdForPrimaryRole<C> (core: CoreContext<C>, c: C, info: LitefsIn
     info.local = true
     return info
   }
-  if (result === 'timeout') return noPrimary(core, info, log, holdMs)
+  if (result === 'timeout') {
+    // Back through other nodes while this one knows a primary that is not itself: a loop, not a failover (loop-guard.ts).
+    const through = forwardedSince(core.hooks.req(c).headers[FORWARDED_HEADER] as string, core.nodeName)
+    if (through !== undefined && core.state.role === 'replica' && core.state.primaryHostname !== undefined) return loopAnswer(core, c, info, through)
+    return noPrimary(core, info, log, holdMs)
+  }
   return ended(core, info, result, log)
 }
 

@@ -178,7 +178,7 @@ function primaryUrl (value: string | undefined): string | ((hostname: string) =>
   const map = new Map<string, string>()
   for (const pair of value.split(',')) {
     const m = /^\s*([^=\s]+)=(\S+)\s*$/.exec(pair)
-    if (m === null || !/^https?:\/\//.test(m[2]) || !URL.canParse(m[2])) throw new UsageError(`--primary-url: expected a URL, a template with {hostname}, or host=url pairs separated by commas, got ${JSON.stringify(value)}`)
+    if (m === null || !/^https?:\/\//i.test(m[2]) || !URL.canParse(m[2])) throw new UsageError(`--primary-url: expected a URL, a template with {hostname}, or host=url pairs separated by commas, got ${JSON.stringify(value)}`)
     // Two URLs for one node: which one is meant cannot be known.
     if (map.has(m[1])) throw new UsageError(`--primary-url: "${m[1]}" is mapped twice (${map.get(m[1]) as string} and ${m[2]}); give each node one URL`)
     map.set(m[1], m[2])

@@ -171,7 +171,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
     core = app.litefs
     close = async () => { await app.close() }
   } else if (adapter === 'express') {
-    const proxy = expressLitefs({ ...options, logger: quiet })
+    const proxy = expressLitefs({ logger: quiet, ...options }) // a test's own logger wins
     const app = express()
     app.set('trust proxy', extra.trustProxy === true)
     // Route-level settings: mounted before the proxy, as the README shows.
@@ -199,7 +199,7 @@ export async function serve (adapter: AdapterName, fake: FakeLitefs, opts: Parti
       passthrough: [...(options.passthrough ?? []), ...passthrough],
       alwaysForward: [...(options.alwaysForward ?? []), ...alwaysForward],
       trustProxy: extra.trustProxy,
-      logger: quiet
+      logger: (options as { logger?: unknown }).logger ?? quiet // a test's own logger wins
     })
     server = createServer(listener)
     state = listener.core.state
