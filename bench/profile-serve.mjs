@@ -1,4 +1,5 @@
-// Where `litefs-proxy serve`'s time goes as a plain hop, beside nginx doing the same hop:
+// Where `litefs-proxy serve`'s time goes as a plain hop, beside nginx and a bare Node hop
+// (bench/node-hop.mjs) doing the same hop:
 //   node bench/profile-serve.mjs [seconds] [cookie]
 // One fake LiteFS replica; bench/server.mjs's bare Fastify app; in front of it, in turn,
 // nginx (proxy_pass, upstream keep-alive, one process: as the real-LiteFS section starts it)
@@ -78,12 +79,16 @@ const startServe = async (profiled) => {
   children.push(cp)
   return { cp, port }
 }
+// The floor of a hop written in Node (bench/node-hop.mjs): node:http + undici, nothing else.
+const hopPort = await freePort()
+const hop = spawn(process.execPath, [join(BENCH, 'node-hop.mjs'), String(hopPort), String(appPort)], { stdio: ['ignore', 'ignore', 'inherit'] })
+children.push(hop)
 const serve = await startServe(false)
 const servePort = serve.port
 for (let i = 0; ; i++) {
   try {
-    const [a, b] = await Promise.all([fetch(`http://127.0.0.1:${nginxPort}/items`), fetch(`http://127.0.0.1:${servePort}/litefs/health`)])
-    if (a.ok && b.status !== 0) break
+    const [a, b, c] = await Promise.all([fetch(`http://127.0.0.1:${nginxPort}/items`), fetch(`http://127.0.0.1:${servePort}/litefs/health`), fetch(`http://127.0.0.1:${hopPort}/items`)])
+    if (a.ok && b.status !== 0 && c.ok) break
   } catch {}
   if (i > 500) throw new Error('nginx or serve did not answer within 5 s')
   await sleep(10)
@@ -101,6 +106,7 @@ const measure = (label, port, pids) => {
 const rows = [
   measure('bare app', appPort, [app.pid]),
   measure('nginx → app', nginxPort, [nginx.pid, app.pid]),
+  measure('a bare Node hop (node:http + undici) → app', hopPort, [hop.pid, app.pid]),
   measure('serve → app', servePort, [serve.cp.pid, app.pid])
 ]
 console.log(`read${withCookie ? ' with a satisfied cookie' : ', no cookie'}, 50 connections, ${seconds} s each after a 2 s warm-up`)
@@ -121,6 +127,7 @@ load(profiledServe.port, seconds)
 profiledServe.cp.kill('SIGTERM')
 await new Promise(resolve => profiledServe.cp.once('exit', resolve))
 nginx.kill('SIGTERM')
+hop.kill('SIGTERM')
 app.send({ id: 1, cmd: 'close' })
 await new Promise(resolve => app.once('exit', resolve))
 await replica.close()
@@ -133,7 +140,8 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 const OWNERS = [
   ['node:http server (the client side: parse, IncomingMessage, ServerResponse)', u => /^node:_http_(server|incoming|outgoing|common)$/.test(u)],
   ['undici (the request to the app, its answer)', u => u.includes('/node_modules/undici/')],
-  ['litefs-proxy (core, serve)', u => u.includes('/dist/esm/')]
+  // Not its early-answer guard on the app's socket (core/early-answer.js), which wraps undici's writes: those are undici's.
+  ['litefs-proxy (core, serve)', u => u.includes('/dist/esm/') && !u.endsWith('/core/early-answer.js')]
 ]
 const owner = id => {
   for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
@@ -146,9 +154,37 @@ const owner = id => {
   return 'sockets and streams (either side), timers, other'
 }
 const spent = new Map()
-profile.samples.forEach((id, i) => { const o = owner(id); spent.set(o, (spent.get(o) ?? 0) + (profile.timeDeltas[i] ?? 0)) })
+const selfOf = new Map() // per owner: function → self time
+profile.samples.forEach((id, i) => {
+  const o = owner(id)
+  const dt = profile.timeDeltas[i] ?? 0
+  spent.set(o, (spent.get(o) ?? 0) + dt)
+  const f = byId.get(id).callFrame
+  const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|esm)\//, '$1/')}:${f.lineNumber + 1}`
+  const m = selfOf.get(o) ?? new Map()
+  m.set(key, (m.get(key) ?? 0) + dt)
+  selfOf.set(o, m)
+})
+// PROFILE_STACK=<function name>: the stacks its samples were taken in, most frequent first.
+if (process.env.PROFILE_STACK !== undefined) {
+  const stacks = new Map()
+  profile.samples.forEach(id => {
+    if (byId.get(id).callFrame.functionName !== process.env.PROFILE_STACK) return
+    const frames = []
+    for (let cur = id; cur !== undefined; cur = parent.get(cur)) { const f = byId.get(cur).callFrame; frames.push(`${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|esm)\//, '$1/')}:${f.lineNumber + 1}`) }
+    const key = frames.slice(0, 14).join('\n    ')
+    stacks.set(key, (stacks.get(key) ?? 0) + 1)
+  })
+  for (const [stack, n] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, 3)) console.log(`${n} samples:\n    ${stack}`)
+}
 const busy = [...spent].filter(([o]) => o !== '(idle)')
 const total = busy.reduce((s, [, us]) => s + us, 0)
-const perRequest = rows[2].cpu[0]
+const perRequest = rows[3].cpu[0]
 console.log(`\nserve's ${perRequest.toFixed(1)} µs of CPU per request, shared as its profile shares its busy samples (${profile.samples.length} samples):`)
-for (const [o, us] of busy.sort((a, b) => b[1] - a[1])) console.log(`${(perRequest * us / total).toFixed(1).padStart(7)} µs  ${(100 * us / total).toFixed(1).padStart(5)}%  ${o}`)
+for (const [o, us] of busy.sort((a, b) => b[1] - a[1])) {
+  console.log(`${(perRequest * us / total).toFixed(1).padStart(7)} µs  ${(100 * us / total).toFixed(1).padStart(5)}%  ${o}`)
+  // Its largest self times (natives it called directly count as its own).
+  for (const [key, t] of [...(selfOf.get(o) ?? [])].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_TOP ?? 0))) {
+    console.log(`${(perRequest * t / total).toFixed(1).padStart(15)} µs  ${key}`)
+  }
+}
