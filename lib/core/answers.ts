@@ -61,6 +61,8 @@ export const ANSWERS = {
   LITEFS_BODY_CONSUMED: { status: 500, retryAfter: false },
   /** Outside HTTP (`tokenAfterWrite`): no position can be read for the database. */
   LITEFS_NO_POSITION: { status: 500, retryAfter: false, line: 'no position for the database; is "db" the file the app writes?' },
+  /** `serve`: a CONNECT request (a tunnel; sidecar/connect.ts). */
+  LITEFS_CONNECT_UNSUPPORTED: { status: 501, retryAfter: false },
   /** `serve`: the app behind it refused connections for `targetRetry`. */
   LITEFS_TARGET_UNAVAILABLE: { status: 502, retryAfter: false },
   /** `serve`: the app behind it failed after the request may have reached it. */

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import { answer } from './answers.js'
+import { ANSWERS, answer } from './answers.js'
 import type { CoreContext } from './context.js'
 import { FORWARDED_HEADER } from './hop-by-hop.js'
 import type { LitefsInfo } from './request.js'
@@ -26,8 +26,8 @@ import type { LitefsInfo } from './request.js'
 /** How many nodes may forward one request: the replica it landed on, and one node demoted meanwhile. */
 export const MAX_FORWARDERS = 2
 
-/** The status of the answer to a request that came back: 508 Loop Detected (RFC 5842 §7.2). */
-export const LOOP_STATUS = 508
+/** The status of the answer to a request that came back: 508 Loop Detected (RFC 5842 §7.2; answers.ts). */
+export const LOOP_STATUS = ANSWERS.LITEFS_FORWARD_LOOP.status
 
 /**
  * This node's entry in the marker: its host name, for the logs, and an id of

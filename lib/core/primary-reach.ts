@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { request, type Dispatcher } from 'undici'
 import { reasonOf } from './errors.js'
-import { LOOP_STATUS } from './loop-guard.js'
+import { ANSWERS } from './answers.js'
 
 // Can this replica reach the primary's app? LiteFS can be fine — the primary
 // named, replication flowing, health `ok` by lag — while no write landing here
@@ -101,7 +101,8 @@ export class PrimaryReach {
     try {
       const res = await request(url, { dispatcher: this.dispatcher(), headersTimeout: ANSWER_WITHIN, bodyTimeout: ANSWER_WITHIN, headers: { [REACH_HEADER]: this.self } })
       await res.body.dump()
-      if (res.statusCode === LOOP_STATUS && res.headers[REACH_HEADER] === this.self) {
+      // A node's answer to its own question (loop-guard.ts: health.ts echoes the mark).
+      if (res.statusCode === ANSWERS.LITEFS_FORWARD_LOOP.status && res.headers[REACH_HEADER] === this.self) {
         this.missed(origin, `${origin} is this node itself, not the primary: is "primaryUrl" right?`)
       } else {
         this.reached(origin) // any other answer: the primary's app is there

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { litefsError } from '../core/answers.js'
 import type { Logger } from '../core/logger.js'
 import { afterAnswerInFlight } from '../core/pipelined.js'
 
@@ -10,7 +11,8 @@ import { afterAnswerInFlight } from '../core/pipelined.js'
 // 501, nothing reached the app — and its request line in the log, as every
 // other request has.
 
-const BODY = JSON.stringify({ error: 'CONNECT is not served: litefs-proxy serve is a reverse proxy for one app, not a tunnel', code: 'LITEFS_CONNECT_UNSUPPORTED' })
+const ANSWER = litefsError('LITEFS_CONNECT_UNSUPPORTED', 'CONNECT is not served: litefs-proxy serve is a reverse proxy for one app, not a tunnel')
+const BODY = ANSWER.body
 
 /** Answer a CONNECT request 501 and close its connection, after the answer before it on that connection (pipelined.ts). */
 export function refuseConnect (log: Logger, req: IncomingMessage, socket: Duplex): void {
@@ -20,10 +22,10 @@ export function refuseConnect (log: Logger, req: IncomingMessage, socket: Duplex
 
 function refuse (log: Logger, req: IncomingMessage, socket: Duplex): void {
   socket.end(
-    'HTTP/1.1 501 Not Implemented\r\n' +
+    `HTTP/1.1 ${ANSWER.statusCode} Not Implemented\r\n` +
     'content-type: application/json; charset=utf-8\r\n' +
     `content-length: ${Buffer.byteLength(BODY)}\r\n` +
     'connection: close\r\n\r\n' + BODY
   )
-  log.info({ method: 'CONNECT', path: req.url, status: 501, code: 'LITEFS_CONNECT_UNSUPPORTED' }, 'litefs-proxy: a CONNECT request was refused (no tunnel here)')
+  log.info({ method: 'CONNECT', path: req.url, status: ANSWER.statusCode, code: ANSWER.code }, 'litefs-proxy: a CONNECT request was refused (no tunnel here)')
 }
