@@ -14,12 +14,13 @@
 // V8/libuv itself ("(program)"). The profiler samples on a wall clock, so its shares are
 // applied to the CPU measured without it, never its own sums.
 import { spawn, execFileSync } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { FakeLitefs, hex16 } from './fake-litefs.mjs'
+import { nginxBinary, writeNginxConf } from './nginx.mjs'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = dirname(BENCH)
@@ -48,27 +49,10 @@ children.push(app)
 const appUrl = (await new Promise(resolve => app.on('message', m => { if (m.ready) resolve(m) }))).url
 const appPort = Number(new URL(appUrl).port)
 
-// nginx, configured as bench/real-litefs.mjs configures it.
-const nginxBin = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'].find(p => { try { accessSync(p, constants.X_OK); return true } catch { return false } })
-if (nginxBin === undefined) throw new Error('nginx is not installed (scripts/install-test-deps.sh installs it)')
+// nginx, as the bench's real-LiteFS section runs it (nginx.mjs).
+const nginxBin = nginxBinary()
 const nginxPort = await freePort()
-writeFileSync(join(dir, 'nginx.conf'), `master_process off;
-daemon off;
-worker_processes 1;
-error_log stderr warn;
-pid ${join(dir, 'nginx.pid')};
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  keepalive_requests 1000000;
-  upstream app { server 127.0.0.1:${appPort}; keepalive 64; }
-  server {
-    listen 127.0.0.1:${nginxPort};
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-`)
+writeNginxConf(dir, nginxPort, appPort)
 const nginx = spawn(nginxBin, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', 'stderr'], { stdio: ['ignore', 'ignore', 'inherit'] })
 children.push(nginx)
 

@@ -31,11 +31,12 @@
 // proxy): from process.cpuUsage() for our Node children, /proc/<pid>/stat for
 // LiteFS and the sidecars.
 import { execFileSync, spawn } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { nginxBinary, writeNginxConf } from './nginx.mjs'
 
 export const IDS = ['L1', 'L2', 'L3', 'L4', 'L5', 'L6', 'L7', 'L8']
 // Shorter than the fake-LiteFS sections' runs, so the section stays near 3 minutes:
@@ -530,34 +531,9 @@ export async function realLitefs (ctx, ids) {
  * no access log. Resolves once it accepts connections.
  */
 async function startNginx (ctx, port, target) {
-  const bin = ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx'].find(p => { try { accessSync(p, constants.X_OK); return true } catch { return false } })
-  if (bin === undefined) throw new Error('nginx is not installed (scripts/install-test-deps.sh installs it)')
+  const bin = nginxBinary()
   const dir = mkdtempSync(join(tmpdir(), 'litefs-bench-nginx-'))
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(k => `  ${k}_temp_path ${join(dir, k)};`).join('\n')
-  writeFileSync(join(dir, 'nginx.conf'), `master_process off;
-daemon off;
-worker_processes 1;
-error_log stderr warn;
-pid ${join(dir, 'nginx.pid')};
-events { worker_connections 4096; }
-http {
-  access_log off;
-${temp}
-  # A client's connection and an upstream one are otherwise closed after 1,000
-  # requests (nginx's default): the one-connection probe would see it closed.
-  keepalive_requests 100000000;
-  upstream app { server 127.0.0.1:${target}; keepalive 64; keepalive_requests 100000000; }
-  server {
-    listen 127.0.0.1:${port} backlog=8192;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-    }
-  }
-}
-`)
+  writeNginxConf(dir, port, target)
   const cp = spawn(bin, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', 'stderr'], { stdio: ['ignore', 'ignore', 'pipe'] })
   ctx.track(cp)
   const err = []
