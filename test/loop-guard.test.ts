@@ -201,3 +201,24 @@ for (const adapter of ADAPTERS) {
     t.equal(primary.writes, 1)
   })
 }
+
+t.test('serve, from its flags: the 508 names --primary-url, as its log does', async t => {
+  const { createServer } = await import('node:net')
+  const { createSidecar } = await import('../lib/sidecar/sidecar.js')
+  const { serveOptions } = await import('../lib/sidecar/settings.js')
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const port = await new Promise<number>(resolve => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)) }) })
+  const lines: string[] = []
+  // What `litefs-proxy serve` is given: its own address as the primary's (the mistake).
+  const options = serveOptions(['--addr', `127.0.0.1:${port}`, '--target', '127.0.0.1:9', '--db', 'app.db', '--mount', fake.mount, '--api', fake.apiUrl, '--primary-url', `http://127.0.0.1:${port}`, '--log-format', 'json'], {}, l => { lines.push(l) })
+  const sidecar = createSidecar(options as any)
+  await sidecar.listen()
+  t.teardown(async () => { await sidecar.close() })
+  await until(() => sidecar.core.state.primaryHostname === 'node-a')
+  const res = await request(`${sidecar.url}/items`, { method: 'POST', body: '{}' })
+  const body = await res.body.json() as { code: string, error: string }
+  t.equal(res.statusCode, 508)
+  t.match(body, { code: 'LITEFS_FORWARD_LOOP', error: /^--primary-url maps the primary node-a to an address that reaches this node itself; nothing was applied$/ })
+  t.ok(lines.some(l => /--primary-url maps the primary node-a.*Is --primary-url right\?/.test(l)), 'the warning in flag terms')
+})

@@ -87,5 +87,7 @@ export function loopAnswer<C> (core: CoreContext<C>, c: C, info: LitefsInfo, thr
       : `"primaryUrl" maps the primary ${primary} to an address that reaches this node itself`
   core.loopSaid = true
   core.warn.say('LITEFS_FORWARD_LOOP', 'primaryUrl', `${why}, not the primary: every write landing here fails. Is "primaryUrl" right? It maps LiteFS's lease hostname to a URL this node can reach`, { primary: primary ?? null, through })
-  return answer(info, core.hooks.log(c), 'LITEFS_FORWARD_LOOP', `${why}; nothing was applied`, { primary: primary ?? null, path: core.hooks.url(c) })
+  const log = core.hooks.log(c)
+  // The client's answer names the option as its operator knows it (serve: --primary-url), as the warning does.
+  return answer(info, log, 'LITEFS_FORWARD_LOOP', log.words === undefined ? `${why}; nothing was applied` : log.words(`${why}; nothing was applied`), { primary: primary ?? null, path: core.hooks.url(c) })
 }
