@@ -52,6 +52,8 @@ export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: 
   const asker = req.headers[REACH_HEADER]
   if (asker === core.nodeName) {
     // This node asking itself whether the primary is there: `primaryUrl` leads back here (loop-guard.ts).
+    // A plain answer, not a LitefsHttpError: Express hands errors to the app's error handling, which
+    // could drop the echoed mark that tells the asker it reached itself.
     info.answer = { statusCode: LOOP_STATUS, headers: { 'content-type': 'application/json; charset=utf-8', [REACH_HEADER]: asker }, body: JSON.stringify({ error: 'this node asked itself for the primary\'s health: "primaryUrl" leads back here', code: 'LITEFS_FORWARD_LOOP' }) }
     return info
   }
