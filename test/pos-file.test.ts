@@ -145,3 +145,75 @@ t.test('a read that fails on an fd dropped meanwhile closes it once, and leaves 
   files.keep(false)
   await until(() => openIn(fake.mount) === 0)
 })
+
+t.test('readMany on kept fds: one job on the worker for the whole batch, no thread-pool read; what it reads is as fresh', async t => {
+  // Thread-pool reads counted: node:fs's read, wrapped.
+  const fs = await import('node:fs')
+  let poolReads = 0
+  const { PosFiles: Counted } = await t.mockImport<typeof import('../lib/core/pos-file.js')>('../lib/core/pos-file.js', {
+    'node:fs': {
+      ...fs,
+      read: (...args: Parameters<typeof fs.read>) => { poolReads++; return (fs.read as (...a: unknown[]) => void)(...args) }
+    }
+  })
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 2n, api: false })
+  t.teardown(async () => { await fake.close() })
+  fake.advanceDb('cache.db', 7n)
+  fake.advanceDb('queue.db', 3n)
+  const dbs = ['app.db', 'cache.db', 'queue.db']
+  const files = new Counted(fake.mount)
+  files.keep(true)
+  t.same(await files.readMany(dbs), [2n, 7n, 3n], 'first batch: the thread pool opens and keeps the fds')
+  t.equal(poolReads, 3, 'one thread-pool read per database')
+  const worker = (): { ready: boolean } | undefined => (files as unknown as { worker: { ready: boolean } | undefined }).worker
+  // The next batches start the worker; until it is up they are read on the thread pool.
+  for (let i = 0; worker()?.ready !== true; i++) {
+    if (i > 100_000) throw new Error('the worker never came up')
+    await files.readMany(dbs)
+  }
+  const before = poolReads
+  fake.advance(5n, { event: false })
+  fake.advanceDb('queue.db', 4n)
+  t.same(await files.readMany(dbs), [5n, 7n, 4n], 'the worker reads what is there now')
+  t.same(await files.readMany(['queue.db', 'app.db']), [4n, 5n], 'any subset, in the order given')
+  t.equal(poolReads, before, 'no thread-pool read for those batches')
+  t.equal(openIn(fake.mount), 3, 'the same kept fds')
+  const inFlight = files.readMany(dbs)
+  files.keep(false) // LiteFS went away while the batch is on the worker
+  t.equal(openIn(fake.mount), 3, 'nothing closed under the batch')
+  t.same(await inFlight, [5n, 7n, 4n])
+  await until(() => openIn(fake.mount) === 0, 'closed once the batch ended')
+  t.equal(worker(), undefined, 'the worker stopped with keeping')
+})
+
+t.test('readMany on the worker: a -pos that cannot be read is dropped and read fresh; the rest are read', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 2n, api: false })
+  t.teardown(async () => { await fake.close() })
+  fake.advanceDb('cache.db', 7n)
+  const files = new PosFiles(fake.mount)
+  files.keep(true)
+  await files.readMany(['app.db', 'cache.db']) // kept
+  const worker = (): { ready: boolean } | undefined => (files as unknown as { worker: { ready: boolean } | undefined }).worker
+  for (let i = 0; worker()?.ready !== true; i++) {
+    if (i > 100_000) throw new Error('the worker never came up')
+    await files.readMany(['app.db', 'cache.db'])
+  }
+  // The kept cache.db fd now reads a directory (EISDIR, as ENOTCONN on a dead mount): its file replaced under it.
+  const { renameSync, rmSync } = await import('node:fs')
+  renameSync(join(fake.mount, 'cache.db-pos'), join(fake.mount, 'old-cache.db-pos'))
+  mkdirSync(join(fake.mount, 'cache.db-pos'))
+  const kept = (files as unknown as { kept: Map<string, { fd: number }> }).kept
+  const oldFd = kept.get('cache.db')?.fd as number
+  const { openSync, closeSync, constants } = await import('node:fs')
+  const dirFd = openSync(join(fake.mount, 'cache.db-pos'), constants.O_RDONLY | constants.O_DIRECTORY)
+  // Put the directory under the kept fd's number: dup2 is not in node:fs, so the kept entry is pointed at it.
+  kept.set('cache.db', { ...(kept.get('cache.db') as object), fd: dirFd } as never)
+  t.same(await files.readMany(['app.db', 'cache.db']), [2n, undefined], 'the failed one: dropped, read fresh (a directory: nothing)')
+  t.equal(kept.has('cache.db'), false, 'its fd is no longer kept')
+  closeSync(oldFd)
+  rmSync(join(fake.mount, 'cache.db-pos'), { recursive: true })
+  renameSync(join(fake.mount, 'old-cache.db-pos'), join(fake.mount, 'cache.db-pos'))
+  t.same(await files.readMany(['app.db', 'cache.db']), [2n, 7n], 'back: read again')
+  files.keep(false)
+  await until(() => openIn(fake.mount) === 0)
+})

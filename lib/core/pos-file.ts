@@ -1,6 +1,7 @@
 import { close, open, openSync, read, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { PosWorker, type BatchResult } from './pos-worker.js'
 import { parsePos } from './txid.js'
 
 // Reading `<db>-pos` through LiteFS's FUSE mount, measured on LiteFS v0.5.14:
@@ -22,6 +23,10 @@ import { parsePos } from './txid.js'
 // The asynchronous read (`read`) runs on libuv's thread pool: nothing on the
 // event loop waits on FUSE. An fd is never closed while such a read is on it
 // (its number could be reused by the next open, and the read would read that).
+// Several databases read together (`readMany`) are one job on a worker thread
+// once their fds are kept (pos-worker.ts): one hand-off for the batch instead of
+// one per database. The worker starts with the first such batch and stops with
+// keeping; until it is up, or while it is busy, the thread pool reads.
 
 /** `%016x/%016x\n`: LiteFS's `-pos` is always this long (fuse/pos_node.go PosFileSize). */
 export const POS_SIZE = 34
@@ -47,13 +52,18 @@ export class PosFiles {
   private lastUse = 0
   private idle: NodeJS.Timeout | undefined
   private readonly buffer = Buffer.allocUnsafe(POS_SIZE) // synchronous reads only
+  /** Reads batches of kept fds in one job (several databases); started by the first batch while keeping. */
+  private worker: PosWorker | undefined
 
   constructor (private readonly mount: string) {}
 
   /** Keep fds open while in use (true), or close them all now and read fresh (false). */
   keep (on: boolean): void {
     this.keeping = on
-    if (!on) this.dropAll()
+    if (on) return
+    this.dropAll()
+    this.worker?.stop() // a batch on it ends first; its fds close when it does (drop)
+    this.worker = undefined
   }
 
   /** The TXID in `<db>-pos` now, synchronously; undefined when absent or unreadable. */
@@ -79,7 +89,7 @@ export class PosFiles {
    * (several databases: positions-read.ts). Never rejects.
    */
   readMany (dbs: readonly string[]): Promise<Array<bigint | undefined>> {
-    return new Promise(resolve => {
+    return this.readBatch(dbs) ?? new Promise(resolve => {
       const out = new Array<bigint | undefined>(dbs.length)
       let left = dbs.length
       if (left === 0) return resolve(out)
@@ -90,6 +100,48 @@ export class PosFiles {
         })
       })
     })
+  }
+
+  /**
+   * Every database of `dbs` in one job on the worker, when each has a kept fd
+   * and the worker is up and idle; undefined otherwise (the thread pool reads).
+   * A read that failed there (the mount went away) is read fresh, as `read` does.
+   */
+  private readBatch (dbs: readonly string[]): Promise<Array<bigint | undefined>> | undefined {
+    if (!this.keeping || dbs.length < 2) return undefined
+    const ks: Kept[] = []
+    for (const db of dbs) {
+      const k = this.kept.get(db)
+      if (k === undefined) return undefined // not open yet: the thread pool opens it, and keeps it for next time
+      ks.push(k)
+    }
+    this.worker ??= new PosWorker()
+    const batch = this.worker.read(ks.map(k => k.fd))
+    if (batch === undefined) return undefined
+    this.touch()
+    for (const k of ks) k.reading++
+    return batch.then(contents => this.afterBatch(dbs, ks, contents))
+  }
+
+  private afterBatch (dbs: readonly string[], ks: Kept[], contents: BatchResult): Promise<Array<bigint | undefined>> | Array<bigint | undefined> {
+    const out = new Array<bigint | undefined>(dbs.length)
+    const failed: Array<Promise<void>> = []
+    ks.forEach((k, i) => {
+      // Dropped while the batch was on it (idle, or LiteFS went away): closing is this batch's.
+      if (--k.reading === 0 && k.dropped) close(k.fd, ignore)
+      const content = contents[i]
+      if (content !== undefined) {
+        out[i] = parsePos(content)
+        return
+      }
+      // ENOTCONN, EBADF, EIO: this fd belongs to a mount that is gone. The truth, if there is one, is a fresh open away.
+      this.drop(dbs[i], k)
+      failed.push(new Promise(resolve => this.readFresh(this.path(dbs[i]), fresh => {
+        out[i] = fresh === undefined ? undefined : parsePos(fresh)
+        resolve()
+      })))
+    })
+    return failed.length === 0 ? out : Promise.all(failed).then(() => out)
   }
 
   private readContent (db: string, done: (content: string | undefined) => void): void {

@@ -3,9 +3,9 @@ import type { NodeState } from './node-state.js'
 import { SharedRead } from './shared-read.js'
 
 // The positions of every tracked database after a write (several databases:
-// databases.ts), from the authority: one batch of `-pos` reads, all started at
-// once on libuv's thread pool (PosFiles.readMany: one job per database, one
-// promise for them all), never one
+// databases.ts), from the authority: one batch of `-pos` reads (PosFiles.readMany:
+// one job on a worker thread for the batch once the fds are kept, else one
+// thread-pool job per database; one promise for them all), never one
 // FUSE round trip after another on the event loop. As a single database's read
 // (NodeState.positionAfter, DESIGN §3.5) the batch starts after the caller
 // joined — so it includes the handler's commits — and is shared with every

@@ -33,11 +33,13 @@ function commit (node: LitefsNode, db: string): void {
 
 function routes (node: LitefsNode): Record<string, Handler> {
   const writes = (db: string): Handler => (req, res) => {
-    const done = (): void => { commit(node, db); res.writeHead(201, { 'content-type': 'application/json' }).end('{}') }
+    // The body says the database's position just after this handler's own commit (a fresh read of its -pos).
+    const done = (): void => { commit(node, db); res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ db, pos: posNow(node, db) })) }
     if (req.readableEnded) done()
     else req.resume().on('end', done)
   }
   return {
+    'POST /app': writes('app.db'),
     'POST /cache': writes('cache.db'),
     'POST /queue': writes('queue.db'),
     'GET /items': (_req, res) => {
@@ -74,6 +76,29 @@ for (const flavour of FLAVOURS) {
       const token = `app.db:${hex(primaryNode.position('app.db') as bigint)}|cache.db:${hex(primaryNode.position('cache.db') as bigint)}`
       t.equal(res.headers['litefs-txid'], token)
       t.match(String(res.headers['set-cookie']), `=${token};`, 'the cookie says the same')
+    })
+
+    await t.test('writes racing each other, the batch on the worker thread: every token at or above its own commit, in each database', async t => {
+      // A few writes one after another first: their fds are kept, and the worker
+      // thread that reads a batch in one job comes up (about 50 ms) meanwhile.
+      for (let i = 0; i < 4; i++) {
+        await (await request(`${primary.url}/cache`, { method: 'POST', body: '{}' })).body.dump()
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      // Then writes to both databases at once: each commit moves a position
+      // between another handler's commit and its answer's read.
+      const answers = await Promise.all(Array.from({ length: 32 }, async (_, i) => {
+        const res = await request(`${primary.url}/${i % 2 === 0 ? 'cache' : 'app'}`, { method: 'POST', body: '{}' })
+        const own = await res.body.json() as { db: string, pos: string }
+        return { status: res.statusCode, own, token: String(res.headers['litefs-txid']) }
+      }))
+      for (const { status, own, token } of answers) {
+        t.equal(status, 201)
+        const entries = new Map(token.split('|').map(e => e.split(':') as [string, string]))
+        t.same([...entries.keys()], DBS, `${token}: every tracked database, the main one first`)
+        const named = entries.get(own.db) as string
+        t.ok(BigInt(`0x${named}`) >= BigInt(`0x${own.pos}`), `${own.db} at ${named} in the token, ${own.pos} after the handler's own commit`)
+      }
     })
 
     await t.test('a read carrying it on the replica is held until real replication brings cache.db', async t => {
