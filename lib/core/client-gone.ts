@@ -1,14 +1,51 @@
+import type { EventEmitter } from 'node:events'
 import type { ServerResponse } from 'node:http'
+
+// Whether, and when, the client of a response has left. One case needs care:
+// a request pipelined behind another on an HTTP/1.1 connection. Its response
+// has no socket until the answer before it is sent (`res.socket === null`),
+// and when the connection ends first Node destroys the queued request but
+// never closes the queued response: only the connection says it.
 
 /**
  * Whether the client of `res` has gone away already (its 'close' event, if any,
  * is past: listeners added now would never hear it). HTTP/1.1: the response or
- * its socket is destroyed, or the socket was detached (null); HTTP/2 (node:http2's
- * compatibility response): its stream is destroyed or closed — a client may reset
- * one stream and keep its connection.
+ * its connection is destroyed (a pipelined response still queued: its request's
+ * connection); HTTP/2 (node:http2's compatibility response): its stream is
+ * destroyed or closed — a client may reset one stream and keep its connection.
  */
 export function clientGone (res: ServerResponse): boolean {
   const stream = (res as { stream?: { destroyed: boolean, closed: boolean } }).stream
   if (stream !== undefined) return stream.destroyed || stream.closed
-  return res.destroyed === true || res.socket === null || res.socket?.destroyed === true
+  if (res.destroyed) return true
+  const socket = res.socket ?? res.req?.socket // queued behind an earlier answer: no socket of its own yet
+  return socket == null || socket.destroyed
+}
+
+/**
+ * What emits 'close' when the client of `res` leaves: `res` itself, or, for a
+ * pipelined response still queued behind an earlier answer, its connection
+ * (see above). Listeners added there are the caller's to remove.
+ */
+export function closeSource (res: ServerResponse): EventEmitter {
+  return res.socket === null && !res.destroyed && res.req?.socket != null ? res.req.socket : res
+}
+
+/**
+ * Call `done` once, when `res` closes — answered in full, or its client gone,
+ * a queued pipelined response's included — and never later than that.
+ */
+export function whenClosed (res: ServerResponse, done: () => void): void {
+  const source = closeSource(res)
+  if (source === res) {
+    res.once('close', done)
+    return
+  }
+  const once = (): void => { // each listener removes both: called once
+    source.off('close', once)
+    res.off('close', once)
+    done()
+  }
+  source.once('close', once)
+  res.once('close', once)
 }

@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici'
 import { litefsError } from './answers.js'
 import { AttemptBody, attempted } from './attempt-body.js'
 import { LitefsHttpError, reasonOf } from './errors.js'
-import { clientGone } from './client-gone.js'
+import { clientGone, closeSource } from './client-gone.js'
 import { MAX_ANSWER_HEAD } from './forward-agent.js'
 import { requestHeaders, responseHeaders } from './hop-by-hop.js'
 import type { ForwardedView } from './forwarded-headers.js'
@@ -98,14 +98,15 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
       abort?.(new Error('the client went away'))
     }
     let finished = false
+    const closes = closeSource(res) // a pipelined answer still queued: its connection
     const done = (result: ForwardResult): void => {
       if (finished) return
       finished = true
       clearTimeout(timer)
-      res.off('close', gone)
+      closes.off('close', gone)
       resolve(result)
     }
-    res.once('close', gone)
+    closes.once('close', gone)
     // Gone before that listener was there: its 'close' is past. Nothing is sent.
     if (clientGone(res)) {
       body?.release()

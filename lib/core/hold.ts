@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { answer } from './answers.js'
-import { clientGone } from './client-gone.js'
+import { clientGone, closeSource } from './client-gone.js'
 import type { CoreContext } from './context.js'
 import type { Logger } from './logger.js'
 import type { WaitKind } from './observe.js'
@@ -41,8 +41,9 @@ export function waitFor<C> (core: CoreContext<C>, c: C, kind: WaitKind, txid: st
   return new Promise<WaitResult>(resolve => {
     let gone: (() => void) | undefined
     let waiter: Waiter | undefined
+    const closes = closeSource(res) // a pipelined answer still queued: its connection
     waiter = start(r => {
-      if (gone !== undefined) res.off('close', gone)
+      if (gone !== undefined) closes.off('close', gone)
       if (waiter !== undefined) {
         lifecycle.held.delete(waiter)
         heldInProcess--
@@ -56,7 +57,7 @@ export function waitFor<C> (core: CoreContext<C>, c: C, kind: WaitKind, txid: st
     const w = waiter
     gone = () => { core.state.cancel(w) }
     // on, not once (its wrapper costs more); the end of the wait removes it.
-    res.on('close', gone)
+    closes.on('close', gone)
     // A client already gone before the wait began sends no 'close' any more.
     if (clientGone(res)) gone()
   })

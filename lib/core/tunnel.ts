@@ -2,7 +2,7 @@ import { request as httpRequest, type IncomingMessage, type ServerResponse } fro
 import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
 import { litefsError } from './answers.js'
-import { clientGone } from './client-gone.js'
+import { clientGone, closeSource } from './client-gone.js'
 import { LitefsHttpError, reasonOf } from './errors.js'
 import type { ForwardResult } from './forward.js'
 import { MAX_ANSWER_HEAD } from './forward-agent.js'
@@ -58,11 +58,12 @@ export async function tunnel (t: TunnelRequest): Promise<ForwardResult> {
   return await new Promise<ForwardResult>(resolve => {
     let settled = false
     let timer: NodeJS.Timeout | undefined
+    const closes = closeSource(res)
     const done = (result: ForwardResult): void => {
       if (settled) return
       settled = true
       clearTimeout(timer)
-      res.off('close', gone)
+      closes.off('close', gone)
       resolve(result)
     }
     // The client left before the other side answered: the handshake goes with it.
@@ -83,7 +84,7 @@ export async function tunnel (t: TunnelRequest): Promise<ForwardResult> {
     })
     let connected = false
     up.once('socket', (s: Socket) => { s.once('connect', () => { connected = true }) })
-    res.once('close', gone)
+    closes.once('close', gone)
     if (t.timeout > 0) {
       timer = setTimeout(() => {
         up.destroy()
@@ -92,7 +93,7 @@ export async function tunnel (t: TunnelRequest): Promise<ForwardResult> {
     }
     up.once('upgrade', (answer: IncomingMessage, other: Socket, otherHead: Buffer) => {
       t.takeOver()
-      res.off('close', gone)
+      closes.off('close', gone)
       res.detachSocket(client as Socket)
       t.upgrade.switched?.(res)
       let text = `HTTP/1.1 101 ${answer.statusMessage as string}\r\n`

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { whenClosed } from '../core/client-gone.js'
 import type { Logger } from '../core/logger.js'
 
 // The sidecar's logger: one line per event, as text or JSON, at a level the
@@ -46,7 +47,7 @@ export const switched = new WeakSet<ServerResponse>()
 export function logWhenDone (log: Logger, res: ServerResponse): void {
   const started = performance.now()
   const req = res.req
-  res.once('close', () => {
+  whenClosed(res, () => { // a pipelined answer whose client left: its connection says
     const info = req.litefs
     log.info({
       method: req.method,

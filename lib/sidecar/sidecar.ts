@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { whenClosed } from '../core/client-gone.js'
 import { LitefsHttpError } from '../core/errors.js'
 import { fail } from '../core/option-checks.js'
 import { forward } from '../core/forward.js'
@@ -163,7 +164,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   const headersTimeout = readTimeout > 0 && (readHeaderTimeout === 0 || readHeaderTimeout > readTimeout) ? readTimeout : readHeaderTimeout
   const server = createServer({ requestTimeout: readTimeout, headersTimeout, keepAliveTimeout: idleTimeout }, (req, res) => {
     open.add(res)
-    res.once('close', () => { open.delete(res) })
+    whenClosed(res, () => { open.delete(res) }) // a pipelined answer whose client left: its connection says
     if (accessLog) logWhenDone(log, res)
     runNode(core, res, ending, undefined)
   })
