@@ -39,6 +39,8 @@ export interface LitefsNodeOptions {
 
 /** After the event stream drops, how long before the mount is looked at (ms): LiteFS may be unmounting. */
 const PROBE_DELAY = 100
+/** How often a mount that does not answer while LiteFS's API does is looked at again (ms): a stat-like open of `.lag`. */
+const MOUNT_WATCH_MS = 250
 
 /**
  * Drives a NodeState from a real LiteFS node: the `/events` stream while it
@@ -93,20 +95,24 @@ export class LitefsDriver implements StateDriver {
     this.feed = new EventsFeed(new URL('/events', this.opts.api).href, {
       subscribed: (isPrimary, hostname) => {
         this.warn.clear('LITEFS_API_UNREACHABLE', api, `LiteFS's event stream at ${api} is back`)
-        if (this.check.live(true)) {
-          this.check.proven = true
-          this.check.databases(this.databases)
-        }
-        this.files.keep(true) // LiteFS is up: a kept -pos fd is now as fresh as a new open
-        this.state.setLitefs('up')
-        this.applyRole(isPrimary, hostname, true)
-        this.readAllPositions()
         this.stopPolling()
+        if (this.mountUp()) {
+          this.applyRole(isPrimary, hostname, true)
+          this.readAllPositions()
+        } else {
+          // LiteFS is not up for this app: no role (nothing is written here) until the mount answers.
+          this.apiRole = { isPrimary, hostname }
+          this.watchMount()
+        }
       },
-      role: (isPrimary, hostname) => this.applyRole(isPrimary, hostname, false),
+      role: (isPrimary, hostname) => {
+        if (this.state.litefs === 'up') this.applyRole(isPrimary, hostname, false)
+        else this.apiRole = { isPrimary, hostname } // taken up once the mount answers
+      },
       tx: (db, txid) => this.state.setPosition(db, txid),
       lost: (reason, first) => {
         this.confirmation.cancel()
+        clearTimeout(this.mountWatch) // the loss's own probe and polls look at the mount now
         this.files.keep(false) // never hold an fd that blocks LiteFS's unmount
         // From up, the mount is assumed alive until probed; a failed reconnect
         // leaves a dead mount dead.
@@ -128,6 +134,40 @@ export class LitefsDriver implements StateDriver {
     this.feed.start()
   }
 
+  /**
+   * The API answers: is the mount LiteFS's too? Only then is LiteFS up here. An
+   * API answering beside a `mount` that is not its live mount (a typo, a plain
+   * directory where SQLite would create a new database) is LiteFS absent for
+   * this app: the state is down — writes wait, then 503, never run — and
+   * LITEFS_MOUNT says why, once.
+   */
+  private mountUp (): boolean {
+    if (!this.check.live(true)) {
+      this.state.setLitefs('down')
+      return false
+    }
+    this.check.proven = true
+    this.check.databases(this.databases)
+    this.files.keep(true) // LiteFS is up: a kept -pos fd is now as fresh as a new open
+    this.state.setLitefs('up')
+    return true
+  }
+
+  /** While the stream flows and the mount does not answer, look at it again every MOUNT_WATCH_MS until it does. */
+  private watchMount (): void {
+    clearTimeout(this.mountWatch)
+    this.mountWatch = setTimeout(() => {
+      if (this.closed || !this.streaming) return // closed, or the stream was lost: its own probe took over
+      if (!this.mountUp()) return this.watchMount()
+      this.applyRole(this.apiRole.isPrimary, this.apiRole.hostname, true)
+      this.readAllPositions()
+    }, MOUNT_WATCH_MS)
+    this.mountWatch.unref()
+  }
+
+  private mountWatch: NodeJS.Timeout | undefined
+  /** What the API last said of roles while the mount did not answer. */
+  private apiRole: { isPrimary: boolean, hostname: string | undefined } = { isPrimary: false, hostname: undefined }
   private readonly warn: Warnings
   private readonly check: MountCheck
   private probe: NodeJS.Timeout | undefined
@@ -183,6 +223,7 @@ export class LitefsDriver implements StateDriver {
     this.closed = true
     this.loop.close()
     clearTimeout(this.probe)
+    clearTimeout(this.mountWatch)
     this.stopPolling()
     this.confirmation.cancel()
     this.files.keep(false)
