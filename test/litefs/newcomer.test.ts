@@ -16,7 +16,7 @@
 //   the app still running, and nothing acknowledged is lost.
 import t from 'tap'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -146,6 +146,28 @@ t.test("an app given the primary's API and a replica's mount refuses writes and 
   app.kill('SIGTERM')
   t.equal(await exited, 0)
   t.equal(output.split('\n').filter(l => l.includes('"code":"LITEFS_MISMATCH"') && l.includes('Writes are refused')).length, 1, 'said once, in the app\'s log')
+})
+
+t.test("an app given the primary's API and a mount that is not LiteFS's (a typo: a plain directory) writes nothing there, and says why, once", async t => {
+  const port = await freePort()
+  const [primary] = cluster.nodes
+  const typo = mkdtempSync(join(ROOT, '.cache', 'not-litefs-'))
+  t.teardown(() => rmSync(typo, { recursive: true, force: true }))
+  let output = ''
+  const app = spawn(process.execPath, [snippet('fastify')], { env: plainEnv({ LITEFS_API: primary.apiUrl, LITEFS_MOUNT: typo, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = new Promise(resolve => app.once('exit', resolve))
+  t.teardown(async () => { if (app.exitCode === null) { app.kill('SIGKILL'); await exited } })
+  for (const s of [app.stdout, app.stderr]) s.on('data', (b: Buffer) => { output += b })
+  const url = `http://127.0.0.1:${port}`
+  await until('the app answers its health: unavailable', async () => (await call(`${url}/litefs/health`)).body.status === 'unavailable')
+  const w = await write(url, 'into a plain directory')
+  t.equal(w.status, 503, 'held for the mount, then refused (primaryRedirectTimeout)')
+  t.equal(w.body.code, 'LITEFS_UNAVAILABLE')
+  t.equal(w.cookie, undefined, 'no cookie')
+  t.same(readdirSync(typo), [], 'the handler never ran: no database was created in the plain directory')
+  app.kill('SIGTERM')
+  t.equal(await exited, 0)
+  t.equal(output.split('\n').filter(l => l.includes('"code":"LITEFS_MOUNT"')).length, 1, 'said once, in the app\'s log')
 })
 
 /** A node's LiteFS log lines since it was last started. */
