@@ -48,7 +48,7 @@ const ending: NodeEnding<NextFunction> = {
 export function litefs (options: NodeAdapterOptions): LitefsMiddleware {
   const core = createNodeCore(options)
   const middleware: RequestHandler = (_req, res, next) => { runNode(core, res, ending, next) }
-  return Object.assign(middleware, { core, close: async () => await core.close(), stats: () => core.stats(), upgrade: (next: UpgradeListener) => upgradeEntry(core, next) })
+  return Object.assign(middleware, { core, close: () => core.close(), stats: () => core.stats(), upgrade: (next: UpgradeListener) => upgradeEntry(core, next) })
 }
 
 /** Mount before the proxy on paths it must leave alone: no wait, no forwarding, no cookie. */

@@ -41,7 +41,7 @@ export function wrap (handler: (req: IncomingMessage, res: ServerResponse) => vo
     fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
   }
   const listener: RequestListener = (_req, res) => { runNode(core, res, ending, undefined) }
-  return Object.assign(listener, { core, close: async () => await core.close(), stats: () => core.stats(), upgrade: (next: UpgradeListener) => upgradeEntry(core, next) })
+  return Object.assign(listener, { core, close: () => core.close(), stats: () => core.stats(), upgrade: (next: UpgradeListener) => upgradeEntry(core, next) })
 }
 
 export default wrap

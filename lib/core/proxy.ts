@@ -205,7 +205,19 @@ export class LitefsCore<C = ServerResponse> {
     return await waitForToken(this.ctx, this.log, token, options.signal)
   }
 
-  async close (): Promise<void> {
+  /**
+   * Drain, then release what this core holds (probe, peer reports, lease,
+   * forwarding agents). Idempotent: a second call (SIGTERM then SIGINT, a
+   * shared shutdown helper) gets the first one's promise.
+   */
+  close (): Promise<void> {
+    this.closed ??= this.closeOnce()
+    return this.closed
+  }
+
+  private closed: Promise<void> | undefined
+
+  private async closeOnce (): Promise<void> {
     await whenAnswered(this.drain())
     this.ctx.probe.close()
     await this.ctx.peers?.close()

@@ -1,0 +1,42 @@
+// close() called twice — SIGTERM then SIGINT, or the README's handler beside a
+// shared shutdown helper — resolves both times, on a replica that has
+// forwarded a write (its forwarding agents are open) as on an idle one: the
+// second call gets the first one's promise, never undici's ClientDestroyedError.
+import t from 'tap'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express from 'express'
+import { request } from 'undici'
+import { wrap } from '../lib/http.js'
+import expressLitefs from '../lib/express.js'
+import { FakeLitefs, until } from './helpers/fake-litefs.js'
+
+type Test = typeof t
+
+async function listen (t: Test, listener: Parameters<typeof createServer>[1]): Promise<string> {
+  const server = createServer(listener)
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+for (const kind of ['http', 'express'] as const) {
+  t.test(`${kind}: close() twice after a forwarded write`, async t => {
+    const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+    t.teardown(async () => { await fake.close() })
+    const primary = await listen(t, (_req, res) => { res.end('{}') })
+    const opts = { db: 'app.db', mount: fake.mount, api: fake.apiUrl, primaryUrl: () => primary }
+    const handler = (_req: unknown, res: { end: (s: string) => void }): void => { res.end('here') }
+    const proxy = kind === 'http' ? wrap(handler as never, opts) : expressLitefs(opts)
+    const url = await listen(t, kind === 'http' ? proxy as never : express().use(proxy as never).use(handler as never) as never)
+    await until(() => proxy.core.state.primaryHostname === 'node-a', 'the replica knows its primary')
+    const res = await request(`${url}/items`, { method: 'POST', body: '{}' })
+    await res.body.dump()
+    t.equal(res.statusCode, 200, 'forwarded')
+    const first = proxy.close()
+    const second = proxy.close()
+    t.equal(second, first, 'the same promise')
+    await t.resolves(first)
+    await t.resolves(proxy.close(), 'and once more after it ended')
+  })
+}
