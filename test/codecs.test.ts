@@ -139,3 +139,15 @@ t.test('paths as routers compare them', async t => {
   t.ok(p.matches('/ANY/', loose), '…and as the router compares it')
   t.notOk(new PathPatterns([]).matches('/x', loose))
 })
+
+t.test('the exported readers never throw on what JavaScript callers pass: not a string is nothing read', async t => {
+  const { readToken } = await import('../lib/core/cookie.js')
+  const settings: CookieSettings = { name: 'litefs-txid', maxAge: 300, secrets: [] }
+  for (const v of [null, undefined, 42, 9n, {}, ['0000000000000001']]) {
+    t.equal(parseTxid(v as never), undefined, `parseTxid(${String(v)})`)
+    t.equal(parsePos(v as never), undefined, `parsePos(${String(v)})`)
+    t.equal(readToken(settings, v as never), undefined, `readToken(${String(v)})`)
+    t.equal(readTxidCookie(settings, v as never), undefined, `readTxidCookie(${String(v)})`)
+  }
+  t.equal(readToken(settings, ' 0000000000000002 '), 2n, 'a string is still read')
+})

@@ -69,9 +69,15 @@ t.test('the rules of a held read, outside HTTP', async t => {
     t.equal(onPrimary.unreachable, undefined)
     t.equal(primary.state.waiterCount, 0)
     const { served } = await node(t, adapter, { role: 'replica', txid: 5n }, { secret: 'a secret of 16 chars' })
-    for (const token of [undefined, '', 'nonsense', '0000000000000009', '0000000000000009.forged', '0000000000000000']) {
+    for (const token of [undefined, null, '', 'nonsense', '0000000000000009', '0000000000000009.forged', '0000000000000000']) {
       t.same(await served.core.waitForToken(token), { waitedMs: 0 }, `no wait for ${String(token)}`)
     }
+    t.same(await served.core.waitForToken(undefined, null), { waitedMs: 0 }, 'options null: none')
+    // Not a string: the caller's mistake, said as one (a job passing a row's number, an object).
+    for (const [token, got] of [[42, 'number 42'], [9n, 'bigint 9'], [{ txid: '01' }, 'an object'], [['01'], 'an array'], [true, 'boolean true']] as const) {
+      await t.rejects(served.core.waitForToken(token as never), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: `litefs-proxy: waitForToken(token): the token must be a string (a write's cookie or token header value), or null or undefined for none; got ${got}` })
+    }
+    t.equal(served.state.waiterCount, 0)
     const { served: signer } = await node(t, adapter, { role: 'primary', txid: 4n }, { secret: 'a secret of 16 chars' })
     const signed = await signer.core.tokenAfterWrite()
     t.match(signed, /^0000000000000004\.[A-Za-z0-9_-]{43}$/, 'signed as the cookie')

@@ -50,6 +50,7 @@ export function signToken (settings: CookieSettings, payload: string): string {
  * waiting for the highest is what keeps every one of the client's writes visible.
  */
 export function readTxidCookie (settings: CookieSettings, header: string | undefined): bigint | undefined {
+  if (typeof header !== 'string') return undefined // none (or not a header: JavaScript callers)
   return highestCookie(header, settings.name, value => verify(settings, value))
 }
 
@@ -113,9 +114,9 @@ export function txidToken (settings: CookieSettings, txid: bigint): string {
 /** The last token made per cookie settings (one core's). */
 const lastToken = new WeakMap<CookieSettings, { txid: bigint, token: string }>()
 
-/** The TXID in one token (a cookie's value or the token header's), or undefined when malformed or badly signed. */
+/** The TXID in one token (a cookie's value or the token header's), or undefined when malformed, badly signed or not a string. Never throws. */
 export function readToken (settings: CookieSettings, value: string): bigint | undefined {
-  return verify(settings, value.trim())
+  return typeof value === 'string' ? verify(settings, value.trim()) : undefined
 }
 
 /** The Set-Cookie value for `txid`. */

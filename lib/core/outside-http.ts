@@ -61,11 +61,18 @@ function noPosition<C> (core: CoreContext<C>, log: Logger): Error {
   return failure(log, 'LITEFS_NO_POSITION', `no position for ${db} after the write: ${missingDbCause(core, '')}`, core.options.state !== undefined ? { db } : { mount, db })
 }
 
+function notAToken (token: unknown): TypeError {
+  const got = Array.isArray(token) ? 'an array' : typeof token === 'object' ? 'an object' : `${typeof token} ${String(token)}`
+  return Object.assign(new TypeError(`litefs-proxy: waitForToken(token): the token must be a string (a write's cookie or token header value), or null or undefined for none; got ${got}`), { code: 'ERR_INVALID_ARG_TYPE' })
+}
+
 /** Wait until this node has the write `token` names; resolves as a held read is served, throws as it is answered. */
-export async function waitForToken<C> (core: CoreContext<C>, log: Logger, token: string | undefined, signal?: AbortSignal): Promise<TokenWait> {
+export async function waitForToken<C> (core: CoreContext<C>, log: Logger, token: string | null | undefined, signal?: AbortSignal): Promise<TokenWait> {
   const { state, options } = core
-  const positions = token === undefined ? undefined : readPositions(options.cookie, token, options.db)
-  if (token !== undefined && positions === undefined) sayRefused(core, token)
+  // null: what a database column holds for "no token". Anything else not a string is a caller's mistake, said as one.
+  if (token !== null && token !== undefined && typeof token !== 'string') throw notAToken(token)
+  const positions = token == null ? undefined : readPositions(options.cookie, token, options.db)
+  if (token != null && positions === undefined) sayRefused(core, token)
   // The databases this core tracks, behind-first order kept (the main one first); the others say nothing here.
   const wanted = [...(positions ?? [])].filter(([db, txid]) => txid !== 0n && (core.several?.tracked.accepts(db) ?? db === options.db))
   if (wanted.length === 0) return { waitedMs: 0 }

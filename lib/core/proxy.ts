@@ -199,10 +199,12 @@ export class LitefsCore<C = ServerResponse> {
    * read waits (`readTimeout`; at once on the primary or for no token), then
    * resolve; reject with the code a held read would be answered with
    * (LITEFS_READ_TIMEOUT, LITEFS_UNAVAILABLE, LITEFS_OVERLOADED, LITEFS_CLOSED),
-   * or with `signal`'s reason when it aborts.
+   * or with `signal`'s reason when it aborts. `token`: a write's cookie or
+   * token header value; null or undefined for none (resolves at once); any
+   * other type rejects with a TypeError (code ERR_INVALID_ARG_TYPE).
    */
-  async waitForToken (token: string | undefined, options: { signal?: AbortSignal } = {}): Promise<TokenWait> {
-    return await waitForToken(this.ctx, this.log, token, options.signal)
+  async waitForToken (token: string | null | undefined, options: { signal?: AbortSignal } | null = {}): Promise<TokenWait> {
+    return await waitForToken(this.ctx, this.log, token, options?.signal)
   }
 
   /**

@@ -1,10 +1,10 @@
 // LiteFS transaction ids are unsigned 64-bit integers written as 16 lowercase hex
 // digits (ltx.TXID.String()). They exceed Number's 2^53, so they live as bigint.
-/** The TXID in `text`, or undefined when it is not exactly 16 hex digits. Never throws. */
+/** The TXID in `text`, or undefined when it is not exactly 16 hex digits (or not a string). Never throws. */
 export function parseTxid (text: string): bigint | undefined {
   // On every read with a token: two 32-bit halves as Numbers (exact), one
   // BigInt made from them — no RegExp, no string built for BigInt() to parse.
-  if (text.length !== 16) return undefined
+  if (typeof text !== 'string' || text.length !== 16) return undefined
   let hi = 0
   let lo = 0
   for (let i = 0; i < 16; i++) {
@@ -29,10 +29,10 @@ export function formatTxid (txid: bigint): string {
 
 /**
  * The TXID at the start of a `<db>-pos` file (`%016x/%016x\n`: TXID / checksum),
- * or undefined when the content is not in that format.
+ * or undefined when the content is not in that format (or not a string). Never throws.
  */
 export function parsePos (content: string): bigint | undefined {
-  return content.length >= 17 && content.charCodeAt(16) === 47 /* '/' */
+  return typeof content === 'string' && content.length >= 17 && content.charCodeAt(16) === 47 /* '/' */
     ? parseTxid(content.slice(0, 16))
     : undefined
 }
