@@ -381,6 +381,7 @@ t.test('options are checked', async t => {
   await t.rejects(createDevCluster({ lag: -1 }), RangeError)
   await t.rejects(createDevCluster({ lag: [10, 5] }), RangeError)
   await t.rejects(createDevCluster({ lag: Infinity }), RangeError)
+  await t.rejects(createDevCluster({ lag: [0, 3e9] }), { name: 'RangeError', message: /at most 24\.8 days/ }, 'past the longest timer')
   await t.rejects(createDevCluster({ lag: NaN }), RangeError)
 })
 

@@ -97,6 +97,14 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [{ db: 'a', alwaysForward: ['oauth'] }, /"alwaysForward"/],
     [{ db: 'a', readTimeout: 0 }, /"readTimeout" must be a positive duration/],
     [{ db: 'a', readTimeout: 'soon' }, /got "soon"/],
+    // A timer past 2^31 − 1 ms fires after 1 ms, warning each time: refused, each option that becomes one.
+    [{ db: 'a', readTimeout: '720h' }, /^litefs-proxy: option "readTimeout" must be a duration at most 24\.8 days \(2147483647 ms, the longest timer Node keeps\), got "720h"$/],
+    [{ db: 'a', readTimeout: 3e9 }, /"readTimeout" must be a duration at most 24\.8 days .*, got 3000000000$/],
+    [{ db: 'a', primaryRedirectTimeout: '600h' }, /"primaryRedirectTimeout" must be a duration at most 24\.8 days/],
+    [{ db: 'a', forwardTimeout: 2 ** 31 }, /"forwardTimeout" must be a duration at most 24\.8 days/],
+    [{ db: 'a', pollInterval: '1000h' }, /"pollInterval" must be a duration at most 24\.8 days/],
+    [{ db: 'a', durabilityTimeout: '720h' }, /"durabilityTimeout" must be a duration at most 24\.8 days/],
+    [{ db: 'a', consul: { url: 'http://c:1', key: 'k', lockDelay: '720h' } }, /"consul\.lockDelay" must be a duration at most 24\.8 days/],
     [{ db: 'a', maxLag: -1 }, /"maxLag" must be a duration.*got -1/],
     [{ db: 'a', primaryRedirectTimeout: {} }, /got \{\}/],
     [{ db: 'a', healthPath: 'health' }, /"healthPath"/],
@@ -140,4 +148,9 @@ t.test('bad options throw, naming the option and what it expected', async t => {
   const circular: Record<string, unknown> = {}
   circular.self = circular
   t.throws(() => resolveOptions({ db: 'a', maxLag: circular }), /got \[object Object\]/)
+  // Never timers: past 24.8 days is fine (a lag compared, a cookie's Max-Age sent).
+  const long = resolveOptions({ db: 'a', maxLag: '720h', cookieMaxAge: '9000h', readTimeout: 2 ** 31 - 1 })
+  t.equal(long.maxLag, 720 * 3_600_000)
+  t.equal(long.cookie.maxAge, 9000 * 3600)
+  t.equal(long.readTimeout, 2 ** 31 - 1, 'the longest timer itself is taken')
 })

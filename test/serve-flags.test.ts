@@ -169,6 +169,9 @@ t.test('bad flags: one line naming the flag and the value as typed, exit 2', asy
     [['--db', 'app.db', '--api', 'ftp://x'], /^--api: expected LiteFS's API as an http\(s\) URL \(its http\.addr\), or false, got "ftp:\/\/x"$/],
     [['--db', 'app.db', '--consul-url', 'http://c:1', '--consul-key', 'k', '--consul-lock-delay', '100ms'], /^--consul-lock-delay: expected a duration of at least 300ms.*, got "100ms"$/],
     [['--db', 'app.db', '--consul-url', 'nope', '--consul-key', 'k'], /^--consul-url: expected Consul's http\(s\) URL/],
+    [['--db', 'app.db', '--txid-timeout', '720h'], /^--txid-timeout: expected a duration at most 24\.8 days \(2147483647 ms, the longest timer Node keeps\), got "720h"$/],
+    [['--db', 'app.db', '--idle-timeout', '30000h'], /^--idle-timeout: expected a duration at most 24\.8 days/],
+    [['--db', 'app.db', '--target-timeout', '3000000000'], /^--target-timeout: expected a duration at most 24\.8 days/],
     [['--db', 'app.db', '--consul-url', 'http://c:1', '--consul-key', '/'], /^--consul-key: expected the lease key/],
     [['--db', 'app.db', '--api', 'false', '--consul-url', 'http://c:1', '--consul-key', 'k'], /^lease\.hostname in --config is needed with --api false \(/],
     [['--db', 'app.db', '--role', 'boss', '--api', 'false'], /^--role: expected primary or replica, got "boss"$/],
@@ -231,4 +234,11 @@ t.test('--help: --role, durations without a unit, the cookie name', async t => {
   t.match(o.stdout, /a bare number is\nmilliseconds \(--txid-timeout 5 is 5 ms, not 5 s\)/)
   t.match(o.stdout, /--role <value> +with --api false: primary or replica/)
   t.match(o.stdout, /--cookie-name <value> +the TXID cookie's name, default __txid \(LiteFS's proxy's\); the adapters' default is litefs-txid\n/)
+})
+
+t.test('durations that are never timers take any length: --max-lag, --cookie-max-age', async t => {
+  const { serveOptions } = await import('../lib/sidecar/settings.js')
+  const o = serveOptions(['--db', 'app.db', '--max-lag', '720h', '--cookie-max-age', '9000h'], {}, () => {})
+  t.equal(o?.maxLag, 720 * 3_600_000)
+  t.equal(o?.cookieMaxAge, 9000 * 3_600_000)
 })

@@ -1,4 +1,4 @@
-import { parseDuration } from './duration.js'
+import { MAX_TIMER_MS, MAX_TIMER_WORDS, parseDuration } from './duration.js'
 import { PathPatterns, type PathPattern, type PathRules } from './path-match.js'
 
 // The options of replica reports and durability (DESIGN §3.5, issue 21),
@@ -50,6 +50,7 @@ export function resolveDurability (opts: Record<string, unknown>, fail: Fail): D
   else fail('durability', 'true, false, or a non-empty array of path globs starting with "/" or RegExps', raw)
   const timeout = opts.durabilityTimeout === undefined ? 5000 : parseDuration(opts.durabilityTimeout)
   if (timeout === undefined || timeout === 0) fail('durabilityTimeout', 'a positive duration (milliseconds, or a string such as "5s")', opts.durabilityTimeout)
+  if (timeout > MAX_TIMER_MS) fail('durabilityTimeout', `a duration ${MAX_TIMER_WORDS}`, opts.durabilityTimeout)
   const secret = opts.peerSecret ?? []
   const secrets = typeof secret === 'string' ? [secret] : secret
   // An empty array given would turn replica reports off, silently.

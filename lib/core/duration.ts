@@ -6,6 +6,16 @@ const PLAIN = /^\s*(\d+(?:\.\d+)?)\s*$/ // milliseconds
 const GO = /^\s*((?:\d+(?:\.\d+)?(?:ns|us|µs|μs|ms|s|m|h))+)\s*$/
 const PART = /(\d+(?:\.\d+)?)(ns|us|µs|μs|ms|s|m|h)/g
 
+/**
+ * The longest duration a timer takes (ms): Node's setTimeout keeps at most
+ * 2^31 − 1 ms (24.8 days); past it, it warns (TimeoutOverflowWarning) and fires
+ * after 1 ms. A duration option that becomes a timer is refused above it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** The words an option or flag error gives for MAX_TIMER_MS. */
+export const MAX_TIMER_WORDS = 'at most 24.8 days (2147483647 ms, the longest timer Node keeps)'
+
 /** Milliseconds for a duration option, or undefined when the value is not one. */
 export function parseDuration (value: unknown): number | undefined {
   if (typeof value === 'number') {

@@ -1,4 +1,4 @@
-import { parseDuration } from './duration.js'
+import { MAX_TIMER_MS, MAX_TIMER_WORDS, parseDuration } from './duration.js'
 import { PathPatterns } from './path-match.js'
 
 // The checks of options.ts, one per kind of value: each returns the value or
@@ -33,13 +33,15 @@ export function fail (name: string, expected: string, got: unknown): never {
   throw new LitefsOptionsError(`litefs-proxy: option "${name}" must be ${expected}, got ${shown}`, name, expected)
 }
 
-export function duration (opts: Record<string, unknown>, name: string, fallback: number, positive: boolean): number {
+/** A duration option (ms). `timer`: it becomes a timer, so at most MAX_TIMER_MS (duration.ts). */
+export function duration (opts: Record<string, unknown>, name: string, fallback: number, positive: boolean, timer = true): number {
   const raw = opts[name]
   if (raw === undefined) return fallback
   const ms = parseDuration(raw)
   if (ms === undefined || (positive && ms === 0)) {
     fail(name, `a ${positive ? 'positive ' : ''}duration (milliseconds, or a string such as "5s" or "250ms")`, raw)
   }
+  if (timer && ms > MAX_TIMER_MS) fail(name, `a duration ${MAX_TIMER_WORDS}`, raw)
   return ms
 }
 

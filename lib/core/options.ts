@@ -1,4 +1,4 @@
-import { parseDuration } from './duration.js'
+import { MAX_TIMER_MS, MAX_TIMER_WORDS, parseDuration } from './duration.js'
 import type { PathPattern, PathPatterns } from './path-match.js'
 import { bytes, COOKIE_NAME, count, duration, fail, flag, LitefsOptionsError, oneOf, patterns, text } from './option-checks.js'
 import type { CookieSettings } from './cookie.js'
@@ -200,6 +200,7 @@ function consulLease (raw: unknown, api: string | false, state: unknown): (Consu
   if (typeof c.url !== 'string' || !URL.canParse(c.url) || !/^https?:$/.test(new URL(c.url).protocol)) fail('consul.url', "Consul's http(s) URL, as litefs.yml's lease.consul.url", c.url)
   if (typeof c.key !== 'string' || c.key.replace(/\//g, '') === '') fail('consul.key', "the lease key, as litefs.yml's lease.consul.key", c.key)
   const lockDelay = c.lockDelay === undefined ? 1000 : parseDuration(c.lockDelay)
+  if (lockDelay !== undefined && lockDelay > MAX_TIMER_MS) fail('consul.lockDelay', `a duration ${MAX_TIMER_WORDS}`, c.lockDelay)
   if (lockDelay === undefined || lockDelay < MIN_LOCK_DELAY) {
     fail('consul.lockDelay', `litefs.yml's lease.consul.lock-delay, at least ${MIN_LOCK_DELAY}ms (LiteFS's default is 1s: the fence counts a confirmation for lock-delay less 200ms)`, c.lockDelay)
   }
@@ -290,11 +291,11 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     alwaysForward: patterns(opts, 'alwaysForward'),
     readTimeout: duration(opts, 'readTimeout', 5000, true),
     primaryRedirectTimeout: duration(opts, 'primaryRedirectTimeout', 5000, false),
-    maxLag: duration(opts, 'maxLag', 10_000, false),
+    maxLag: duration(opts, 'maxLag', 10_000, false, false), // compared, never a timer
     healthPath: health,
     cookie: {
       name: text(opts, 'cookieName', 'litefs-txid', COOKIE_NAME, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)'),
-      maxAge: Math.round(duration(opts, 'cookieMaxAge', 300_000, true) / 1000),
+      maxAge: Math.round(duration(opts, 'cookieMaxAge', 300_000, true, false) / 1000), // the cookie's Max-Age, never a timer
       secrets
     },
     tokenHeader: tokenHeader(opts),

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
+import { MAX_TIMER_MS, MAX_TIMER_WORDS } from '../core/duration.js'
 import { removeAtExit } from './leftovers.js'
 import { ReplicationLink } from './link.js'
 import { ClusterNode, type DevNode } from './node.js'
@@ -290,8 +291,8 @@ function seed (file: string, schema: string | undefined): { image: Buffer, posit
 
 function lagSampler (lag: number | readonly [number, number]): () => number {
   const [min, max] = typeof lag === 'number' ? [lag, lag] : lag
-  if (!(min >= 0 && max >= min && max < Infinity)) {
-    throw new RangeError(`lag must be milliseconds ≥ 0 or a [min, max] range of them, got ${String(lag)}`)
+  if (!(min >= 0 && max >= min && max <= MAX_TIMER_MS)) {
+    throw new RangeError(`lag must be milliseconds ≥ 0 (${MAX_TIMER_WORDS}) or a [min, max] range of them, got ${String(lag)}`)
   }
   return () => min + Math.random() * (max - min)
 }

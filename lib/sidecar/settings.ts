@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
-import { parseDuration } from '../core/duration.js'
+import { MAX_TIMER_MS, MAX_TIMER_WORDS, parseDuration } from '../core/duration.js'
 import { lineLogger, type LogFormat, type LogLevel } from './access-log.js'
 import { inFlagTerms, type GivenFlag } from './flag-errors.js'
 import type { SidecarOptions } from './sidecar.js'
@@ -190,9 +190,13 @@ function primaryUrl (value: string | undefined): string | ((hostname: string) =>
   }
 }
 
+/** Flags whose duration is compared or sent, never a timer: no cap. */
+const NOT_TIMERS = new Set(['max-lag', 'cookie-max-age'])
+
 function duration (name: string, value: string): number {
   const ms = parseDuration(value)
   if (ms === undefined) throw new UsageError(`--${name}: expected a duration such as 10s, 500ms or 1m30s, got ${JSON.stringify(value)}`)
+  if (ms > MAX_TIMER_MS && !NOT_TIMERS.has(name)) throw new UsageError(`--${name}: expected a duration ${MAX_TIMER_WORDS}, got ${JSON.stringify(value)}`)
   return ms
 }
 
