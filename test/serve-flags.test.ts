@@ -238,7 +238,7 @@ t.test('--help: --role, durations without a unit, the cookie name', async t => {
 
 t.test('durations that are never timers take any length: --max-lag, --cookie-max-age', async t => {
   const { serveOptions } = await import('../lib/sidecar/settings.js')
-  const o = serveOptions(['--db', 'app.db', '--max-lag', '720h', '--cookie-max-age', '9000h'], {}, () => {})
+  const o = serveOptions(['--addr', ':8080', '--target', 'localhost:8081', '--db', 'app.db', '--max-lag', '720h', '--cookie-max-age', '9000h'], {}, () => {})
   t.equal(o?.maxLag, 720 * 3_600_000)
   t.equal(o?.cookieMaxAge, 9000 * 3_600_000)
 })
