@@ -1,5 +1,4 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
-import { LitefsHttpError } from './core/errors.js'
 import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from './core/node-adapter.js'
 import type { LitefsCore } from './core/proxy.js'
 import type { LitefsStats } from './core/observe.js'
@@ -38,7 +37,7 @@ export function wrap (handler: (req: IncomingMessage, res: ServerResponse) => vo
   const ending: NodeEnding<undefined> = {
     app: res => handler(res.req, res),
     answer: sendAnswer,
-    fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
+    fail: (res, err) => sendAnswer(res, err)
   }
   const listener: RequestListener = (_req, res) => { runNode(core, res, ending, undefined) }
   return Object.assign(listener, { core, close: () => core.close(), stats: () => core.stats(), upgrade: (next: UpgradeListener) => upgradeEntry(core, next) })

@@ -282,7 +282,7 @@ for (const adapter of ADAPTERS) {
       const { served } = await replica(t, { primaryUrl: (host: string) => { throw new Error(`no URL for ${host} here`) } })
       const res = await get(`${served.url}/litefs/health`)
       t.equal(res.status, 503)
-      t.same(res.body.unreachable, { origin: null, error: 'primaryUrl has no URL for the primary node-a: no URL for node-a here' })
+      t.same(res.body.unreachable, { origin: null, error: 'primaryUrl threw for the primary "node-a": no URL for node-a here' })
     })
 
     t.test('health: maxLag 0 disables; a custom path; false turns it off', async t => {

@@ -59,25 +59,38 @@ t.test('bad adapter options throw at once', async t => {
   t.throws(() => litefs({ db: 'app.db', logger: { info () {}, warn () {}, error () {} } as any }), { message: /it lacks debug$/ })
 })
 
-t.test('an adapter failure is a 500, not a hang', async t => {
-  const fake = await FakeLitefs.start({ role: 'replica', txid: 1n })
-  t.teardown(() => fake.close())
-  const broken = (): string => { throw new Error('no such primary mapping') }
-  const listener = wrap(() => {}, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: quiet, primaryUrl: broken })
-  const proxy = litefs({ db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: quiet, primaryUrl: broken })
-  t.teardown(async () => { await listener.close(); await proxy.close() })
-  const app = express()
-  app.set('env', 'test') // Express's default handler would print the stack
-  app.use(proxy)
-  const httpUrl = await listen(t, listener)
-  const expressUrl = await listen(t, app)
-  await until(() => listener.core.state.primaryHostname === 'node-a' && proxy.core.state.primaryHostname === 'node-a')
-  const a = await request(`${httpUrl}/w`, { method: 'POST' })
-  t.equal(a.statusCode, 500)
-  t.same(await a.body.json(), { error: 'no such primary mapping', code: 'LITEFS_INTERNAL' })
-  const b = await request(`${expressUrl}/w`, { method: 'POST' })
-  await b.body.dump()
-  t.equal(b.statusCode, 500, "Express's own handler answers next(err)")
+t.test('a decision that fails (thrown at once, or rejected later): 500 LITEFS_INTERNAL as one JSON line, logged, never a hang or a crash', async t => {
+  // A state of the app's whose driver fails: refresh throws on the call chosen.
+  const { NodeState } = await import('../lib/core/node-state.js')
+  const failing = (failOn: number): InstanceType<typeof NodeState> => {
+    let calls = 0
+    const state = new NodeState({ readPosition: () => 1n, readLag: () => 0, refresh: () => { if (++calls >= failOn) throw new Error(`driver broke on call ${calls}`) } })
+    state.setLitefs('up')
+    state.setRole('replica', undefined) // no primary known: the write path refreshes again once waiting (asynchronously)
+    return state
+  }
+  const errors: Array<{ o: Record<string, unknown>, m: string }> = []
+  const logger = { ...quiet, error: (o: Record<string, unknown>, m: string) => { errors.push({ o, m }) } }
+  for (const [when, failOn] of [['at once', 1], ['later', 2]] as const) {
+    const listener = wrap(() => {}, { db: 'app.db', state: failing(failOn), logger, primaryRedirectTimeout: 200 })
+    const proxy = litefs({ db: 'app.db', state: failing(failOn), logger, primaryRedirectTimeout: 200 })
+    t.teardown(async () => { await listener.close(); await proxy.close() })
+    const app = express()
+    app.use(proxy)
+    app.use(litefs.errorHandler())
+    const httpUrl = await listen(t, listener)
+    const expressUrl = await listen(t, app)
+    for (const [name, url] of [['http', httpUrl], ['express', expressUrl]]) {
+      errors.length = 0
+      const res = await request(`${url}/w`, { method: 'POST' })
+      const text = await res.body.text()
+      t.equal(res.statusCode, 500, `${name}, ${when}`)
+      t.equal(res.headers['content-type'], 'application/json; charset=utf-8', `${name}, ${when}: the table's JSON, also through Express's errorHandler`)
+      t.same(JSON.parse(text), { error: `driver broke on call ${failOn}`, code: 'LITEFS_INTERNAL' })
+      t.equal(errors.length, 1, `${name}, ${when}: one error line`)
+      t.match(errors[0], { o: { code: 'LITEFS_INTERNAL', method: 'POST', path: '/w' }, m: `litefs-proxy: deciding this request failed: driver broke on call ${failOn}` })
+    }
+  }
 })
 
 t.test('Express: mounted under a path, globs see the whole path and forwarding keeps it', async t => {

@@ -65,7 +65,7 @@ t.test('every option is read', async t => {
   t.equal(fn.primaryOrigin('node-3', 1), 'http://10.0.0.3', 'a function; the origin is kept')
   // The README's map, `host => ({ 'node-1': … })[host]`, for a node it does not name: the error says so.
   const map = resolveOptions({ db: 'a', primaryUrl: (h: string) => ({ 'node-1': 'http://10.0.0.1:8080' } as Record<string, string>)[h] })
-  t.throws(() => map.primaryOrigin('node-9', 1), /^primaryUrl returned undefined for the primary "node-9": it must return the primary's app URL \(http or https\)$/)
+  t.throws(() => map.primaryOrigin('node-9', 1), /^primaryUrl returned undefined for the primary "node-9", not its app URL \(http or https\)$/)
   t.throws(() => resolveOptions({ db: 'a', primaryUrl: () => 'ftp://x' }).primaryOrigin('node-9', 1), /primaryUrl returned "ftp:\/\/x" for the primary "node-9"/)
   // A static primary's own URL, the first thing a user with one fixed primary writes (issue 23).
   const fixed = resolveOptions({ db: 'a', primaryUrl: 'http://127.0.0.1:8081' })

@@ -365,8 +365,8 @@ t.test('node:http: a client sending more than a handshake while held is cut; a f
   t.teardown(() => f.close())
   f.send('GET', '/admin/live', HANDSHAKE)
   const a = await f.answer()
-  t.equal(a.status, 500)
-  t.same(JSON.parse(a.body), { error: 'no map for this host', code: 'LITEFS_INTERNAL' })
+  t.equal(a.status, 503)
+  t.same(JSON.parse(a.body), { error: 'primaryUrl threw for the primary "node-a": no map for this host; nothing was applied', code: 'LITEFS_NO_PRIMARY' })
 })
 
 t.test('fastify without @fastify/websocket: a handshake is an ordinary GET, as before', async t => {

@@ -1,3 +1,4 @@
+import { noUrlReason } from './primary-url.js'
 import type { IncomingMessage } from 'node:http'
 import type { CoreContext } from './context.js'
 import { LOOP_STATUS } from './loop-guard.js'
@@ -36,7 +37,7 @@ function primaryTarget<C> (core: CoreContext<C>): Target | undefined {
     const origin = options.primaryOrigin(primary, core.probePort)
     return { origin, url: origin + options.healthPath }
   } catch (err) {
-    return { failed: { origin: null, error: `primaryUrl has no URL for the primary ${primary}: ${(err as Error).message}` } }
+    return { failed: { origin: null, error: noUrlReason(err, primary) } }
   }
 }
 

@@ -1,3 +1,6 @@
+// Longer than 300 lines: the one driver where LiteFS's stream, its mount and the
+// lease meet; each turn it takes (subscribed, lost, polled, the mount watched)
+// reads the others' state, which a split would only pass back and forth.
 /**
  * A NodeState fed by a real LiteFS node: the /events stream, the mount's files
  * (-pos, .primary) when the stream is down, the primary confirmation and the

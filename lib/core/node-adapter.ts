@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { deferHead } from './deferred-head.js'
+import type { LitefsHttpError } from './errors.js'
 import { silentLogger, type Logger } from './logger.js'
 import { LitefsCore } from './proxy.js'
 import { nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo, type RouteSetting } from './request.js'
@@ -132,7 +133,8 @@ export function createNodeCore (opts: NodeAdapterOptions): LitefsCore<ServerResp
 export interface NodeEnding<N> {
   app: (res: ServerResponse, next: N) => void
   answer: (res: ServerResponse, answer: LitefsAnswer, next: N) => void
-  fail: (res: ServerResponse, err: Error, next: N) => void
+  /** `err`: the failure as the answer table's 500 LITEFS_INTERNAL, already logged (LitefsCore.internal). */
+  fail: (res: ServerResponse, err: LitefsHttpError, next: N) => void
 }
 
 function settle<N> (core: LitefsCore<ServerResponse>, res: ServerResponse, info: LitefsInfo, ending: NodeEnding<N>, next: N): void {
@@ -147,9 +149,14 @@ function settle<N> (core: LitefsCore<ServerResponse>, res: ServerResponse, info:
 
 /** Decide, then run the app (with the cookie hooked on) or send the proxy's answer. */
 export function runNode<N> (core: LitefsCore<ServerResponse>, res: ServerResponse, ending: NodeEnding<N>, next: N): void {
-  const decided = core.decide(res)
+  let decided: LitefsInfo | Promise<LitefsInfo>
+  try {
+    decided = core.decide(res)
+  } catch (err) { // thrown before any await (a state driver of the app's): answered as a rejection is
+    return ending.fail(res, core.internal(res, err), next)
+  }
   if (decided instanceof Promise) {
-    decided.then(info => settle(core, res, info, ending, next), (err: Error) => ending.fail(res, err, next))
+    decided.then(info => settle(core, res, info, ending, next), (err: unknown) => ending.fail(res, core.internal(res, err), next))
   } else {
     settle(core, res, decided, ending, next)
   }

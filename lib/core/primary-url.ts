@@ -12,6 +12,22 @@ const fill = (template: string, hostname: string, port: number): string =>
 
 const isHttp = (url: string): boolean => URL.canParse(url) && /^https?:$/.test(new URL(url).protocol)
 
+/** A `primaryUrl` that has no URL for a primary: its message names the primary and why. */
+export class NoPrimaryUrl extends Error {}
+
+/** Why `primaryUrl` gave no URL for `primary`, in words: ours (NoPrimaryUrl), or what the app's function threw. */
+export function noUrlReason (err: unknown, primary: string): string {
+  if (err instanceof NoPrimaryUrl) return err.message
+  return `primaryUrl threw for the primary "${primary}": ${err instanceof Error ? err.message : String(err)}`
+}
+
+/** What a primaryUrl function returned, in words. */
+function returned (url: unknown): string {
+  if (typeof url === 'string') return JSON.stringify(url)
+  if (url instanceof Promise) return 'a promise'
+  return String(url)
+}
+
 /** The primary's origin for a hostname and this server's port; undefined when `raw` is none of the three forms. */
 export function primaryOriginOf (raw: unknown): PrimaryOrigin | undefined {
   if (typeof raw === 'function') {
@@ -20,7 +36,7 @@ export function primaryOriginOf (raw: unknown): PrimaryOrigin | undefined {
       const url: unknown = raw(hostname)
       // Parsed once: this runs for every forwarded write.
       const parsed = typeof url === 'string' && URL.canParse(url) ? new URL(url) : undefined
-      if (parsed === undefined || !/^https?:$/.test(parsed.protocol)) throw new Error(`primaryUrl returned ${typeof url === 'string' ? JSON.stringify(url) : String(url)} for the primary "${hostname}": it must return the primary's app URL (http or https)`)
+      if (parsed === undefined || !/^https?:$/.test(parsed.protocol)) throw new NoPrimaryUrl(`primaryUrl returned ${returned(url)} for the primary "${hostname}", not its app URL (http or https)${url instanceof Promise ? ' itself' : ''}`)
       return parsed.origin
     }
   }

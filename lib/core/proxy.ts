@@ -5,6 +5,8 @@ import { Classifier } from './classify.js'
 import type { CoreContext } from './context.js'
 import { decide } from './decide.js'
 import { forwardAgents } from './forward-agent.js'
+import { litefsError } from './answers.js'
+import type { LitefsHttpError } from './errors.js'
 import { markerName } from './loop-guard.js'
 import type { ForwardedView } from './forwarded-headers.js'
 import { health } from './health.js'
@@ -83,7 +85,11 @@ export class LitefsCore<C = ServerResponse> {
       probe: new PrimaryProbe(state, options.db ?? '', () => {
         const primary = state.primaryHostname
         if (primary === undefined || health === false || state.role === 'primary') return undefined
-        return options.primaryOrigin(primary, ctx.probePort) + health
+        try {
+          return options.primaryOrigin(primary, ctx.probePort) + health
+        } catch {
+          return undefined // a primaryUrl function with no URL for it: no one to ask (forwarding says why: write-path.ts)
+        }
       }, () => agents[options.forwardProtocol ?? ctx.probeProtocol], log),
       reach: new PrimaryReach(this.nodeName, () => agents[options.forwardProtocol ?? ctx.probeProtocol]),
       observer: new Observer(options.serverTiming),
@@ -192,6 +198,18 @@ export class LitefsCore<C = ServerResponse> {
    */
   async tokenAfterWrite (): Promise<string> {
     return await tokenAfterWrite(this.ctx, this.log)
+  }
+
+  /**
+   * A failure while deciding a request — a bug here, or a function of the
+   * app's (a hook) that threw — as the answer it gets: 500 LITEFS_INTERNAL,
+   * its error line logged with the request, so no 500 goes unexplained.
+   */
+  internal (c: C, err: unknown): LitefsHttpError {
+    const message = err instanceof Error ? err.message : String(err)
+    const req = this.ctx.hooks.req(c)
+    this.ctx.hooks.log(c).error({ err, method: req.method, path: this.ctx.hooks.url(c), code: 'LITEFS_INTERNAL' }, `litefs-proxy: deciding this request failed: ${message}`)
+    return litefsError('LITEFS_INTERNAL', message)
   }
 
   /**

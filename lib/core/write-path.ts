@@ -1,3 +1,4 @@
+import { noUrlReason } from './primary-url.js'
 import type { IncomingMessage } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { answer } from './answers.js'
@@ -114,7 +115,11 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
         log.debug({ primary }, 'litefs-proxy: asking Fly.io to replay the request on the primary')
         return info
       }
-      origin = options.primaryOrigin(primary, req.socket.localPort as number)
+      try {
+        origin = options.primaryOrigin(primary, req.socket.localPort as number)
+      } catch (err) {
+        return noPrimaryUrl(core, info, log, primary, noUrlReason(err, primary))
+      }
     }
     const elapsed = core.observer.forwardStarted(req, origin, res)
     // A WebSocket handshake that arrived as an upgrade goes to the primary as one (tunnel.ts).
@@ -185,6 +190,18 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     if (core.lifecycle.closing) return ended(core, info, 'closed', log)
     // A client that left meanwhile: forward() sees it before sending anything.
   }
+}
+
+/**
+ * A `primaryUrl` function that throws, or returns no http(s) URL, for the
+ * primary LiteFS names (a map missing a node): no write can reach it, and
+ * waiting changes nothing until the primary changes. Answered at once (503,
+ * nothing applied); the misconfiguration said once, until a forward gets through.
+ */
+function noPrimaryUrl<C> (core: CoreContext<C>, info: LitefsInfo, log: Logger, primary: string, why: string): LitefsInfo {
+  core.unresolvedSaid = true
+  core.warn.say('LITEFS_PRIMARY_UNRESOLVED', 'primaryUrl', `${why}: writes on this replica are answered 503 LITEFS_NO_PRIMARY until it gives one`, { primary })
+  return answer(info, log, 'LITEFS_NO_PRIMARY', `${why}; nothing was applied`, { primary })
 }
 
 /** A request forwarded as often as it may be, on a node that is not primary: only this node becoming primary can serve it. */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { MAX_TIMER_MS, MAX_TIMER_WORDS, parseDuration } from '../core/duration.js'
+import { NoPrimaryUrl } from '../core/primary-url.js'
 import { lineLogger, type LogFormat, type LogLevel } from './access-log.js'
 import { inFlagTerms, type GivenFlag } from './flag-errors.js'
 import type { SidecarOptions } from './sidecar.js'
@@ -185,7 +186,7 @@ function primaryUrl (value: string | undefined): string | ((hostname: string) =>
   }
   return hostname => {
     const url = map.get(hostname)
-    if (url === undefined) throw new Error(`--primary-url has no URL for the primary "${hostname}"`)
+    if (url === undefined) throw new NoPrimaryUrl(`--primary-url has no URL for the primary "${hostname}"`)
     return url
   }
 }

@@ -152,7 +152,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   const ending: NodeEnding<undefined> = {
     app: res => { void toApp(res) },
     answer: sendAnswer,
-    fail: (res, err) => sendAnswer(res, new LitefsHttpError(500, 'LITEFS_INTERNAL', err.message))
+    fail: (res, err) => sendAnswer(res, err)
   }
 
   // The line per request, at info: not even its listener when info is not written.
