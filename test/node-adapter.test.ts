@@ -51,7 +51,12 @@ t.test('the cookie survives every way a handler sends its head', async t => {
 t.test('bad adapter options throw at once', async t => {
   t.throws(() => wrap(() => {}, { db: 'app.db', forwardBodyLimit: -1 }), /"forwardBodyLimit" must be a number of bytes, got -1/)
   t.throws(() => wrap(() => {}, { db: 'app.db', bodyLimit: 1 } as any), /unknown option "bodyLimit"/)
-  t.throws(() => litefs({ db: 'app.db', trustProxy: 'yes' as unknown as boolean }), /"trustProxy" must be true or false/)
+  t.throws(() => litefs({ db: 'app.db', trustProxy: 'yes' as unknown as boolean }), { code: 'LITEFS_BAD_OPTION', message: /^litefs-proxy: option "trustProxy" must be true or false, got "yes"$/ })
+  // A string or an array where the options go: said as that, not as options "0", "1", ….
+  for (const [given, got] of [['app.db', '"app.db"'], [['app.db'], '\\["app.db"\\]'], [null, 'null'], [5, '5']] as const) {
+    t.throws(() => wrap(() => {}, given as never), { code: 'LITEFS_BAD_OPTION', message: new RegExp(`^litefs-proxy: option "options" must be an object, got ${got}$`) }, `wrap(h, ${JSON.stringify(given)})`)
+    t.throws(() => litefs(given as never), { code: 'LITEFS_BAD_OPTION', message: /option "options" must be an object/ }, `litefs(${JSON.stringify(given)})`)
+  }
   t.throws(() => litefs({ db: 'app.db', mount: '' }), /"mount"/)
   for (const logger of [{}, null, 'console', { ...console, debug: undefined }]) {
     t.throws(() => wrap(() => {}, { db: 'app.db', logger } as any), { code: 'LITEFS_BAD_OPTION', message: /option "logger" must have the methods debug, info, warn, error \(pino and console do\); it lacks / }, `logger ${JSON.stringify(logger)}`)

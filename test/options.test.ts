@@ -83,6 +83,7 @@ t.test('bad options throw, naming the option and what it expected', async t => {
   const cases: Array<[unknown, RegExp]> = [
     [null, /"options" must be an object, got null/],
     ['app.db', /"options" must be an object, got "app.db"/],
+    [['app.db'], /"options" must be an object, got \["app.db"\]/],
     [{}, /"db" is missing: the database file name/],
     [{ db: '' }, /"db" must be a database file name inside the mount \(e\.g\. "app\.db"\), a list of up to 16 of them, or "\*" for every database in the mount.*got ""/],
     [{ db: 'dir/app.db' }, /"db"/],

@@ -7,7 +7,7 @@ import { nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo, type R
 import { firstValue } from './forwarded-headers.js'
 import { EXACT, type PathRules } from './path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './options.js'
-import { LitefsOptionsError } from './option-checks.js'
+import { LitefsOptionsError, fail } from './option-checks.js'
 export { sendAnswer } from './send-answer.js'
 
 // What the Express middleware and the node:http wrapper share: both see Node's
@@ -58,8 +58,10 @@ const consoleLogger: Logger = {
 }
 
 function checkAdapterOptions (opts: NodeAdapterOptions): { trustProxy: boolean, logger: Logger, core: LitefsOptions } {
+  // Spread, a string or an array would become options "0", "1", …: said as what it is.
+  if (opts !== undefined && (typeof opts !== 'object' || opts === null || Array.isArray(opts))) fail('options', 'an object', opts)
   const { trustProxy = false, logger = consoleLogger, ...core } = opts ?? {} as NodeAdapterOptions
-  if (typeof trustProxy !== 'boolean') throw new TypeError(`litefs-proxy: option "trustProxy" must be true or false, got ${String(trustProxy)}`)
+  if (typeof trustProxy !== 'boolean') fail('trustProxy', 'true or false', trustProxy)
   // A logger missing a level would fail at the first line it is asked for, far from here.
   const missing = LEVELS.filter(level => typeof (logger as unknown as Record<string, unknown> | null)?.[level] !== 'function')
   if (missing.length > 0) throw new LitefsOptionsError(`litefs-proxy: option "logger" must have the methods ${LEVELS.join(', ')} (pino and console do); it lacks ${missing.join(', ')}`)

@@ -236,7 +236,7 @@ function tokenHeader (opts: Record<string, unknown>): string | false {
 }
 
 export function resolveOptions (input: unknown): ResolvedOptions {
-  if (typeof input !== 'object' || input === null) fail('options', 'an object', input)
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) fail('options', 'an object', input)
   const opts = input as Record<string, unknown>
   for (const key of Object.keys(opts)) {
     if (!KNOWN.has(key)) {
