@@ -120,6 +120,17 @@ t.test('Express: mounted under a path, globs see the whole path and forwarding k
   await w.body.dump()
   t.equal(w.statusCode, 200)
   t.same(seen, ['/api/items?x=1'], 'the primary got the whole path and query')
+  // healthPath is a whole path too: the default never reaches a proxy mounted under /api.
+  const defaultHealth = await request(`${replicaUrl}/api/litefs/health`)
+  t.same(await defaultHealth.body.json(), { kind: 'read' }, 'the default /litefs/health: under /api it is an ordinary read')
+  const mounted = litefs({ db: 'app.db', mount: rfake.mount, api: rfake.apiUrl, logger: quiet, healthPath: '/api/litefs/health', primaryUrl: () => primaryUrl })
+  t.teardown(async () => { await mounted.close() })
+  const mountedApp = express()
+  mountedApp.use('/api', mounted, (_req, res) => { res.json({ app: true }) })
+  const mountedUrl = await listen(t, mountedApp)
+  await until(() => mounted.core.state.primaryHostname === 'node-a')
+  const health = await request(`${mountedUrl}/api/litefs/health`)
+  t.match(await health.body.json(), { role: 'replica' }, "healthPath: '/api/litefs/health' (the README's advice) answers there")
 })
 
 t.test('Express errorHandler leaves other errors and sent responses alone', async t => {
