@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginCallback, FastifyReply, HookHandlerDoneFunction, onSendHookHandler } from 'fastify'
 import { LitefsCore } from './core/proxy.js'
+import { closingAnswer } from './core/send-answer.js'
 import { nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo } from './core/request.js'
 import { whenAnswered } from './core/lifecycle.js'
 import { deferHead, deferredHead } from './core/deferred-head.js'
@@ -99,6 +100,7 @@ function settle (core: LitefsCore<FastifyReply>, reply: FastifyReply, info: Lite
       return next()
     case 'answer': {
       const answer = info.answer as LitefsAnswer
+      closingAnswer(reply.raw, answer)
       void reply.code(answer.statusCode).headers(answer.headers)
       if (answer instanceof Error) void reply.type('application/json; charset=utf-8')
       void reply.send(answer.body)

@@ -5,8 +5,19 @@ import type { LitefsAnswer } from './request.js'
 // Writing one of litefs-proxy's own answers (an error, the health check, a
 // fly-replay, an acknowledgement that replaces the app's) to a Node response.
 
+/**
+ * An answer that says this server is shutting down (LITEFS_CLOSED) also closes
+ * its HTTP/1.1 connection (`Connection: close`): the client's next request goes
+ * to a server that stays. HTTP/2 has no such header; its session is closed by
+ * the drain (lifecycle.ts).
+ */
+export function closingAnswer (res: ServerResponse, answer: LitefsAnswer): void {
+  if (answer instanceof LitefsHttpError && answer.code === 'LITEFS_CLOSED' && res.req.httpVersionMajor === 1) res.shouldKeepAlive = false
+}
+
 /** Write a proxy answer as the response: its status, headers, a JSON type for errors, its length, and its body unless HEAD. */
 export function sendAnswer (res: ServerResponse, answer: LitefsAnswer): void {
+  closingAnswer(res, answer)
   const headers: OutgoingHttpHeaders = { ...answer.headers }
   if (answer instanceof LitefsHttpError) headers['content-type'] = 'application/json; charset=utf-8'
   headers['content-length'] = Buffer.byteLength(answer.body)

@@ -104,7 +104,8 @@ export async function frameworkApp (adapter: AdapterName, litefs: Record<string,
     app.use(expressLitefs.errorHandler())
     const server = createServer(app)
     const url = await listen(server)
-    return { url, state: proxy.core.state, stats: proxy.stats, close: async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)); await proxy.close() } }
+    // As the README shuts down: the proxy first (held requests answered), then the server.
+    return { url, state: proxy.core.state, stats: proxy.stats, close: async () => { await proxy.close(); server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) } }
   }
   const listener = wrap((req, res) => {
     const path = (req.url as string).split('?')[0]
