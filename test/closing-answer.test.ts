@@ -30,5 +30,9 @@ for (const flavour of FLAVOURS) {
     t.match(got, /^HTTP\/1\.1 503 /)
     t.match(got, /\r\nconnection: close\r\n/i)
     t.match(got, /"code":"LITEFS_CLOSED"/)
+    if (flavour === 'serve') {
+      // serve's access log names the code of its own answer, as the body does.
+      t.ok(replica.lines.some(l => l.includes('"msg":"request"') && l.includes('"status":503') && l.includes('"code":"LITEFS_CLOSED"')), 'the request line has code LITEFS_CLOSED')
+    }
   })
 }

@@ -59,6 +59,8 @@ export function logWhenDone (log: Logger, res: ServerResponse): void {
       waitedMs: info?.waitedMs === undefined ? undefined : Math.round(info.waitedMs),
       forwardedTo: info?.forwardedTo,
       txid: info?.setTxid,
+      // serve's own answer (an error of the table): its code, as the JSON body says it.
+      code: (info?.answer as { code?: string } | undefined)?.code,
       aborted: res.writableFinished || switched.has(res) ? undefined : true
     }, 'request')
   })
