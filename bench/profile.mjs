@@ -29,6 +29,13 @@ if (process.env.PROFILE_LITEFS === '1') {
   schema.pragma('journal_mode = WAL')
   schema.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, text TEXT NOT NULL)')
   schema.close()
+  // Two more databases, for the several-databases case (L8).
+  for (const db of ['cache.db', 'queue.db']) {
+    const more = new Database(join(cluster.nodes[0].mount, db))
+    more.pragma('journal_mode = WAL')
+    more.exec('CREATE TABLE t (id INTEGER PRIMARY KEY)')
+    more.close()
+  }
   await cluster.waitReplicated('app.db')
   ;[primary, replica] = cluster.nodes.map(n => ({ mount: n.mount, apiUrl: n.apiUrl, close: async () => {} }))
 } else {
@@ -49,6 +56,7 @@ const CASES = {
   'read-cookie-plugin': [{ framework: 'fastify', plugin: true, litefs: rep }, { headers: { cookie: `litefs-txid=${hex16(cookieTxid)}` } }],
   'write-bare': [{ framework: 'fastify', plugin: false }, POST],
   'write-plugin': [{ framework: 'fastify', plugin: true, litefs: pri }, POST],
+  'write-plugin-3db': [{ framework: 'fastify', plugin: true, litefs: { ...pri, db: ['app.db', 'cache.db', 'queue.db'] } }, POST],
   'write-plugin-files': [{ framework: 'fastify', plugin: true, litefs: { ...pri, api: false, role: 'primary' } }, POST],
   'express-read-bare': [{ framework: 'express', plugin: false }, {}],
   'express-read-plugin': [{ framework: 'express', plugin: true, litefs: rep }, {}],
