@@ -82,7 +82,8 @@ for (const flavour of [...ADAPTERS, 'serve']) {
     const dir = mkdtempSync(join(tmpdir(), 'late-mount-'))
     t.teardown(async () => { await fake.close(); rmSync(dir, { recursive: true, force: true }) })
     const node = await start(t, flavour, fake, dir)
-    await until(() => fake.subscribers === 1 && node.state.litefs === 'down', 'down while the mount does not answer')
+    // Subscribed (LITEFS_MOUNT is said then), and down: the mount does not answer.
+    await until(() => node.said().some(l => /not a live LiteFS mount|not its mount/.test(l)) && node.state.litefs === 'down', 'subscribed, down while the mount does not answer')
     // LiteFS's files appear (what the fake's own mount holds for a primary).
     writeFileSync(join(dir, '.lag'), '+000000000\n')
     writeFileSync(join(dir, 'app.db-pos'), '0000000000000003/00000000000000ab\n')

@@ -67,9 +67,9 @@ t.test('bad adapter options throw at once', async t => {
 t.test('a decision that fails (thrown at once, or rejected later): 500 LITEFS_INTERNAL as one JSON line, logged, never a hang or a crash', async t => {
   // A state of the app's whose driver fails: refresh throws on the call chosen.
   const { NodeState } = await import('../lib/core/node-state.js')
-  const failing = (failOn: number): InstanceType<typeof NodeState> => {
+  const failing = (failOn: number, thrown: (calls: number) => unknown = calls => new Error(`driver broke on call ${calls}`)): InstanceType<typeof NodeState> => {
     let calls = 0
-    const state = new NodeState({ readPosition: () => 1n, readLag: () => 0, refresh: () => { if (++calls >= failOn) throw new Error(`driver broke on call ${calls}`) } })
+    const state = new NodeState({ readPosition: () => 1n, readLag: () => 0, refresh: () => { if (++calls >= failOn) throw thrown(calls) } })
     state.setLitefs('up')
     state.setRole('replica', undefined) // no primary known: the write path refreshes again once waiting (asynchronously)
     return state
@@ -96,6 +96,16 @@ t.test('a decision that fails (thrown at once, or rejected later): 500 LITEFS_IN
       t.match(errors[0], { o: { code: 'LITEFS_INTERNAL', method: 'POST', path: '/w' }, m: `litefs-proxy: deciding this request failed: driver broke on call ${failOn}` })
     }
   }
+  // serve, and something thrown that is not an Error (a string): said as it is.
+  const { createSidecar } = await import('../lib/sidecar/sidecar.js')
+  const sidecar = createSidecar({ addr: '127.0.0.1:0', target: '127.0.0.1:9', db: 'app.db', state: failing(1, () => 'a string, thrown'), logger } as never)
+  await sidecar.listen()
+  t.teardown(async () => { await sidecar.close() })
+  errors.length = 0
+  const res = await request(`${sidecar.url}/w`, { method: 'POST' })
+  t.equal(res.statusCode, 500)
+  t.same(await res.body.json(), { error: 'a string, thrown', code: 'LITEFS_INTERNAL' })
+  t.match(errors, [{ m: 'litefs-proxy: deciding this request failed: a string, thrown' }])
 })
 
 t.test('Express: mounted under a path, globs see the whole path and forwarding keeps it', async t => {

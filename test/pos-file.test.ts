@@ -214,6 +214,15 @@ t.test('readMany on the worker: a -pos that cannot be read is dropped and read f
   rmSync(join(fake.mount, 'cache.db-pos'), { recursive: true })
   renameSync(join(fake.mount, 'old-cache.db-pos'), join(fake.mount, 'cache.db-pos'))
   t.same(await files.readMany(['app.db', 'cache.db']), [2n, 7n], 'back: read again')
+  // A kept fd that fails on the worker (EBADF here: its number no longer open) while the file is there: the fresh read has it.
+  for (let i = 0; worker()?.ready !== true || kept.size < 2; i++) {
+    if (i > 100_000) throw new Error('never kept and ready again')
+    await files.readMany(['app.db', 'cache.db'])
+  }
+  const cacheFd = kept.get('cache.db')?.fd as number
+  kept.set('cache.db', { ...(kept.get('cache.db') as object), fd: 1_000_000 } as never) // no such fd
+  t.same(await files.readMany(['app.db', 'cache.db']), [2n, 7n], 'the failed one read fresh, with its position')
+  closeSync(cacheFd)
   files.keep(false)
   await until(() => openIn(fake.mount) === 0)
 })

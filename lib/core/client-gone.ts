@@ -17,9 +17,9 @@ import type { ServerResponse } from 'node:http'
 export function clientGone (res: ServerResponse): boolean {
   const stream = (res as { stream?: { destroyed: boolean, closed: boolean } }).stream
   if (stream !== undefined) return stream.destroyed || stream.closed
-  if (res.destroyed) return true
-  const socket = res.socket ?? res.req?.socket // queued behind an earlier answer: no socket of its own yet
-  return socket == null || socket.destroyed
+  if (res.destroyed === true) return true
+  const socket = res.socket === null ? res.req?.socket : res.socket // null: queued behind an earlier answer, no socket of its own yet
+  return socket === null || socket?.destroyed === true
 }
 
 /**
