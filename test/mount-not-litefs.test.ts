@@ -94,3 +94,20 @@ for (const flavour of [...ADAPTERS, 'serve']) {
     t.equal(node.writes(), 1)
   })
 }
+
+t.test('a role LiteFS announces while the mount does not answer is the one taken up when it does', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+  const dir = mkdtempSync(join(tmpdir(), 'late-role-'))
+  t.teardown(async () => { await fake.close(); rmSync(dir, { recursive: true, force: true }) })
+  const node = await start(t, 'http', fake, dir)
+  await until(() => node.said().some(l => /not a live LiteFS mount|not its mount/.test(l)) && node.state.litefs === 'down', 'subscribed, down')
+  fake.becomeReplica('node-b') // primaryChange on the stream, while down
+  const driver = (node.state as unknown as { driver: { apiRole: { hostname?: string } } }).driver
+  await until(() => driver.apiRole.hostname === 'node-b', 'kept, not applied')
+  t.equal(node.state.role, 'unknown', 'no role while LiteFS is not up for this app')
+  writeFileSync(join(dir, '.lag'), '+000000000\n')
+  writeFileSync(join(dir, 'app.db-pos'), '0000000000000003/00000000000000ab\n')
+  writeFileSync(join(dir, '.primary'), 'node-b\n')
+  await until(() => node.state.litefs === 'up', 'up once the mount answers')
+  t.not(node.state.role, 'primary', 'a replica now, as the stream last said')
+})

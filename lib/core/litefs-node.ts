@@ -159,8 +159,8 @@ export class LitefsDriver implements StateDriver {
   /** While the stream flows and the mount does not answer, look at it again every MOUNT_WATCH_MS until it does. */
   private watchMount (): void {
     clearTimeout(this.mountWatch)
+    // close() and a lost stream clear this timer: when it fires, the stream flows.
     this.mountWatch = setTimeout(() => {
-      if (this.closed || !this.streaming) return // closed, or the stream was lost: its own probe took over
       if (!this.mountUp()) return this.watchMount()
       this.applyRole(this.apiRole.isPrimary, this.apiRole.hostname, true)
       this.readAllPositions()
