@@ -9,7 +9,7 @@ import { until } from './helpers/fake-litefs.js'
 // declines (the caller then uses the thread pool), and that it never leaves a
 // batch unanswered or a thread running.
 
-interface Inside { worker: { threadId: number, terminate: () => Promise<number> } | undefined, gone: boolean, exited: () => void }
+interface Inside { worker: { threadId: number, terminate: () => Promise<number> } | undefined, gone: boolean, exited: () => void, asked: number }
 type Test = typeof t
 const inside = (w: PosWorker): Inside => w as unknown as Inside
 
@@ -49,6 +49,23 @@ t.test('one batch reads every fd, in order; a read that fails is undefined; then
   t.equal(w.ready, false)
   t.equal(w.read([a]), undefined, 'stopped: declined')
   await until(() => inside(w).gone, 'the thread has exited')
+})
+
+t.test('the batch count wraps as an Int32, as the shared slots do: batches go on past 2^31', async t => {
+  const w = new PosWorker()
+  await until(() => w.ready, 'the worker is up')
+  const [a] = files(t, [pos(5)])
+  // As after 2^31 − 2 batches: the worker's own count is set to match (it saw every one).
+  const shared = (w as unknown as { ctl: Int32Array }).ctl
+  const last = 2 ** 31 - 2
+  inside(w).asked = last
+  Atomics.store(shared, 1, last) // DONE
+  Atomics.store(shared, 0, last) // REQUEST: the worker's next wake reads it as seen
+  Atomics.notify(shared, 0)
+  await until(() => Atomics.load(shared, 1) === last, 'the worker has caught up')
+  for (let i = 0; i < 3; i++) t.same(await w.read([a]), [pos(5)], `batch ${i + 1} past the count ${last}`)
+  t.equal(inside(w).asked, -(2 ** 31) + 1, 'wrapped')
+  w.stop()
 })
 
 t.test('stopped while a batch is on it: the batch is answered, then the thread exits', async t => {

@@ -102,7 +102,9 @@ export class PosWorker {
     fds.forEach((fd, i) => { ctl[FDS + i] = fd })
     ctl[COUNT] = fds.length
     const before = this.asked
-    this.asked++
+    // Kept an Int32, as the slots it is compared with: a plain count would pass
+    // 2^31 after a few days of batches, and no wait would ever match it again.
+    this.asked = (this.asked + 1) | 0
     // A pending Atomics.waitAsync keeps no event loop alive: while a batch is
     // on it, the worker does (a job or CLI awaiting its token has nothing else).
     const worker = this.worker as Worker // not gone: it exists
