@@ -51,7 +51,7 @@ export class MountCheck {
     this.warn.say('LITEFS_MOUNT', mount, !exists
       ? `the mount ${mount} does not exist: is "mount" LiteFS's fuse.dir? Writes wait and reads are held until it answers`
       : apiUp
-        ? `LiteFS's API answers but ${mount} is not its mount (no .lag in it): set "mount" to LiteFS's fuse.dir`
+        ? `LiteFS's API answers but ${mount} is not its mount (no .lag in it): set "mount" to LiteFS's fuse.dir. Writes wait and reads are held until it answers`
         : `${mount} is not a live LiteFS mount (no .lag in it): LiteFS is not running there (yet), or "mount" is not its fuse.dir; writes wait and reads are held until it answers`,
     { mount })
     return false
