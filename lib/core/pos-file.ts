@@ -134,12 +134,10 @@ export class PosFiles {
         out[i] = parsePos(content)
         return
       }
-      // ENOTCONN, EBADF, EIO: this fd belongs to a mount that is gone. The truth, if there is one, is a fresh open away.
+      // ENOTCONN, EBADF, EIO: this fd belongs to a mount that is gone. Dropped, and read as any
+      // database without a kept fd is (`read`: opened afresh, the truth if there is one).
       this.drop(dbs[i], k)
-      failed.push(new Promise(resolve => this.readFresh(this.path(dbs[i]), fresh => {
-        out[i] = fresh === undefined ? undefined : parsePos(fresh)
-        resolve()
-      })))
+      failed.push(this.read(dbs[i]).then(pos => { out[i] = pos }))
     })
     return failed.length === 0 ? out : Promise.all(failed).then(() => out)
   }
