@@ -1,11 +1,12 @@
 // Where `litefs-proxy serve`'s time goes as a plain hop, beside nginx and a bare Node hop
 // (bench/node-hop.mjs) doing the same hop:
-//   node bench/profile-serve.mjs [seconds] [cookie]
+//   node bench/profile-serve.mjs [seconds] [cookie|write]
 // One fake LiteFS replica; bench/server.mjs's bare Fastify app; in front of it, in turn,
 // nginx (proxy_pass, upstream keep-alive, one process: as the real-LiteFS section starts it)
 // and `litefs-proxy serve` (the built CLI, `--log-level warn`, under `--cpu-prof`). Each is
 // loaded with the same read (50 connections; `cookie`: one the replica has already reached,
-// L2) for `seconds` after a 2 s warm-up. Prints req/s and each process's CPU per request
+// L2; `write`: a POST that commits nothing on a primary, its cookie from `-pos`, L3) for
+// `seconds` after a 2 s warm-up. Prints req/s and each process's CPU per request
 // (/proc: user + system, the kernel's socket work included; serve without the profiler),
 // then how a second serve, under the profiler and the same load, shares its time: a sample
 // is charged to the first frame up its stack that belongs to node:http's server side, to
@@ -26,6 +27,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = dirname(BENCH)
 const seconds = Number(process.argv[2] ?? 4)
 const withCookie = process.argv[3] === 'cookie'
+const write = process.argv[3] === 'write'
 const HZ = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -43,7 +45,7 @@ const dir = mkdtempSync(join(tmpdir(), 'litefs-profile-serve-'))
 const cleanup = () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }) }
 process.on('exit', cleanup)
 
-const replica = await FakeLitefs.start({ role: 'replica', txid: 1000n })
+const replica = await FakeLitefs.start({ role: write ? 'primary' : 'replica', txid: 1000n })
 const app = spawn(process.execPath, [join(BENCH, 'server.mjs'), JSON.stringify({ framework: 'fastify', plugin: false }), join(ROOT, 'dist', 'esm')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
 children.push(app)
 const appUrl = (await new Promise(resolve => app.on('message', m => { if (m.ready) resolve(m) }))).url
@@ -79,7 +81,8 @@ for (let i = 0; ; i++) {
 }
 
 const headers = withCookie ? { cookie: `__txid=${hex16(1000n)}; litefs-txid=${hex16(1000n)}` } : undefined
-const load = (port, secs) => JSON.parse(execFileSync(process.execPath, [join(BENCH, 'load.mjs'), JSON.stringify({ url: `http://127.0.0.1:${port}/items`, headers, connections: 50, duration: secs })], { encoding: 'utf8' }))
+const request = write ? { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hello"}' } : { headers }
+const load = (port, secs) => JSON.parse(execFileSync(process.execPath, [join(BENCH, 'load.mjs'), JSON.stringify({ url: `http://127.0.0.1:${port}/items`, ...request, connections: 50, duration: secs })], { encoding: 'utf8' }))
 const measure = (label, port, pids) => {
   load(port, 2) // warm-up
   const before = pids.map(cpuUs)
@@ -93,7 +96,7 @@ const rows = [
   measure('a bare Node hop (node:http + undici) → app', hopPort, [hop.pid, app.pid]),
   measure('serve → app', servePort, [serve.cp.pid, app.pid])
 ]
-console.log(`read${withCookie ? ' with a satisfied cookie' : ', no cookie'}, 50 connections, ${seconds} s each after a 2 s warm-up`)
+console.log(`${write ? 'write on the primary, commits nothing' : `read${withCookie ? ' with a satisfied cookie' : ', no cookie'}`}, 50 connections, ${seconds} s each after a 2 s warm-up`)
 console.log('| way | req/s | CPU µs/request (proxy + app) |\n|---|---:|---|')
 for (const r of rows) console.log(`| ${r.label} | ${Math.round(r.rps)} | ${r.cpu.map(c => c.toFixed(1)).join(' + ')} = ${r.cpu.reduce((s, c) => s + c, 0).toFixed(1)} |`)
 

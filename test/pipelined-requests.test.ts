@@ -66,6 +66,26 @@ for (const flavour of FLAVOURS) {
       t.equal(replica.stats().held, 0)
     })
 
+    t.test('30 held reads pipelined on one connection: answered in order, without a listener warning', async t => {
+      // Each queued request listens for its connection's end; one listener per
+      // request on the socket would pass EventEmitter's limit (10) and warn.
+      const warnings: string[] = []
+      const onWarning = (w: Error): void => { warnings.push(`${w.name}: ${w.message}`) }
+      process.on('warning', onWarning)
+      t.teardown(() => { process.off('warning', onWarning) })
+      const { replica } = await pair(t, flavour, { routes })
+      await until(() => replica.state.primaryHostname === 'node-a', 'the replica knows its primary')
+      const { socket, received } = await pipeline(replica.url, aheadGet(7n).repeat(30))
+      t.teardown(() => { socket.destroy() })
+      await until(() => replica.state.waiterCount === 30, 'all 30 held')
+      replica.fake.advance(7n)
+      await until(() => statuses(received()).length === 30, 'all 30 answered')
+      t.same(statuses(received()), Array(30).fill('200'))
+      await new Promise(resolve => setImmediate(resolve)) // a warning is emitted on the next tick
+      t.same(warnings.filter(w => w.includes('MaxListeners')), [], 'no MaxListenersExceededWarning')
+      t.equal(replica.stats().held, 0)
+    })
+
     t.test('a held read queued behind another whose client leaves: its wait ends, nothing is left held', async t => {
       const { replica } = await pair(t, flavour, { routes })
       await until(() => replica.state.primaryHostname === 'node-a', 'the replica knows its primary')

@@ -22,13 +22,41 @@ export function clientGone (res: ServerResponse): boolean {
   return socket === null || socket?.destroyed === true
 }
 
+/** What `closeSource` gives: listeners of 'close', added and removed. */
+export interface CloseSource {
+  on: (event: 'close', listener: () => void) => unknown
+  once: (event: 'close', listener: () => void) => unknown
+  off: (event: 'close', listener: () => void) => unknown
+}
+
 /**
  * What emits 'close' when the client of `res` leaves: `res` itself, or, for a
  * pipelined response still queued behind an earlier answer, its connection
  * (see above). Listeners added there are the caller's to remove.
  */
-export function closeSource (res: ServerResponse): EventEmitter {
-  return res.socket === null && !res.destroyed && res.req?.socket != null ? res.req.socket : res
+export function closeSource (res: ServerResponse): CloseSource {
+  return res.socket === null && !res.destroyed && res.req?.socket != null ? connectionClose(res.req.socket) : res
+}
+
+// Every request queued on one connection listens for its end — in serve three
+// times (its wait, the open set, the access log) — and a connection may carry
+// any number of them: one listener each on the socket would pass
+// EventEmitter's limit and print MaxListenersExceededWarning. So the socket
+// gets one listener, which calls theirs.
+const connections = new WeakMap<EventEmitter, CloseSource>()
+
+function connectionClose (socket: EventEmitter): CloseSource {
+  let source = connections.get(socket)
+  if (source !== undefined) return source
+  const listeners = new Set<() => void>()
+  socket.once('close', () => {
+    for (const listener of listeners) listener() // each removes itself, or is the last call anyway
+    listeners.clear()
+  })
+  const add = (_event: 'close', listener: () => void): void => { listeners.add(listener) }
+  source = { on: add, once: add, off: (_event, listener) => listeners.delete(listener) }
+  connections.set(socket, source)
+  return source
 }
 
 /**
