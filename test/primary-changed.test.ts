@@ -1,5 +1,6 @@
 // A write forwarded to a primary that read its body and then reset the
-// connection (a primary going down: "reset before any answer" is retried),
+// connection (a primary going down: "reset before any answer" on a kept-alive
+// connection is retried; see reused-connection.ts, and the warm-up below),
 // while this very node becomes the primary. The retry finds this node primary,
 // but the body the app needs was read by the first attempt: the app must still
 // get it whole, once, and the old primary must have applied nothing.
@@ -24,7 +25,9 @@ type Test = typeof t
 /**
  * The old primary: it reads the first chunk of each request's body, then (the
  * first `resets` times) calls `before()` and resets the connection, answering
- * nothing. Requests after that are read whole and answered 201.
+ * nothing. Requests after that are read whole and answered 201. A warm-up
+ * (`x-warm`, see warmUp) is answered 204 at once, so the connection the reset
+ * cuts is a kept-alive one: only there is a reset taken for "not read".
  */
 async function oldPrimary (t: Test, resets: number, before: () => Promise<void> | void, on: 'data' | 'end' = 'data'): Promise<{ url: string, got: string[], reset: () => Promise<void> }> {
   const got: string[] = []
@@ -32,6 +35,10 @@ async function oldPrimary (t: Test, resets: number, before: () => Promise<void> 
   let signal: () => void = () => {}
   const wasReset = new Promise<void>(resolve => { signal = resolve })
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.headers['x-warm'] !== undefined) {
+      req.resume().on('end', () => res.writeHead(204).end())
+      return
+    }
     if (left > 0) {
       left--
       if (on === 'end') req.resume()
@@ -47,6 +54,13 @@ async function oldPrimary (t: Test, resets: number, before: () => Promise<void> 
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   t.teardown(async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, got, reset: async () => { await wasReset } }
+}
+
+/** One write forwarded through the node at `url` to the old primary, answered: its connection stays open for the next. */
+async function warmUp (t: Test, url: string): Promise<void> {
+  const res = await request(`${url}/echo`, { method: 'POST', headers: { 'x-warm': '1', 'content-type': 'text/plain' }, body: 'warm' })
+  await res.body.dump()
+  t.equal(res.statusCode, 204, 'a first write opens the connection to the old primary')
 }
 
 const echo = { method: 'POST', path: '/echo', handler: (ctx: { body: Buffer }) => ({ status: 201, body: { got: ctx.body.toString(), at: 'here' } }) }
@@ -69,6 +83,7 @@ async function promotedMidForward (t: Test, adapter: AdapterName, body: string):
   }, body === '' ? 'end' : 'data')
   node = await serve(adapter, fake, { primaryUrl: () => old.url }, { routes: [echo as never] })
   t.teardown(async () => { await node?.close() })
+  await warmUp(t, node.url)
   // A stream: sent chunked, so an empty one still has a body that ends.
   const res = await request(`${node.url}/echo`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: Readable.from(body === '' ? [] : [body]) })
   const answer = await res.body.json() as { got: string, at: string }
@@ -98,6 +113,7 @@ t.test('serve: promoted while its forward was reset unread — the app gets the 
   await sidecar.listen()
   t.teardown(async () => { await sidecar?.close() })
   await until(() => sidecar?.core.state.primaryHostname === 'node-a')
+  await warmUp(t, sidecar.url)
   const body = 'y'.repeat(5000)
   const res = await request(`${sidecar.url}/notes`, { method: 'POST', body })
   t.equal(res.statusCode, 201)
@@ -114,6 +130,7 @@ t.test('a body still arriving between attempts is kept for the next one, not dro
   const old = await oldPrimary(t, 1, () => {})
   for (const adapter of ['fastify', 'express', 'http'] as AdapterName[]) {
     const node = await serve(adapter, fake, { primaryUrl: () => old.url }, { routes: [echo as never] })
+    if (adapter === 'fastify') await warmUp(t, node.url)
     const upload = new PassThrough()
     const answer = request(`${node.url}/echo`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: upload })
     upload.write('first,')
@@ -154,6 +171,10 @@ t.test('a node serving HTTP/2 without TLS sends the kept body to its own server 
   await until(() => app.litefs.state.primaryHostname === 'node-a')
   const session = h2connect(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`)
   t.teardown(() => { session.destroy() })
+  const warm = session.request({ ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain', 'x-warm': '1' })
+  warm.end('warm')
+  const warmStatus = await new Promise(resolve => { warm.on('response', h => { resolve(h[':status']) }); warm.resume() })
+  t.equal(warmStatus, 204, 'a first write opens the connection to the old primary')
   const stream = session.request({ ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain' })
   stream.end('z'.repeat(100))
   const [headers, text] = await new Promise<[Record<string, unknown>, string]>((resolve, reject) => {
@@ -207,8 +228,8 @@ t.test('over TLS the kept body cannot go to this node\'s own server (its certifi
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   t.teardown(async () => { await listener?.close(); server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
   await until(() => listener?.core.state.primaryHostname === 'node-a')
-  const answer = await new Promise<{ status: number, body: string }>((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, method: 'POST', path: '/echo', ca: tls.cert, headers: { 'content-type': 'text/plain' } }, res => {
+  const post = async (headers: Record<string, string>): Promise<{ status: number, body: string }> => await new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, method: 'POST', path: '/echo', ca: tls.cert, headers: { 'content-type': 'text/plain', ...headers } }, res => {
       let body = ''
       res.on('data', c => { body += c })
       res.on('end', () => resolve({ status: res.statusCode as number, body }))
@@ -216,6 +237,8 @@ t.test('over TLS the kept body cannot go to this node\'s own server (its certifi
     req.on('error', reject)
     req.end('y'.repeat(100))
   })
+  t.equal((await post({ 'x-warm': '1' })).status, 204, 'a first write opens the connection to the old primary')
+  const answer = await post({})
   t.equal(answer.status, 503)
   t.match(JSON.parse(answer.body), { code: 'LITEFS_PRIMARY_CHANGED' })
   t.equal(applied, 0, 'the app here applied nothing')

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import { buildConnector } from 'undici'
+import { watchReuse } from './reused-connection.js'
 
 // A server may answer before it has read the whole request body (413 over its
 // body limit, 401, a redirect) and close the connection at once: with the rest
@@ -17,8 +18,8 @@ import { buildConnector } from 'undici'
 // kernel's report of the reset with it, so the read side then sees a plain end
 // of stream: that end is reported as the write's error instead, never as a
 // clean close ("other side closed"), which would tell the forwarder the server
-// may have read the request. A reset before any answer stays what it was: the
-// request was not read, and may be sent again.
+// may have read the request. A reset before any answer stays what it was (what
+// it proves: reused-connection.ts).
 
 const GONE = new Set(['EPIPE', 'ECONNRESET'])
 
@@ -45,12 +46,12 @@ export function readAfterWriteFailure (socket: Socket): Socket {
   return socket
 }
 
-/** undici's connector, with every socket it makes guarded as above (for an Agent's `connect` option). */
+/** undici's connector, with every socket it makes guarded as above and watched for reuse (for an Agent's `connect` option). */
 export function answerKeepingConnector (options: buildConnector.BuildOptions): buildConnector.connector {
   const connect = buildConnector(options)
   return (opts, callback) => {
     connect(opts, (err, socket) => {
-      if (err === null && socket !== null) callback(null, readAfterWriteFailure(socket as Socket))
+      if (err === null && socket !== null) callback(null, readAfterWriteFailure(watchReuse(socket as Socket)))
       else callback(err as Error, null)
     })
   }

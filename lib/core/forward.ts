@@ -8,6 +8,7 @@ import { MAX_ANSWER_HEAD } from './forward-agent.js'
 import { requestHeaders, responseHeaders } from './hop-by-hop.js'
 import type { ForwardedView } from './forwarded-headers.js'
 import { relayInterim } from './interim.js'
+import { failedOnReusedConnection } from './reused-connection.js'
 
 // Streams one request to the primary and its answer back, never buffering a
 // body whole. The one property that matters most: a request whose bytes may
@@ -38,6 +39,13 @@ export interface ForwardRequest {
   timeout: number
   /** Safe to send twice (resend.ts): sent again after a close that may have followed its reading. */
   resendable?: boolean
+  /**
+   * The other side is a litefs-proxy, which resets its idle keep-alive
+   * connections when it closes: a reset of a reused connection before any
+   * answer then means the request was never read, and even a write is sent
+   * again. Not an app's server (the sidecar's target): see reused-connection.ts.
+   */
+  idleResets?: boolean
   /** How long the client may pause its upload (ms, > 0). Default `timeout`. */
   bodyIdle?: number
   dispatcher: Dispatcher
@@ -227,13 +235,12 @@ function failure (err: Error & { code?: string }, f: ForwardRequest, body: Attem
     }
     return { retry: false, error: notSent(f, err) }
   }
-  if (UNREAD.has(err.code ?? '') && body?.replay.overflow !== true) {
-    // Reset before any answer: the primary's socket was closed with our request
-    // unread in it (a kept-alive connection its server closed as idle — graceful
-    // shutdown — as the request went out). TCP resets a connection that receives
-    // data after its owner closed it; a server that read the request and then
-    // died closes it cleanly instead ("other side closed"): sent again only if
-    // safe twice (below).
+  if (f.idleResets === true && UNREAD.has(err.code ?? '') && failedOnReusedConnection(err) && body?.replay.overflow !== true) {
+    // Reset before any answer, on a kept-alive connection the primary's
+    // litefs-proxy cut as idle as it closed (graceful shutdown) as the request
+    // went out: discarded unread. Any other reset before an answer may follow a
+    // reading (an app that died after its commit, the body's rest unread):
+    // sent again only if safe twice (below).
     return { retry: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `the primary at ${f.origin} closed the connection without reading the request (${err.code as string}), and kept doing so`) }
   }
   if (f.resendable === true && CLOSED_BEFORE_ANSWER.has(err.code ?? '') && body?.replay.overflow !== true) {

@@ -136,6 +136,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
           bodyLimit: options.forwardBodyLimit,
           timeout: options.forwardTimeout,
           resendable,
+          idleResets: true, // a litefs-proxy: the primary's, or this node's own server
           dispatcher: core.agents[protocol],
           takeOver: () => hooks.takeOver(c)
         })
