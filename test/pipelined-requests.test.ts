@@ -77,7 +77,8 @@ for (const flavour of FLAVOURS) {
       await until(() => replica.state.primaryHostname === 'node-a', 'the replica knows its primary')
       const { socket, received } = await pipeline(replica.url, aheadGet(7n).repeat(30))
       t.teardown(() => { socket.destroy() })
-      await until(() => replica.state.waiterCount === 30, 'all 30 held')
+      // serve decides one request of a connection at a time (in-turn.ts); the adapters, as Node hands them over.
+      await until(() => replica.state.waiterCount === (flavour === 'serve' ? 1 : 30), 'held')
       replica.fake.advance(7n)
       await until(() => statuses(received()).length === 30, 'all 30 answered')
       t.same(statuses(received()), Array(30).fill('200'))
@@ -91,7 +92,7 @@ for (const flavour of FLAVOURS) {
       await until(() => replica.state.primaryHostname === 'node-a', 'the replica knows its primary')
       // Both held: the second is queued behind the first, without a socket of its own.
       const { socket } = await pipeline(replica.url, aheadGet(7n) + aheadGet(8n))
-      await until(() => replica.state.waiterCount === 2, 'both held')
+      await until(() => replica.state.waiterCount === (flavour === 'serve' ? 1 : 2), 'both held (serve: the first, the second waits its turn)')
       socket.destroy()
       await until(() => replica.state.waiterCount === 0, 'both waits end with the connection')
       t.equal(replica.stats().held, 0)
@@ -103,3 +104,48 @@ for (const flavour of FLAVOURS) {
     })
   })
 }
+
+t.test('serve: a connection\'s pipelined requests reach the app one at a time, in order, on one connection', async t => {
+  const { createServer } = await import('node:http')
+  const { createSidecar } = await import('../lib/sidecar/sidecar.js')
+  const { lineLogger } = await import('../lib/sidecar/access-log.js')
+  const { FakeLitefs } = await import('./helpers/fake-litefs.js')
+  const arrived: string[] = []
+  let release: () => void = () => {}
+  const released = new Promise<void>(resolve => { release = resolve })
+  let connections = 0
+  const app = createServer((req, res) => {
+    arrived.push(`${req.method as string} ${req.url as string}`)
+    const answer = (): void => { res.writeHead(200, { 'content-type': 'text/plain' }).end(req.url) }
+    if (req.url === '/slow') void released.then(answer)
+    else req.resume().on('end', answer)
+  })
+  app.on('connection', () => { connections++ })
+  await new Promise<void>(resolve => app.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { app.closeAllConnections(); await new Promise(resolve => app.close(resolve)) })
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const sidecar = createSidecar({ addr: '127.0.0.1:0', target: `127.0.0.1:${(app.address() as { port: number }).port}`, db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: lineLogger('silent', 'text', () => {}) })
+  await sidecar.listen()
+  t.teardown(async () => { await sidecar.close() })
+  await until(() => sidecar.core.state.role === 'primary', 'primary')
+
+  const slowPost = 'POST /slow HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}'
+  const after = 'GET /after HTTP/1.1\r\nhost: x\r\n\r\n'
+  const { socket, received } = await pipeline(sidecar.url, slowPost + after)
+  t.teardown(() => { socket.destroy() })
+  await until(() => arrived.length === 1, 'the write reached the app')
+  for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve)) // room for a wrong second one to arrive
+  t.same(arrived, ['POST /slow'], 'the read behind it waits for its answer')
+  release()
+  await until(() => statuses(received()).length === 2, 'both answered')
+  t.same(arrived, ['POST /slow', 'GET /after'], 'in the order sent')
+
+  arrived.length = 0
+  connections = 0
+  const many = await pipeline(sidecar.url, GET.repeat(20))
+  t.teardown(() => { many.socket.destroy() })
+  await until(() => statuses(many.received()).length === 20, 'all 20 answered')
+  t.equal(arrived.length, 20)
+  t.ok(connections <= 1, `20 pipelined requests took ${connections} new connection(s) to the app, not one each`)
+})

@@ -13,6 +13,7 @@ import { whenAnswered } from '../core/lifecycle.js'
 import { RESENDS, safeToResend } from '../core/resend.js'
 import type { LitefsCore } from '../core/proxy.js'
 import { logWhenDone } from './access-log.js'
+import { oneAtATime } from './in-turn.js'
 import { refuseConnect } from './connect.js'
 import { TargetWatch } from './target-watch.js'
 import { onUpgrade, type UpgradeContext } from './upgrade.js'
@@ -162,11 +163,12 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   // --read-timeout below --read-header-timeout (5s against the 10s default) bounds the head
   // as well. Node refuses a headersTimeout above requestTimeout at startup instead.
   const headersTimeout = readTimeout > 0 && (readHeaderTimeout === 0 || readHeaderTimeout > readTimeout) ? readTimeout : readHeaderTimeout
+  const inTurn = oneAtATime()
   const server = createServer({ requestTimeout: readTimeout, headersTimeout, keepAliveTimeout: idleTimeout }, (req, res) => {
     open.add(res)
     whenClosed(res, () => { open.delete(res) }) // a pipelined answer whose client left: its connection says
     if (accessLog) logWhenDone(log, res)
-    runNode(core, res, ending, undefined)
+    inTurn(res, () => { runNode(core, res, ending, undefined) })
   })
   server.timeout = writeTimeout
   const upgrades: UpgradeContext = {
