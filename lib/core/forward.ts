@@ -141,6 +141,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
         started = true
         f.takeOver()
         const { headers, sized } = responseHeaders(raw)
+        if (statusCode === 204) delete headers['content-length'] // never on a 204 (RFC 9110 §8.6); a 304 may say the length it stands for
         res.writeHead(statusCode, headers)
         // A streamed answer (server-sent events) goes out head first, so the
         // client learns at once that it is connected; a sized one leaves with its body.
@@ -166,6 +167,13 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
         done({ outcome: 'sent' })
       },
       onError: err => {
+        if (started && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' && (res.statusCode === 204 || res.statusCode === 304)) {
+          // A 204 or 304 has no body whatever its Content-Length says (RFC 9110
+          // §8.6 lets a 304 carry the length of the body it stands for): undici
+          // counts the missing bytes as a broken answer, but the answer is whole.
+          res.end()
+          return done({ outcome: 'sent' })
+        }
         if (started) {
           // The client left or the primary broke mid-answer: nothing more can be said.
           res.destroy()
