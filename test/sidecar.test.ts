@@ -312,6 +312,26 @@ t.test('close(): the connections of answers in flight close with them, so the dr
   t.equal(s.server.listening, false, 'closed with them, long before drainTimeout')
 })
 
+t.test('close(): a request still in flight at drainTimeout is cut, and that is said', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 10n })
+  t.teardown(async () => { await fake.close() })
+  let reached = 0
+  const never = createServer(() => { reached++ }) // answers nothing, ever
+  await new Promise<void>(resolve => never.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { never.closeAllConnections(); never.close() })
+  const lines: string[] = []
+  const s = await sidecar(t, fake, `127.0.0.1:${(never.address() as AddressInfo).port}`, { drainTimeout: 50 }, lines)
+  const sock = connect(Number(new URL(s.url).port), '127.0.0.1')
+  sock.on('error', () => {})
+  const gone = new Promise<void>(resolve => sock.once('close', () => resolve()))
+  sock.write('GET /forever HTTP/1.1\r\nhost: x\r\n\r\n')
+  await until(() => reached === 1, 'the request reached the app')
+  await s.close()
+  await gone
+  const cut = lines.map(l => JSON.parse(l) as { msg: string, requests?: number }).find(l => /still in flight/.test(l.msg))
+  t.match(cut, { requests: 1, msg: /1 request\(s\) still in flight 50 ms after the close began were cut/ }, 'said once, with the count')
+})
+
 t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'serve-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))

@@ -163,8 +163,13 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   // --read-timeout below --read-header-timeout (5s against the 10s default) bounds the head
   // as well. Node refuses a headersTimeout above requestTimeout at startup instead.
   const headersTimeout = readTimeout > 0 && (readHeaderTimeout === 0 || readHeaderTimeout > readTimeout) ? readTimeout : readHeaderTimeout
+  // Node looks for requests past those deadlines only every 30 s by default: a
+  // 2 s --read-header-timeout cut a stalled head after up to 32 s. A quarter of
+  // the shortest deadline (at most 1 s) keeps each within 25% of its value.
+  const deadlines = [headersTimeout, readTimeout].filter(ms => ms > 0)
+  const connectionsCheckingInterval = deadlines.length === 0 ? 30_000 : Math.max(1, Math.min(1000, Math.floor(Math.min(...deadlines) / 4)))
   const inTurn = oneAtATime()
-  const server = createServer({ requestTimeout: readTimeout, headersTimeout, keepAliveTimeout: idleTimeout }, (req, res) => {
+  const server = createServer({ requestTimeout: readTimeout, headersTimeout, keepAliveTimeout: idleTimeout, connectionsCheckingInterval }, (req, res) => {
     open.add(res)
     whenClosed(res, () => { open.delete(res) }) // a pipelined answer whose client left: its connection says
     if (accessLog) logWhenDone(log, res)
@@ -202,7 +207,11 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     const closed = new Promise<void>(resolve => server.close(() => resolve())) // no new connection from here
     await answered
     server.closeIdleConnections()
-    const cut = setTimeout(() => server.closeAllConnections(), drainTimeout)
+    const cut = setTimeout(() => {
+      // Said, so that a request cut here is not taken for a client that left (its access line says aborted).
+      if (open.size > 0) log.warn({ requests: open.size, drainTimeoutMs: drainTimeout }, `litefs-proxy: ${open.size} request(s) still in flight ${drainTimeout} ms after the close began were cut`)
+      server.closeAllConnections()
+    }, drainTimeout)
     await closed
     clearTimeout(cut)
     watch.close()
