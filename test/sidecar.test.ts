@@ -332,6 +332,49 @@ t.test('close(): a request still in flight at drainTimeout is cut, and that is s
   t.match(cut, { requests: 1, msg: /1 request\(s\) still in flight 50 ms after the close began were cut/ }, 'said once, with the count')
 })
 
+t.test('requests its parser refuses, or that do not arrive in time: a JSON answer with a code, and a line', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 10n })
+  t.teardown(async () => { await fake.close() })
+  let reached = 0
+  const app = createServer((_req, res) => { reached++; res.end('app') })
+  await new Promise<void>(resolve => app.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { app.closeAllConnections(); app.close() })
+  const lines: string[] = []
+  const s = await sidecar(t, fake, `127.0.0.1:${(app.address() as AddressInfo).port}`, { server: { readHeaderTimeout: 300 } }, lines)
+  const send = async (text: string, then?: (sock: ReturnType<typeof connect>) => void): Promise<string> => {
+    const sock = connect(Number(new URL(s.url).port), '127.0.0.1')
+    let got = ''
+    sock.setEncoding('latin1').on('data', (d: string) => { got += d })
+    sock.on('error', () => {})
+    const closed = new Promise<void>(resolve => sock.once('close', () => resolve()))
+    sock.write(text)
+    then?.(sock)
+    await closed
+    return got
+  }
+  for (const [label, text, status, code] of [
+    ['an invalid header line', 'GET / HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n', 400, 'LITEFS_BAD_REQUEST'],
+    ['Content-Length beside Transfer-Encoding', 'POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'LITEFS_BAD_REQUEST'],
+    ['a head past 16 KiB', `GET / HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'LITEFS_HEAD_TOO_LARGE'],
+    // Its deadline is checked often enough to be met: Node looks every 30 s by default.
+    ['a head that stalls past --read-header-timeout', 'GET / HTTP/1.1\r\nhost: x\r\n', 408, 'LITEFS_REQUEST_TIMEOUT']
+  ] as const) {
+    lines.length = 0
+    const answer = await send(text)
+    t.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), `${label}: ${status}`)
+    const json = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string, error: string }
+    t.equal(json.code, code, label)
+    t.match(json.error, /nothing reached the app/)
+    t.ok(lines.some(l => (JSON.parse(l) as { code?: string }).code === code), `${label}: a line says it`)
+  }
+  lines.length = 0
+  t.equal(await send('GET / HTTP/1.1\r\nhost: x\r\n', sock => { sock.resetAndDestroy() }), '', 'a client that reset mid-head: nothing sent')
+  t.equal(reached, 0, 'none reached the app')
+  const ok = await send('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n')
+  t.match(ok, /^HTTP\/1\.1 200 [^]*app$/, 'the server goes on')
+  t.notOk(lines.some(l => /not valid|did not arrive/.test(l)), 'nothing said for the reset')
+})
+
 t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'serve-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))

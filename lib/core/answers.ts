@@ -77,6 +77,12 @@ export const ANSWERS = {
   LITEFS_PEER_REFUSED: { status: 403, retryAfter: false, line: 'refused a peer report: bad or missing signature' },
   /** A signed peer report that is not one. */
   LITEFS_BAD_REPORT: { status: 400, retryAfter: false, line: 'refused a peer report: not a report' },
+  /** `serve`: a request Node's HTTP parser refuses (sidecar/client-error.ts). */
+  LITEFS_BAD_REQUEST: { status: 400, retryAfter: false },
+  /** `serve`: a request not received in full within its server's deadlines. */
+  LITEFS_REQUEST_TIMEOUT: { status: 408, retryAfter: false },
+  /** `serve`: a request head larger than Node's server reads. */
+  LITEFS_HEAD_TOO_LARGE: { status: 431, retryAfter: false },
   /** http adapter: an unexpected failure. */
   LITEFS_INTERNAL: { status: 500, retryAfter: false }
 } as const satisfies Record<string, Spec>

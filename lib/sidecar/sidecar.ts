@@ -14,6 +14,7 @@ import { RESENDS, safeToResend } from '../core/resend.js'
 import type { LitefsCore } from '../core/proxy.js'
 import { logWhenDone } from './access-log.js'
 import { oneAtATime } from './in-turn.js'
+import { answerClientError } from './client-error.js'
 import { refuseConnect } from './connect.js'
 import { TargetWatch } from './target-watch.js'
 import { onUpgrade, type UpgradeContext } from './upgrade.js'
@@ -188,6 +189,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   }
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { onUpgrade(upgrades, req, socket, head) })
   server.on('connect', (req: IncomingMessage, socket: Duplex) => { refuseConnect(log, req, socket) })
+  server.on('clientError', (err: Error, socket: Duplex) => { answerClientError(log, err, socket) })
 
   let url = ''
   let closing: Promise<void> | undefined
