@@ -29,6 +29,8 @@ export interface ForwardRequest {
   path: string
   /** Origin of the primary, e.g. `http://node-a:8080`. */
   origin: string
+  /** Who is at `origin`, for messages: default `the primary at <origin>` (the sidecar: `the app at <target>`). */
+  label?: string
   /** The client's request as this node believes it (what it vouches for to the primary). */
   view: ForwardedView
   /** The loop-guard marker (this node's name); none when proxying to the local app (the sidecar). */
@@ -97,7 +99,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
     // after about 1 s): the deadline is kept here, to the millisecond.
     let timer: NodeJS.Timeout | undefined
     const expire = (): void => {
-      done({ outcome: 'failed', retry: false, error: new LitefsHttpError(504, 'LITEFS_FORWARD_TIMEOUT', `the primary at ${f.origin} did not answer within ${f.timeout} ms; the write was not retried`) })
+      done({ outcome: 'failed', retry: false, error: new LitefsHttpError(504, 'LITEFS_FORWARD_TIMEOUT', `${labelOf(f)} did not answer within ${f.timeout} ms; the request was not retried`) })
       abort?.(new Error('the primary sent no response head in time')) // its onError finds the answer given
     }
     // A client that leaves mid-forward takes the upstream request with it.
@@ -199,13 +201,17 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
   })
 }
 
+function labelOf (f: ForwardRequest): string {
+  return f.label ?? `the primary at ${f.origin}`
+}
+
 function bodyConsumed (): LitefsHttpError {
   return new LitefsHttpError(500, 'LITEFS_BODY_CONSUMED',
     'the request body was read before litefs-proxy could forward it to the primary: mount litefs-proxy before any body parser or middleware that reads the body')
 }
 
 function notSent (f: ForwardRequest, err: Error & { code?: string }): LitefsHttpError {
-  return new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed before anything was sent (${reasonOf(err)})`)
+  return new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `sending to ${labelOf(f)} failed before anything was sent (${reasonOf(err)})`)
 }
 
 /** A reset while sending or before any answer: the primary never read what was sent. */
@@ -234,11 +240,11 @@ function failure (err: Error & { code?: string }, f: ForwardRequest, body: Attem
     return { retry: false, error: new LitefsHttpError(408, 'LITEFS_BODY_TIMEOUT', `the client sent no part of its body for ${f.bodyIdle ?? f.timeout} ms; the request was aborted upstream`) }
   }
   if (err.code === 'UND_ERR_HEADERS_OVERFLOW') {
-    return { retry: false, error: litefsError('LITEFS_ANSWER_TOO_LARGE', `the answer of ${f.origin} has a head larger than ${MAX_ANSWER_HEAD} bytes, more than browsers accept; the request was not retried and may have been applied`) }
+    return { retry: false, error: litefsError('LITEFS_ANSWER_TOO_LARGE', `the answer of ${labelOf(f)} has a head larger than ${MAX_ANSWER_HEAD} bytes, more than browsers accept; the request was not retried and may have been applied`) }
   }
   if (!sent) {
     if (CONNECT_FAILURES.has(err.code ?? '')) {
-      const error = new LitefsHttpError(503, 'LITEFS_NO_PRIMARY', `the primary at ${f.origin} could not be reached (${err.code as string})`, { 'retry-after': '1' })
+      const error = new LitefsHttpError(503, 'LITEFS_NO_PRIMARY', `${labelOf(f)} could not be reached (${err.code as string})`, { 'retry-after': '1' })
       return UNRESOLVED.has(err.code as string) ? { retry: true, error, unresolved: true } : { retry: true, error }
     }
     return { retry: false, error: notSent(f, err) }
@@ -249,10 +255,10 @@ function failure (err: Error & { code?: string }, f: ForwardRequest, body: Attem
     // went out: discarded unread. Any other reset before an answer may follow a
     // reading (an app that died after its commit, the body's rest unread):
     // sent again only if safe twice (below).
-    return { retry: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `the primary at ${f.origin} closed the connection without reading the request (${err.code as string}), and kept doing so`) }
+    return { retry: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `${labelOf(f)} closed the connection without reading the request (${err.code as string}), and kept doing so`) }
   }
   if (f.resendable === true && CLOSED_BEFORE_ANSWER.has(err.code ?? '') && body?.replay.overflow !== true) {
-    return { retry: true, resend: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `the primary at ${f.origin} closed the connection before answering (${err.code as string}), each time the request was sent`) }
+    return { retry: true, resend: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `${labelOf(f)} closed the connection before answering (${err.code as string}), each time the request was sent`) }
   }
-  return { retry: false, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `forwarding to the primary at ${f.origin} failed (${reasonOf(err)}); the write was not retried`) }
+  return { retry: false, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `sending to ${labelOf(f)} failed (${reasonOf(err)}); the request was not retried`) }
 }

@@ -106,6 +106,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
         res,
         path: req.url as string,
         origin: app.origin,
+        label: `the app at ${target}`,
         view: core.view(res),
         bodyLimit: Infinity,
         timeout: targetTimeout,
@@ -144,7 +145,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
       const answer = e.code === 'LITEFS_BODY_TIMEOUT' || e.code === 'LITEFS_FORWARD_TIMEOUT' || e.code === 'LITEFS_ANSWER_TOO_LARGE'
         ? e
         : new LitefsHttpError(502, refused ? 'LITEFS_TARGET_UNAVAILABLE' : 'LITEFS_TARGET_FAILED',
-          refused ? `the app at ${target} refused connections for ${targetRetry} ms` : `the app at ${target} failed: ${e.message.replace(/^forwarding to the primary at \S+ failed /, '').replace(/^the primary at \S+ /, '')}`)
+          refused ? `the app at ${target} refused connections for ${targetRetry} ms` : e.message) // which names the app (label)
       log.warn({ target, code: answer.code }, `litefs-proxy: ${answer.message}`)
       if (!res.headersSent && !res.destroyed) sendAnswer(res, answer)
       return
