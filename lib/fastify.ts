@@ -54,7 +54,7 @@ declare module 'fastify' {
 // duplicate slashes are its options, which Fastify does not expose: the route
 // the router matched (routeOptions.url) is classified too, so every spelling it
 // routes to a route is classified as that route.
-const FASTIFY_PATHS: PathRules = { decode: true, caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
+const FASTIFY_PATHS: PathRules = { decode: 'uri', caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
 
 // request.routeOptions builds a new object (and asks the router about version
 // constraints) on every read. The core asks for the route's setting, then at

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { parseTxid, formatTxid, parsePos } from '../lib/core/txid.js'
 import { parseDuration } from '../lib/core/duration.js'
-import { compilePatterns, normalizePath, pathOf, PathPatterns } from '../lib/core/path-match.js'
+import { compilePatterns, DECODED, normalizePath, originForm, pathOf, PathPatterns } from '../lib/core/path-match.js'
 import { readTxidCookie, txidSetCookie, txidToken, type CookieSettings } from '../lib/core/cookie.js'
 
 t.test('TXID codec', async t => {
@@ -75,6 +75,12 @@ t.test('path patterns: LiteFS globs and RegExps', async t => {
   t.notOk(compilePatterns([])('/anything'))
   t.equal(pathOf('/a/b?x=1'), '/a/b')
   t.equal(pathOf('/a/b'), '/a/b')
+  t.equal(pathOf('http://h:80/a/b?x=1'), '/a/b', 'absolute form: its path, as routers route it')
+  t.equal(originForm('HTTP://h/a?x=1'), '/a?x=1')
+  t.equal(originForm('http://h'), '/', 'no path: the root')
+  t.equal(originForm('http://h?x=1'), '/?x=1')
+  t.equal(originForm('*'), '*', 'the asterisk form is no path')
+  t.equal(originForm('//h/a'), '//h/a', 'origin form that looks like an authority stays a path')
 })
 
 t.test('cookie codec', async t => {
@@ -124,11 +130,15 @@ t.test('cookie codec', async t => {
 })
 
 t.test('paths as routers compare them', async t => {
-  const fastify = { decode: true, caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
+  const fastify = { decode: 'uri' as const, caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
   t.equal(normalizePath('/oauth/%63allback', fastify), '/oauth/callback', 'find-my-way decodes with decodeURI')
   t.equal(normalizePath('/a%2Fb/%25x', fastify), '/a%2Fb/%25x', 'reserved characters and %25 stay encoded')
   t.equal(normalizePath('/bad/%E0%A4%A', fastify), '/bad/%E0%A4%A', 'malformed: left as sent (the router answers 400)')
-  const loose = { decode: false, caseSensitive: false, strictTrailingSlash: false, collapseSlashes: true }
+  t.equal(normalizePath('/oauth%2Fcallback', DECODED), '/oauth/callback', 'node:http and serve: %2F too, as Go and WSGI decode it')
+  t.equal(normalizePath('/caf%C3%A9/%zz/%', DECODED), '/café/%zz/%', 'an invalid escape stays as sent, the rest decoded (Python\'s unquote)')
+  t.equal(normalizePath('/%ff%41', DECODED), '/\uFFFDA', 'bytes that are not UTF-8: U+FFFD')
+  t.equal(normalizePath('/plain', DECODED), '/plain')
+  const loose = { decode: 'none' as const, caseSensitive: false, strictTrailingSlash: false, collapseSlashes: true }
   t.equal(normalizePath('//OAuth//Callback/', loose), '/oauth/callback')
   t.equal(normalizePath('/', loose), '/', 'the root keeps its slash')
   const p = new PathPatterns(['/OAuth/Callback/', /^\/Exact$/, /^\/any$/i])

@@ -220,6 +220,48 @@ t.test('values from --config or the environment: the flag, and where the value c
   t.match(o.stderr, /^litefs-proxy serve: --peer-secret \(LITEFS_PROXY_PEER_SECRET\): expected at least 16 characters .*, got one of 4 characters\n$/)
 })
 
+t.test('every value read from --config says where it came from when it is wrong', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'serve-flags-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const yml = join(dir, 'litefs.yml')
+  const base: Record<string, string> = { addr: '":1"', target: '"x:1"', db: '"app.db"' }
+  // Each key of the proxy: section (settings.ts FLAGS' yaml), then the rest of the file serve reads.
+  const proxyCases: Array<[string, string, RegExp]> = [
+    ['addr', '"nowhere"', /^--addr \(proxy\.addr in --config\): expected where to listen.*, got "nowhere"$/],
+    ['target', '"ftp://x:1"', /^--target \(proxy\.target in --config\): expected the app's host:port.*, got "ftp:\/\/x:1"$/],
+    ['db', '"a/b.db"', /^--db \(proxy\.db in --config\): expected a database file name.*, got "a\/b\.db"$/],
+    ['passthrough', '["static/*"]', /^--passthrough \(proxy\.passthrough in --config\): expected a path glob/],
+    ['always-forward', '["oauth/*"]', /^--always-forward \(proxy\.always-forward in --config\): expected a path glob.*, got "oauth\/\*"$/],
+    ['primary-redirect-timeout', '"abc"', /^--primary-redirect-timeout \(proxy\.primary-redirect-timeout in --config\): expected a duration such as 10s.*, got "abc"$/],
+    ['primary-redirect-timeout', '"9999h"', /^--primary-redirect-timeout \(proxy\.primary-redirect-timeout in --config\): expected a duration .*, got "9999h"$/],
+    ['max-lag', '"abc"', /^--max-lag \(proxy\.max-lag in --config\): expected a duration such as 10s.*, got "abc"$/],
+    ['read-timeout', '"abc"', /^--read-timeout \(proxy\.read-timeout in --config\): expected a duration/],
+    ['read-header-timeout', '"abc"', /^--read-header-timeout \(proxy\.read-header-timeout in --config\): expected a duration/],
+    ['write-timeout', '"abc"', /^--write-timeout \(proxy\.write-timeout in --config\): expected a duration/],
+    ['idle-timeout', '"abc"', /^--idle-timeout \(proxy\.idle-timeout in --config\): expected a duration/],
+    ['debug', '"yes"', /^--config \S+: proxy\.debug must be true or false$/]
+  ]
+  const said = async (text: string): Promise<string> => {
+    writeFileSync(yml, text)
+    const o = io()
+    t.equal(await run(['serve', '--config', yml], o), 2, text)
+    return o.stderr.replace(/^litefs-proxy serve: /, '').replace(/\n$/, '')
+  }
+  const proxyOf = (key: string, value: string): string => 'proxy:\n' + Object.entries({ ...base, [key]: value }).map(([k, v]) => `  ${k}: ${v}\n`).join('')
+  for (const [key, value, message] of proxyCases) t.match(await said(proxyOf(key, value)), message, `proxy.${key}: ${value}`)
+  const lease = (consul: string): string => `lease:\n  type: consul\n  hostname: n1\n  consul:\n${consul}` + proxyOf('db', '"app.db"')
+  t.match(await said(lease('    url: "http://c:1"\n    key: k\n    lock-delay: abc\n')), /^--consul-lock-delay \(lease\.consul\.lock-delay in --config\): expected a duration such as 10s.*, got "abc"$/)
+  t.match(await said(lease('    url: "ftp://c"\n    key: k\n')), /^--consul-url \(lease\.consul\.url in --config\): expected Consul's http\(s\) URL.*, got "ftp:\/\/c"$/)
+  t.match(await said(lease('    url: "http://c:1"\n    key: ""\n')), /^--consul-key \(lease\.consul\.key in --config\): expected the lease key.*, got ""$/)
+  t.match(await said('http:\n  addr: "nohost"\n' + proxyOf('db', '"app.db"')), /^--config \S+: http\.addr "nohost" is not host:port$/)
+  t.match(await said('http:\n  addr: "bad host:1"\n' + proxyOf('db', '"app.db"')), /^--api \(http\.addr in --config\): expected LiteFS's API as an http\(s\) URL.*, got "http:\/\/bad host:1"$/)
+  // A flag wins over the file, and its error is the flag's own.
+  writeFileSync(yml, proxyOf('max-lag', '"10s"'))
+  const o = io()
+  t.equal(await run(['serve', '--config', yml, '--max-lag', 'abc'], o), 2)
+  t.equal(o.stderr, 'litefs-proxy serve: --max-lag: expected a duration such as 10s, 500ms or 1m30s, got "abc"\n')
+})
+
 t.test('flagMessage: what is not a core option error, or names no flag, passes in flag terms', async t => {
   t.equal(flagMessage(new Error('litefs-proxy: boom'), {}), 'boom')
   t.equal(flagMessage(new LitefsOptionsError('litefs-proxy: option "db" is missing'), {}), 'option "db" is missing', 'no option named: as it is')

@@ -39,7 +39,7 @@ export class Classifier {
     if (routeUrl === health) return true
     let normalized = this.healthFor.get(rules)
     if (normalized === undefined) {
-      normalized = normalizePath(health, { ...rules, decode: false })
+      normalized = normalizePath(health, { ...rules, decode: 'none' })
       this.healthFor.set(rules, normalized)
     }
     return (rules === EXACT ? path : normalizePath(path, rules)) === normalized

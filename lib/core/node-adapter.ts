@@ -5,7 +5,7 @@ import { silentLogger, type Logger } from './logger.js'
 import { LitefsCore } from './proxy.js'
 import { nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo, type RouteSetting } from './request.js'
 import { firstValue } from './forwarded-headers.js'
-import { EXACT, type PathRules } from './path-match.js'
+import { DECODED, type PathRules } from './path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './options.js'
 import { LitefsOptionsError, fail } from './option-checks.js'
 export { sendAnswer } from './send-answer.js'
@@ -71,13 +71,15 @@ function checkAdapterOptions (opts: NodeAdapterOptions): { trustProxy: boolean, 
 // Express routes paths case-insensitively and with an optional trailing slash,
 // unless its `case sensitive routing` / `strict routing` settings say otherwise;
 // it does not decode them. One rules object per app, read at its first request.
+// Plain node:http (and `serve`) has no router to ask: paths as the usual app
+// behind one decodes them (DECODED).
 const expressRules = new WeakMap<object, PathRules>()
 function rulesOf (req: ExpressRequest): PathRules {
   const app = req.app
-  if (app === undefined || typeof app.get !== 'function') return EXACT
+  if (app === undefined || typeof app.get !== 'function') return DECODED
   let rules = expressRules.get(app)
   if (rules === undefined) {
-    rules = { decode: false, caseSensitive: app.get('case sensitive routing') === true, strictTrailingSlash: app.get('strict routing') === true, collapseSlashes: false }
+    rules = { decode: 'none', caseSensitive: app.get('case sensitive routing') === true, strictTrailingSlash: app.get('strict routing') === true, collapseSlashes: false }
     expressRules.set(app, rules)
   }
   return rules

@@ -10,24 +10,48 @@ export type PathMatcher = (path: string) => boolean
 
 /**
  * How a router compares paths. Fastify (find-my-way): percent-decoded with
- * `decodeURI` (reserved characters such as `%2F` stay encoded), case-sensitive
- * unless `caseSensitive: false`, trailing and duplicate slashes significant unless
- * `ignoreTrailingSlash` / `ignoreDuplicateSlashes`. Express: not decoded,
- * case-insensitive and a trailing slash optional unless `case sensitive routing`
- * / `strict routing`.
+ * `decodeURI` (`'uri'`: reserved characters such as `%2F` stay encoded),
+ * case-sensitive unless `caseSensitive: false`, trailing and duplicate slashes
+ * significant unless `ignoreTrailingSlash` / `ignoreDuplicateSlashes`. Express:
+ * not decoded, case-insensitive and a trailing slash optional unless `case
+ * sensitive routing` / `strict routing`. The app behind node:http or `serve`
+ * (DECODED): every escape decoded (`'all'`).
  */
 export interface PathRules {
-  decode: boolean
+  decode: 'none' | 'uri' | 'all'
   caseSensitive: boolean
   strictTrailingSlash: boolean
   collapseSlashes: boolean
 }
 
-/** Paths compared exactly as sent (node:http, which has no router). */
-export const EXACT: PathRules = { decode: false, caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
+/** Paths compared exactly as sent. */
+export const EXACT: PathRules = { decode: 'none', caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
 
-function decodePath (path: string): string {
-  if (!path.includes('%')) return path
+/**
+ * Paths as the app behind node:http or `serve` routes them, which litefs-proxy
+ * cannot ask: Go's `URL.Path` (LiteFS's proxy matches it) and WSGI's
+ * `PATH_INFO` (Django, Flask) have every escape decoded, `%2F` included, so
+ * `/%6fauth/callback` is `/oauth/callback` to both. Case, trailing and double
+ * slashes count, as in both.
+ */
+export const DECODED: PathRules = { decode: 'all', caseSensitive: true, strictTrailingSlash: true, collapseSlashes: false }
+
+// Runs of escapes, decoded as UTF-8 bytes together (`%C3%A9` is one character).
+const ESCAPES = /(?:%[0-9a-fA-F]{2})+/g
+
+/**
+ * Every valid escape decoded, an invalid one (`%zz`, a lone `%`) left as sent,
+ * bytes that are not UTF-8 as U+FFFD: Python's `unquote`, which is what a WSGI
+ * app routes on. (Go refuses such a request with 400 before its router, so
+ * what a Go app's router would match does not arise.) Never throws.
+ */
+function decodeAll (path: string): string {
+  return path.replace(ESCAPES, run => Buffer.from(run.replace(/%/g, ''), 'hex').toString('utf8'))
+}
+
+function decodePath (path: string, decode: PathRules['decode']): string {
+  if (decode === 'none' || !path.includes('%')) return path
+  if (decode === 'all') return decodeAll(path)
   try {
     return decodeURI(path.replace(/%25/g, '%2525')) // `%25` stays `%25`, as find-my-way keeps it
   } catch {
@@ -37,7 +61,7 @@ function decodePath (path: string): string {
 
 /** `path` as a router with `rules` compares it. */
 export function normalizePath (path: string, rules: PathRules): string {
-  let p = rules.decode ? decodePath(path) : path
+  let p = decodePath(path, rules.decode)
   if (rules.collapseSlashes && p.includes('//')) p = p.replace(/\/{2,}/g, '/')
   if (!rules.strictTrailingSlash && p.length > 1 && p.endsWith('/')) p = p.slice(0, -1)
   return rules.caseSensitive ? p : p.toLowerCase()
@@ -89,11 +113,11 @@ export class PathPatterns {
   }
 
   private globsFor (rules: PathRules): PathMatcher {
-    const key = `${+rules.decode}${+rules.caseSensitive}${+rules.strictTrailingSlash}${+rules.collapseSlashes}`
+    const key = `${rules.decode}${+rules.caseSensitive}${+rules.strictTrailingSlash}${+rules.collapseSlashes}`
     let m = this.byRules.get(key)
     if (m === undefined) {
       // A glob is a path: it is spelled as the router compares paths (not decoded: it is not percent-encoded).
-      m = anyOf(this.globs.map(g => globSource(normalizePath(g, { ...rules, decode: false }))), '')
+      m = anyOf(this.globs.map(g => globSource(normalizePath(g, { ...rules, decode: 'none' }))), '')
       this.byRules.set(key, m)
     }
     return m
@@ -106,8 +130,25 @@ export function compilePatterns (patterns: readonly PathPattern[]): PathMatcher 
   return path => p.matches(path)
 }
 
-/** The path part of a request target: everything before `?`. */
+// An absolute-form target's scheme and authority (`http://host:80`): RFC 9112 §3.2.2.
+const ABSOLUTE = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/
+
+/**
+ * A request target in origin form: an absolute-form one (`GET http://host/p`,
+ * which proxies are sent and Node's server accepts) reduced to its path and
+ * query, as every router routes it (Express, Fastify, Go's URL.Path,
+ * Gunicorn's PATH_INFO); `/` when it has no path. Others as they are.
+ */
+export function originForm (url: string): string {
+  const m = url[0] === '/' ? null : ABSOLUTE.exec(url)
+  if (m === null) return url
+  const rest = url.slice(m[0].length)
+  return rest[0] === '/' ? rest : '/' + rest
+}
+
+/** The path of a request target as routers see it: in origin form, everything before `?`. */
 export function pathOf (url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
+  const target = originForm(url)
+  const q = target.indexOf('?')
+  return q === -1 ? target : target.slice(0, q)
 }

@@ -12,6 +12,7 @@ import { ended, unavailable, waitFor } from './hold.js'
 import { RETRY_EVERY } from './lifecycle.js'
 import type { Logger } from './logger.js'
 import { ownOrigin } from './own-origin.js'
+import { originForm } from './path-match.js'
 import { RESENDS, safeToResend } from './resend.js'
 import { tunnel } from './tunnel.js'
 import { upgradeOf } from './upgrade-socket.js'
@@ -124,12 +125,14 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     const elapsed = core.observer.forwardStarted(req, origin, res)
     // A WebSocket handshake that arrived as an upgrade goes to the primary as one (tunnel.ts).
     const upgrade = upgradeOf(req)
+    // In origin form, as the primary's router routes it: an absolute-form target's scheme is undici's to check, not the client's to choose.
+    const path = originForm(hooks.url(c))
     const result = upgrade !== undefined
-      ? await tunnel({ req, res, upgrade, path: hooks.url(c), origin, view: hooks.view(c), marker: markerOf(req, core.nodeName), timeout: options.forwardTimeout, label: `the primary at ${origin}`, takeOver: () => hooks.takeOver(c) })
+      ? await tunnel({ req, res, upgrade, path, origin, view: hooks.view(c), marker: markerOf(req, core.nodeName), timeout: options.forwardTimeout, label: `the primary at ${origin}`, takeOver: () => hooks.takeOver(c) })
       : await forward({
           req,
           res,
-          path: hooks.url(c),
+          path,
           origin,
           view: hooks.view(c),
           marker: markerOf(req, core.nodeName),

@@ -1,19 +1,17 @@
-import { readFileSync } from 'node:fs'
-import { parse as parseYaml } from 'yaml'
 import { MAX_TIMER_MS, MAX_TIMER_WORDS, parseDuration } from '../core/duration.js'
 import { NoPrimaryUrl } from '../core/primary-url.js'
 import { lineLogger, type LogFormat, type LogLevel } from './access-log.js'
 import { inFlagTerms, type GivenFlag } from './flag-errors.js'
 import type { SidecarOptions } from './sidecar.js'
+import { readLitefsYml, UsageError, type FlagKind, type Raw, type YmlConsul } from './yml-read.js'
 
 // `litefs-proxy serve`'s settings: LiteFS's `proxy:` section, the same names
 // and defaults (LiteFS v0.5.14, cmd/litefs/config.go and http/proxy_server.go),
 // as flags or read from an existing litefs.yml; then litefs-proxy's own.
 
-export class UsageError extends Error {}
+export { UsageError }
 
-type Kind = 'string' | 'list' | 'duration' | 'bool' | 'bytes'
-interface Flag { kind: Kind, help: string, yaml?: string }
+interface Flag extends FlagKind { help: string }
 
 /** Every flag, in the order `--help` lists them. `yaml`: its key in litefs.yml's `proxy:` section. */
 export const FLAGS: Record<string, Flag> = {
@@ -78,7 +76,6 @@ Flags (LiteFS's proxy settings first, with its names and defaults):
 ${Object.entries(FLAGS).map(([name, f]) => `  --${name}${f.kind === 'bool' ? '' : ' <value>'}`.padEnd(37) + ' ' + f.help).join('\n')}
 `
 
-interface Raw { [name: string]: string | string[] | boolean | undefined }
 
 /** Flags as given: `--name value`, `--name=value`, booleans bare. Throws UsageError. */
 export function parseFlags (argv: readonly string[]): Raw {
@@ -105,66 +102,6 @@ export function parseFlags (argv: readonly string[]): Raw {
     else raw[name] = value
   }
   return raw
-}
-
-/** `${NAME}` and `$NAME` from the environment, as LiteFS expands its config. */
-function expand (text: string, env: NodeJS.ProcessEnv): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_m, a: string | undefined, b: string | undefined) => env[a ?? b as string] ?? '')
-}
-
-/** A consul lease in a litefs.yml, as the fence needs it (hostname: lease.hostname). */
-interface YmlConsul { url?: string, key?: string, lockDelay?: string, hostname?: string }
-
-/** What litefs-proxy takes from a litefs.yml: the proxy: section, fuse.dir, http.addr, a consul lease. */
-export function readLitefsYml (path: string, env: NodeJS.ProcessEnv): { proxy: Raw, mount?: string, api?: string, consul?: YmlConsul } {
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (err) {
-    throw new UsageError(`--config ${path}: ${(err as Error).message}`)
-  }
-  let doc: any
-  try {
-    doc = parseYaml(expand(text, env))
-  } catch (err) {
-    throw new UsageError(`--config ${path}: not valid YAML (${(err as Error).message.split('\n')[0]})`)
-  }
-  if (typeof doc !== 'object' || doc === null) throw new UsageError(`--config ${path}: not a litefs.yml (no mapping at the top)`)
-  const section: unknown = doc.proxy ?? {}
-  if (typeof section !== 'object' || section === null || Array.isArray(section)) throw new UsageError(`--config ${path}: proxy: must be a mapping`)
-  const proxy: Raw = {}
-  const byYaml = new Map(Object.entries(FLAGS).filter(([, f]) => f.yaml !== undefined).map(([name, f]) => [f.yaml as string, [name, f] as const]))
-  for (const [key, value] of Object.entries(section)) {
-    const known = byYaml.get(key)
-    if (known === undefined) throw new UsageError(`--config ${path}: unknown key proxy.${key}`)
-    const [name, flag] = known
-    if (flag.kind === 'list') {
-      if (!Array.isArray(value) || !value.every(v => typeof v === 'string')) throw new UsageError(`--config ${path}: proxy.${key} must be a list of strings`)
-      proxy[name] = value
-    } else if (flag.kind === 'bool') {
-      if (typeof value !== 'boolean') throw new UsageError(`--config ${path}: proxy.${key} must be true or false`)
-      proxy[name] = value
-    } else {
-      proxy[name] = String(value)
-    }
-  }
-  const mount = typeof doc.fuse?.dir === 'string' ? doc.fuse.dir : undefined
-  const addr = typeof doc.http?.addr === 'string' ? doc.http.addr : undefined
-  let api: string | undefined
-  if (addr !== undefined) {
-    const m = /^(.*):(\d+)$/.exec(addr)
-    if (m === null) throw new UsageError(`--config ${path}: http.addr ${JSON.stringify(addr)} is not host:port`)
-    const host = m[1] === '' || m[1] === '0.0.0.0' || m[1] === '[::]' ? 'localhost' : m[1]
-    api = `http://${host}:${m[2]}`
-  }
-  const lease = doc.lease
-  let consul: YmlConsul | undefined
-  if (typeof lease === 'object' && lease !== null && lease.type === 'consul') {
-    const c = typeof lease.consul === 'object' && lease.consul !== null ? lease.consul : {}
-    const text = (v: unknown): string | undefined => v === undefined || v === null ? undefined : String(v)
-    consul = { url: text(c.url), key: text(c.key), lockDelay: text(c['lock-delay']), hostname: text(lease.hostname) }
-  }
-  return { proxy, mount, api, consul }
 }
 
 /** `--primary-url`: a template (with {hostname}), a plain URL (a static primary), or `host=url,host=url` for hosts that do not resolve. */
@@ -194,10 +131,12 @@ function primaryUrl (value: string | undefined): string | ((hostname: string) =>
 /** Flags whose duration is compared or sent, never a timer: no cap. */
 const NOT_TIMERS = new Set(['max-lag', 'cookie-max-age'])
 
-function duration (name: string, value: string): number {
+/** `source`: where a value not on the command line came from (`proxy.max-lag in --config`), said with the flag. */
+function duration (name: string, value: string, source?: string): number {
   const ms = parseDuration(value)
+  name = source === undefined ? name : `${name} (${source})`
   if (ms === undefined) throw new UsageError(`--${name}: expected a duration such as 10s, 500ms or 1m30s, got ${JSON.stringify(value)}`)
-  if (ms > MAX_TIMER_MS && !NOT_TIMERS.has(name)) throw new UsageError(`--${name}: expected a duration ${MAX_TIMER_WORDS}, got ${JSON.stringify(value)}`)
+  if (ms > MAX_TIMER_MS && !NOT_TIMERS.has(name.split(' ')[0])) throw new UsageError(`--${name}: expected a duration ${MAX_TIMER_WORDS}, got ${JSON.stringify(value)}`)
   return ms
 }
 
@@ -227,7 +166,7 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
 export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, write: (line: string) => void): { options: SidecarOptions, given: Record<string, GivenFlag> } | undefined {
   const flags = parseFlags(argv)
   if (flags.help === true) return undefined
-  const file = typeof flags.config === 'string' ? readLitefsYml(flags.config, env) : { proxy: {} as Raw }
+  const file = typeof flags.config === 'string' ? readLitefsYml(flags.config, env, FLAGS) : { proxy: {} as Raw }
   const raw: Raw = { ...file.proxy, ...flags }
   const given: Record<string, GivenFlag> = {}
   for (const [name, value] of Object.entries(file.proxy)) given[name] = { value: value as string | string[] | boolean, source: `proxy.${FLAGS[name].yaml as string} in --config` }
@@ -248,7 +187,7 @@ export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, 
   const set = <K extends keyof SidecarOptions>(key: K, value: SidecarOptions[K] | undefined): void => {
     if (value !== undefined) options[key] = value
   }
-  const dur = (name: string): number | undefined => str(name) === undefined ? undefined : duration(name, str(name) as string)
+  const dur = (name: string): number | undefined => str(name) === undefined ? undefined : duration(name, str(name) as string, given[name].source)
   set('passthrough', raw.passthrough as string[] | undefined)
   set('alwaysForward', raw['always-forward'] as string[] | undefined)
   set('primaryRedirectTimeout', dur('primary-redirect-timeout'))
@@ -262,6 +201,7 @@ export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, 
   set('mount', str('mount') ?? file.mount)
   if (str('mount') === undefined && file.mount !== undefined) given.mount = { value: file.mount, source: 'fuse.dir in --config' }
   const api = str('api') ?? file.api
+  if (str('api') === undefined && file.api !== undefined) given.api = { value: file.api, source: 'http.addr in --config' }
   set('api', api === 'false' ? false : api)
   set('role', str('role') === undefined ? undefined : oneOf('role', str('role') as string, ['primary', 'replica']))
   set('primaryUrl', primaryUrl(str('primary-url')))
@@ -311,5 +251,5 @@ function consulLease (url: string | undefined, key: string | undefined, lockDela
   if (u === undefined || k === undefined) throw new UsageError(`a Consul lease needs both --consul-url and --consul-key (or lease.consul.url and .key in --config), got only ${u === undefined ? 'the key' : 'the URL'}`)
   const delay = lockDelay ?? yml?.lockDelay
   // The hostname from litefs.yml (lease.hostname) is this node's; without it LiteFS's /info tells.
-  return { url: u, key: k, ...(delay === undefined ? {} : { lockDelay: duration('consul-lock-delay', delay) }), ...(yml?.hostname === undefined || yml.hostname === '' ? {} : { hostname: yml.hostname }) }
+  return { url: u, key: k, ...(delay === undefined ? {} : { lockDelay: duration('consul-lock-delay', delay, lockDelay === undefined ? 'lease.consul.lock-delay in --config' : undefined) }), ...(yml?.hostname === undefined || yml.hostname === '' ? {} : { hostname: yml.hostname }) }
 }

@@ -15,6 +15,8 @@ import type { LitefsCore } from '../core/proxy.js'
 import { logWhenDone } from './access-log.js'
 import { oneAtATime } from './in-turn.js'
 import { answerClientError } from './client-error.js'
+import { appTarget } from './request-target.js'
+import { originForm } from '../core/path-match.js'
 import { refuseConnect } from './connect.js'
 import { TargetWatch } from './target-watch.js'
 import { onUpgrade, type UpgradeContext } from './upgrade.js'
@@ -95,7 +97,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   const dispatcher = agents.http1
   const watch = new TargetWatch({ host: app.host, port: app.port, label: target }, targetRetry, log)
 
-  const toApp = async (res: ServerResponse): Promise<void> => {
+  const toApp = async (res: ServerResponse, path: string): Promise<void> => {
     const req = res.req
     const started = performance.now()
     const resendable = safeToResend(req, req.litefs?.kind === 'write')
@@ -104,7 +106,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
       const result = await forward({
         req,
         res,
-        path: req.url as string,
+        path,
         origin: app.origin,
         label: `the app at ${target}`,
         view: core.view(res),
@@ -153,7 +155,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   }
 
   const ending: NodeEnding<undefined> = {
-    app: res => { void toApp(res) },
+    app: res => { void toApp(res, originForm(res.req.url as string)) },
     answer: sendAnswer,
     fail: (res, err) => sendAnswer(res, err)
   }
@@ -175,7 +177,10 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     open.add(res)
     whenClosed(res, () => { open.delete(res) }) // a pipelined answer whose client left: its connection says
     if (accessLog) logWhenDone(log, res)
-    inTurn(res, () => { runNode(core, res, ending, undefined) })
+    inTurn(res, () => {
+      // `OPTIONS *`, or a target undici cannot send: answered here, not decided (it names no path).
+      if (appTarget(log, res) !== undefined) runNode(core, res, ending, undefined)
+    })
   })
   server.timeout = writeTimeout
   const upgrades: UpgradeContext = {
@@ -183,7 +188,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     target: app,
     decide: (res, toApp) => {
       if (accessLog) logWhenDone(log, res)
-      runNode(core, res, { ...ending, app: toApp }, undefined)
+      if (appTarget(log, res) !== undefined) runNode(core, res, { ...ending, app: toApp }, undefined)
     },
     view: res => core.view(res),
     timeout: targetTimeout

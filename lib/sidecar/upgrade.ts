@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream'
 import { litefsError } from '../core/answers.js'
 import type { ForwardedView } from '../core/forwarded-headers.js'
 import { sendAnswer } from '../core/node-adapter.js'
+import { originForm } from '../core/path-match.js'
 import { afterAnswerInFlight } from '../core/pipelined.js'
 import { tunnel } from '../core/tunnel.js'
 import { isWebSocket, markUpgrade, type UpgradeSocket } from '../core/upgrade-socket.js'
@@ -102,7 +103,7 @@ function toApp (ctx: UpgradeContext, res: ServerResponse, upgrade: UpgradeSocket
     req: res.req,
     res,
     upgrade,
-    path: res.req.url as string,
+    path: originForm(res.req.url as string),
     origin: ctx.target.origin,
     view: ctx.view(res),
     timeout: ctx.timeout,
