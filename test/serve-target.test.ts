@@ -67,3 +67,31 @@ t.test('after a whole retry window of refusals, a request gets its 502 without w
   watch.refused('ECONNREFUSED') // a probe that was on its way when serve closed
   t.equal(watch.givenUp, false, 'closed: nothing more is said or counted')
 })
+
+t.test('health says when the app behind serve is down: 503 app-unavailable for a balancer; other nodes\' questions get LiteFS\'s answer', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 3n })
+  t.teardown(async () => { await fake.close() })
+  const port = await freePort()
+  const s = createSidecar({ addr: '127.0.0.1:0', target: `127.0.0.1:${port}`, db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger: lineLogger('silent', 'text', () => {}) })
+  await s.listen()
+  t.teardown(async () => { await s.close() })
+  await until(() => s.core.state.role === 'primary')
+  const health = async (headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number, body: Record<string, unknown> | undefined }> => {
+    const res = await request(`${s.url}/litefs/health`, { method, headers })
+    const text = await res.body.text()
+    return { status: res.statusCode, body: text === '' ? undefined : JSON.parse(text) as Record<string, unknown> }
+  }
+  const down = await health()
+  t.equal(down.status, 503, 'the app refuses connections: take this node out')
+  t.match(down.body, { status: 'app-unavailable', role: 'primary', txid: '0000000000000003', app: { target: `127.0.0.1:${port}`, error: /ECONNREFUSED/ } })
+  t.equal((await health({}, 'HEAD')).status, 503, 'HEAD too')
+  t.match(await health({ 'litefs-proxy-probe': '1' }), { status: 200, body: { status: 'ok' } }, "a replica asking the primary's position gets it")
+  t.match(await health({ 'litefs-proxy-reach': 'node-x' }), { status: 200, body: { status: 'ok' } }, 'and one asking whether the primary is there')
+  const appServer = createServer((_req, res) => { res.writeHead(200).end('ok') })
+  await new Promise<void>(resolve => appServer.listen(port, '127.0.0.1', resolve))
+  t.teardown(() => { appServer.closeAllConnections(); appServer.close() })
+  t.match(await health(), { status: 200, body: { status: 'ok' } }, 'the app answers: back in')
+  await fake.close()
+  await until(() => s.core.state.litefs !== 'up')
+  t.match(await health(), { status: 503, body: { status: 'unavailable' } }, "LiteFS's own state comes first")
+})

@@ -15,6 +15,7 @@ import type { LitefsCore } from '../core/proxy.js'
 import { logWhenDone } from './access-log.js'
 import { oneAtATime } from './in-turn.js'
 import { answerClientError } from './client-error.js'
+import { withApp } from './app-health.js'
 import { appTarget } from './request-target.js'
 import { originForm } from '../core/path-match.js'
 import { refuseConnect } from './connect.js'
@@ -156,7 +157,10 @@ export function createSidecar (options: SidecarOptions): Sidecar {
 
   const ending: NodeEnding<undefined> = {
     app: res => { void toApp(res, originForm(res.req.url as string)) },
-    answer: sendAnswer,
+    answer: (res, answer) => {
+      if (res.req.litefs?.kind !== 'health') return sendAnswer(res, answer)
+      void withApp(answer, res.req, watch, target).then(a => { if (!res.destroyed) sendAnswer(res, a) })
+    },
     fail: (res, err) => sendAnswer(res, err)
   }
 

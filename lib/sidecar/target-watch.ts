@@ -57,6 +57,22 @@ export class TargetWatch {
     this.warn.clear('LITEFS_TARGET_DOWN', this.target.label, `the app at ${this.target.label} answers now`)
   }
 
+  /**
+   * Whether the app takes a connection now: undefined when it does, else why
+   * not (said as any refusal is). For the health check (app-health.ts).
+   */
+  async reachable (): Promise<string | undefined> {
+    return await new Promise(resolve => {
+      const socket = connect({ host: this.target.host, port: this.target.port })
+      socket.once('connect', () => { socket.destroy(); this.reached(); resolve(undefined) })
+      socket.once('error', err => {
+        const reason = reasonOf(err)
+        this.refused(reason)
+        resolve(reason)
+      })
+    })
+  }
+
   /** The app has refused for a whole retry window already: waiting another one per request helps nobody. */
   get givenUp (): boolean {
     return this.downSince !== undefined && this.now() - this.downSince >= this.retryMs
@@ -68,8 +84,6 @@ export class TargetWatch {
   }
 
   private probe (): void {
-    const socket = connect({ host: this.target.host, port: this.target.port })
-    socket.once('connect', () => { socket.destroy(); this.reached() })
-    socket.once('error', err => { this.refused(reasonOf(err)) })
+    void this.reachable()
   }
 }
