@@ -90,6 +90,19 @@ t.test('--api false on a primary without --role: said once at startup, health 50
   t.equal(await s.stop(), 0, 'stops cleanly on SIGTERM')
 })
 
+t.test('--log-format json: every line it prints is JSON, the listening line included', async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 4n, api: false })
+  t.teardown(async () => { await fake.close() })
+  const target = await app(t, fake)
+  const s = await serve(t, ['--target', `127.0.0.1:${target.port}`, '--db', 'app.db', '--mount', fake.mount, '--api', 'false', '--role', 'primary', '--log-format', 'json'])
+  t.equal((await get(`${s.url}/notes`, 'POST')).status, 201)
+  await until(() => /"status":201/.test(s.output()), 'its request line')
+  t.equal(await s.stop(), 0)
+  const lines = s.output().trim().split('\n')
+  for (const line of lines) t.doesNotThrow(() => JSON.parse(line), line)
+  t.match(JSON.parse(lines[0]), { level: 'info', msg: /^litefs-proxy serve: listening on http:\/\/127\.0\.0\.1:\d+, app at /, url: s.url, target: `127.0.0.1:${target.port}`, db: 'app.db', mount: fake.mount, api: false })
+})
+
 t.test('runtime warnings name flags: an --api nothing answers at, a --db the mount does not have', async t => {
   const fake = await FakeLitefs.start({ role: 'primary', txid: 4n })
   t.teardown(async () => { await fake.close() })
@@ -124,8 +137,9 @@ t.test('--api false --role primary: health ok, writes served here, nothing to wa
 t.test('--api false on a replica without --role: fine while .primary names its primary; warned while it does not', async t => {
   const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 4n, api: false })
   t.teardown(async () => { await fake.close() })
+  const target = await app(t, fake) // an app that answers: health speaks of it too
   const lines: string[] = []
-  const s = createSidecar({ addr: '127.0.0.1:0', target: '127.0.0.1:9', db: 'app.db', mount: fake.mount, api: false, forward: 'fly-replay', logger: lineLogger('info', 'json', l => lines.push(l)) })
+  const s = createSidecar({ addr: '127.0.0.1:0', target: `127.0.0.1:${target.port}`, db: 'app.db', mount: fake.mount, api: false, forward: 'fly-replay', logger: lineLogger('info', 'json', l => lines.push(l)) })
   await s.listen()
   t.teardown(async () => { await s.close() })
   const said = (): Array<{ level: string, code: string, msg: string }> => lines.map(l => JSON.parse(l)).filter(l => l.code === 'LITEFS_ROLE')

@@ -13,10 +13,12 @@ export async function runServe (argv: readonly string[], io: Io): Promise<number
   let sidecar
   let target: string
   let given: Record<string, GivenFlag> = {}
+  let json = false
   try {
     const settings = serveSettings(argv, io.env, io.out)
     if (settings === undefined) { io.out(SERVE_USAGE); return 0 }
     given = settings.given
+    json = settings.format === 'json'
     target = settings.options.target
     sidecar = createSidecar(settings.options)
   } catch (err) {
@@ -34,7 +36,9 @@ export async function runServe (argv: readonly string[], io: Io): Promise<number
   }
   const s = sidecar
   const o = s.core.options
-  io.out(`litefs-proxy serve: listening on ${s.url}, app at ${target}, database ${dbLabel(o)} in ${o.mount}, LiteFS API ${String(o.api)}\n`)
+  const started = `litefs-proxy serve: listening on ${s.url}, app at ${target}, database ${dbLabel(o)} in ${o.mount}, LiteFS API ${String(o.api)}`
+  // At any --log-level (it says serve is up); with --log-format json, a JSON line as every other.
+  io.out(json ? JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: started, url: s.url, target, db: dbLabel(o), mount: o.mount, api: o.api }) + '\n' : started + '\n')
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => { void s.close() }) // held requests answered, in-flight ones finished, then exit
   }

@@ -163,7 +163,7 @@ export function serveOptions (argv: readonly string[], env: NodeJS.ProcessEnv, w
  * serveOptions(), and each flag's value as given (and where from), for saying
  * a bad option in flag terms (flag-errors.ts).
  */
-export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, write: (line: string) => void): { options: SidecarOptions, given: Record<string, GivenFlag> } | undefined {
+export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, write: (line: string) => void): { options: SidecarOptions, given: Record<string, GivenFlag>, format: LogFormat } | undefined {
   const flags = parseFlags(argv)
   if (flags.help === true) return undefined
   const file = typeof flags.config === 'string' ? readLitefsYml(flags.config, env, FLAGS) : { proxy: {} as Raw }
@@ -239,7 +239,7 @@ export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, 
     if (given[flag] === undefined && value !== undefined) given[flag] = { value, source: `lease.consul.${key} in --config` }
   }
   set('consul', consulLease(str('consul-url'), str('consul-key'), str('consul-lock-delay'), yml))
-  return { options, given }
+  return { options, given, format }
 }
 
 /** The fence's Consul lease: flags over a consul lease in --config; `--consul-url false` turns it off. */
