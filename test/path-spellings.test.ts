@@ -179,3 +179,16 @@ t.test('serve: OPTIONS * is answered as Go answers it; other targets that are no
   t.equal(said.length, 3, 'a log line each')
   t.match(said[0], /refused a request whose target is not a path; nothing reached the app/)
 })
+
+t.test('serve: a request with two Host headers is answered 400, as RFC 9112 §3.2 asks, and reaches no app', async t => {
+  const replica = await node(t, 'serve', 'replica', { primaryUrl: 'http://127.0.0.1:9' })
+  const c = await RawConnection.open(replica.url)
+  t.teardown(() => { c.socket.destroy() })
+  c.socket.write('GET /oauth/x HTTP/1.1\r\nHost: a.example\r\nhost: b.example\r\n\r\n')
+  const res = await c.answer()
+  t.equal(res.status, 400)
+  t.same(JSON.parse(res.body), { error: 'the request has more than one Host header; nothing reached the app', code: 'LITEFS_BAD_REQUEST' })
+  t.same(res.headers.connection, ['close'], 'its connection is closed')
+  t.same(replica.hits, [], 'nothing reached the app')
+  t.ok(replica.lines.some(l => l.includes('more than one Host header')), 'a line says it')
+})

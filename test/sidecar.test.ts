@@ -78,6 +78,7 @@ t.test('addr and target, as LiteFS writes them', async t => {
   t.same(parseAddr('[::1]:8080'), { host: '::1', port: 8080 })
   for (const bad of ['8080', 'host:', ':99999', 'a:b']) t.equal(parseAddr(bad), undefined, bad)
   t.same(parseTarget('localhost:8000'), { origin: 'http://localhost:8000', host: 'localhost', port: 8000 })
+  t.equal(parseTarget('localhost:0'), undefined, 'port 0 is no app\'s')
   t.same(parseTarget('http://[::1]:8000'), { origin: 'http://[::1]:8000', host: '::1', port: 8000 })
   for (const bad of ['localhost', 'https://x:1', 'http://x:1/path', 'http://x:1/?q', '::::']) t.equal(parseTarget(bad), undefined, bad)
   t.throws(() => createSidecar({ addr: 'x', target: 'localhost:1', db: 'a', logger: lineLogger('silent', 'text') }), /option "addr" must be ":port" or "host:port", got "x"/)

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import { failure } from '../core/answers.js'
+import { failure, litefsError } from '../core/answers.js'
 import type { Logger } from '../core/logger.js'
 import { originForm } from '../core/path-match.js'
 import { sendAnswer } from '../core/send-answer.js'
@@ -17,6 +17,15 @@ const SENDABLE = /^\/[\u0021-\u00ff]*$/
 /** The target to send the app, or undefined once `res` was answered here (`OPTIONS *`, or a target that cannot be sent). */
 export function appTarget (log: Logger, res: ServerResponse): string | undefined {
   const req = res.req
+  if (hostLines(req.rawHeaders) > 1) {
+    // RFC 9112 §3.2: answered 400, as nginx and Go do. Node keeps the first;
+    // the app or a proxy behind might take another, and route elsewhere.
+    const message = 'the request has more than one Host header; nothing reached the app'
+    log.info({ method: req.method, code: 'LITEFS_BAD_REQUEST' }, `litefs-proxy: ${message}`)
+    res.shouldKeepAlive = false
+    sendAnswer(res, litefsError('LITEFS_BAD_REQUEST', message))
+    return undefined
+  }
   const target = originForm(req.url as string)
   if (SENDABLE.test(target)) return target
   if (req.method === 'OPTIONS' && target === '*') {
@@ -25,4 +34,10 @@ export function appTarget (log: Logger, res: ServerResponse): string | undefined
   }
   sendAnswer(res, failure(log, 'LITEFS_BAD_TARGET', `${JSON.stringify(target)} is not a request target litefs-proxy serve can send the app: a path starting with / (or OPTIONS *)`, { method: req.method, target, code: 'LITEFS_BAD_TARGET' }))
   return undefined
+}
+
+function hostLines (raw: string[]): number {
+  let n = 0
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') n++
+  return n
 }

@@ -79,7 +79,7 @@ export function parseTarget (target: string): { origin: string, host: string, po
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${target}`
   if (!URL.canParse(withScheme)) return undefined
   const url = new URL(withScheme)
-  if (url.protocol !== 'http:' || url.pathname !== '/' || url.search !== '' || url.port === '') return undefined
+  if (url.protocol !== 'http:' || url.pathname !== '/' || url.search !== '' || url.port === '' || url.port === '0') return undefined
   return { origin: url.origin, host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) }
 }
 
