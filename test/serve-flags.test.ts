@@ -61,6 +61,9 @@ async function get (url: string, method = 'GET'): Promise<{ status: number, body
   return { status: res.statusCode, body: await res.body.text() }
 }
 
+// Each of its tests starts `serve` as a process (Node and tsx: seconds each on a loaded machine).
+t.setTimeout(120_000)
+
 t.test('--api false on a primary without --role: said once at startup, health 503 role-unknown, a write 503 naming --role', async t => {
   const fake = await FakeLitefs.start({ role: 'primary', txid: 4n, api: false })
   t.teardown(async () => { await fake.close() })

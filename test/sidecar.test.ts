@@ -236,7 +236,8 @@ t.test('--read-timeout below --read-header-timeout bounds the head too, as in Li
     [{ readTimeout: 5000 }, 5000], // the default head timeout is 10 s: Node threw "headersTimeout … out of range"
     [{ readTimeout: 5000, readHeaderTimeout: 2000 }, 2000],
     [{ readTimeout: 5000, readHeaderTimeout: 0 }, 5000], // Go: no head timeout of its own, the whole request's applies
-    [{ readHeaderTimeout: 2000 }, 2000]
+    [{ readHeaderTimeout: 2000 }, 2000],
+    [{ readHeaderTimeout: 0 }, 0] // no deadline at all: Node's own check every 30 s stays
   ] as const) {
     const s = await sidecar(t, fake, '127.0.0.1:9', { server })
     t.equal(s.server.headersTimeout, head, JSON.stringify(server))

@@ -22,13 +22,13 @@ const MESSAGES: Partial<Record<AnswerCode, string>> = {
 }
 
 /** Answer and log what Node's server reports as a client error on `socket` ('clientError'). */
-export function answerClientError (log: Logger, err: Error & { code?: string, reason?: string }, socket: Duplex): void {
+export function answerClientError (log: Logger, err: Error & { code?: string }, socket: Duplex): void {
   if (GONE.has(err.code as string) || !socket.writable) {
     socket.destroy()
     return
   }
   const code = CODES[err.code as string] ?? 'LITEFS_BAD_REQUEST'
-  const message = MESSAGES[code] ?? `the request is not valid HTTP/1.1 (${err.code as string}${err.reason === undefined ? '' : `: ${err.reason}`}); nothing reached the app`
+  const message = MESSAGES[code] ?? `the request is not valid HTTP/1.1 (${err.code as string}: ${err.message}); nothing reached the app`
   const status = ANSWERS[code].status
   const body = JSON.stringify({ error: message, code })
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] as string}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, () => socket.destroy())
