@@ -78,6 +78,13 @@ t.test('the rules of a held read, outside HTTP', async t => {
       await t.rejects(served.core.waitForToken(token as never), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: `litefs-proxy: waitForToken(token): the token must be a string (a write's cookie or token header value), or null or undefined for none; got ${got}` })
     }
     t.equal(served.state.waiterCount, 0)
+    // A signal that is none (the controller itself, the usual slip): refused at once, nothing left registered.
+    // It used to reject with an internal message, and crash the process when its wait timed out.
+    for (const [signal, got] of [[new AbortController(), 'an object (AbortController)'], [{}, 'an object (Object)'], [Object.create(null), 'an object (no prototype)'], ['abort', 'string abort'], [null, 'object null']] as const) {
+      await t.rejects(served.core.waitForToken('0000000000000009', { signal: signal as never }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: `litefs-proxy: waitForToken(token, { signal }): signal must be an AbortSignal (controller.signal, AbortSignal.timeout(ms)); got ${got}` })
+    }
+    t.equal(served.state.waiterCount, 0, 'no wait left behind')
+    t.equal(served.stats().held, 0)
     const { served: signer } = await node(t, adapter, { role: 'primary', txid: 4n }, { secret: 'a secret of 16 chars' })
     const signed = await signer.core.tokenAfterWrite()
     t.match(signed, /^0000000000000004\.[A-Za-z0-9_-]{43}$/, 'signed as the cookie')

@@ -66,11 +66,28 @@ function notAToken (token: unknown): TypeError {
   return Object.assign(new TypeError(`litefs-proxy: waitForToken(token): the token must be a string (a write's cookie or token header value), or null or undefined for none; got ${got}`), { code: 'ERR_INVALID_ARG_TYPE' })
 }
 
+/**
+ * An AbortSignal, by what the wait uses of one (a signal of another realm or
+ * polyfill is one too). Anything else — the AbortController itself is the
+ * usual slip — is refused before a wait is registered: found only when the
+ * wait ended, it threw from a timer and took the process down.
+ */
+function isSignal (signal: unknown): signal is AbortSignal {
+  const s = signal as Partial<AbortSignal> | null
+  return typeof s === 'object' && s !== null && typeof s.aborted === 'boolean' && typeof s.addEventListener === 'function' && typeof s.removeEventListener === 'function'
+}
+
+function notASignal (signal: unknown): TypeError {
+  const got = typeof signal === 'object' && signal !== null ? `an object (${(signal as object).constructor?.name ?? 'no prototype'})` : `${typeof signal} ${String(signal)}`
+  return Object.assign(new TypeError(`litefs-proxy: waitForToken(token, { signal }): signal must be an AbortSignal (controller.signal, AbortSignal.timeout(ms)); got ${got}`), { code: 'ERR_INVALID_ARG_TYPE' })
+}
+
 /** Wait until this node has the write `token` names; resolves as a held read is served, throws as it is answered. */
 export async function waitForToken<C> (core: CoreContext<C>, log: Logger, token: string | null | undefined, signal?: AbortSignal): Promise<TokenWait> {
   const { state, options } = core
   // null: what a database column holds for "no token". Anything else not a string is a caller's mistake, said as one.
   if (token !== null && token !== undefined && typeof token !== 'string') throw notAToken(token)
+  if (signal !== undefined && !isSignal(signal)) throw notASignal(signal)
   const positions = token == null ? undefined : readPositions(options.cookie, token, options.db)
   if (token != null && positions === undefined) sayRefused(core, token)
   // The databases this core tracks, behind-first order kept (the main one first); the others say nothing here.
