@@ -22,14 +22,14 @@ const SCHEMA = 'CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)'
 interface Node { app: FastifyInstance, url: string }
 
 /** One Fastify app per node of a fresh dev cluster, each with `state: node.state`, reporting with `peerSecret`. */
-async function apps (t: Test, nodes: number, opts: Partial<LitefsOptions>): Promise<{ cluster: DevCluster, apps: Node[] }> {
+async function apps (t: Test, nodes: number, opts: Partial<LitefsOptions>, named = true): Promise<{ cluster: DevCluster, apps: Node[] }> {
   const cluster = await createDevCluster({ nodes, schema: SCHEMA })
   t.teardown(async () => { await cluster.close() })
   const urls: Record<string, string> = {}
   const out: Node[] = []
   for (const node of cluster.nodes) {
     const app = Fastify()
-    await app.register(litefs, { db: cluster.db, state: node.state, peerSecret: SECRET, peerName: node.name, primaryUrl: (host: string) => urls[host], ...opts })
+    await app.register(litefs, { db: cluster.db, state: node.state, peerSecret: SECRET, ...(named ? { peerName: node.name } : {}), primaryUrl: (host: string) => urls[host], ...opts })
     app.post('/notes', async () => ({ id: Number(node.db.prepare("INSERT INTO notes (text) VALUES ('hi')").run().lastInsertRowid) }))
     urls[node.name] = await app.listen({ port: 0, host: '127.0.0.1' })
     t.teardown(async () => { await app.close() })
@@ -57,6 +57,20 @@ async function bothReport (primary: FastifyInstance): Promise<void> {
     return peers.length === 2 && peers.every(p => p.candidate && p.connected && p.behind === '0')
   }, 'node-2 and node-3 report to node-1 as candidates')
 }
+
+t.test('without peerName, each dev node reports under its own name: a paused replica still holds the answer', async t => {
+  // All under the OS host name, one replica's report stood for the other's: a write was acknowledged
+  // while node-3, paused, did not have it.
+  const { cluster, apps: [primary] } = await apps(t, 3, { durability: true, durabilityTimeout: 30_000 }, false)
+  await bothReport(primary.app)
+  t.same(primary.app.litefs.stats().peers?.map(p => p.hostname).sort(), ['node-2', 'node-3'])
+  cluster.pauseReplication(cluster.nodes[2])
+  const w = write(primary.url)
+  await until(() => primary.app.litefs.stats().peers?.find(p => p.hostname === 'node-2')?.behind === '0', 'node-2 reported it')
+  t.notOk(w.done(), 'node-3 is paused: held')
+  cluster.resumeReplication(cluster.nodes[2])
+  t.equal((await w.answer).status, 200, 'answered once node-3 has it')
+})
 
 t.test('a write on the primary is answered once both replicas have it, and held while one is paused', async t => {
   const { cluster, apps: [primary] } = await apps(t, 3, { durability: true, durabilityTimeout: 30_000 })

@@ -31,6 +31,31 @@ t.test('a report, signed and checked', async t => {
   const many: Record<string, string> = {}
   for (let i = 0; i < 1001; i++) many[`db${i}`] = '0000000000000001'
   t.equal(parseReport(JSON.stringify({ hostname: 'n', candidate: true, positions: many })), undefined, 'at most 1000 databases')
+  t.same(parseReport('{"hostname":"n","candidate":true,"positions":{},"instance":"aB3_-x"}'), { hostname: 'n', candidate: true, positions: {}, instance: 'aB3_-x' }, 'the reporting process')
+  for (const instance of ['', 'x'.repeat(65), 'a b', 7]) t.equal(parseReport(JSON.stringify({ hostname: 'n', candidate: true, positions: {}, instance })), undefined, `refused instance ${JSON.stringify(instance)}`)
+})
+
+t.test('two processes reporting one name are two peers, each counted, and that is said; a restart is not', async t => {
+  const shared: string[] = []
+  const table = new PeerTable(1, hostname => { shared.push(hostname) })
+  t.teardown(() => table.close())
+  const at = (n: number): string => n.toString(16).padStart(16, '0')
+  table.report({ hostname: 'vm', candidate: true, positions: { 'app.db': at(9) }, instance: 'a' }, 0)
+  table.report({ hostname: 'vm', candidate: true, positions: { 'app.db': at(4) }, instance: 'b' }, 10)
+  t.same(table.replicated('app.db', 20), { candidates: 2, position: 4n }, 'the one behind counts: its report is not the other\'s')
+  t.same(shared, [], 'not said yet: b could be the restart of a')
+  table.report({ hostname: 'vm', candidate: true, positions: { 'app.db': at(9) }, instance: 'a' }, 30)
+  t.same(shared, ['vm'], 'a reports again after b began: both run')
+  // A restart: the old process goes silent, the new one reports on.
+  const restarts: string[] = []
+  const other = new PeerTable(1, hostname => { restarts.push(hostname) })
+  t.teardown(() => other.close())
+  other.report({ hostname: 'node-2', candidate: true, positions: { 'app.db': at(3) }, instance: 'old' }, 0)
+  other.report({ hostname: 'node-2', candidate: true, positions: { 'app.db': at(5) }, instance: 'new' }, 100)
+  other.report({ hostname: 'node-2', candidate: true, positions: { 'app.db': at(6) }, instance: 'new' }, 200)
+  t.same(restarts, [], 'a restart is not two nodes')
+  t.same(other.replicated('app.db', 300), { candidates: 2, position: 3n }, 'the old row counts until it is STALE…')
+  t.same(other.replicated('app.db', STALE + 1), { candidates: 1, position: 6n }, '…then only the running one')
 })
 
 t.test('the table: every connected candidate, at least min of them', async t => {

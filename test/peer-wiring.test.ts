@@ -46,6 +46,26 @@ for (const adapter of ADAPTERS) {
     t.notOk(replica.stats().peers?.length, 'the replica has no peers of its own')
   })
 
+  t.test(`${adapter}: two processes reporting one name: both counted, said once (LITEFS_PEER_NAME)`, async t => {
+    const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
+    t.teardown(() => fake.close())
+    const said: Array<{ code?: string, hostname?: string }> = []
+    const logger = { debug () {}, info () {}, error () {}, warn (o: { code?: string, hostname?: string }) { said.push(o) } }
+    // Fastify logs through its own logger; warnings are said once per process and name (warnings.ts): one name per adapter.
+    const app = await serve(adapter, fake, { peerSecret: SECRET, ...(adapter === 'fastify' ? {} : { logger }) } as never)
+    t.teardown(app.close)
+    const vm = `vm-${adapter}`
+    const report = (instance: string, hex: string): string => JSON.stringify({ hostname: vm, candidate: true, positions: { 'app.db': hex }, instance })
+    for (const [instance, hex] of [['a', '0000000000000009'], ['b', '0000000000000004'], ['a', '0000000000000009'], ['b', '0000000000000004']]) {
+      const body = report(instance, hex)
+      t.equal((await post(app.url, body, { [PEER_HEADER]: signReport(SECRET, body) })).status, 204)
+    }
+    t.same(app.stats().peers?.map(p => [p.hostname, p.behind]), [[vm, '0'], [vm, '0']], 'two rows, one name')
+    if (adapter === 'fastify') return
+    t.equal(said.filter(o => o.code === 'LITEFS_PEER_NAME').length, 1, 'said once')
+    t.match(said.find(o => o.code === 'LITEFS_PEER_NAME'), { hostname: vm })
+  })
+
   t.test(`${adapter}: the endpoint takes only signed reports`, async t => {
     const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
     t.teardown(() => fake.close())

@@ -71,6 +71,12 @@ export interface StateDriver {
    * ask LiteFS's `/info`, and a node without LiteFS's API sends none.
    */
   candidate?: () => boolean
+  /**
+   * This node's name as LiteFS would report it (`.primary`, `/events`), when
+   * the driver knows it (the dev cluster: `node-1`…): its name among its peers
+   * unless `peerName` says otherwise.
+   */
+  name?: string
 }
 
 /** One held request. Opaque to callers: pass it back to `cancel`. */

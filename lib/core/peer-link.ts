@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { hostname as osHostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { Agent, request } from 'undici'
@@ -45,7 +46,7 @@ export interface DurabilityCounts {
 export class PeerLink {
   readonly counts: DurabilityCounts = { waits: 0, replicated: 0, notReplicated: 0 }
 
-  readonly table = new PeerTable(1)
+  readonly table: PeerTable
   readonly name: string
   private readonly reporter: ReplicaReporter | undefined
   private readonly agent = new Agent({ connect: { timeout: 1000 }, keepAliveTimeout: 10_000 })
@@ -58,7 +59,10 @@ export class PeerLink {
    * @param port this server's port, for the primary's URL (`{port}` in primaryUrl); 0 while unknown
    */
   constructor (options: ResolvedOptions, private readonly state: NodeState, port: () => number, log: Logger, warn: Warnings) {
-    this.name = options.durability.name ?? options.consul?.hostname ?? osHostname()
+    this.name = options.durability.name ?? options.consul?.hostname ?? state.driver.name ?? osHostname()
+    this.table = new PeerTable(1, hostname => {
+      warn.say('LITEFS_PEER_NAME', hostname, `two nodes report to this primary as "${hostname}": each node's peerName (--peer-name) must be its own. Both are counted, each on its own, but health and stats cannot tell them apart`, { hostname })
+    })
     const api = options.api
     // The driver's own word (the dev cluster), else LiteFS's /info — which a
     // given state, or api: false, does not have: no candidacy, no report.
@@ -71,6 +75,7 @@ export class PeerLink {
     const db = options.db as string // peerSecret needs a main database (options.ts)
     const reporter = this.reporter = new ReplicaReporter({
       hostname: this.name,
+      instance: randomBytes(9).toString('base64url'),
       candidate: own ?? (() => this.candidate),
       url: () => {
         const primary = state.role === 'replica' ? state.primaryHostname : undefined

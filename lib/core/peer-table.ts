@@ -24,6 +24,12 @@ export interface PeerReport {
   hostname: string
   candidate: boolean
   positions: Record<string, string>
+  /**
+   * The reporting process, a random id it keeps while it runs. Two nodes that
+   * report one name (the OS host name of two containers, a copied peerName)
+   * stay two peers, each one counted: one's report never stands for the other.
+   */
+  instance?: string
 }
 
 export interface PeerRow {
@@ -48,6 +54,7 @@ export class ReplicationWaiter {
 }
 
 const TXID = /^[0-9a-f]{16}$/
+const INSTANCE = /^[A-Za-z0-9_-]{1,64}$/
 
 /** A report's body, checked: undefined when it is not one. */
 export function parseReport (body: string): PeerReport | undefined {
@@ -60,24 +67,40 @@ export function parseReport (body: string): PeerReport | undefined {
   if (typeof o.positions !== 'object' || o.positions === null || Array.isArray(o.positions)) return undefined
   const entries = Object.entries(o.positions)
   if (entries.length > 1000 || !entries.every(([db, pos]) => db !== '' && typeof pos === 'string' && TXID.test(pos))) return undefined
-  return { hostname: o.hostname, candidate: o.candidate, positions: o.positions as Record<string, string> }
+  if (o.instance !== undefined && (typeof o.instance !== 'string' || !INSTANCE.test(o.instance))) return undefined
+  return { hostname: o.hostname, candidate: o.candidate, positions: o.positions as Record<string, string>, ...(o.instance === undefined ? {} : { instance: o.instance }) }
 }
 
 export class PeerTable {
-  /** @param min how many connected candidates a write must reach, at least (durability's minCandidates). */
-  constructor (private readonly min = 1) {}
+  /**
+   * @param min how many connected candidates a write must reach, at least (durability's minCandidates).
+   * @param shared called when two processes both go on reporting one hostname (said by the caller).
+   */
+  constructor (private readonly min = 1, private readonly shared: (hostname: string) => void = () => {}) {}
 
+  /** Per hostname and reporting process (see PeerReport.instance). */
   private readonly rows = new Map<string, PeerRow>()
+  /** performance.now() when each row's run of reports began. */
+  private readonly began = new WeakMap<PeerRow, number>()
   private readonly waiting = new Map<string, IndexedHeap<ReplicationWaiter>>()
   private staleTimer: NodeJS.Timeout | undefined
   private closed = false
 
   /** Take one report in: the peer is connected now, at these positions. */
   report (r: PeerReport, now = performance.now()): void {
-    let row = this.rows.get(r.hostname)
+    const key = r.instance === undefined ? r.hostname : `${r.hostname}\n${r.instance}`
+    let row = this.rows.get(key)
     if (row === undefined || now - row.seen >= STALE) {
       row = { hostname: r.hostname, candidate: r.candidate, positions: new Map(), since: Date.now(), seen: now }
-      this.rows.set(r.hostname, row)
+      this.rows.set(key, row)
+      this.began.set(row, now)
+    } else {
+      // Another process reported this name since this one began, and this one goes on: both run
+      // (a process that restarted leaves its old row silent instead).
+      const began = this.began.get(row) as number
+      for (const other of this.rows.values()) {
+        if (other !== row && other.hostname === r.hostname && other.seen > began && now - other.seen < STALE) this.shared(r.hostname)
+      }
     }
     row.candidate = r.candidate
     row.seen = now

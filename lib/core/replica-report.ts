@@ -42,6 +42,8 @@ export function verifyReport (secrets: readonly string[], body: string, signatur
 export interface ReporterSource {
   /** This node's name in the primary's table. */
   hostname: string
+  /** This process, among those that report `hostname` (PeerReport.instance). */
+  instance: string
   /** Whether LiteFS lets this node become primary (`/info`'s `candidate`); undefined while unknown. */
   candidate: () => boolean | undefined
   /** Where the primary's litefs-proxy takes reports now, undefined while none is known (or this node is it). */
@@ -92,7 +94,7 @@ export class ReplicaReporter {
     this.inFlight = true
     const positions: Record<string, string> = {}
     for (const [db, pos] of this.source.positions()) positions[db] = formatTxid(pos)
-    const report: PeerReport = { hostname: this.source.hostname, candidate, positions }
+    const report: PeerReport = { hostname: this.source.hostname, candidate, positions, instance: this.source.instance }
     const body = JSON.stringify(report)
     try {
       const res = await request(url, {

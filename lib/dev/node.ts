@@ -76,7 +76,9 @@ export class ClusterNode implements DevNode, LinkTarget {
       readLag: () => this.readLag(),
       // Any running node can be promoted (DevCluster.promote): every node is a
       // candidate, so its replica reports count for a primary's durability.
-      candidate: () => true
+      candidate: () => true,
+      // Its name among its peers (durability's reports): one OS host name for every node would make them one peer.
+      name
     })
     this.state.setPosition(database, position)
   }
