@@ -24,7 +24,8 @@ for (const kind of ['http', 'express'] as const) {
   t.test(`${kind}: close() twice after a forwarded write`, async t => {
     const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
     t.teardown(async () => { await fake.close() })
-    const primary = await listen(t, (_req, res) => { res.end('{}') })
+    let hits = 0
+    const primary = await listen(t, (_req, res) => { hits++; res.end('{}') })
     const opts = { db: 'app.db', mount: fake.mount, api: fake.apiUrl, primaryUrl: () => primary }
     const handler = (_req: unknown, res: { end: (s: string) => void }): void => { res.end('here') }
     const proxy = kind === 'http' ? wrap(handler as never, opts) : expressLitefs(opts)
@@ -38,5 +39,14 @@ for (const kind of ['http', 'express'] as const) {
     t.equal(second, first, 'the same promise')
     await t.resolves(first)
     await t.resolves(proxy.close(), 'and once more after it ended')
+    // The server still listens (the README closes litefs-proxy first): a write that lands now
+    // was answered 502 LITEFS_FORWARD_FAILED (UND_ERR_DESTROYED), which says "may have been applied".
+    const after = await request(`${url}/items`, { method: 'POST', body: '{}' })
+    t.equal(after.statusCode, 503, 'a write after close(): nothing was applied, another node can take it')
+    t.equal(after.headers['retry-after'], '1')
+    // Express hands it to the app's error handling (the README's errorHandler renders it as JSON).
+    if (kind === 'http') t.match(await after.body.json(), { code: 'LITEFS_CLOSED' })
+    else await after.body.dump()
+    t.equal(hits, 1, 'only the first write reached the primary')
   })
 }

@@ -122,6 +122,8 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
         return noPrimaryUrl(core, info, log, primary, noUrlReason(err, primary))
       }
     }
+    // The app closed (its forwarders with it): nothing was sent, and another node can take it.
+    if (core.lifecycle.closing) return ended(core, info, 'closed', log)
     const elapsed = core.observer.forwardStarted(req, origin, res)
     // A WebSocket handshake that arrived as an upgrade goes to the primary as one (tunnel.ts).
     const upgrade = upgradeOf(req)
