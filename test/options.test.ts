@@ -154,4 +154,10 @@ t.test('bad options throw, naming the option and what it expected', async t => {
   t.equal(long.maxLag, 720 * 3_600_000)
   t.equal(long.cookie.maxAge, 9000 * 3600)
   t.equal(long.readTimeout, 2 ** 31 - 1, 'the longest timer itself is taken')
+  // A Max-Age under a second is Max-Age=0: the cookie deleted as it arrives (300 meant as LiteFS's seconds is 300 ms).
+  for (const short of [300, 1, 999, '100ms', '0.5s']) {
+    t.throws(() => resolveOptions({ db: 'a', cookieMaxAge: short }), { code: 'LITEFS_BAD_OPTION', message: /option "cookieMaxAge" must be a duration of at least 1 s \(a Max-Age of 0 deletes the cookie; a number is milliseconds: 300000 or "5m" for five minutes\), got/ }, `refused: ${String(short)}`)
+  }
+  t.equal(resolveOptions({ db: 'a', cookieMaxAge: 1000 }).cookie.maxAge, 1, 'one second is the shortest')
+  t.equal(resolveOptions({ db: 'a', cookieMaxAge: '1500ms' }).cookie.maxAge, 2, 'rounded to whole seconds')
 })

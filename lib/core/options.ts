@@ -180,6 +180,17 @@ function primaryOrigin (raw: unknown): PrimaryOrigin {
   return origin
 }
 
+/**
+ * The cookie's Max-Age, in whole seconds. Under a second it would be
+ * `Max-Age=0`, which deletes the cookie as it arrives: refused (300 means
+ * 300 ms, as every duration given as a number, not LiteFS's 300 s).
+ */
+function cookieMaxAge (opts: Record<string, unknown>): number {
+  const ms = duration(opts, 'cookieMaxAge', 300_000, true, false)
+  if (ms < 1000) fail('cookieMaxAge', 'a duration of at least 1 s (a Max-Age of 0 deletes the cookie; a number is milliseconds: 300000 or "5m" for five minutes)', opts.cookieMaxAge)
+  return Math.round(ms / 1000)
+}
+
 function peerCookies (raw: unknown): readonly PeerCookie[] {
   if (raw === undefined) return []
   if (!Array.isArray(raw) || !raw.every(n => PEER_COOKIES.includes(n))) fail('peerCookies', 'an array of "__txid" (LiteFS\'s proxy) and "txnum" (litefs-js)', raw)
@@ -295,7 +306,7 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     healthPath: health,
     cookie: {
       name: text(opts, 'cookieName', 'litefs-txid', COOKIE_NAME, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)'),
-      maxAge: Math.round(duration(opts, 'cookieMaxAge', 300_000, true, false) / 1000), // the cookie's Max-Age, never a timer
+      maxAge: cookieMaxAge(opts), // the cookie's Max-Age, never a timer
       secrets
     },
     tokenHeader: tokenHeader(opts),

@@ -29,7 +29,7 @@ export const OPTION_FLAGS: Record<string, { flag: string, expected?: string }> =
   passthrough: { flag: 'passthrough', expected: GLOB },
   alwaysForward: { flag: 'always-forward', expected: GLOB },
   readTimeout: { flag: 'txid-timeout', expected: DURATION },
-  cookieMaxAge: { flag: 'cookie-max-age', expected: DURATION },
+  cookieMaxAge: { flag: 'cookie-max-age', expected: 'a duration of at least 1s, such as 5m (a Max-Age of 0 deletes the cookie; a bare number is milliseconds)' },
   forwardTimeout: { flag: 'forward-timeout', expected: DURATION },
   durabilityTimeout: { flag: 'durability-timeout', expected: DURATION },
   healthPath: { flag: 'health-path', expected: 'a path starting with / (no query, fragment or space), or false' },
