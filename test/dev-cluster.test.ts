@@ -174,6 +174,23 @@ t.test('pauseReplication holds a replica back until resumeReplication', async t 
   t.equal(paused.state.position(c.db), 4n)
 })
 
+t.test('settled() under writes that never pause: it waits for the commits made before the call, not for an idle cluster', async t => {
+  const c = await cluster(t, { lag: [2, 6] })
+  const [primary, r1, r2] = c.nodes
+  write(c, primary, 'before')
+  const target = primary.state.readPosition(c.db) as bigint
+  let settled = false
+  const settling = c.settled().then(() => { settled = true })
+  // Writes go on meanwhile, each landing later than the one before (bounded: it used to never resolve).
+  for (let i = 0; i < 5000 && !settled; i++) {
+    write(c, primary, `during ${i}`)
+    await new Promise(resolve => setTimeout(resolve, 1))
+  }
+  await settling
+  t.ok(settled, 'resolved while writes went on')
+  for (const r of [r1, r2]) t.ok((r.state.readPosition(c.db) as bigint) >= target, `${r.name} has every commit made before the call`)
+})
+
 t.test('failover: stop the primary, promote a replica, restart the old primary', async t => {
   const c = await cluster(t, { lag: [5, 15] })
   const [n1, n2, n3] = c.nodes

@@ -76,7 +76,8 @@ export interface DevCluster {
   resumeReplication (node: DevNode): void
   /**
    * Resolves once every running replica has the data of every commit made
-   * before the call. Waits for paused replicas; resolves at once without a primary.
+   * before the call (later ones, made while it waits, are not waited for).
+   * Waits for paused replicas; without a primary, for what is on its way.
    */
   settled (): Promise<void>
   /** Close every handle, timer and state, and remove the directory if the cluster made it. */
@@ -115,7 +116,7 @@ class Cluster implements DevCluster {
   readonly nodes: ClusterNode[]
   primary: ClusterNode | undefined
   private readonly poll: NodeJS.Timeout
-  private settling: Array<() => void> = []
+  private settling: Array<{ target: bigint | undefined, resolve: () => void }> = []
   private handoffs = 0
   /** While the primary is dead and none has replaced it: its replicas' reconnect attempts. */
   private retrying: NodeJS.Timeout | undefined
@@ -196,9 +197,14 @@ class Cluster implements DevCluster {
   }
 
   async settled (): Promise<void> {
-    this.primary?.detect()
-    if (this.isSettled()) return
-    await new Promise<void>(resolve => this.settling.push(resolve))
+    const primary = this.primary
+    primary?.detect()
+    // Commits made before the call, not every one: under writes that never pause the
+    // cluster is never idle, and waiting for that hung a stop-then-promote under load.
+    // Without a primary, what is on its way lands.
+    const target = primary?.position
+    if (this.isSettled(target)) return
+    await new Promise<void>(resolve => this.settling.push({ target, resolve }))
   }
 
   async close (): Promise<void> {
@@ -260,13 +266,22 @@ class Cluster implements DevCluster {
     return n
   }
 
-  private isSettled (): boolean {
-    return this.nodes.every(n => n.link?.idle ?? true)
+  /**
+   * Every replica that follows has the primary's data at `target` (landed through its
+   * link: a replica whose lost commit had the same TXID does not count), or has all it
+   * was sent.
+   */
+  private isSettled (target: bigint | undefined): boolean {
+    return this.nodes.every(n => n.link === undefined || n.link.idle || (target !== undefined && (n.link.landedTxid ?? -1n) >= target))
   }
 
   private checkSettled (): void {
-    if (this.settling.length === 0 || !this.isSettled()) return
-    for (const resolve of this.settling.splice(0)) resolve()
+    if (this.settling.length === 0) return
+    this.settling = this.settling.filter(s => {
+      if (!this.isSettled(s.target)) return true
+      s.resolve()
+      return false
+    })
   }
 }
 

@@ -33,6 +33,8 @@ export class ReplicationLink {
   private inflight: Delivery | undefined
   private timer: NodeJS.Timeout | undefined
   private closed = false
+  /** The last TXID that landed through this link: the current primary's data, not what the replica had before. */
+  landedTxid: bigint | undefined
 
   constructor (private readonly target: LinkTarget, private readonly lag: () => number) {}
 
@@ -81,6 +83,7 @@ export class ReplicationLink {
     this.inflight = undefined
     if (this.closed) return // the replica stopped or changed primary meanwhile: its position stays
     if (copied) {
+      this.landedTxid = delivery.txid
       this.target.arrived(delivery.txid)
       this.pump()
     } else {
