@@ -79,3 +79,19 @@ t.test('a closed app leaves nothing running: the process exits by itself', async
   })
   t.equal(code, 0)
 })
+
+t.test('under a prefix: the health route gets it, path globs are whole paths (as the README says)', async t => {
+  const state = new NodeState({ readPosition: () => 1n, readLag: () => 0 })
+  state.setRole('primary')
+  const app = Fastify()
+  await app.register(async scoped => {
+    await scoped.register(litefs, { db: 'app.db', state, passthrough: ['/api/static/*'] })
+    scoped.get('/static/x', async request => ({ kind: request.litefs?.kind }))
+  }, { prefix: '/api' })
+  t.teardown(() => app.close())
+  const health = await app.inject('/api/litefs/health')
+  t.equal(health.statusCode, 200)
+  t.match(health.json(), { status: 'ok', role: 'primary' })
+  t.equal((await app.inject('/api/api/litefs/health')).statusCode, 404, 'a healthPath spelled with the prefix is prefixed again')
+  t.same((await app.inject('/api/static/x')).json(), { kind: 'passthrough' }, 'the glob names the whole path')
+})
