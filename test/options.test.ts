@@ -96,6 +96,8 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [{ db: 'a', state: 'x' }, /"state"/],
     [{ db: 'a', passthrough: '/static/*' }, /"passthrough" must be an array of path globs/],
     [{ db: 'a', alwaysForward: ['oauth'] }, /"alwaysForward"/],
+    [{ db: 'a', alwaysForward: ['/a?b'] }, /"alwaysForward" must be an array of path globs starting with "\/" \(without "\?" or "#": the query is not compared\) or RegExps, got \["\/a\?b"\]/],
+    [{ db: 'a', passthrough: ['/x#frag'] }, /"passthrough"/],
     [{ db: 'a', readTimeout: 0 }, /"readTimeout" must be a positive duration/],
     [{ db: 'a', readTimeout: 'soon' }, /got "soon"/],
     // A timer past 2^31 − 1 ms fires after 1 ms, warning each time: refused, each option that becomes one.

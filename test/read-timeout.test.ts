@@ -60,6 +60,7 @@ for (const flavour of FLAVOURS) {
           const warn = replica.lines.map(l => JSON.parse(l)).filter(l => l.level === 'warn' && /read timed out/.test(l.msg))
           t.equal(warn.length, 1, 'one log line')
           if (action === 'stale') t.match(warn[0].msg, /it may be stale/)
+          t.match(warn[0], { method: 'GET', path: /^\//, txid: '0000000000000008' }, 'it names the request')
         }
       })
     }

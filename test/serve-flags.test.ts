@@ -166,7 +166,7 @@ t.test('bad flags: one line naming the flag and the value as typed, exit 2', asy
     [['--db', '/litefs/app.db'], /^--db: expected a database file name in the mount \(app\.db\), several separated by commas .*; each a file name of at most 100 characters percent-encoded, got "\/litefs\/app\.db"$/],
     [['--db', 'app.db,app.db'], /^--db: expected .*\(app\.db,\*\), each named once, got "app\.db,app\.db"$/],
     [['--db', '*,app.db'], /^--db: expected .*; "\*" may only come last, got "\*,app\.db"$/],
-    [['--db', 'app.db', '--passthrough', '/ok', '--passthrough', 'static/*'], /^--passthrough: expected a path glob starting with \/, e.g\. '\/static\/\*' \(\* spans \/\), got "\/ok", "static\/\*"$/],
+    [['--db', 'app.db', '--passthrough', '/ok', '--passthrough', 'static/*'], /^--passthrough: expected a path glob starting with \/, without \? or # \(the query is not compared\), e\.g\. '\/static\/\*' \(\* spans \/\), got "\/ok", "static\/\*"$/],
     [['--db', 'app.db', '--always-forward', 'cb'], /^--always-forward: expected a path glob starting with \//],
     [['--db', 'app.db', '--durable-path', 'x'], /^--durable-path: expected a path glob starting with \/.*, got "x"$/],
     [['--db', 'app.db', '--txid-timeout', '0'], /^--txid-timeout: expected a positive duration such as 5s, 500ms or 1m30s \(a bare number is milliseconds\), got "0"$/],
@@ -221,7 +221,7 @@ t.test('values from --config or the environment: the flag, and where the value c
   writeFileSync(yml, 'proxy:\n  addr: ":1"\n  target: "x:1"\n  db: "app.db"\n  passthrough: ["static/*"]\n')
   let o = io()
   t.equal(await run(['serve', '--config', yml], o), 2)
-  t.equal(o.stderr, 'litefs-proxy serve: --passthrough (proxy.passthrough in --config): expected a path glob starting with /, e.g. \'/static/*\' (* spans /), got "static/*"\n')
+  t.equal(o.stderr, 'litefs-proxy serve: --passthrough (proxy.passthrough in --config): expected a path glob starting with /, without ? or # (the query is not compared), e.g. \'/static/*\' (* spans /), got "static/*"\n')
   writeFileSync(yml, 'fuse:\n  dir: "/litefs"\nlease:\n  type: consul\n  hostname: n1\n  consul:\n    url: "http://c:1"\n    key: k\n    lock-delay: 10ms\nproxy:\n  addr: ":1"\n  target: "x:1"\n  db: "app.db"\n')
   o = io()
   t.equal(await run(['serve', '--config', yml], o), 2)

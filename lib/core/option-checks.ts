@@ -47,8 +47,9 @@ export function duration (opts: Record<string, unknown>, name: string, fallback:
 
 export function patterns (opts: Record<string, unknown>, name: string): PathPatterns {
   const raw = opts[name] ?? []
-  if (!Array.isArray(raw) || !raw.every(p => (typeof p === 'string' && p.startsWith('/')) || p instanceof RegExp)) {
-    fail(name, 'an array of path globs starting with "/" or RegExps', raw)
+  // A path never holds `?` or `#` (the query and fragment are not compared): such a glob would never match.
+  if (!Array.isArray(raw) || !raw.every(p => (typeof p === 'string' && p.startsWith('/') && !/[?#]/.test(p)) || p instanceof RegExp)) {
+    fail(name, 'an array of path globs starting with "/" (without "?" or "#": the query is not compared) or RegExps', raw)
   }
   return new PathPatterns(raw)
 }

@@ -29,12 +29,12 @@ export async function readTimedOut<C> (core: CoreContext<C>, c: C, info: LitefsI
   const action = options.readTimeoutAction
   if (action === 'stale') {
     info.stale = true
-    log.warn({ db, txid: awaited, position, waitedMs: info.waitedMs }, 'litefs-proxy: read timed out waiting for replication; served from this replica, it may be stale')
+    log.warn({ method: req.method, path: core.hooks.url(c), db, txid: awaited, position, waitedMs: info.waitedMs }, 'litefs-proxy: read timed out waiting for replication; served from this replica, it may be stale')
     appendOnHead(core.hooks.res(c), STALE_HEADER, () => `txid=${awaited}; position=${formatTxid(state.position(db))}`)
     core.observer.readTimedOut(req, 'stale', awaited, position)
     return info
   }
-  log.warn({ db, txid: awaited, position }, 'litefs-proxy: read timed out waiting for replication')
+  log.warn({ method: req.method, path: core.hooks.url(c), db, txid: awaited, position }, 'litefs-proxy: read timed out waiting for replication')
   // A read another node sent here goes no further than the loop guard lets it (loop-guard.ts): else the 504.
   if (action === 'primary' && state.primaryKnown && state.role !== 'primary' && mayForward(req, core.nodeName)) {
     core.observer.readTimedOut(req, 'primary', awaited, position)

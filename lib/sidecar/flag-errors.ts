@@ -14,7 +14,7 @@ export type Given = string | readonly string[] | boolean
 export interface GivenFlag { value: Given, source?: string }
 
 const DURATION = 'a positive duration such as 5s, 500ms or 1m30s (a bare number is milliseconds)'
-const GLOB = "a path glob starting with /, e.g. '/static/*' (* spans /)"
+const GLOB = "a path glob starting with /, without ? or # (the query is not compared), e.g. '/static/*' (* spans /)"
 const TOKEN = "letters, digits and !#$%&'*+-.^_`|~"
 const SECRET = 'at least 16 characters (repeat the flag to rotate: the first signs)'
 
