@@ -56,6 +56,14 @@ t.test('two processes reporting one name are two peers, each counted, and that i
   t.same(restarts, [], 'a restart is not two nodes')
   t.same(other.replicated('app.db', 300), { candidates: 2, position: 3n }, 'the old row counts until it is STALE…')
   t.same(other.replicated('app.db', STALE + 1), { candidates: 1, position: 6n }, '…then only the running one')
+  other.report({ hostname: 'node-2', candidate: true, positions: { 'app.db': at(7) }, instance: 'new' }, STALE + 100)
+  t.same(other.peers(STALE + 100).map(p => p.hostname), ['node-2'], 'and its row is dropped: restarts do not pile up')
+  const quiet = new PeerTable() // no one to tell: two processes under one name are still counted apart
+  t.teardown(() => quiet.close())
+  quiet.report({ hostname: 'vm', candidate: true, positions: {}, instance: 'a' }, 0)
+  quiet.report({ hostname: 'vm', candidate: true, positions: {}, instance: 'b' }, 1)
+  quiet.report({ hostname: 'vm', candidate: true, positions: {}, instance: 'a' }, 2)
+  t.equal(quiet.peers(3).length, 2)
 })
 
 t.test('the table: every connected candidate, at least min of them', async t => {

@@ -45,6 +45,17 @@ export function duration (opts: Record<string, unknown>, name: string, fallback:
   return ms
 }
 
+/**
+ * The cookie's Max-Age, in whole seconds. Under a second it would be
+ * `Max-Age=0`, which deletes the cookie as it arrives: refused (300 means
+ * 300 ms, as every duration given as a number, not LiteFS's 300 s).
+ */
+export function cookieMaxAge (opts: Record<string, unknown>): number {
+  const ms = duration(opts, 'cookieMaxAge', 300_000, true, false)
+  if (ms < 1000) fail('cookieMaxAge', 'a duration of at least 1 s (a Max-Age of 0 deletes the cookie; a number is milliseconds: 300000 or "5m" for five minutes)', opts.cookieMaxAge)
+  return Math.round(ms / 1000)
+}
+
 export function patterns (opts: Record<string, unknown>, name: string): PathPatterns {
   const raw = opts[name] ?? []
   // A path never holds `?` or `#` (the query and fragment are not compared): such a glob would never match.

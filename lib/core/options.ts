@@ -1,6 +1,6 @@
 import { MAX_TIMER_MS, MAX_TIMER_WORDS, parseDuration } from './duration.js'
 import type { PathPattern, PathPatterns } from './path-match.js'
-import { bytes, COOKIE_NAME, count, duration, fail, flag, LitefsOptionsError, oneOf, patterns, text } from './option-checks.js'
+import { bytes, COOKIE_NAME, cookieMaxAge, count, duration, fail, flag, LitefsOptionsError, oneOf, patterns, text } from './option-checks.js'
 import type { CookieSettings } from './cookie.js'
 import type { NodeState } from './node-state.js'
 import type { ConsulLease } from './lease-fence.js'
@@ -178,17 +178,6 @@ function primaryOrigin (raw: unknown): PrimaryOrigin {
   const origin = primaryOriginOf(raw)
   if (origin === undefined) fail('primaryUrl', 'an http(s) URL: a template with "{hostname}" (and "{port}"), the primary\'s own URL, or a function (hostname) => url', raw)
   return origin
-}
-
-/**
- * The cookie's Max-Age, in whole seconds. Under a second it would be
- * `Max-Age=0`, which deletes the cookie as it arrives: refused (300 means
- * 300 ms, as every duration given as a number, not LiteFS's 300 s).
- */
-function cookieMaxAge (opts: Record<string, unknown>): number {
-  const ms = duration(opts, 'cookieMaxAge', 300_000, true, false)
-  if (ms < 1000) fail('cookieMaxAge', 'a duration of at least 1 s (a Max-Age of 0 deletes the cookie; a number is milliseconds: 300000 or "5m" for five minutes)', opts.cookieMaxAge)
-  return Math.round(ms / 1000)
 }
 
 function peerCookies (raw: unknown): readonly PeerCookie[] {

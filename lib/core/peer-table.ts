@@ -76,7 +76,7 @@ export class PeerTable {
    * @param min how many connected candidates a write must reach, at least (durability's minCandidates).
    * @param shared called when two processes both go on reporting one hostname (said by the caller).
    */
-  constructor (private readonly min = 1, private readonly shared: (hostname: string) => void = () => {}) {}
+  constructor (private readonly min = 1, private readonly shared?: (hostname: string) => void) {}
 
   /** Per hostname and reporting process (see PeerReport.instance). */
   private readonly rows = new Map<string, PeerRow>()
@@ -95,11 +95,13 @@ export class PeerTable {
       this.rows.set(key, row)
       this.began.set(row, now)
     } else {
-      // Another process reported this name since this one began, and this one goes on: both run
-      // (a process that restarted leaves its old row silent instead).
+      // Another process reported this name since this one began, and this one goes on: both run.
+      // A process that restarted left its old row silent instead: gone once stale, not kept forever.
       const began = this.began.get(row) as number
-      for (const other of this.rows.values()) {
-        if (other !== row && other.hostname === r.hostname && other.seen > began && now - other.seen < STALE) this.shared(r.hostname)
+      for (const [k, other] of this.rows) {
+        if (other === row || other.hostname !== r.hostname) continue
+        if (now - other.seen >= STALE) this.rows.delete(k)
+        else if (other.seen > began) this.shared?.(r.hostname)
       }
     }
     row.candidate = r.candidate
