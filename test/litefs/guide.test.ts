@@ -378,11 +378,13 @@ function guide (): () => Promise<void> {
           '--trust-proxy', '--log-level', 'warn'], { ready: /listening on/ })
       }
     }))
+    // The Django sidecars' app (gunicorn) starts later: until then their health says so
+    // (503 app-unavailable: a balancer keeps them out), with LiteFS's role all the same.
     await until('every sidecar follows LiteFS', async () => {
-      for (const port of [ports.sidecar, ports.djangoSidecar]) {
+      for (const [port, appUp] of [[ports.sidecar, true], [ports.djangoSidecar, false]] as const) {
         for (const [i, host] of HOSTS.entries()) {
           const h = await send(`http://${host}:${port}/litefs/health`, { method: 'GET', headers: {} })
-          if (h.status !== 200 || h.body.role !== (i === 0 ? 'primary' : 'replica')) return false
+          if (h.status !== (appUp ? 200 : 503) || h.body.status !== (appUp ? 'ok' : 'app-unavailable') || h.body.role !== (i === 0 ? 'primary' : 'replica')) return false
         }
       }
       return true
@@ -461,6 +463,10 @@ function guide (): () => Promise<void> {
       ['-m', 'gunicorn', '--bind', `${HOSTS[i]}:${ports.django}`, '--worker-class', 'gthread', '--threads', '8', '--no-control-socket', 'notes_site.wsgi'],
       { cwd: join(GUIDE, 'django_notes'), env: { LITEFS_MOUNT: node.mount }, ready: /Booting worker/ })))
     t.teardown(async () => { for (const p of django) await stopProc(p) })
+    await until('the Django sidecars find their app up: health ok', async () => {
+      for (const host of HOSTS) if ((await send(`http://${host}:${ports.djangoSidecar}/litefs/health`, { method: 'GET', headers: {} })).status !== 200) return false
+      return true
+    })
     const writes = await workload(`http://127.0.0.1:${ports.nginxDjango}`, 'django', 6, { perUser: 12 })
     await cluster.waitReplicated(DB)
     const rows = applied(cluster.primary, 'notes_note', 'django')
