@@ -1,4 +1,4 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { STATUS_CODES, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
 import { LitefsHttpError } from './errors.js'
 import type { LitefsAnswer } from './request.js'
 
@@ -23,4 +23,16 @@ export function sendAnswer (res: ServerResponse, answer: LitefsAnswer): void {
   headers['content-length'] = Buffer.byteLength(answer.body)
   res.writeHead(answer.statusCode, headers)
   res.end(res.req.method === 'HEAD' ? undefined : answer.body)
+}
+
+/**
+ * An error answer as the bytes of a whole HTTP/1.1 response that closes its
+ * connection: for a socket no response object stands for (a CONNECT, a request
+ * Node's parser refused).
+ */
+export function rawAnswer (answer: LitefsHttpError): string {
+  return `HTTP/1.1 ${answer.statusCode} ${STATUS_CODES[answer.statusCode] as string}\r\n` +
+    'content-type: application/json; charset=utf-8\r\n' +
+    `content-length: ${Buffer.byteLength(answer.body)}\r\n` +
+    'connection: close\r\n\r\n' + answer.body
 }

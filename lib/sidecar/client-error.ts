@@ -1,6 +1,6 @@
-import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { ANSWERS, type AnswerCode } from '../core/answers.js'
+import { litefsError, type AnswerCode } from '../core/answers.js'
+import { rawAnswer } from '../core/send-answer.js'
 import type { Logger } from '../core/logger.js'
 
 // A request Node's HTTP parser refuses, or one not received in full in time,
@@ -29,8 +29,6 @@ export function answerClientError (log: Logger, err: Error & { code?: string }, 
   }
   const code = CODES[err.code as string] ?? 'LITEFS_BAD_REQUEST'
   const message = MESSAGES[code] ?? `the request is not valid HTTP/1.1 (${err.code as string}: ${err.message}); nothing reached the app`
-  const status = ANSWERS[code].status
-  const body = JSON.stringify({ error: message, code })
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] as string}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, () => socket.destroy())
+  socket.end(rawAnswer(litefsError(code, message)), () => socket.destroy())
   log.info({ code, reason: err.code }, `litefs-proxy: ${message}`)
 }

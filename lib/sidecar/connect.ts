@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import { litefsError } from '../core/answers.js'
 import type { Logger } from '../core/logger.js'
 import { afterAnswerInFlight } from '../core/pipelined.js'
+import { rawAnswer } from '../core/send-answer.js'
 
 // `CONNECT host:port` asks a forward proxy for a tunnel; `serve` is a reverse
 // proxy in front of one app, and its app (Django, Rails…) has no tunnel to
@@ -12,7 +13,7 @@ import { afterAnswerInFlight } from '../core/pipelined.js'
 // other request has.
 
 const ANSWER = litefsError('LITEFS_CONNECT_UNSUPPORTED', 'CONNECT is not served: litefs-proxy serve is a reverse proxy for one app, not a tunnel')
-const BODY = ANSWER.body
+const RAW = rawAnswer(ANSWER)
 
 /** Answer a CONNECT request 501 and close its connection, after the answer before it on that connection (pipelined.ts). */
 export function refuseConnect (log: Logger, req: IncomingMessage, socket: Duplex): void {
@@ -21,11 +22,6 @@ export function refuseConnect (log: Logger, req: IncomingMessage, socket: Duplex
 }
 
 function refuse (log: Logger, req: IncomingMessage, socket: Duplex): void {
-  socket.end(
-    `HTTP/1.1 ${ANSWER.statusCode} Not Implemented\r\n` +
-    'content-type: application/json; charset=utf-8\r\n' +
-    `content-length: ${Buffer.byteLength(BODY)}\r\n` +
-    'connection: close\r\n\r\n' + BODY
-  )
+  socket.end(RAW)
   log.info({ method: 'CONNECT', path: req.url, status: ANSWER.statusCode, code: ANSWER.code }, 'litefs-proxy: a CONNECT request was refused (no tunnel here)')
 }
