@@ -7,6 +7,15 @@
 //   sidecar   `litefs-proxy serve` (the built CLI) in front of the bare app
 //   nginx     (read rows) nginx proxy_pass with upstream keep-alive in front of the
 //             bare app, no consistency at all: the floor a sidecar hop can reach here
+//   nodehop   (L1–L3) bench/node-hop.mjs in front of the bare app: node:http's server
+//             and undici's dispatcher, as serve, and nothing else (no consistency):
+//             the floor of a hop written in Node, so serve's rows show what is
+//             litefs-proxy's and what is Node's
+//   pipehop   (L1–L3) bench/pipe-hop.mjs: each client connection paired with one to the
+//             bare app, bytes piped, no HTTP parsed: the floor of any hop in a Node process
+//   headhop   (L1–L3) bench/head-hop.mjs, a prototype: paired connections as pipehop, every
+//             head parsed in JS, bytes relayed: what a serve hop below node:http and undici
+//             could cost
 // Scenarios (ids for `node bench/index.mjs L1 L3 …`; `litefs` runs them all):
 //   L1 read on the replica, no cookie
 //   L2 read on the replica whose cookie is already satisfied
@@ -34,9 +43,11 @@ import { execFileSync, spawn } from 'node:child_process'
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { nginxBinary, writeNginxConf } from './nginx.mjs'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
 
 export const IDS = ['L1', 'L2', 'L3', 'L4', 'L5', 'L6', 'L7', 'L8']
 // Shorter than the fake-LiteFS sections' runs, so the section stays near 3 minutes:
@@ -56,7 +67,10 @@ const WAYS = {
   plugin: 'in-process (Fastify plugin)',
   litefs: "LiteFS's proxy",
   sidecar: 'litefs-proxy serve',
-  nginx: 'nginx proxy_pass (keep-alive, no consistency)'
+  nginx: 'nginx proxy_pass (keep-alive, no consistency)',
+  nodehop: 'a bare Node hop (node:http + undici, no consistency)',
+  pipehop: 'bytes piped by Node (no HTTP parsed, no consistency)',
+  headhop: 'a prototype: heads parsed in JS, bytes relayed (no consistency)'
 }
 
 /** `count` distinct free ports on 127.0.0.1 (all held at once, then released). */
@@ -112,7 +126,7 @@ export async function realLitefs (ctx, ids) {
     }
   })
 
-  const [bare0, bare1, lf0, lf1, sc0, sc1, ngx1] = await freePorts(7)
+  const [bare0, bare1, lf0, lf1, sc0, sc1, ngx1, hop0, hop1, pipe0, pipe1, head0, head1] = await freePorts(13)
   const barePorts = [bare0, bare1]
   const litefsPorts = [lf0, lf1]
   const sidecarPorts = [sc0, sc1]
@@ -173,6 +187,10 @@ export async function realLitefs (ctx, ids) {
 
     // nginx in front of the replica's bare app, for the read rows.
     const nginx = await track(startNginx(ctx, ngx1, barePorts[1]))
+    // The bare Node hop in front of each node's bare app (the read rows and L3).
+    const nodeHop = [await track(startNodeHop(ctx, 'node-hop.mjs', hop0, barePorts[0])), await track(startNodeHop(ctx, 'node-hop.mjs', hop1, barePorts[1]))]
+    const pipeHop = [await track(startNodeHop(ctx, 'pipe-hop.mjs', pipe0, barePorts[0])), await track(startNodeHop(ctx, 'pipe-hop.mjs', pipe1, barePorts[1]))]
+    const headHop = [await track(startNodeHop(ctx, 'head-hop.mjs', head0, barePorts[0])), await track(startNodeHop(ctx, 'head-hop.mjs', head1, barePorts[1]))]
 
     const litefsUrl = i => ({ url: `http://127.0.0.1:${litefsPorts[i]}`, port: litefsPorts[i] })
     // `app`: the bare app behind a proxy, whose accepted connections are counted.
@@ -183,7 +201,12 @@ export async function realLitefs (ctx, ids) {
       way('litefs', litefsUrl(i), [bare[i]], WAYS.litefs, bare[i]),
       way('sidecar', sidecar[i], [sidecar[i], bare[i]], WAYS.sidecar, bare[i])
     ]
-    const readWays = i => [...fourWays(i), way('nginx', nginx, [nginx, bare[i]], WAYS.nginx, bare[i])]
+    const hopWays = i => [
+      way('nodehop', nodeHop[i], [nodeHop[i], bare[i]], WAYS.nodehop, bare[i]),
+      way('pipehop', pipeHop[i], [pipeHop[i], bare[i]], WAYS.pipehop, bare[i]),
+      way('headhop', headHop[i], [headHop[i], bare[i]], WAYS.headhop, bare[i])
+    ]
+    const readWays = i => [...fourWays(i), way('nginx', nginx, [nginx, bare[i]], WAYS.nginx, bare[i]), ...hopWays(i)]
     const count = async () => (await (await fetch(`${bare[0].url}/__count`)).json()).n
 
     // --- Scenarios ---
@@ -202,7 +225,7 @@ export async function realLitefs (ctx, ids) {
     }
     if (wanted('L3')) {
       section.scenarios.push(await scenario(ctx, {
-        id: 'L3', name: 'Write on the primary, commits nothing (the cookie alone)', node: primary.hostname, load: { ...POST, path: '/items' }, ways: fourWays(0)
+        id: 'L3', name: 'Write on the primary, commits nothing (the cookie alone)', node: primary.hostname, load: { ...POST, path: '/items' }, ways: [...fourWays(0), ...hopWays(0)]
       }))
     }
     if (wanted('L4')) {
@@ -486,6 +509,7 @@ export async function realLitefs (ctx, ids) {
       row.ways[w.key].vsBare = ratio(w.key, 'bare')
       row.ways[w.key].vsLitefs = ratio(w.key, 'litefs')
       row.ways[w.key].vsNginx = ratio(w.key, 'nginx')
+      row.ways[w.key].vsNodeHop = ratio(w.key, 'nodehop')
     }
     row.pairs = {}
     for (const [a, b] of s.pairs ?? []) row.pairs[`${a}/${b}`] = ratio(a, b)
@@ -531,28 +555,40 @@ export async function realLitefs (ctx, ids) {
  * no access log. Resolves once it accepts connections.
  */
 async function startNginx (ctx, port, target) {
-  const bin = nginxBinary()
   const dir = mkdtempSync(join(tmpdir(), 'litefs-bench-nginx-'))
   writeNginxConf(dir, port, target)
-  const cp = spawn(bin, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', 'stderr'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  return await startPlainHop(ctx, 'nginx', nginxBinary(), ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', 'stderr'], port, () => rmSync(dir, { recursive: true, force: true }))
+}
+
+/** A hop of ours with no consistency (bench/node-hop.mjs, bench/pipe-hop.mjs) in front of the app at `target`. */
+async function startNodeHop (ctx, script, port, target) {
+  return await startPlainHop(ctx, `${script} :${port}`, process.execPath, [join(HERE, script), String(port), String(target)], port, () => {})
+}
+
+/**
+ * A hop with no consistency (nginx, the bare Node hop) listening on 127.0.0.1:`port`:
+ * resolves once it answers `/items`; its CPU from /proc; `close` stops it, then `cleanup`.
+ */
+async function startPlainHop (ctx, name, bin, args, port, cleanup) {
+  const cp = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   ctx.track(cp)
   const err = []
   cp.stderr.setEncoding('utf8')
   cp.stderr.on('data', d => { err.push(d) })
   const url = `http://127.0.0.1:${port}`
   for (let i = 0; ; i++) {
-    if (cp.exitCode !== null || cp.signalCode !== null) throw new Error(`nginx exited (${cp.exitCode ?? cp.signalCode}): ${err.join('')}`)
+    if (cp.exitCode !== null || cp.signalCode !== null) throw new Error(`${name} exited (${cp.exitCode ?? cp.signalCode}): ${err.join('')}`)
     try { await fetch(url + '/items'); break } catch {}
-    if (i > 500) throw new Error(`nginx did not accept connections within 5 s: ${err.join('')}`)
+    if (i > 500) throw new Error(`${name} did not accept connections within 5 s: ${err.join('')}`)
     await sleep(10)
   }
   return {
-    name: 'nginx',
+    name,
     url,
     port,
     pid: cp.pid,
     call: async cmd => {
-      if (cmd !== 'cpu') throw new Error(`nginx: no command ${cmd}`)
+      if (cmd !== 'cpu') throw new Error(`${name}: no command ${cmd}`)
       const stat = readFileSync(`/proc/${cp.pid}/stat`, 'latin1')
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       return { cpuUs: (Number(f[11]) + Number(f[12])) * 1e6 / ctx.hz, at: performance.now() }
@@ -565,7 +601,7 @@ async function startNginx (ctx, port, target) {
         await gone
         clearTimeout(timer)
       }
-      rmSync(dir, { recursive: true, force: true })
+      cleanup()
     }
   }
 }
@@ -638,6 +674,21 @@ function targets (scenarios) {
   at('L3', 'sidecar', 'vsLitefs', "serve, write that commits nothing, vs LiteFS's proxy (L3)", 2)
   at('L1', 'sidecar', 'vsNginx', 'serve, read, vs nginx as a plain proxy (L1)', 0.8)
   at('L2', 'sidecar', 'vsNginx', 'serve, read with a cookie, vs nginx as a plain proxy (L2)', 0.8)
+  // Not targets: the same measures for hops with no consistency at all: a Node hop
+  // on serve's stack (node:http + undici), and bytes piped by Node below any HTTP
+  // library; and serve against the first.
+  const floor = (id, key, versus, measure) => {
+    const r = by(id)?.ways[key]?.[versus]
+    if (r !== undefined) add(measure, 'not a target', fmtR(r), undefined)
+  }
+  floor('L3', 'nodehop', 'vsLitefs', "a bare Node hop, write that commits nothing, vs LiteFS's proxy (L3)")
+  floor('L1', 'nodehop', 'vsNginx', 'a bare Node hop, read, vs nginx as a plain proxy (L1)')
+  floor('L2', 'nodehop', 'vsNginx', 'a bare Node hop, read with a cookie, vs nginx as a plain proxy (L2)')
+  floor('L3', 'pipehop', 'vsLitefs', "bytes piped by Node, write, vs LiteFS's proxy (L3)")
+  floor('L1', 'pipehop', 'vsNginx', 'bytes piped by Node, read, vs nginx as a plain proxy (L1)')
+  floor('L3', 'headhop', 'vsLitefs', "the prototype (heads parsed in JS, bytes relayed), write, vs LiteFS's proxy (L3)")
+  floor('L1', 'headhop', 'vsNginx', 'the prototype (heads parsed in JS, bytes relayed), read, vs nginx as a plain proxy (L1)')
+  for (const id of ['L1', 'L2', 'L3']) floor(id, 'sidecar', 'vsNodeHop', `serve vs the bare Node hop (${id})`)
   // L4: a real insert takes milliseconds in SQLite and LiteFS; the cookie must cost nothing there.
   at('L4', 'plugin', 'vsBare', 'in-process write with a real insert, vs bare (L4)', 0.95)
   at('L4', 'sidecar', 'vsLitefs', "serve, write with a real insert, vs LiteFS's proxy (L4)", 0.95)

@@ -101,7 +101,7 @@ function litefsMarkdown (l, m) {
   }
   out.push(`LiteFS ${l.meta.version === 'LiteFS development build' ? 'v0.5.14 (`go install`, which reports "development build")' : l.meta.version}, ${l.meta.nodes} nodes on loopback (static lease, FUSE mounts), on the same ${m.cores} cores as everything else. ` +
     'The app is bench/server.mjs\'s Fastify app (`GET /items` answers `{"ok":true}`, `POST /items` parses the body and commits nothing, `POST /insert` inserts a row through a kept better-sqlite3 handle on the mount, WAL). ' +
-    'Ways: **bare** the app reached directly; **in-process** the same app with the Fastify plugin; **LiteFS\'s proxy** its `proxy:` section in front of the bare app; **serve** `litefs-proxy serve` (the built CLI, `--log-level warn`) in front of the bare app; on the read rows also **nginx** (`proxy_pass`, upstream keep-alive, one process, no access log, no consistency at all): the floor a proxy hop reaches on this machine. ' +
+    'Ways: **bare** the app reached directly; **in-process** the same app with the Fastify plugin; **LiteFS\'s proxy** its `proxy:` section in front of the bare app; **serve** `litefs-proxy serve` (the built CLI, `--log-level warn`) in front of the bare app; on the read rows also **nginx** (`proxy_pass`, upstream keep-alive, one process, no access log, no consistency at all): the floor a proxy hop reaches on this machine; on L1–L3 also **a bare Node hop** (bench/node-hop.mjs: node:http\'s server and undici\'s dispatcher, as serve, and nothing else): the floor of a hop written in Node on serve\'s stack; and **bytes piped by Node** (bench/pipe-hop.mjs: each client connection paired with one to the app, no HTTP parsed): the floor of any hop in a Node process; and **a prototype** (bench/head-hop.mjs: paired connections, every head parsed in JS, bytes relayed): what a hop below node:http and undici could cost. ' +
     `Each scenario warms every way, then runs ${l.meta.rounds} rounds of ${l.meta.durationPerRunS} s with the ways in rotated order (round r starts with way r); req/s and latencies are medians over the rounds, × = ratio of medians (spread: the per-round ratios). ` +
     'p50/p99 under load are autocannon\'s (50 connections, whole ms); "1 conn" is one connection sending back to back (µs clock): the hops alone. ' +
     'Server CPU µs/req counts every process a request touches, both LiteFS processes included (they serve the FUSE reads and run LiteFS\'s proxy).', '')
@@ -149,7 +149,7 @@ function litefsMarkdown (l, m) {
 /** Horizontal bars: each scenario's ways, req/s, labelled with the ratio to the scenario's bare app. */
 export function litefsSvg (results) {
   const l = results.litefs
-  const colors = { bare: '#9ca3af', plugin: '#2563eb', litefs: '#d97706', sidecar: '#059669', nginx: '#0f766e', 'plugin-direct': '#93c5fd', 'sidecar-direct': '#6ee7b7', 'express-bare': '#9ca3af', 'express-plugin': '#7c3aed', 'http-bare': '#9ca3af', 'http-plugin': '#db2777' }
+  const colors = { bare: '#9ca3af', plugin: '#2563eb', litefs: '#d97706', sidecar: '#059669', nginx: '#0f766e', nodehop: '#a3a3a3', pipehop: '#d4d4d4', headhop: '#bef264', 'plugin-direct': '#93c5fd', 'sidecar-direct': '#6ee7b7', 'express-bare': '#9ca3af', 'express-plugin': '#7c3aed', 'http-bare': '#9ca3af', 'http-plugin': '#db2777' }
   const W = 1000
   const L = 390
   const R = 300
