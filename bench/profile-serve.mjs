@@ -1,6 +1,6 @@
 // Where `litefs-proxy serve`'s time goes as a plain hop, beside other hops doing the same hop:
 //   node bench/profile-serve.mjs [seconds] [cookie|write]
-// One fake LiteFS node; bench/server.mjs's bare Fastify app; in front of it, in turn, nginx
+// One fake LiteFS node (PROFILE_LITEFS=1: a node of a real 2-node LiteFS cluster); bench/server.mjs's bare Fastify app; in front of it, in turn, nginx
 // (proxy_pass, upstream keep-alive, one process: as the real-LiteFS section starts it), a bare
 // Node hop (bench/node-hop.mjs: node:http's server and undici, as serve, and nothing else),
 // bytes piped by Node (bench/pipe-hop.mjs: no HTTP parsed), a prototype of a hop below node:http
@@ -48,7 +48,23 @@ const dir = mkdtempSync(join(tmpdir(), 'litefs-profile-serve-'))
 const cleanup = () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }) }
 process.on('exit', cleanup)
 
-const replica = await FakeLitefs.start({ role: write ? 'primary' : 'replica', txid: 1000n })
+// PROFILE_LITEFS=1: a real 2-node LiteFS cluster (its primary for `write`, its replica otherwise) instead of the fake.
+let node, cluster
+if (process.env.PROFILE_LITEFS === '1') {
+  const { findLitefs, startLitefsCluster } = await import(join(ROOT, 'dist', 'esm', 'testing', 'litefs-cluster.js'))
+  cluster = await startLitefsCluster({ nodes: 2, binary: findLitefs() })
+  const { default: Database } = await import('better-sqlite3')
+  const schema = new Database(join(cluster.nodes[0].mount, 'app.db'))
+  schema.pragma('journal_mode = WAL')
+  schema.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, text TEXT NOT NULL)')
+  schema.close()
+  await cluster.waitReplicated('app.db')
+  const n = cluster.nodes[write ? 0 : 1]
+  node = { mount: n.mount, apiUrl: n.apiUrl, close: async () => {}, position: () => n.position('app.db') }
+} else {
+  node = await FakeLitefs.start({ role: write ? 'primary' : 'replica', txid: 1000n })
+  node.position = () => 1000n
+}
 const app = spawn(process.execPath, [join(BENCH, 'server.mjs'), JSON.stringify({ framework: 'fastify', plugin: false }), join(ROOT, 'dist', 'esm')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
 children.push(app)
 const appUrl = (await new Promise(resolve => app.on('message', m => { if (m.ready) resolve(m) }))).url
@@ -64,7 +80,7 @@ children.push(nginx)
 const startServe = async () => {
   const port = await freePort()
   const cp = spawn(process.execPath, [join(ROOT, 'dist', 'esm', 'cli', 'main.js'), 'serve',
-    '--addr', `127.0.0.1:${port}`, '--target', `127.0.0.1:${appPort}`, '--db', 'app.db', '--mount', replica.mount, '--api', replica.apiUrl, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] })
+    '--addr', `127.0.0.1:${port}`, '--target', `127.0.0.1:${appPort}`, '--db', 'app.db', '--mount', node.mount, '--api', node.apiUrl, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] })
   children.push(cp)
   return { cp, port }
 }
@@ -91,7 +107,7 @@ for (let i = 0; ; i++) {
   await sleep(10)
 }
 
-const headers = withCookie ? { cookie: `__txid=${hex16(1000n)}; litefs-txid=${hex16(1000n)}` } : undefined
+const headers = withCookie ? { cookie: `__txid=${hex16(node.position())}; litefs-txid=${hex16(node.position())}` } : undefined
 const request = write ? { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"hello"}' } : { headers }
 const load = (port, secs) => JSON.parse(execFileSync(process.execPath, [join(BENCH, 'load.mjs'), JSON.stringify({ url: `http://127.0.0.1:${port}/items`, ...request, connections: 50, duration: secs })], { encoding: 'utf8' }))
 const measure = (label, port, pids) => {
@@ -136,14 +152,15 @@ const profiled = async (name, args, healthPath) => {
   return JSON.parse(readFileSync(join(out, readdirSync(out).find(f => f.endsWith('.cpuprofile'))), 'utf8'))
 }
 const serveProfile = await profiled('serve', port => [join(ROOT, 'dist', 'esm', 'cli', 'main.js'), 'serve',
-  '--addr', `127.0.0.1:${port}`, '--target', `127.0.0.1:${appPort}`, '--db', 'app.db', '--mount', replica.mount, '--api', replica.apiUrl, '--log-level', 'warn'], '/litefs/health')
+  '--addr', `127.0.0.1:${port}`, '--target', `127.0.0.1:${appPort}`, '--db', 'app.db', '--mount', node.mount, '--api', node.apiUrl, '--log-level', 'warn'], '/litefs/health')
 const hopProfile = await profiled('hop', port => [join(BENCH, 'node-hop.mjs'), String(port), String(appPort)], '/items')
 nginx.kill('SIGTERM')
 pipeHop.kill('SIGTERM')
 headHop.kill('SIGTERM')
 app.send({ id: 1, cmd: 'close' })
 await new Promise(resolve => app.once('exit', resolve))
-await replica.close()
+await node.close()
+await cluster?.close()
 
 const OWNERS = [
   ['node:http server (the client side: parse, IncomingMessage, ServerResponse)', u => /^node:_http_(server|incoming|outgoing|common)$/.test(u)],
