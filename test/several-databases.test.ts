@@ -33,6 +33,10 @@ t.test('option db: a name, a list (the first is the main one), or "*" alone or l
     [['a/b.db'], /each a file name of at most 100/],
     [['x'.repeat(MAX_NAME + 1)], /each a file name/],
     [['a.db', 'a.db'], /each named once/],
+    ['app.db,cache.db', /a list is an array \(\["app.db", "cache.db"\]\), not one name with commas/], // serve's --db, copied
+    [['app.db', 'cache.db,queue.db'], /a list is an array/],
+    [['app.db', ' cache.db'], /a name has no spaces around it/],
+    ['app.db\n', /a name has no spaces around it/],
     [Array.from({ length: MAX_DATABASES + 1 }, (_, i) => `d${i}.db`), /a token names at most 16/]
   ]
   for (const [raw, message] of bad) t.throws(() => resolveDatabases(raw), { code: 'LITEFS_BAD_OPTION', message }, JSON.stringify(raw))

@@ -91,6 +91,33 @@ t.test('serve: WebSocket handshakes are decided as requests; one the app refuses
     t.equal(JSON.parse(a.body).body, 'not a handshake')
     t.equal(primary.hits.length, 2)
   })
+  await t.test('a handshake that declares a body is refused 400 and its connection closed: the body never runs (was run as the next request)', async t => {
+    const smuggled = 'POST /page HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\n\r\n'
+    const before = { primary: primary.hits.length, replica: replica.hits.length }
+    for (const [label, headers, body] of [
+      ['Content-Length, to a path the app refuses', {}, smuggled],
+      ['Content-Length, to the path the app switches', {}, 'hello'],
+      ['Transfer-Encoding: chunked', { 'transfer-encoding': 'chunked' }, `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`]
+    ] as const) {
+      const c = await RawConnection.open(replica.url)
+      t.teardown(() => c.close())
+      replica.lines.length = 0
+      c.send('GET', label.includes('switches') ? '/ws' : '/chat', { ...WEBSOCKET, ...headers }, body)
+      const a = await c.answer()
+      t.equal(a.status, 400, label)
+      t.match(JSON.parse(a.body), { code: 'LITEFS_BAD_REQUEST', error: /has no body/ })
+      t.same(a.headers.connection, ['close'])
+      await until(() => c.closed, 'the connection closed')
+      t.match(replica.lines.join('\n'), /WebSocket handshake has no body.*"code":"LITEFS_BAD_REQUEST"/, 'said in the log')
+    }
+    t.equal(primary.hits.length, before.primary, 'no write ran on the primary')
+    t.equal(replica.hits.length, before.replica, "nothing reached the replica's app")
+    // Content-Length: 0 is no body: the handshake goes on as any.
+    const c = await RawConnection.open(replica.url)
+    t.teardown(() => c.close())
+    c.send('GET', '/chat', { ...WEBSOCKET, 'content-length': '0' })
+    t.equal((await c.answer()).status, 403, 'Content-Length: 0 reaches the app')
+  })
   await t.test('accepted: held for its TXID like any read, then piped both ways; logged as 101', async t => {
     const c = await RawConnection.open(replica.url)
     t.teardown(() => c.close())

@@ -56,6 +56,9 @@ export function resolveDatabases (raw: unknown): DatabaseSettings {
   const named = all ? names.slice(0, -1) : names
   for (const name of named) {
     if (name === '*') fail('db', `${EXPECTED}; "*" may only come last`, raw)
+    // serve's --db list, copied into the options: a list is an array there.
+    if (name.includes(',')) fail('db', `${EXPECTED}; a list is an array (["app.db", "cache.db"]), not one name with commas`, raw)
+    if (name.trim() !== name) fail('db', `${EXPECTED}; a name has no spaces around it`, raw)
     if (!validName(name)) fail('db', `${EXPECTED}; each a file name of at most ${MAX_NAME} characters percent-encoded`, raw)
   }
   if (new Set(named).size !== named.length) fail('db', `${EXPECTED}, each named once`, raw)

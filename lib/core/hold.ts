@@ -68,7 +68,7 @@ export function waitFor<C> (core: CoreContext<C>, c: C, kind: WaitKind, txid: st
  * against `maxWaiting` and the same end when the core closes, but cancelled by
  * an AbortSignal instead of a client leaving.
  */
-export function waitOutside<C> (core: CoreContext<C>, kind: WaitKind, txid: string, signal: AbortSignal | undefined, start: (done: (r: WaitResult) => void) => Waiter | undefined): Promise<WaitResult | 'overloaded'> {
+export function waitOutside<C> (core: CoreContext<C>, kind: WaitKind, txid: string | undefined, signal: AbortSignal | undefined, start: (done: (r: WaitResult) => void) => Waiter | undefined): Promise<WaitResult | 'overloaded'> {
   const lifecycle = core.lifecycle
   if (lifecycle.closing) return Promise.resolve('closed')
   if (signal?.aborted === true) return Promise.resolve('cancelled')

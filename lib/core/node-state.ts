@@ -21,7 +21,7 @@ export type Role = 'primary' | 'replica' | 'unknown'
 export type LitefsStatus = 'up' | 'stream-lost' | 'down'
 
 /** What a held request waits for, besides a position. */
-type Condition = 'primary' | 'self' | 'mount'
+type Condition = 'primary' | 'self' | 'mount' | 'up'
 
 /**
  * How a wait ended. `unreachable`: the primary itself is behind the awaited
@@ -263,6 +263,7 @@ export class NodeState {
     switch (condition) {
       case 'primary': return this.primaryKnown
       case 'self': return this.writable
+      case 'up': return this.litefs === 'up'
       default: return this.litefs !== 'down'
     }
   }
@@ -324,6 +325,11 @@ export class NodeState {
   /** Call `done` once LiteFS's mount answers again (`litefs` is not `down`), or after `timeoutMs`. */
   waitForMount (timeoutMs: number, done: (r: WaitResult) => void): Waiter | undefined {
     return this.waitUntil('mount', timeoutMs, done)
+  }
+
+  /** Call `done` once LiteFS answers in full (`litefs` is `up`: its event stream subscribed, its mount proven), or after `timeoutMs`. */
+  waitForLitefs (timeoutMs: number, done: (r: WaitResult) => void): Waiter | undefined {
+    return this.waitUntil('up', timeoutMs, done)
   }
 
   private waitUntil (condition: Condition, timeoutMs: number, done: (r: WaitResult) => void): Waiter | undefined {

@@ -38,8 +38,15 @@ export async function tokenAfterWrite<C> (core: CoreContext<C>, log: Logger): Pr
   const { state, options } = core
   const mount = options.mount
   if (state.litefs !== 'up') {
-    // A dead or lost mount: the write's outcome is unknown (the directory may be a plain one).
-    throw failure(log, 'LITEFS_UNAVAILABLE', `LiteFS on this node does not answer (${state.litefs}); the write's outcome is unknown`, { litefs: state.litefs, mount })
+    // Not yet (a job that writes as its process starts: the event stream is
+    // still subscribing) or no longer: waited for as a write waits for a
+    // primary, within readTimeout. Still not up, the mount may be dead or a
+    // plain directory: the write's outcome is unknown.
+    const result = await waitOutside(core, 'mount', undefined, undefined, done => state.waitForLitefs(options.readTimeout, done))
+    if (result === 'timeout') {
+      throw failure(log, 'LITEFS_UNAVAILABLE', `LiteFS on this node did not answer within ${options.readTimeout} ms (${state.litefs}); the write's outcome is unknown`, { litefs: state.litefs, mount })
+    }
+    if (result !== 'ready') throw ended(core, log, result as 'closed' | 'overloaded', undefined)
   }
   const db = dbLabel(options)
   if (core.several !== undefined) {

@@ -195,7 +195,8 @@ export function createSidecar (options: SidecarOptions): Sidecar {
       if (appTarget(log, res) !== undefined) runNode(core, res, { ...ending, app: toApp }, undefined)
     },
     view: res => core.view(res),
-    timeout: targetTimeout
+    timeout: targetTimeout,
+    log
   }
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { onUpgrade(upgrades, req, socket, head) })
   server.on('connect', (req: IncomingMessage, socket: Duplex) => { refuseConnect(log, req, socket) })

@@ -3,7 +3,9 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { litefsError } from '../core/answers.js'
 import type { ForwardedView } from '../core/forwarded-headers.js'
+import type { Logger } from '../core/logger.js'
 import { sendAnswer } from '../core/node-adapter.js'
+import { rawAnswer } from '../core/send-answer.js'
 import { originForm } from '../core/path-match.js'
 import { afterAnswerInFlight } from '../core/pipelined.js'
 import { tunnel } from '../core/tunnel.js'
@@ -29,6 +31,14 @@ import { switched } from './access-log.js'
 //   as RFC 9110 §7.8 lets a server: the request, its Upgrade removed, goes back
 //   to the HTTP server, body and all, and is served as any other. Nothing here
 //   could speak HTTP/2 or TLS to the client and still decide each request.
+// - A WebSocket handshake that declares a body (Content-Length, Transfer-Encoding)
+//   is refused, 400, and its connection closed. Node's parser stops at the head
+//   of an upgrade and hands the body over as the first bytes of the new
+//   protocol: sent on, the app would read them as its handshake's body (and
+//   wait for them: the client hung) or as WebSocket frames; given back to the
+//   parser after a refusal, as the client's next request — a request smuggled
+//   past any proxy in front, which framed those bytes as this one's body. A
+//   handshake has no body (RFC 6455 §4.1), so nothing is lost.
 
 /** Hand `socket` back to `server`'s HTTP parser, `pending` first (what the client sent that nobody read). Exported for its test. */
 export function giveBack (server: Server, socket: Duplex, pending: Buffer): void {
@@ -64,6 +74,16 @@ export interface UpgradeContext {
   view: (res: ServerResponse) => ForwardedView
   /** How long the app may take to answer a handshake (ms); 0: as long as it takes. */
   timeout: number
+  log: Logger
+}
+
+const WITH_BODY = litefsError('LITEFS_BAD_REQUEST', 'a WebSocket handshake has no body (RFC 6455 §4.1), and this one declares one (Content-Length or Transfer-Encoding); nothing reached the app')
+const WITH_BODY_RAW = rawAnswer(WITH_BODY)
+
+/** The request says a body follows its head. */
+function declaresBody (req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0)
 }
 
 /** Serve an upgrade request (the server's 'upgrade' event), once the answer before it on its connection has gone (pipelined.ts). */
@@ -74,6 +94,13 @@ export function onUpgrade (ctx: UpgradeContext, req: IncomingMessage, socket: Du
 function upgradeNow (ctx: UpgradeContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   if (!isWebSocket(req)) {
     giveBack(ctx.server, socket, Buffer.concat([headWithoutUpgrade(req), head]))
+    return
+  }
+  if (declaresBody(req)) {
+    socket.on('error', () => {}) // a client gone before the answer: nothing to tell it
+    socket.resume() // the body, read and dropped: a close with it unread would reset the connection, and the answer with it
+    socket.end(WITH_BODY_RAW)
+    ctx.log.info({ method: req.method, path: req.url, status: WITH_BODY.statusCode, code: WITH_BODY.code }, `litefs-proxy: ${WITH_BODY.message}`)
     return
   }
   const res = new ServerResponse(req)
