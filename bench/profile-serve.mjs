@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { FakeLitefs, hex16 } from './fake-litefs.mjs'
+import { startLab } from './litefs-lab.mjs'
 import { nginxBinary, writeNginxConf } from './nginx.mjs'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
@@ -51,14 +52,7 @@ process.on('exit', cleanup)
 // PROFILE_LITEFS=1: a real 2-node LiteFS cluster (its primary for `write`, its replica otherwise) instead of the fake.
 let node, cluster
 if (process.env.PROFILE_LITEFS === '1') {
-  const { findLitefs, startLitefsCluster } = await import(join(ROOT, 'dist', 'esm', 'testing', 'litefs-cluster.js'))
-  cluster = await startLitefsCluster({ nodes: 2, binary: findLitefs() })
-  const { default: Database } = await import('better-sqlite3')
-  const schema = new Database(join(cluster.nodes[0].mount, 'app.db'))
-  schema.pragma('journal_mode = WAL')
-  schema.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, text TEXT NOT NULL)')
-  schema.close()
-  await cluster.waitReplicated('app.db')
+  cluster = await startLab(join(ROOT, 'dist', 'esm'))
   const n = cluster.nodes[write ? 0 : 1]
   node = { mount: n.mount, apiUrl: n.apiUrl, close: async () => {}, position: () => n.position('app.db') }
 } else {

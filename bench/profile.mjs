@@ -11,6 +11,7 @@ import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } f
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { FakeLitefs, hex16 } from './fake-litefs.mjs'
+import { startLab } from './litefs-lab.mjs'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = dirname(BENCH)
@@ -22,21 +23,8 @@ cpSync(process.env.PROFILE_DIST ?? join(ROOT, 'dist', 'esm'), DIST, { recursive:
 
 let replica, primary, ticker, cluster
 if (process.env.PROFILE_LITEFS === '1') {
-  const { findLitefs, startLitefsCluster } = await import(join(DIST, 'testing', 'litefs-cluster.js'))
-  cluster = await startLitefsCluster({ nodes: 2, binary: findLitefs() })
-  const { default: Database } = await import('better-sqlite3')
-  const schema = new Database(join(cluster.nodes[0].mount, 'app.db'))
-  schema.pragma('journal_mode = WAL')
-  schema.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, text TEXT NOT NULL)')
-  schema.close()
   // Two more databases, for the several-databases case (L8).
-  for (const db of ['cache.db', 'queue.db']) {
-    const more = new Database(join(cluster.nodes[0].mount, db))
-    more.pragma('journal_mode = WAL')
-    more.exec('CREATE TABLE t (id INTEGER PRIMARY KEY)')
-    more.close()
-  }
-  await cluster.waitReplicated('app.db')
+  cluster = await startLab(DIST, ['cache.db', 'queue.db'])
   ;[primary, replica] = cluster.nodes.map(n => ({ mount: n.mount, apiUrl: n.apiUrl, close: async () => {} }))
 } else {
   replica = await FakeLitefs.start({ role: 'replica', txid: 1000n })
