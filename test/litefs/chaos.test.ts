@@ -52,12 +52,19 @@ async function startApp (node: LitefsNode, urls: Record<string, string>, port: n
 const stats = async (app: App): Promise<any> => await (await request(`${app.url}/stats`)).body.json()
 
 async function post (url: string, text: string): Promise<number> {
+  return (await postAnswer(url, text)).status
+}
+
+/** A write's answer: its status, and the code of an answer of litefs-proxy's own. */
+async function postAnswer (url: string, text: string): Promise<{ status: number, code?: string }> {
   try {
     const res = await request(`${url}/notes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'chaos', text }) })
-    await res.body.dump()
-    return res.statusCode
+    const body = await res.body.text()
+    let code: string | undefined
+    try { code = (JSON.parse(body) as { code?: string }).code } catch {}
+    return { status: res.statusCode, code }
   } catch {
-    return 0 // the connection failed: no answer, so not acknowledged
+    return { status: 0 } // the connection failed: no answer, so not acknowledged
   }
 }
 
@@ -109,14 +116,15 @@ t.test("the primary's LiteFS stopped and restarted 3 times under write load: no 
   for (const app of execApps) await until('the app under exec answers', async () => (await stats(app)).litefs === 'up')
 
   const acked = new Set<string>()
-  const answers: Record<number, number> = {}
+  const answers: Record<string, number> = {}
   let stop = false
   t.teardown(() => { stop = true })
   const writer = async (i: number): Promise<void> => {
     while (!stop) {
       const text = `w-${randomUUID()}`
-      const status = await post(execApps[i % execApps.length].url, text)
-      answers[status] = (answers[status] ?? 0) + 1
+      const { status, code } = await postAnswer(execApps[i % execApps.length].url, text)
+      const key = code === undefined ? String(status) : `${status}/${code}`
+      answers[key] = (answers[key] ?? 0) + 1
       if (status === 201) acked.add(text)
       if (status === 0) await new Promise(resolve => setTimeout(resolve, 20)) // an app restarting with its LiteFS
     }
@@ -139,7 +147,15 @@ t.test("the primary's LiteFS stopped and restarted 3 times under write load: no 
   t.comment(`answers ${JSON.stringify(answers)} (0: no answer, node-1's app stopped with its LiteFS); acknowledged ${acked.size}, rows ${counts.size}, lost ${lost.length}, doubled ${doubled.length}`)
   t.same(doubled, [], 'no write applied twice')
   t.same(lost, [], 'every acknowledged write is in the database')
-  t.notOk(Object.keys(answers).some(s => !['0', '201', '503'].includes(s)), 'every write answered 201, 503 while no primary, or not at all by a stopped app')
+  // 502 LITEFS_FORWARD_FAILED: a write a replica forwarded just as the primary's app
+  // went away with its LiteFS, its connection closed before any answer where the
+  // forwarder cannot prove the request unread (reused-connection.ts): it is not sent
+  // again (never twice) and the client is told its outcome is unknown. Counted, not
+  // a loss (seen once in 406 writes, CI 2026-12-06): at most the writes in flight at
+  // each stop (6 writers, 3 stops).
+  const unknown = answers['502/LITEFS_FORWARD_FAILED'] ?? 0
+  t.ok(unknown <= 6 * 3, `writes whose outcome was unknown, said so: ${unknown}, at most the writes in flight at each stop`)
+  t.notOk(Object.keys(answers).some(s => !['0', '201', '502/LITEFS_FORWARD_FAILED'].includes(s) && !s.startsWith('503')), 'every write answered 201, 503 while no primary, 502 outcome unknown, or not at all by a stopped app')
 })
 
 t.test('a manual static failover while the apps run: they follow the new roles without a restart', async t => {
