@@ -118,12 +118,7 @@ export async function realLitefs (ctx, ids) {
   const external = (pid, name) => ({
     name,
     pid,
-    call: async cmd => {
-      if (cmd !== 'cpu') throw new Error(`${name}: no command ${cmd}`)
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return { cpuUs: (Number(f[11]) + Number(f[12])) * 1e6 / HZ, at: performance.now() }
-    }
+    call: cpuCall(name, pid, HZ)
   })
 
   const [bare0, bare1, lf0, lf1, sc0, sc1, ngx1, hop0, hop1, pipe0, pipe1, head0, head1] = await freePorts(13)
@@ -587,23 +582,32 @@ async function startPlainHop (ctx, name, bin, args, port, cleanup) {
     url,
     port,
     pid: cp.pid,
-    call: async cmd => {
-      if (cmd !== 'cpu') throw new Error(`${name}: no command ${cmd}`)
-      const stat = readFileSync(`/proc/${cp.pid}/stat`, 'latin1')
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return { cpuUs: (Number(f[11]) + Number(f[12])) * 1e6 / ctx.hz, at: performance.now() }
-    },
+    call: cpuCall(name, cp.pid, ctx.hz),
     close: async () => {
-      if (cp.exitCode === null && cp.signalCode === null) {
-        const gone = new Promise(resolve => cp.once('exit', resolve))
-        cp.kill('SIGTERM')
-        const timer = setTimeout(() => cp.kill('SIGKILL'), 5000)
-        await gone
-        clearTimeout(timer)
-      }
+      await stopChild(cp)
       cleanup()
     }
   }
+}
+
+/** The 'cpu' command of a process we did not fork with IPC: its user + system time from /proc, as bench/server.mjs reports its own. */
+function cpuCall (name, pid, hz) {
+  return async cmd => {
+    if (cmd !== 'cpu') throw new Error(`${name}: no command ${cmd}`)
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return { cpuUs: (Number(f[11]) + Number(f[12])) * 1e6 / hz, at: performance.now() }
+  }
+}
+
+/** SIGTERM, then SIGKILL after 5 s; resolves once the child has exited. */
+async function stopChild (cp) {
+  if (cp.exitCode !== null || cp.signalCode !== null) return
+  const gone = new Promise(resolve => cp.once('exit', resolve))
+  cp.kill('SIGTERM')
+  const timer = setTimeout(() => cp.kill('SIGKILL'), 5000)
+  await gone
+  clearTimeout(timer)
 }
 
 /** Start `litefs-proxy serve` (the built CLI) and resolve once it listens. */
@@ -633,20 +637,8 @@ async function startSidecar (ctx, cli, name, args) {
     port: Number(new URL(url).port),
     pid: cp.pid,
     lines: out,
-    call: async cmd => {
-      if (cmd !== 'cpu') throw new Error(`${name}: no command ${cmd}`)
-      const stat = readFileSync(`/proc/${cp.pid}/stat`, 'latin1')
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return { cpuUs: (Number(f[11]) + Number(f[12])) * 1e6 / ctx.hz, at: performance.now() }
-    },
-    close: async () => {
-      if (cp.exitCode !== null || cp.signalCode !== null) return
-      const gone = new Promise(resolve => cp.once('exit', resolve))
-      cp.kill('SIGTERM')
-      const timer = setTimeout(() => cp.kill('SIGKILL'), 5000)
-      await gone
-      clearTimeout(timer)
-    }
+    call: cpuCall(name, cp.pid, ctx.hz),
+    close: async () => { await stopChild(cp) }
   }
   return proc
 }

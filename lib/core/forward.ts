@@ -65,7 +65,8 @@ function tooLarge (limit: number): LitefsHttpError {
   return new LitefsHttpError(413, 'LITEFS_BODY_TOO_LARGE', `request body is larger than the forwarding limit of ${limit} bytes`)
 }
 
-function hasBody (req: IncomingMessage): boolean {
+/** The request has a body: a Transfer-Encoding, or a Content-Length other than 0 (HTTP/2: a stream its HEADERS frame did not end). */
+export function hasBody (req: IncomingMessage): boolean {
   // HTTP/2 needs neither header: a request has a body unless its HEADERS frame ended the stream.
   const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream
   if (req.httpVersionMajor === 2 && stream !== undefined) return stream.endAfterHeaders !== true

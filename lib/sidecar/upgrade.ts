@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream'
 import { litefsError } from '../core/answers.js'
 import type { ForwardedView } from '../core/forwarded-headers.js'
 import type { Logger } from '../core/logger.js'
+import { hasBody } from '../core/forward.js'
 import { sendAnswer } from '../core/node-adapter.js'
 import { rawAnswer } from '../core/send-answer.js'
 import { originForm } from '../core/path-match.js'
@@ -80,11 +81,6 @@ export interface UpgradeContext {
 const WITH_BODY = litefsError('LITEFS_BAD_REQUEST', 'a WebSocket handshake has no body (RFC 6455 §4.1), and this one declares one (Content-Length or Transfer-Encoding); nothing reached the app')
 const WITH_BODY_RAW = rawAnswer(WITH_BODY)
 
-/** The request says a body follows its head. */
-function declaresBody (req: IncomingMessage): boolean {
-  const length = req.headers['content-length']
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0)
-}
 
 /** Serve an upgrade request (the server's 'upgrade' event), once the answer before it on its connection has gone (pipelined.ts). */
 export function onUpgrade (ctx: UpgradeContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -96,7 +92,7 @@ function upgradeNow (ctx: UpgradeContext, req: IncomingMessage, socket: Duplex, 
     giveBack(ctx.server, socket, Buffer.concat([headWithoutUpgrade(req), head]))
     return
   }
-  if (declaresBody(req)) {
+  if (hasBody(req)) {
     socket.on('error', () => {}) // a client gone before the answer: nothing to tell it
     socket.resume() // the body, read and dropped: a close with it unread would reset the connection, and the answer with it
     socket.end(WITH_BODY_RAW)
