@@ -205,7 +205,7 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
   // With forceCloseConnections Fastify cuts every connection right after: let
   // those 503s leave first (bounded: close must never hang on a client).
   fastify.addHook('preClose', next => {
-    whenAnswered(core.drain()).then(() => next(), next)
+    whenAnswered(core.drain(true)).then(() => next(), next) // Fastify answers 503 to every request from here, replicas' reports included
   })
 
   fastify.addHook('onClose', (_instance, next) => {

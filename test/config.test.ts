@@ -156,6 +156,13 @@ t.test('consul lease: each node names itself, candidate by default, consul.url a
   const doc = yml(t, ['--node', 'node-2', ...base])
   t.same(doc.lease, { type: 'consul', hostname: 'node-2', 'advertise-url': 'http://node-2:20202', candidate: true, consul: { url: 'http://consul:8500', key: 'litefs/app' } })
   t.match(config(['--node', 'node-2', ...base]).out, /# Consul lease: each node names itself/)
+  // Nodes sharing one host: each advertises the address its API listens on (walk 5: a
+  // replica told http://node-1:20202 never found its primary), and a named host likewise.
+  t.equal(yml(t, ['--node', 'node-2', ...base, '--http-addr', '127.0.0.1:20203']).lease['advertise-url'], 'http://127.0.0.1:20203', 'loopback: this node\'s own address')
+  t.equal(yml(t, ['--node', 'node-2', ...base, '--http-addr', '10.0.0.2:20202']).lease['advertise-url'], 'http://10.0.0.2:20202', 'a named host')
+  t.equal(yml(t, ['--node', 'node-2', ...base, '--http-addr', '[::1]:20203']).lease['advertise-url'], 'http://[::1]:20203', 'IPv6')
+  for (const addr of [':20300', '0.0.0.0:20300', '[::]:20300']) t.equal(yml(t, ['--node', 'node-2', ...base, '--http-addr', addr]).lease['advertise-url'], 'http://node-2:20300', `${addr}: every interface, so by name`)
+  t.equal(yml(t, ['--node', 'node-2', ...base, '--http-addr', '127.0.0.1:20203', '--advertise-url', 'http://{hostname}:20203']).lease['advertise-url'], 'http://node-2:20203', 'given: taken')
   const full = yml(t, ['--node', 'node-3', ...base, '--promote', '--consul-ttl', '15s', '--consul-lock-delay', '1s', '--advertise-url', 'http://{hostname}.internal:20202'])
   t.same(full.lease, { type: 'consul', hostname: 'node-3', 'advertise-url': 'http://node-3.internal:20202', candidate: true, promote: true, consul: { url: 'http://consul:8500', key: 'litefs/app', ttl: '15s', 'lock-delay': '1s' } })
   t.equal(yml(t, ['--node', 'node-3', ...base, '--promote=false']).lease.promote, false)

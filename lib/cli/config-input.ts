@@ -18,7 +18,7 @@ export const CONFIG_FLAGS: Record<string, Flag> = {
   lease: { kind: 'string', arg: 'TYPE', help: 'static (default: one fixed primary) or consul (automatic failover)' },
   primary: { kind: 'string', arg: 'NAME', help: "static: the primary's name; the same on every node" },
   nodes: { kind: 'list', arg: 'A,B,C', help: "every node's name, to catch a typo in --node or --primary" },
-  'advertise-url': { kind: 'string', arg: 'URL', help: "static: the primary's LiteFS API URL (consul: this node's), {hostname} its name; default http://{hostname}:<http-addr's port>" },
+  'advertise-url': { kind: 'string', arg: 'URL', help: "static: the primary's LiteFS API URL (consul: this node's), {hostname} its name; default http://{hostname}:<http-addr's port> (consul: http://<http-addr> when it names a host)" },
   candidate: { kind: 'candidate', help: 'consul: may this node become primary (default true): --candidate false, or \'${A == "b"}\'' },
   promote: { kind: 'bool', help: 'consul: a candidate takes the lease from the primary once in sync' },
   'consul-url': { kind: 'string', arg: 'URL', help: "consul: Consul's URL, e.g. http://consul:8500 or '${FLY_CONSUL_URL}'" },

@@ -67,7 +67,7 @@ export function awaitCandidates<C> (core: CoreContext<C>, info: LitefsInfo, c: C
       }
       const { candidates, position } = peers.table.replicated(core.options.db as string)
       const why = result === 'closed'
-        ? 'the app is closing'
+        ? 'the app is closing, and the replicas\' reports stop with it, so none can confirm it now'
         : candidates === 0
           ? noCandidate(peers.table.peers().some(p => p.connected))
           : `${candidates} connected candidate(s) had reached only TXID ${(position as bigint).toString(16)} after ${timeout} ms`

@@ -164,9 +164,15 @@ export class LitefsCore<C = ServerResponse> {
    * Stop holding: every request this core holds is answered 503 LITEFS_CLOSED at
    * once, and none is held from now on (Fastify's preClose; the adapters'
    * close()). Returns the responses being answered, so a caller about to cut
-   * connections can let those answers leave first.
+   * connections can let those answers leave first. `reportsEnd`: the server
+   * takes no more requests from here on (Fastify answers them 503 while it
+   * closes; serve stops listening), so no replica's report can arrive, and
+   * durable writes waiting for one end now (LITEFS_NOT_REPLICATED) instead of
+   * running out `durability.timeout` — which LiteFS, waiting for its `exec` app
+   * to exit before it hands the lease over, would wait too.
    */
-  drain (): ServerResponse[] {
+  drain (reportsEnd = false): ServerResponse[] {
+    if (reportsEnd) this.ctx.peers?.table.close()
     return this.ctx.lifecycle.drain()
   }
 

@@ -216,7 +216,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
       if (res.headersSent) res.once('finish', () => setImmediate(() => resetIdleConnections(server)))
       else res.setHeader('connection', 'close')
     }
-    const answered = whenAnswered(core.drain()) // held requests: 503 now, before any connection is cut
+    const answered = whenAnswered(core.drain(true)) // held requests: 503 now, before any connection is cut; no report can come in after this
     const closed = new Promise<void>(resolve => server.close(() => resolve())) // no new connection from here
     await answered
     server.closeIdleConnections()

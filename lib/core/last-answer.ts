@@ -1,0 +1,95 @@
+import type { Server, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { connectionsOf } from './idle-reset.js'
+
+// Closing (the core drained): the last answer on each HTTP/1.1 connection says
+// `Connection: close`, so the connection ends once it is sent. Node's
+// server.close() ends only the connections idle at that instant; one busy then
+// (a balancer's, a replica's forwarder's) stays kept-alive after its answer,
+// and the server — so the app, so LiteFS, which waits for its `exec` app before
+// it hands the lease over — waits until the client lets it go: Fastify's
+// keep-alive timeout is 72 s, nginx keeps an upstream connection 60 s, and a
+// client that keeps using it keeps it for ever. A request sent on it just as
+// the process exits then meets a FIN: a forwarded write whose outcome nobody
+// can know (502 LITEFS_FORWARD_FAILED). Told `Connection: close`, the client
+// sends its next request on a new connection: refused, retried elsewhere.
+//
+// "Last" matters for requests a client pipelined: the answers queued behind
+// one that closes its connection are never sent, though their handlers ran. So
+// the mark goes on the latest request decided on a connection and moves to a
+// later one when it comes; a request pipelined behind an answer that already
+// left with `Connection: close` will never be answered, and is not run
+// (LITEFS_CLOSED, nothing applied). HTTP/2 has no such header: the drain
+// closes its sessions with GOAWAY (h2-sessions.ts).
+
+const LATEST = Symbol('litefs-proxy.latest-answer')
+const MARKED = Symbol('litefs-proxy.marked-last')
+
+type Answer = ServerResponse & { [MARKED]?: true, _header?: string | null }
+type Connection = Socket & { [LATEST]?: Answer, _httpMessage?: Answer | null }
+
+/** Whether the head of `res` is written for real (a deferred head says headersSent while it waits: deferred-head.ts). */
+function headWritten (res: Answer): boolean {
+  return res._header !== undefined && res._header !== null
+}
+
+function mark (res: Answer): void {
+  res.shouldKeepAlive = false
+  res[MARKED] = true
+}
+
+/**
+ * Note `res` as the latest request decided on its connection (HTTP/1.1; a
+ * property write, no allocation). While `closing`, mark it the connection's
+ * last answer, and unmark the one before it if its head is not out yet.
+ * Returns false when the request will never be answered: an answer before it
+ * on its connection already left saying `Connection: close`.
+ */
+export function decided (res: ServerResponse, closing: boolean): boolean {
+  if (res.req.httpVersionMajor !== 1) return true
+  const socket = res.req.socket as Connection
+  const before = socket[LATEST]
+  socket[LATEST] = res
+  if (!closing) return true
+  if (before !== undefined && before !== res && before[MARKED] === true) {
+    if (headWritten(before)) return false
+    before.shouldKeepAlive = true // the mark moves to this later request (the client's own `Connection: close` was never ours to lift)
+    before[MARKED] = undefined
+  }
+  mark(res)
+  return true
+}
+
+/** At the drain: the latest answer on each of `server`'s connections busy now is that connection's last. Returns how many were marked. */
+export function markLastAnswers (server: Server | undefined): number {
+  const list = connectionsOf(server)
+  if (list === undefined) return 0
+  let marked = 0
+  for (const { socket } of list.all()) {
+    const s = socket as Connection
+    const current = s._httpMessage
+    if (current === undefined || current === null || current.finished) continue // idle: the drain resets it (idle-reset.ts)
+    const last = s[LATEST] ?? current
+    if (last[MARKED] === true || last.shouldKeepAlive === false) continue // already closing
+    if (headWritten(last)) {
+      // Too late to say (a streamed answer, or one queued behind the current
+      // with its head built): the connection is ended (FIN) once that answer
+      // is out, if nothing came behind it. Not reset: the answer's tail may
+      // still be in the kernel's send buffer, and a reset would drop it.
+      endOnceIdle(s, last)
+      continue
+    }
+    mark(last)
+    marked++
+  }
+  return marked
+}
+
+function endOnceIdle (socket: Connection, last: Answer): void {
+  last.once('finish', () => {
+    setImmediate(() => { // Node detaches the answer from its socket after 'finish'
+      const next = socket._httpMessage
+      if (!socket.destroyed && (next === undefined || next === null)) socket.end()
+    })
+  })
+}
