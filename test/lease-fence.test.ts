@@ -127,6 +127,32 @@ t.test('a Consul that is not there at all: closed, and said in the debug log', a
   t.match(lines, [/could not ask Consul/])
 })
 
+t.test('misconfigurations said once, naming the cause (walk 5), and once more when they clear', async t => {
+  const consul = await FakeConsul.start(undefined) // LiteFS's key is elsewhere: this one is held by nobody
+  const agent = new Agent()
+  const warned: Array<{ code?: string, message: string }> = []
+  const infos: string[] = []
+  const log = { ...silentLogger, warn: (o: { code?: string }, m: string) => warned.push({ code: o.code, message: m }), info: (_o: unknown, m: string) => infos.push(m) }
+  const fence = new LeaseFence({ url: consul.url, key: 'litefs/wrong', lockDelay: 1000 }, async () => 'node-a', agent, log, () => {})
+  const down = new LeaseFence({ url: 'http://127.0.0.1:1', key: 'k-said-once', lockDelay: 1000 }, async () => 'node-a', agent, log, () => {})
+  const odd = new LeaseFence({ url: consul.url, key: 'odd', lockDelay: 1000 }, async () => 'node-a', agent, log, () => {})
+  t.teardown(async () => { fence.close(); down.close(); odd.close(); await agent.close(); await consul.close() })
+  for (let i = 0; i < 3; i++) t.equal(await fence.confirm(), false)
+  t.same(warned.map(w => w.code), ['LITEFS_CONSUL'], 'said once, however often asked')
+  t.match(warned[0].message, /Consul at http:\/\/127\.0\.0\.1:\d+ says nobody holds \/v1\/kv\/litefs\/wrong, while LiteFS says this node \(node-a\) is the primary: .*"consul\.key" is not LiteFS's lease\.consul\.key/)
+  consul.holder = 'node-a'
+  t.equal(await fence.confirm(), true)
+  t.match(infos, [/Consul at http:\/\/127\.0\.0\.1:\d+ confirms this node's lease now/], 'and its end')
+
+  for (let i = 0; i < 2; i++) t.equal(await down.confirm(), false)
+  t.equal(warned.length, 2, 'a Consul that does not answer: said once')
+  t.match(warned[1].message, /asking Consul at http:\/\/127\.0\.0\.1:1\/v1\/kv\/k-said-once whose the lease is failed \(it did not answer: ECONNREFUSED\): is "consul\.url" the Consul LiteFS uses/)
+
+  consul.broken = { status: 500, body: 'oops' }
+  t.equal(await odd.confirm(), false)
+  t.match(warned[2]?.message, /failed \(it answered 500 with something else than a lease\)/, 'an answer that is no lease: said, with its status')
+})
+
 t.test('touch: writes keep the fence confirmed in the background; idle, nothing is asked', async t => {
   const consul = await FakeConsul.start('node-a')
   const agent = new Agent()

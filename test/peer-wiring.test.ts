@@ -90,6 +90,25 @@ for (const adapter of ADAPTERS) {
     t.equal(app.stats().peers?.[0]?.hostname, 'x')
   })
 
+  t.test(`${adapter}: refused reports are said once per sender, naming it, and again when its reports are taken (walk 5: twice a second, for ever)`, async t => {
+    if (adapter === 'fastify') return t.pass('Fastify logs through its own logger: the words are the same (peer-endpoint.ts)')
+    const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
+    t.teardown(() => fake.close())
+    const said: Array<{ code?: string, message: string }> = []
+    const infos: string[] = []
+    const logger = { debug () {}, error () {}, info (_o: unknown, m: string) { infos.push(m) }, warn (o: { code?: string }, m: string) { said.push({ code: o.code, message: m }) } }
+    const app = await serve(adapter, fake, { peerSecret: SECRET, logger } as never)
+    t.teardown(app.close)
+    const name = `wrong-secret-${adapter}` // warnings are per process: a name of its own
+    const report = JSON.stringify({ hostname: name, candidate: true, positions: { 'app.db': '0000000000000001' } })
+    for (let i = 0; i < 5; i++) t.equal((await post(app.url, report, { [PEER_HEADER]: signReport('not-the-secret-at-all', report) })).status, 403)
+    const refused = said.filter(o => o.code === 'LITEFS_PEER_REFUSED')
+    t.equal(refused.length, 1, 'five refused reports, said once')
+    t.match(refused[0].message, new RegExp(`refused a peer report: bad or missing signature from 127\\.0\\.0\\.1, which says it is ${name}: is "?peerSecret"? the same on every node`))
+    t.equal((await post(app.url, report, { [PEER_HEADER]: signReport(SECRET, report) })).status, 204)
+    t.match(infos, [new RegExp(`the reports of ${name} at 127\\.0\\.0\\.1 are taken now`)], 'and when it is right again')
+  })
+
   t.test(`${adapter}: without peerSecret there is no endpoint`, async t => {
     const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
     t.teardown(() => fake.close())

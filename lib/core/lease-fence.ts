@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { request, type Dispatcher } from 'undici'
 import type { Logger } from './logger.js'
+import { warnings, type Warnings } from './warnings.js'
 
 // The lease fence (DESIGN §3.5): with a Consul lease, LiteFS does not fence. A
 // primary cut off from Consul keeps accepting writes (its renewal hangs with
@@ -91,6 +92,9 @@ export class LeaseFence {
   private lastTouch = -Infinity
   private timer: NodeJS.Timeout | undefined
   private closed = false
+  private readonly warn: Warnings
+  /** Why the last question got no usable answer (a misconfiguration is said once: warnings.ts). */
+  private problem = ''
 
   /**
    * @param self this node's lease hostname now (LiteFS's `/info` on the primary), undefined while unknown
@@ -105,6 +109,7 @@ export class LeaseFence {
   ) {
     this.target = consulTarget(lease)
     this.window = lease.lockDelay - MARGIN
+    this.warn = warnings(log)
   }
 
   /** Whether a local write may be acknowledged at `now` (performance.now()). */
@@ -172,6 +177,7 @@ export class LeaseFence {
         this.view = answer.mine ? 'mine' : answer.holder === undefined ? 'none' : 'other'
         this.holder = answer.mine ? undefined : answer.holder
       }
+      this.say(answer?.self)
       mine = this.view === 'mine'
       // A later answer never shortens an open window an earlier one granted, and
       // never opens one past what its own question proves.
@@ -183,7 +189,7 @@ export class LeaseFence {
   }
 
   /** One question to Consul: whose is the lease? Undefined when Consul did not answer usably in time. */
-  private async question (): Promise<{ mine: boolean, holder: string | undefined } | undefined> {
+  private async question (): Promise<{ mine: boolean, holder: string | undefined, self: string | undefined } | undefined> {
     try {
       const self = await this.self()
       const headers: Record<string, string> = { accept: 'application/json' }
@@ -193,13 +199,35 @@ export class LeaseFence {
       const body = await res.body.text()
       const holder = leaseHolder(res.statusCode, body)
       if (holder === undefined) {
-        this.log.warn({ status: res.statusCode }, 'litefs-proxy: Consul answered the lease question with something else than a lease; the fence stays closed')
+        this.problem = `it answered ${res.statusCode} with something else than a lease`
         return undefined
       }
-      return { mine: self !== undefined && holder.holder === self, holder: holder.holder }
+      return { mine: self !== undefined && holder.holder === self, holder: holder.holder, self }
     } catch (err) {
+      this.problem = `it did not answer: ${(err as { code?: string }).code ?? (err as Error).message}`
       this.log.debug({ err: (err as Error).message }, 'litefs-proxy: could not ask Consul whose the lease is')
       return undefined
+    }
+  }
+
+  /**
+   * What Consul's answer says about the settings, once per cause (warnings.ts):
+   * no usable answer (the wrong URL, Consul down), or nobody holding the key
+   * while LiteFS says this node is the primary — LiteFS holds its own key, so
+   * that is almost always another key (or key prefix in the URL) than LiteFS's.
+   * A confirmed lease clears both.
+   */
+  private say (self: string | undefined): void {
+    const where = `${this.target.origin}${this.target.path.replace(/\?consistent$/, '')}`
+    if (this.view === 'mine') {
+      this.warn.clear('LITEFS_CONSUL', where, `Consul at ${this.target.origin} confirms this node's lease now`)
+      return
+    }
+    const held = 'this node\'s local writes are held, then answered 503 LITEFS_LEASE_UNCONFIRMED'
+    if (this.view === 'unknown') {
+      this.warn.say('LITEFS_CONSUL', where, `asking Consul at ${where} whose the lease is failed (${this.problem}): is "consul.url" the Consul LiteFS uses (litefs.yml's lease.consul.url)? Until Consul answers, ${held}`, { consul: this.target.origin })
+    } else if (this.view === 'none' && self !== undefined) {
+      this.warn.say('LITEFS_CONSUL', where, `Consul at ${this.target.origin} says nobody holds ${where.slice(this.target.origin.length)}, while LiteFS says this node (${self}) is the primary: its lease ended (a pause, a partition), or "consul.key" is not LiteFS's lease.consul.key (or the key prefix in "consul.url" differs). Until Consul names this node, ${held}`, { consul: this.target.origin })
     }
   }
 

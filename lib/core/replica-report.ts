@@ -58,6 +58,7 @@ export class ReplicaReporter {
   private timer: NodeJS.Timeout | undefined
   private closed = false
   private failing = false
+  private failingWhy = ''
   /** Reports the primary took, and those it did not (for stats and tests). */
   sent = 0
   refused = 0
@@ -125,9 +126,15 @@ export class ReplicaReporter {
     this.heartbeat()
   }
 
+  /**
+   * Said when reports start failing, and again whenever the reason changes: a
+   * primary not listening yet at startup, then refusing the signature, must
+   * not have the second, real cause swallowed by the first (walk 5).
+   */
   private fail (url: string, why: string): void {
-    if (!this.failing) this.log.warn({ url, why }, 'litefs-proxy: the primary did not take this replica\'s report; retrying')
+    if (!this.failing || why !== this.failingWhy) this.log.warn({ url, why }, 'litefs-proxy: the primary did not take this replica\'s report; retrying')
     this.failing = true
+    this.failingWhy = why
   }
 
   private heartbeat (): void {
