@@ -167,6 +167,8 @@ t.test('consul lease: each node names itself, candidate by default, consul.url a
   t.same(full.lease, { type: 'consul', hostname: 'node-3', 'advertise-url': 'http://node-3.internal:20202', candidate: true, promote: true, consul: { url: 'http://consul:8500', key: 'litefs/app', ttl: '15s', 'lock-delay': '1s' } })
   t.equal(yml(t, ['--node', 'node-3', ...base, '--promote=false']).lease.promote, false)
   t.equal(yml(t, ['--node', 'node-3', ...base, '--candidate=false']).lease.candidate, false)
+  fails(t, ['--node', 'node-3', ...base, '--candidate', 'no'], /--candidate takes true, false, a LiteFS expression such as \$\{FLY_REGION == PRIMARY_REGION\} or no value; got "no"/)
+  fails(t, ['--node', 'node-3', ...base, '--promote', 'yes'], /--promote takes true, false or no value; got "yes"/)
   t.equal(yml(t, ['--node', 'node-3', ...base, '--candidate=true']).lease.candidate, true)
   t.equal(yml(t, ['--node', 'node-3', '--candidate', 'false', ...base]).lease.candidate, false, '--candidate false')
   t.match(config(['--node', 'node-3', ...base, '--candidate', '${A == B}']).out, /candidate: \$\{A == B\}/, "--candidate '${A == B}'")
@@ -233,7 +235,7 @@ t.test('exit-on-error only when asked', async t => {
   t.equal(yml(t, ['--node', 'n', '--primary', 'n', '--exit-on-error=true'])['exit-on-error'], true)
   t.equal(yml(t, ['--node', 'n', '--exit-on-error', 'false', '--primary', 'n'])['exit-on-error'], false, '--flag false')
   t.equal(yml(t, ['--node', 'n', '--primary', 'n', '--exit-on-error', 'true'])['exit-on-error'], true)
-  fails(t, ['--node', 'n', '--primary', 'n', '--exit-on-error', 'no'], /unexpected argument "no"/)
+  fails(t, ['--node', 'n', '--primary', 'n', '--exit-on-error', 'no'], /--exit-on-error takes true, false or no value; got "no"/)
 })
 
 t.test("proxy: LiteFS's own, with LiteFS's names, only when asked", async t => {

@@ -99,7 +99,13 @@ export function parseArgs (argv: readonly string[]): Settings {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg)
-    if (m === null) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (flags look like --node node-1)`)
+    if (m === null) {
+      // A word after a flag that takes true/false (or nothing): `--candidate no`.
+      const before = /^--([a-z-]+)$/.exec(argv[i - 1] ?? '')?.[1]
+      const kind = before === undefined ? undefined : CONFIG_FLAGS[before]?.kind
+      if (kind === 'bool' || kind === 'candidate') throw new UsageError(`--${before} takes true, false${kind === 'candidate' ? ', a LiteFS expression such as \${FLY_REGION == PRIMARY_REGION}' : ''} or no value; got ${JSON.stringify(arg)}`)
+      throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (flags look like --node node-1)`)
+    }
     const [, name, inline] = m
     const flag = CONFIG_FLAGS[name]
     if (flag === undefined) throw new UsageError(`unknown flag --${name} (litefs-proxy config --help lists them)`)
