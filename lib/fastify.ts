@@ -10,6 +10,7 @@ import type { PathRules } from './core/path-match.js'
 import type { LitefsOptions, LitefsRouteOptions } from './core/options.js'
 import type { UpgradeSocket } from './core/upgrade-socket.js'
 import { fastifyUpgrade } from './fastify-websocket.js'
+import { PEER_PATH } from './core/durability-options.js'
 
 export type { LitefsAnswer, LitefsInfo, LitefsOptions, LitefsRouteOptions }
 export { LitefsHttpError } from './core/errors.js'
@@ -110,6 +111,11 @@ function settle (core: LitefsCore<FastifyReply>, reply: FastifyReply, info: Lite
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
+/** The report route reached by the app: the plugin under a prefix, where reports do not go (fastify.ts, below). */
+async function notTheirs (_request: unknown, reply: FastifyReply): Promise<FastifyReply> {
+  return await reply.code(404).send()
+}
+
 /** Whether a route may serve a write on the primary: a method that writes, or reads made writes. */
 function mayWrite (method: string | string[], setting: unknown, noAlwaysForward: boolean): boolean {
   if ([method].flat().some(m => !READS.has(m))) return true
@@ -189,6 +195,14 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
       settle(core, reply, decided, next, upgrade)
     }
   })
+
+  // Replicas' reports (peerSecret), two a second from each: a route of their own
+  // whose log level is warn, so Fastify's "incoming request" and "request
+  // completed" lines for them stay out of an info log (walk 5: most of it).
+  // onRequest answers them; registered under a prefix, the route is never theirs.
+  if (core.options.durability.secrets.length > 0) {
+    fastify.route({ method: 'POST', url: PEER_PATH, logLevel: 'warn', handler: notTheirs })
+  }
 
   // The health check is a route, so the router matches it as it matches any
   // path (its trailing-slash and case rules); onRequest answers it.

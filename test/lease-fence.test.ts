@@ -140,17 +140,24 @@ t.test('misconfigurations said once, naming the cause (walk 5), and once more wh
   for (let i = 0; i < 3; i++) t.equal(await fence.confirm(), false)
   t.same(warned.map(w => w.code), ['LITEFS_CONSUL'], 'said once, however often asked')
   t.match(warned[0].message, /Consul at http:\/\/127\.0\.0\.1:\d+ says nobody holds \/v1\/kv\/litefs\/wrong, while LiteFS says this node \(node-a\) is the primary: .*"consul\.key" is not LiteFS's lease\.consul\.key/)
+  consul.holder = 'node-b'
+  t.equal(await fence.confirm(), false)
+  t.equal(warned.length, 1, 'another node holds it: the fence at work (a failover, a partition), not a misconfiguration')
   consul.holder = 'node-a'
   t.equal(await fence.confirm(), true)
   t.match(infos, [/Consul at http:\/\/127\.0\.0\.1:\d+ confirms this node's lease now/], 'and its end')
 
   for (let i = 0; i < 2; i++) t.equal(await down.confirm(), false)
   t.equal(warned.length, 2, 'a Consul that does not answer: said once')
-  t.match(warned[1].message, /asking Consul at http:\/\/127\.0\.0\.1:1\/v1\/kv\/k-said-once whose the lease is failed \(it did not answer: ECONNREFUSED\): is "consul\.url" the Consul LiteFS uses/)
+  t.match(warned[1].message, /asking Consul at http:\/\/127\.0\.0\.1:1\/v1\/kv\/k-said-once whose the lease is failed \(ECONNREFUSED\): is "consul\.url" the Consul LiteFS uses/)
 
+  const noInfo = new LeaseFence({ url: consul.url, key: 'no-info', lockDelay: 1000 }, async () => { throw new Error('LiteFS /info: not JSON') }, agent, log, () => {})
+  t.teardown(() => { noInfo.close() })
+  t.equal(await noInfo.confirm(), false)
+  t.match(warned[2]?.message, /failed \(LiteFS \/info: not JSON\)/, 'an error without a code: its message')
   consul.broken = { status: 500, body: 'oops' }
   t.equal(await odd.confirm(), false)
-  t.match(warned[2]?.message, /failed \(it answered 500 with something else than a lease\)/, 'an answer that is no lease: said, with its status')
+  t.match(warned[3]?.message, /failed \(it answered 500 with something else than a lease\)/, 'an answer that is no lease: said, with its status')
 })
 
 t.test('touch: writes keep the fence confirmed in the background; idle, nothing is asked', async t => {

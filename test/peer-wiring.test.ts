@@ -5,6 +5,9 @@
 // signed reports (403 otherwise, 400 for a signed non-report); without
 // peerSecret it does not exist (the app's own 404).
 import t from 'tap'
+import Fastify from 'fastify'
+import { Writable } from 'node:stream'
+import { litefs } from '../lib/fastify.js'
 import { request } from 'undici'
 import { ADAPTERS, serve } from './helpers/apps.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
@@ -21,6 +24,9 @@ async function post (url: string, body: string, headers: Record<string, string> 
   try { parsed = JSON.parse(text) } catch {}
   return { status: res.statusCode, body: parsed }
 }
+
+/** The refusal of a report from a stranger who gave no name, said once in this process (by whichever adapter met it first). */
+let strangerSaid = ''
 
 for (const adapter of ADAPTERS) {
   t.test(`${adapter}: a replica reports to the primary, which shows it`, async t => {
@@ -101,10 +107,16 @@ for (const adapter of ADAPTERS) {
     t.teardown(app.close)
     const name = `wrong-secret-${adapter}` // warnings are per process: a name of its own
     const report = JSON.stringify({ hostname: name, candidate: true, positions: { 'app.db': '0000000000000001' } })
+    t.equal((await post(app.url, 'not json')).status, 403, 'a stranger sending no report at all')
     for (let i = 0; i < 5; i++) t.equal((await post(app.url, report, { [PEER_HEADER]: signReport('not-the-secret-at-all', report) })).status, 403)
     const refused = said.filter(o => o.code === 'LITEFS_PEER_REFUSED')
-    t.equal(refused.length, 1, 'five refused reports, said once')
-    t.match(refused[0].message, new RegExp(`refused a peer report: bad or missing signature from 127\\.0\\.0\\.1, which says it is ${name}: is "?peerSecret"? the same on every node`))
+    // The stranger (no name) is said once per process: by the first adapter tested here.
+    const unnamed = refused.filter(o => !o.message.includes('which says it is'))
+    t.ok(unnamed.length <= 1, 'the stranger, at most once')
+    if (unnamed.length === 1) strangerSaid = unnamed[0].message
+    const named = refused.filter(o => o.message.includes(`which says it is ${name}`))
+    t.equal(named.length, 1, 'five refused reports of one node, said once')
+    t.match(named[0].message, new RegExp(`refused a peer report: bad or missing signature from 127\\.0\\.0\\.1, which says it is ${name}: is "?peerSecret"? the same on every node`))
     t.equal((await post(app.url, report, { [PEER_HEADER]: signReport(SECRET, report) })).status, 204)
     t.match(infos, [new RegExp(`the reports of ${name} at 127\\.0\\.0\\.1 are taken now`)], 'and when it is right again')
   })
@@ -131,4 +143,36 @@ t.test('options', async t => {
   t.throws(() => o({ peerSecret: ['short'] }), /got "an array of 1"/)
   t.throws(() => o({ peerSecret: 7 }), /got 7/)
   t.throws(() => o({ peerName: '' }), /option "peerName"/)
+})
+
+t.test('a stranger sending no report at all was said once, naming its address only', async t => {
+  t.match(strangerSaid, /refused a peer report: bad or missing signature from 127\.0\.0\.1: is "?peerSecret"? the same/)
+})
+
+t.test("fastify: replicas' reports stay out of an info log; under a prefix the route is not theirs", async t => {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
+  t.teardown(() => fake.close())
+  const lines: Array<{ msg: string, url?: string }> = []
+  const stream = new Writable({ write (chunk: Buffer, _enc, done) { const o = JSON.parse(chunk.toString()); lines.push({ msg: o.msg, url: o.req?.url }); done() } })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  await app.register(litefs, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, peerSecret: SECRET })
+  app.get('/items', async () => ({}))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  await until(() => app.litefs.state.role === 'primary', 'primary')
+  const body = JSON.stringify({ hostname: 'quiet', candidate: true, positions: { 'app.db': '0000000000000001' } })
+  for (let i = 0; i < 3; i++) t.equal((await post(url, body, { [PEER_HEADER]: signReport(SECRET, body) })).status, 204)
+  await request(`${url}/items`).then(async r => await r.body.dump())
+  t.same(lines.filter(l => l.msg === 'incoming request').map(l => l.url), ['/items'], 'three reports, no line; the read, its line')
+  t.equal(app.litefs.stats().peers?.[0]?.hostname, 'quiet', 'the reports were taken')
+
+  const scopedApp = Fastify()
+  await scopedApp.register(async scoped => {
+    await scoped.register(litefs, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, peerSecret: SECRET })
+  }, { prefix: '/api' })
+  await scopedApp.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => scopedApp.close())
+  const prefixed = await request(`http://127.0.0.1:${(scopedApp.server.address() as { port: number }).port}/api${PEER_PATH}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } })
+  t.equal(prefixed.statusCode, 404, `under a prefix: the app's route, not a report (${await prefixed.body.text()})`)
 })

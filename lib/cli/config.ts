@@ -165,7 +165,7 @@ function build (s: Settings, env: NodeJS.ProcessEnv): Built {
     // Each node advertises its own API. An --http-addr that names its host (127.0.0.1:20203
     // for nodes sharing one host, 10.0.0.2:20202) is where the others reach it; by name
     // only when it listens on every interface (:20202, 0.0.0.0:20202).
-    const host = /^(.*):[^:]+$/.exec(httpAddr)?.[1] ?? ''
+    const host = httpAddr.slice(0, httpAddr.lastIndexOf(':')) // address() checked the shape: host:port
     const own = get('advertise-url') === undefined && !['', '0.0.0.0', '[::]'].includes(host) ? `http://${host}:${httpPort}` : advertise(nodeName)
     lease = { type: 'consul', hostname: nodeName, advertiseUrl: own, candidate: candidateValue as boolean | string, consul }
     const promote = get('promote')?.value as boolean | undefined

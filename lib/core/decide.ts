@@ -33,7 +33,7 @@ export function decide<C> (core: CoreContext<C>, c: C): LitefsInfo | Promise<Lit
   const info: LitefsInfo = { kind, role: core.state.role, local: false }
   hooks.attach(c, info)
   // Closing: this answer is its connection's last; one that would never be sent is not run (last-answer.ts).
-  if (!decided(hooks.res(c), core.lifecycle.closing)) return ended(core, info, 'closed', hooks.log(c))
+  if (!decided(req, hooks.res(c), core.lifecycle.closing)) return ended(core, info, 'closed', hooks.log(c))
   switch (kind) {
     case 'passthrough': return info
     case 'health': return healthFor(core, req, info)

@@ -1,4 +1,4 @@
-import type { Server, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { connectionsOf } from './idle-reset.js'
 
@@ -19,7 +19,8 @@ import { connectionsOf } from './idle-reset.js'
 // the mark goes on the latest request decided on a connection and moves to a
 // later one when it comes; a request pipelined behind an answer that already
 // left with `Connection: close` will never be answered, and is not run
-// (LITEFS_CLOSED, nothing applied). HTTP/2 has no such header: the drain
+// (LITEFS_CLOSED, nothing applied). An answer whose head left before the close
+// began cannot say it: its connection is left to the server's close. HTTP/2 has no such header: the drain
 // closes its sessions with GOAWAY (h2-sessions.ts).
 
 const LATEST = Symbol('litefs-proxy.latest-answer')
@@ -45,9 +46,9 @@ function mark (res: Answer): void {
  * Returns false when the request will never be answered: an answer before it
  * on its connection already left saying `Connection: close`.
  */
-export function decided (res: ServerResponse, closing: boolean): boolean {
-  if (res.req.httpVersionMajor !== 1) return true
-  const socket = res.req.socket as Connection
+export function decided (req: IncomingMessage, res: ServerResponse, closing: boolean): boolean {
+  if (req.httpVersionMajor !== 1) return true
+  const socket = req.socket as Connection
   const before = socket[LATEST]
   socket[LATEST] = res
   if (!closing) return true
@@ -71,25 +72,13 @@ export function markLastAnswers (server: Server | undefined): number {
     if (current === undefined || current === null || current.finished) continue // idle: the drain resets it (idle-reset.ts)
     const last = s[LATEST] ?? current
     if (last[MARKED] === true || last.shouldKeepAlive === false) continue // already closing
-    if (headWritten(last)) {
-      // Too late to say (a streamed answer, or one queued behind the current
-      // with its head built): the connection is ended (FIN) once that answer
-      // is out, if nothing came behind it. Not reset: the answer's tail may
-      // still be in the kernel's send buffer, and a reset would drop it.
-      endOnceIdle(s, last)
-      continue
-    }
+    // Too late to say (a streamed answer, or one queued behind the current with
+    // its head built): left to the server's close. Not ended here: a FIN after
+    // it races the client's next request (a forwarded write, its outcome then
+    // unknown), and a reset could drop the answer's tail from the send buffer.
+    if (headWritten(last)) continue
     mark(last)
     marked++
   }
   return marked
-}
-
-function endOnceIdle (socket: Connection, last: Answer): void {
-  last.once('finish', () => {
-    setImmediate(() => { // Node detaches the answer from its socket after 'finish'
-      const next = socket._httpMessage
-      if (!socket.destroyed && (next === undefined || next === null)) socket.end()
-    })
-  })
 }

@@ -204,7 +204,7 @@ export class LeaseFence {
       }
       return { mine: self !== undefined && holder.holder === self, holder: holder.holder, self }
     } catch (err) {
-      this.problem = `it did not answer: ${(err as { code?: string }).code ?? (err as Error).message}`
+      this.problem = (err as { code?: string }).code ?? (err as Error).message // ECONNREFUSED; or LiteFS's /info, asked first
       this.log.debug({ err: (err as Error).message }, 'litefs-proxy: could not ask Consul whose the lease is')
       return undefined
     }

@@ -37,17 +37,18 @@ export function receiveReport<C> (core: CoreContext<C>, c: C, req: IncomingMessa
       ended = true
       const body = Buffer.concat(chunks).toString('utf8')
       const report = over ? undefined : parseReport(body)
-      const from = `${req.socket.remoteAddress ?? '?'} ${report?.hostname ?? '?'}`
+      const address = String(req.socket.remoteAddress) // a live connection's: it sent a whole body
+      const from = `${address} ${report?.hostname ?? '?'}`
       if (!over && !verifyReport(core.options.durability.secrets, body, headerOf(req))) {
         // Said once per sender while it lasts, not per report (two a second, for ever):
         // its name is what it says it is, unverified, but it is what an operator looks for.
-        core.warn.say('LITEFS_PEER_REFUSED', from, `${ANSWERS.LITEFS_PEER_REFUSED.line as string} from ${req.socket.remoteAddress ?? 'an unknown address'}${report === undefined ? '' : `, which says it is ${report.hostname}`}: is "peerSecret" the same on every node (and their clocks within ${SKEW / 1000} s)? Its reports do not count until it is`)
+        core.warn.say('LITEFS_PEER_REFUSED', from, `${ANSWERS.LITEFS_PEER_REFUSED.line as string} from ${address}${report === undefined ? '' : `, which says it is ${report.hostname}`}: is "peerSecret" the same on every node (and their clocks within ${SKEW / 1000} s)? Its reports do not count until it is`)
         info.answer = litefsError('LITEFS_PEER_REFUSED', `a peer report was not signed with this node's peerSecret, or was signed too long ago (header ${PEER_HEADER})`)
         resolve(info)
       } else if (report === undefined) {
         resolve(answer(info, log, 'LITEFS_BAD_REPORT', `a peer report must be a JSON object {hostname, candidate, positions} of at most ${MAX_REPORT} bytes`, { size }))
       } else {
-        core.warn.clear('LITEFS_PEER_REFUSED', from, `the reports of ${report.hostname} at ${req.socket.remoteAddress ?? 'an unknown address'} are taken now`)
+        core.warn.clear('LITEFS_PEER_REFUSED', from, `the reports of ${report.hostname} at ${address} are taken now`)
         core.peers?.table.report(report)
         info.answer = TAKEN
         resolve(info)
