@@ -1,7 +1,6 @@
 import type { Server, ServerResponse } from 'node:http'
 import { Http2Sessions } from './h2-sessions.js'
 import { resetIdleConnections } from './idle-reset.js'
-import { markLastAnswers } from './last-answer.js'
 import type { NodeState, Waiter } from './node-state.js'
 
 // One core's life after its start: the requests it holds (so closing can
@@ -69,7 +68,6 @@ export class Lifecycle<C> {
    */
   drain (): ServerResponse[] {
     this.closing = true
-    markLastAnswers(this.server) // busy connections end after their answer (last-answer.ts)
     resetIdleConnections(this.server) // see idle-reset.ts: racing forwards from replicas are then retried
     this.sessions.drain()
     const answered = [...this.held.values(), ...this.pausing.keys()]
