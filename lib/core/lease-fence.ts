@@ -93,6 +93,8 @@ export class LeaseFence {
   private timer: NodeJS.Timeout | undefined
   private closed = false
   private readonly warn: Warnings
+  /** The key's URL, as the warnings name it. */
+  private readonly where: string
   /** Why the last question got no usable answer (a misconfiguration is said once: warnings.ts). */
   private problem = ''
 
@@ -110,6 +112,7 @@ export class LeaseFence {
     this.target = consulTarget(lease)
     this.window = lease.lockDelay - MARGIN
     this.warn = warnings(log)
+    this.where = `${this.target.origin}${this.target.path.replace(/\?consistent$/, '')}`
   }
 
   /** Whether a local write may be acknowledged at `now` (performance.now()). */
@@ -218,7 +221,7 @@ export class LeaseFence {
    * A confirmed lease clears both.
    */
   private say (self: string | undefined): void {
-    const where = `${this.target.origin}${this.target.path.replace(/\?consistent$/, '')}`
+    const where = this.where
     if (this.view === 'mine') {
       this.warn.clear('LITEFS_CONSUL', where, `Consul at ${this.target.origin} confirms this node's lease now`)
       return

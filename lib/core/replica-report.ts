@@ -57,8 +57,8 @@ export class ReplicaReporter {
   private again = false
   private timer: NodeJS.Timeout | undefined
   private closed = false
-  private failing = false
-  private failingWhy = ''
+  /** Why reports fail now (undefined: they do not): said when it starts and whenever it changes. */
+  private failing: string | undefined
   /** Reports the primary took, and those it did not (for stats and tests). */
   sent = 0
   refused = 0
@@ -109,8 +109,8 @@ export class ReplicaReporter {
       await res.body.dump()
       if (res.statusCode === 204) {
         this.sent++
-        if (this.failing) this.log.info({ url }, 'litefs-proxy: reporting to the primary again')
-        this.failing = false
+        if (this.failing !== undefined) this.log.info({ url }, 'litefs-proxy: reporting to the primary again')
+        this.failing = undefined
       } else {
         this.refused++
         this.fail(url, `it answered ${res.statusCode}${res.statusCode === 403 ? ' (is peerSecret the same on every node?)' : ''}`)
@@ -132,9 +132,8 @@ export class ReplicaReporter {
    * not have the second, real cause swallowed by the first (walk 5).
    */
   private fail (url: string, why: string): void {
-    if (!this.failing || why !== this.failingWhy) this.log.warn({ url, why }, 'litefs-proxy: the primary did not take this replica\'s report; retrying')
-    this.failing = true
-    this.failingWhy = why
+    if (why !== this.failing) this.log.warn({ url, why }, 'litefs-proxy: the primary did not take this replica\'s report; retrying')
+    this.failing = why
   }
 
   private heartbeat (): void {
