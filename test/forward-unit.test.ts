@@ -47,8 +47,10 @@ t.test('request headers: hop-by-hop dropped; forwarded metadata is what this nod
 t.test('response headers: hop-by-hop dropped, everything else kept, repeated ones too', async t => {
   const raw = (...pairs: string[]): Buffer[] => pairs.map(p => Buffer.from(p, 'latin1'))
   t.same(responseHeaders(raw('Connection', 'close, X-Hop', 'Transfer-Encoding', 'chunked', 'X-Hop', '1', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Type', 'text/plain')),
-    { headers: { 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' }, sized: false })
-  t.same(responseHeaders(raw('Content-Length', '2', 'Set-Cookie', 'a', 'Set-Cookie', 'b', 'Set-Cookie', 'c')), { headers: { 'content-length': '2', 'set-cookie': ['a', 'b', 'c'] }, sized: true })
+    { headers: { 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' }, sized: false, closing: false })
+  t.same(responseHeaders(raw('Content-Length', '2', 'Set-Cookie', 'a', 'Set-Cookie', 'b', 'Set-Cookie', 'c')), { headers: { 'content-length': '2', 'set-cookie': ['a', 'b', 'c'] }, sized: true, closing: false })
+  // A closing primary's word to its peers (primary-closing.ts): read, and not passed on.
+  t.same(responseHeaders(raw('Litefs-Proxy-Closing', '1', 'Content-Length', '0')), { headers: { 'content-length': '0' }, sized: true, closing: true })
 })
 
 /** A dispatcher that fails; `connected`: after undici began to write the request (onConnect). */

@@ -67,7 +67,10 @@ t.test('a reset before any answer: the body is sent again whole when small, neve
   const { createHash } = await import('node:crypto')
   let attempts = 0
   const bodies: string[] = []
+  const asked: string[] = []
   const server = createServer((req, res) => {
+    // The replica's question whether this node still closes (a reset is how a litefs-proxy closes): not closing.
+    if (req.method === 'GET') { asked.push(String(req.url)); res.end(); return }
     attempts++
     // The first request opens the connection; the second is reset on it, kept alive (as an idle one cut at close).
     if (attempts === 2 || req.headers['x-size'] === 'big') { req.socket.resetAndDestroy(); return } // unread: reset
@@ -90,6 +93,7 @@ t.test('a reset before any answer: the body is sent again whole when small, neve
   t.equal(res.statusCode, 201, 'answered by the second attempt')
   await res.body.dump()
   t.same(bodies, [createHash('sha256').update(small).digest('hex')], 'which got the whole body, as sent')
+  t.same(asked, ['/litefs/health'], 'after the reset, and before sending again, the replica asked the primary once whether it is closing')
   const big = await request(`${replica.url}/items`, { method: 'POST', headers: { 'x-size': 'big' }, body: Buffer.alloc(200_000, 'b') })
   t.equal(big.statusCode, 502, 'a body too large to keep cannot be sent again')
   t.match(await big.body.json(), { code: 'LITEFS_FORWARD_FAILED', error: /not retried/ })

@@ -102,7 +102,8 @@ for (const way of WAYS) {
     const state = new NodeState(mount)
     state.setRole('primary')
     const { url, core } = await serveWay(t, way, { state }, (to, who) => mount.commit(to, who))
-    const a = post(url, '/w?who=A&to=6', true)
+    // Forwarded by a replica (the loop guard's marker): it is told why (primary-closing.ts).
+    const a = post(url, '/w?who=A&to=6', true, 'litefs-forwarded: node-b\r\n')
     await until(() => mount.reads.length === 1, "A's read started")
     core.drain()
     mount.reads[0].end()
@@ -110,11 +111,14 @@ for (const way of WAYS) {
     t.match(raw, /^HTTP\/1\.1 200 OK\r\n/)
     t.equal(cookieOf(raw), 6n, 'the cookie, as ever')
     t.match(raw, /\r\nconnection: close\r\n/i, 'and connection: close')
+    t.equal(raw.match(/\r\nlitefs-proxy-closing: 1\r\n/gi)?.length, 1, 'and, to the replica that forwarded it, once: the primary is closing')
     t.match(raw, /\r\n\r\n(8\r\n)?answer A/)
     const b = post(url, '/w?who=B&to=7', true) // after the drain, a new connection: served, and closed too
     await until(() => mount.reads.length === 2, "B's read started")
     mount.reads[1].end()
-    t.match(await b.done, /\r\nconnection: close\r\n/i)
+    const rawB = await b.done
+    t.match(rawB, /\r\nconnection: close\r\n/i)
+    t.notMatch(rawB, /litefs-proxy-closing/i, 'a client\'s own write is not told')
   })
 }
 

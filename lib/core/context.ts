@@ -7,6 +7,7 @@ import type { Observer } from './observe.js'
 import type { PeerLink } from './peer-link.js'
 import type { Several } from './positions-read.js'
 import type { ResolvedOptions } from './options.js'
+import type { ClosingPrimaries } from './primary-closing.js'
 import type { PrimaryProbe } from './primary-probe.js'
 import type { PrimaryReach } from './primary-reach.js'
 import type { AdapterHooks, LitefsInfo } from './request.js'
@@ -29,6 +30,8 @@ export interface CoreContext<C> {
   readonly probe: PrimaryProbe
   /** Whether the primary's app can be reached from here (health's `unreachable`). */
   readonly reach: PrimaryReach
+  /** Primaries that said they are closing: writes wait for them to be done (primary-closing.ts). */
+  readonly closingPrimaries: ClosingPrimaries
   readonly observer: Observer
   readonly warn: Warnings
   readonly lifecycle: Lifecycle<C>

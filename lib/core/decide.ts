@@ -2,6 +2,8 @@ import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { CoreContext } from './context.js'
 import { healthFor } from './health.js'
+import { ended } from './hold.js'
+import { decided } from './last-answer.js'
 import { receiveReport } from './peer-endpoint.js'
 import { read } from './read-path.js'
 import type { LitefsInfo } from './request.js'
@@ -30,6 +32,8 @@ export function decide<C> (core: CoreContext<C>, c: C): LitefsInfo | Promise<Lit
   const kind = core.classifier.classify(req.method as string, hooks.url(c), hooks.route(c), hooks.pathRules(c), hooks.routeUrl(c))
   const info: LitefsInfo = { kind, role: core.state.role, local: false }
   hooks.attach(c, info)
+  // Closing: this answer is its connection's last; one that would never be sent is not run (last-answer.ts).
+  if (!decided(req, hooks.res(c), core.lifecycle.closing)) return ended(core, info, 'closed', hooks.log(c))
   switch (kind) {
     case 'passthrough': return info
     case 'health': return healthFor(core, req, info)

@@ -46,13 +46,19 @@ export function readAfterWriteFailure (socket: Socket): Socket {
   return socket
 }
 
-/** undici's connector, with every socket it makes guarded as above and watched for reuse (for an Agent's `connect` option). */
-export function answerKeepingConnector (options: buildConnector.BuildOptions): buildConnector.connector {
+/**
+ * undici's connector, with every socket it makes guarded as above and watched
+ * for reuse (for an Agent's `connect` option). `idleReset`: told the origin
+ * (as URL.origin) of a connection reset while idle (reused-connection.ts).
+ */
+export function answerKeepingConnector (options: buildConnector.BuildOptions, idleReset?: (origin: string) => void): buildConnector.connector {
   const connect = buildConnector(options)
   return (opts, callback) => {
     connect(opts, (err, socket) => {
-      if (err === null && socket !== null) callback(null, readAfterWriteFailure(watchReuse(socket as Socket)))
-      else callback(err as Error, null)
+      if (err === null && socket !== null) {
+        const origin = `${opts.protocol}//${opts.host as string}` // undici's URL.host: the port unless the scheme's own
+        callback(null, readAfterWriteFailure(watchReuse(socket as Socket, idleReset === undefined ? undefined : () => { idleReset(origin) })))
+      } else callback(err as Error, null)
     })
   }
 }

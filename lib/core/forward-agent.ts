@@ -39,8 +39,9 @@ export interface ForwardAgents {
   close: () => Promise<void>
 }
 
-export function forwardAgents (): ForwardAgents {
-  const http1 = new Agent({ maxHeaderSize: MAX_ANSWER_HEAD, connect: answerKeepingConnector({ timeout: CONNECT_TIMEOUT }) })
-  const http2 = new Agent({ maxHeaderSize: MAX_ANSWER_HEAD, allowH2: true, connect: answerKeepingConnector({ timeout: CONNECT_TIMEOUT, allowH2: true, useH2c: true } as Parameters<typeof answerKeepingConnector>[0]) })
+/** `idleReset`: told the origin of a connection the other side reset while idle (a litefs-proxy closing: primary-closing.ts). */
+export function forwardAgents (idleReset?: (origin: string) => void): ForwardAgents {
+  const http1 = new Agent({ maxHeaderSize: MAX_ANSWER_HEAD, connect: answerKeepingConnector({ timeout: CONNECT_TIMEOUT }, idleReset) })
+  const http2 = new Agent({ maxHeaderSize: MAX_ANSWER_HEAD, allowH2: true, connect: answerKeepingConnector({ timeout: CONNECT_TIMEOUT, allowH2: true, useH2c: true } as Parameters<typeof answerKeepingConnector>[0], idleReset) })
   return { http1, http2, close: async () => { await Promise.all([http1.close(), http2.close()]) } }
 }

@@ -56,10 +56,15 @@ export interface ForwardRequest {
 }
 
 export type ForwardResult =
-  | { outcome: 'sent' } // the primary's answer went to the client
+  // the primary's answer went to the client; closing: the primary said it is closing (CLOSING_HEADER)
+  | { outcome: 'sent', closing?: true }
   | { outcome: 'gone' } // the client left; nobody to answer
-  // retry: worth another attempt; resend: the server may have read it (a request safe to send twice); unresolved: the primary's host name does not resolve
-  | { outcome: 'failed', retry: boolean, error: LitefsHttpError, resend?: true, unresolved?: true }
+  // retry: worth another attempt; resend: the server may have read it (a request safe to send twice); unresolved: the primary's host name does not resolve;
+  // closing: a litefs-proxy reset a kept-alive connection unread, as it does when it closes (idle-reset.ts)
+  | { outcome: 'failed', retry: boolean, error: LitefsHttpError, resend?: true, unresolved?: true, closing?: true }
+
+const SENT: ForwardResult = { outcome: 'sent' }
+const SENT_CLOSING: ForwardResult = { outcome: 'sent', closing: true }
 
 function tooLarge (limit: number): LitefsHttpError {
   return new LitefsHttpError(413, 'LITEFS_BODY_TOO_LARGE', `request body is larger than the forwarding limit of ${limit} bytes`)
@@ -92,6 +97,8 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
     let abort: ((err?: Error) => void) | undefined
     let sent = false // onConnect: the request is being written to the primary
     let started = false // the primary's answer began: from here on, only `res` can fail
+    let closing = false // the primary's answer said it is closing
+    const answered = (): ForwardResult => closing ? SENT_CLOSING : SENT
     let left = false
     let resume: (() => void) | undefined
     // The primary's head is awaited from the moment the whole request is sent
@@ -143,7 +150,8 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
         clearTimeout(timer)
         started = true
         f.takeOver()
-        const { headers, sized } = responseHeaders(raw)
+        const { headers, sized, closing: said } = responseHeaders(raw)
+        closing = said
         if (statusCode === 204) delete headers['content-length'] // never on a 204 (RFC 9110 §8.6); a 304 may say the length it stands for
         res.writeHead(statusCode, headers)
         // A streamed answer (server-sent events) goes out head first, so the
@@ -167,7 +175,7 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
           body.release()
           body.destroy()
         }
-        done({ outcome: 'sent' })
+        done(answered())
       },
       onError: err => {
         if (started && (err as { code?: string }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' && (res.statusCode === 204 || res.statusCode === 304)) {
@@ -175,12 +183,12 @@ export async function forward (f: ForwardRequest): Promise<ForwardResult> {
           // §8.6 lets a 304 carry the length of the body it stands for): undici
           // counts the missing bytes as a broken answer, but the answer is whole.
           res.end()
-          return done({ outcome: 'sent' })
+          return done(answered())
         }
         if (started) {
           // The client left or the primary broke mid-answer: nothing more can be said.
           res.destroy()
-          return done({ outcome: 'sent' })
+          return done(answered())
         }
         if (left || body?.clientFailed === true) return done({ outcome: 'gone' })
         const failed = failure(err as Error & { code?: string }, f, body, sent)
@@ -235,7 +243,7 @@ const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_AGAIN'])
  */
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET'])
 
-function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError, resend?: true, unresolved?: true } {
+function failure (err: Error & { code?: string }, f: ForwardRequest, body: AttemptBody | undefined, sent: boolean): { retry: boolean, error: LitefsHttpError, resend?: true, unresolved?: true, closing?: true } {
   if (body?.tooLarge === true) return { retry: false, error: tooLarge(f.bodyLimit) }
   if (body?.stalled === true) {
     return { retry: false, error: new LitefsHttpError(408, 'LITEFS_BODY_TIMEOUT', `the client sent no part of its body for ${f.bodyIdle ?? f.timeout} ms; the request was aborted upstream`) }
@@ -256,7 +264,7 @@ function failure (err: Error & { code?: string }, f: ForwardRequest, body: Attem
     // went out: discarded unread. Any other reset before an answer may follow a
     // reading (an app that died after its commit, the body's rest unread):
     // sent again only if safe twice (below).
-    return { retry: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `${labelOf(f)} closed the connection without reading the request (${err.code as string}), and kept doing so`) }
+    return { retry: true, closing: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `${labelOf(f)} closed the connection without reading the request (${err.code as string}), and kept doing so`) }
   }
   if (f.resendable === true && CLOSED_BEFORE_ANSWER.has(err.code ?? '') && body?.replay.overflow !== true) {
     return { retry: true, resend: true, error: new LitefsHttpError(502, 'LITEFS_FORWARD_FAILED', `${labelOf(f)} closed the connection before answering (${err.code as string}), each time the request was sent`) }

@@ -18,7 +18,16 @@ export const FORWARDED_HEADER = 'litefs-forwarded'
  */
 export const BUDGET_HEADER = 'litefs-forward-budget'
 
+/**
+ * On a closing primary's answers to its peers (last-answer.ts): it is about to
+ * stop listening, so a replica holds its next writes for it rather than open a
+ * connection into its closing (primary-closing.ts). Between litefs-proxies
+ * only: stripped on the way to the client.
+ */
+export const CLOSING_HEADER = 'litefs-proxy-closing'
+
 const HOP_BY_HOP = new Set([
+  CLOSING_HEADER,
   'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
   'expect', // the replica's server already answered 100-continue; undici refuses it
@@ -72,18 +81,20 @@ export function requestHeaders (req: IncomingMessage, view: ForwardedView, marke
  * before (Express's X-Powered-By) make writeHead apply each name with
  * setHeader, which keeps only the last of a repeated one.
  */
-export function responseHeaders (raw: Buffer[]): { headers: Record<string, string | string[]>, sized: boolean } {
+export function responseHeaders (raw: Buffer[]): { headers: Record<string, string | string[]>, sized: boolean, closing: boolean } {
   const headers: Record<string, string | string[]> = {}
   let named: Set<string> | undefined
+  let closing = false
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toString('latin1').toLowerCase()
     const value = raw[i + 1].toString('latin1')
     if (name === 'connection') named = dropped(value)
+    else if (name === CLOSING_HEADER) closing = true
     if (isHopByHop(name, undefined)) continue
     const seen = headers[name]
     headers[name] = seen === undefined ? value : ([] as string[]).concat(seen, value)
   }
   // Named by Connection, wherever it came among the headers (rare: a Set only then).
   if (named !== undefined) for (const name of named) delete headers[name]
-  return { headers, sized: headers['content-length'] !== undefined }
+  return { headers, sized: headers['content-length'] !== undefined, closing }
 }

@@ -22,7 +22,15 @@ import type { Socket } from 'node:net'
 // ERR_INVALID_HANDLE_TYPE. Those are left to the server's close (a FIN).
 
 type Connection = Socket & { _httpMessage?: { finished?: boolean } | null }
-interface Connections { idle: () => Array<{ socket: Connection }> }
+interface Connections { idle: () => Array<{ socket: Connection }>, all: () => Array<{ socket: Connection }> }
+
+/** Node's list of `server`'s HTTP/1.1 connections (undefined: none, or a Node without it). */
+export function connectionsOf (server: Server | undefined): Connections | undefined {
+  if (server === undefined) return undefined
+  const key = Object.getOwnPropertySymbols(server).find(s => s.description === 'http.server.connections')
+  const list = key === undefined ? undefined : (server as unknown as Record<symbol, Connections | undefined>)[key]
+  return list === undefined || typeof list.idle !== 'function' || typeof list.all !== 'function' ? undefined : list
+}
 
 /** Whether `socket` can be reset now: a plain TCP connection open both ways. */
 function resettable (socket: Connection): boolean {
@@ -36,10 +44,8 @@ function resettable (socket: Connection): boolean {
 
 /** Reset `server`'s idle keep-alive connections (those `closeIdleConnections()` would close). Returns how many. */
 export function resetIdleConnections (server: Server | undefined): number {
-  if (server === undefined) return 0
-  const key = Object.getOwnPropertySymbols(server).find(s => s.description === 'http.server.connections')
-  const list = key === undefined ? undefined : (server as unknown as Record<symbol, Connections | undefined>)[key]
-  if (list === undefined || typeof list.idle !== 'function') return 0
+  const list = connectionsOf(server)
+  if (list === undefined) return 0
   let reset = 0
   for (const { socket } of list.idle()) {
     if (!resettable(socket)) continue

@@ -1,6 +1,7 @@
 import type { Server, ServerResponse } from 'node:http'
 import { Http2Sessions } from './h2-sessions.js'
 import { resetIdleConnections } from './idle-reset.js'
+import { markLastAnswers } from './last-answer.js'
 import type { NodeState, Waiter } from './node-state.js'
 
 // One core's life after its start: the requests it holds (so closing can
@@ -65,9 +66,13 @@ export class Lifecycle<C> {
    * Stop holding: every request this core holds is answered 503 LITEFS_CLOSED at
    * once, and none is held from now on. Returns the responses being answered,
    * so a caller about to cut connections can let those answers leave first.
+   * Not the other answers in flight: waiting for them would keep the listener
+   * open longer, and a replica's new connection landing as it closes is reset
+   * unread, a write whose outcome it cannot know (primary-closing.ts).
    */
   drain (): ServerResponse[] {
     this.closing = true
+    markLastAnswers(this.server) // busy connections end after their answer (last-answer.ts)
     resetIdleConnections(this.server) // see idle-reset.ts: racing forwards from replicas are then retried
     this.sessions.drain()
     const answered = [...this.held.values(), ...this.pausing.keys()]

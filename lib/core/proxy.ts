@@ -23,6 +23,7 @@ import { PeerLink } from './peer-link.js'
 import { tokenAfterWrite, waitForToken, type TokenWait } from './outside-http.js'
 import { PrimaryProbe } from './primary-probe.js'
 import { PrimaryReach } from './primary-reach.js'
+import { ClosingPrimaries } from './primary-closing.js'
 import type { AdapterHooks, LitefsAnswer, LitefsInfo, RequestKind, RouteSetting } from './request.js'
 import { warnings } from './warnings.js'
 import { several, TrackedDatabases } from './databases.js'
@@ -72,7 +73,8 @@ export class LitefsCore<C = ServerResponse> {
       this.state = this.lease.state
     }
     const state = this.state
-    const agents = forwardAgents()
+    // A primary resetting an idle connection is closing: said before any answer can say it (primary-closing.ts).
+    const agents = forwardAgents(origin => { ctx.closingPrimaries.mark(origin) })
     const health = options.healthPath
     const ctx: CoreContext<C> = {
       options,
@@ -92,6 +94,8 @@ export class LitefsCore<C = ServerResponse> {
         }
       }, () => agents[options.forwardProtocol ?? ctx.probeProtocol], log),
       reach: new PrimaryReach(this.nodeName, () => agents[options.forwardProtocol ?? ctx.probeProtocol]),
+      // Its question is a GET its litefs-proxy answers: the health path, or one its app answers when there is none.
+      closingPrimaries: new ClosingPrimaries(this.nodeName, health === false ? '/' : health, () => agents[options.forwardProtocol ?? ctx.probeProtocol]),
       observer: new Observer(options.serverTiming),
       warn: warnings(log),
       lifecycle: new Lifecycle(state, hooks.res),

@@ -13,8 +13,14 @@ import type { Socket } from 'node:net'
 
 const reused = new WeakSet<object>()
 
-/** Watch `socket` (one the forwarder's connector made) so that its errors say whether it was reused. */
-export function watchReuse (socket: Socket): Socket {
+/**
+ * Watch `socket` (one the forwarder's connector made) so that its errors say
+ * whether it was reused. `idleReset`: called when the other side resets it
+ * after an answer, with no request sent since — as a closing litefs-proxy
+ * resets its idle connections (idle-reset.ts): the first word a replica gets
+ * of its primary closing (primary-closing.ts).
+ */
+export function watchReuse (socket: Socket, idleReset?: () => void): Socket {
   let answered = 0 // bytes of answers read on this connection so far
   let answeredAtWrite = 0 // as it was when this connection last sent something
   const read = socket.read
@@ -30,7 +36,10 @@ export function watchReuse (socket: Socket): Socket {
   } as Socket['write']
   // Added before the client's own listener: the error is marked before any request hears of it.
   // Earlier answers, and not a byte of one since this request was sent.
-  socket.on('error', err => { if (answeredAtWrite > 0 && answered === answeredAtWrite) reused.add(err) })
+  socket.on('error', err => {
+    if (answeredAtWrite > 0 && answered === answeredAtWrite) reused.add(err)
+    else if (answered > answeredAtWrite && (err as { code?: string }).code === 'ECONNRESET') idleReset?.()
+  })
   return socket
 }
 

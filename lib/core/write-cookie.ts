@@ -3,6 +3,8 @@ import { commitConfirmed, outcomeUnknown } from './commit-check.js'
 import type { CoreContext } from './context.js'
 import { tokenSetCookie, txidToken } from './cookie.js'
 import { dbLabel, sayDbMissing, sayNamedMissing } from './db-missing.js'
+import { CLOSING_HEADER } from './hop-by-hop.js'
+import { fromPeer } from './last-answer.js'
 import type { ReadPositions } from './positions-read.js'
 import { positionsToken, type Positions } from './positions-token.js'
 import type { LitefsInfo } from './request.js'
@@ -55,7 +57,7 @@ function withToken<C> (core: CoreContext<C>, info: LitefsInfo, c: C, read: ReadP
   info.setTxid = setTxid
   core.observer.cookieSet(core.hooks.req(c), setTxid as string)
   const ack = tokened(core, c, token)
-  return core.lifecycle.closing ? leaving(ack) : ack
+  return core.lifecycle.closing ? leaving(core, c, ack) : ack
 }
 
 /** What one batch of `-pos` reads gives every answer that shared it: made once per batch (the token's HMAC included). */
@@ -93,6 +95,8 @@ function minted<C> (core: CoreContext<C>, read: ReadPositions): Minted {
 }
 
 const CLOSE = ['connection', 'close'] as const
+/** To a replica's forward: this primary is closing (primary-closing.ts). */
+const CLOSING = [CLOSING_HEADER, '1'] as const
 
 function withCookie<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint | undefined): Acknowledgement {
   if (!commitConfirmed(core, txid)) {
@@ -100,7 +104,7 @@ function withCookie<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigi
     return instead === undefined ? AS_IS : { replace: instead }
   }
   const ack = cookied(core, info, c, txid)
-  return core.lifecycle.closing ? leaving(ack) : ack
+  return core.lifecycle.closing ? leaving(core, c, ack) : ack
 }
 
 /**
@@ -110,10 +114,13 @@ function withCookie<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigi
  * not idle, and a client that keeps it busy (a replica's forwarder) would keep
  * the server from ever closing: Node's server.close() ends only idle
  * connections. Told `connection: close`, the client sends its next request
- * elsewhere — a new connection, refused, retried (nothing was sent).
+ * elsewhere — a new connection, refused, retried (nothing was sent); a
+ * replica told why holds it until this node is done (primary-closing.ts).
  */
-function leaving (ack: Appended): Acknowledgement {
-  return { headers: [...ack.headers, CLOSE] }
+function leaving<C> (core: CoreContext<C>, c: C, ack: Appended): Acknowledgement {
+  // Said already when the request was decided after the close began (last-answer.ts).
+  const tell = fromPeer(core.hooks.req(c)) && !core.hooks.res(c).hasHeader(CLOSING_HEADER)
+  return { headers: tell ? [...ack.headers, CLOSE, CLOSING] : [...ack.headers, CLOSE] }
 }
 
 function cookied<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint | undefined): Appended {

@@ -124,6 +124,17 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     }
     // The app closed (its forwarders with it): nothing was sent, and another node can take it.
     if (core.lifecycle.closing) return ended(core, info, 'closed', log)
+    // A primary that said it is closing gets nothing until it is done (primary-closing.ts); LiteFS may name another meanwhile.
+    if (toPrimary && !core.closingPrimaries.none && core.closingPrimaries.has(origin)) {
+      await core.closingPrimaries.ask(origin)
+      if (core.closingPrimaries.has(origin)) {
+        if (performance.now() + RETRY_EVERY > deadline) return noPrimary(core, info, log, holdMs)
+        log.debug({ primary: origin }, 'litefs-proxy: the primary is closing; holding the write')
+        await core.lifecycle.pause(c)
+      }
+      if (core.lifecycle.closing) return ended(core, info, 'closed', log)
+      continue
+    }
     const elapsed = core.observer.forwardStarted(req, origin, res)
     // A WebSocket handshake that arrived as an upgrade goes to the primary as one (tunnel.ts).
     const upgrade = upgradeOf(req)
@@ -148,6 +159,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     core.observer.forwardEnded(req, origin, result.outcome, result.outcome === 'failed' ? result.error.code : undefined, elapsed())
     if (result.outcome === 'gone') return ended(core, info, 'cancelled', log)
     if (result.outcome === 'sent') {
+      if (result.closing === true && toPrimary) core.closingPrimaries.mark(origin)
       // This node's own loop answer (loop-guard.ts) is no primary reached.
       if (toPrimary && res.statusCode !== LOOP_STATUS) {
         core.reach.reached(origin)
@@ -166,6 +178,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
       return info
     }
     if (toPrimary && result.retry && result.error.code === 'LITEFS_NO_PRIMARY') core.reach.missed(origin, result.error.message)
+    if (toPrimary && result.closing === true) core.closingPrimaries.mark(origin)
     if (result.unresolved === true) {
       // Often a misconfiguration, not a blip: LiteFS names the primary by its
       // lease hostname, which the network here need not know (said once).

@@ -84,15 +84,16 @@ export async function serveWay (t: Test, way: Way, litefs: Partial<LitefsOptions
 /**
  * A raw request: what arrived so far at any moment, and the whole answer (all
  * the connection carried until it closed; with `keepAlive`, until the server closed it).
+ * `headers`: more header lines, each ending in CRLF.
  */
-export function post (url: string, path: string, keepAlive = false): { received: () => string, done: Promise<string> } {
+export function post (url: string, path: string, keepAlive = false, headers = ''): { received: () => string, done: Promise<string> } {
   const { port } = new URL(url)
   const socket = connect(Number(port), '127.0.0.1')
   let got = ''
   socket.setEncoding('latin1')
   socket.on('data', d => { got += d })
   const done = new Promise<string>(resolve => { socket.on('close', () => resolve(got)) })
-  socket.write(`POST ${path} HTTP/1.1\r\nhost: x\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\ncontent-length: 0\r\n\r\n`)
+  socket.write(`POST ${path} HTTP/1.1\r\nhost: x\r\nconnection: ${keepAlive ? 'keep-alive' : 'close'}\r\n${headers}content-length: 0\r\n\r\n`)
   return { received: () => got, done }
 }
 
