@@ -3,6 +3,7 @@ import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type Node
 import type { LitefsCore } from './core/proxy.js'
 import type { LitefsStats } from './core/observe.js'
 import { upgradeEntry, type UpgradeListener } from './core/node-upgrade.js'
+import { runHandler, type AppHandler } from './core/handler-failure.js'
 
 export type { NodeAdapterOptions as HttpLitefsOptions } from './core/node-adapter.js'
 export type { LitefsInfo, LitefsAnswer } from './core/proxy.js'
@@ -31,11 +32,15 @@ export interface WrappedListener extends RequestListener {
 /**
  * Wrap a plain `node:http` request listener: `http.createServer(wrap(handler, { db: 'app.db' }))`.
  * Proxy answers (errors, health, fly-replay) are written directly; `req.litefs` tells the handler what happened.
+ * `handler` may be async. One that throws or rejects gets 500 `LITEFS_HANDLER_FAILED`, logged at error with
+ * its error, rather than taking the process down (an answer already begun is cut short).
  */
-export function wrap (handler: (req: IncomingMessage, res: ServerResponse) => void, options: NodeAdapterOptions): WrappedListener {
+export function wrap (handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>, options: NodeAdapterOptions): WrappedListener {
   const core = createNodeCore(options)
+  const log = core.log
+  const app = handler as AppHandler
   const ending: NodeEnding<undefined> = {
-    app: res => handler(res.req, res),
+    app: res => { runHandler(app, res, log) },
     answer: sendAnswer,
     fail: (res, err) => sendAnswer(res, err)
   }

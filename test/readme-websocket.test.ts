@@ -32,8 +32,11 @@ async function freePort (): Promise<number> {
 class Client {
   readonly ws: WebSocket
   readonly messages: string[] = []
+  /** The close code, once closed. */
+  closed: number | undefined
   constructor (t: { teardown: (fn: () => void) => void }, url: string, socketIo: boolean, headers: Record<string, string> = {}) {
     this.ws = new WebSocket(url, { headers })
+    this.ws.on('close', code => { this.closed = code })
     this.ws.on('message', m => {
       const text = String(m)
       if (socketIo && text.startsWith('0{')) this.ws.send('40') // engine.io open: join the namespace
@@ -54,8 +57,6 @@ for (const file of ['websocket-fastify.mjs', 'websocket-express.mjs', 'websocket
     writeFileSync(join(dir, file), snippet(file))
     const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
     t.teardown(async () => { await fake.close() })
-    const db = new Database(join(fake.mount, 'app.db'))
-    db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)')
     const port = await freePort()
     const app = spawn(process.execPath, [file], { cwd: dir, env: { ...builtPackageEnv(), LITEFS_MOUNT: fake.mount, LITEFS_API: fake.apiUrl, PORT: String(port), PRIMARY_URL: 'http://127.0.0.1:9' } })
     let output = ''
@@ -69,6 +70,14 @@ for (const file of ['websocket-fastify.mjs', 'websocket-express.mjs', 'websocket
     }
     const socketIo = file === 'websocket-socketio.mjs'
     const url = `ws://127.0.0.1:${port}${socketIo ? '/socket.io/?EIO=4&transport=websocket' : '/live'}`
+
+    // Before the database has arrived on this replica (walk 6: the snippet's throw ended the process).
+    const early = new Client(t, url, socketIo)
+    await until(() => early.closed !== undefined, 'the connection made before the database arrived is closed')
+    if (!socketIo) t.equal(early.closed, 1011, 'closed with 1011 (internal error)')
+    t.equal(app.exitCode, null, `the process lives on (${output.trim().split('\n').slice(-1)[0] ?? ''})`)
+    const db = new Database(join(fake.mount, 'app.db'))
+    db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)')
 
     const held = new Client(t, url, socketIo, { cookie: `litefs-txid=${(7n).toString(16).padStart(16, '0')}` })
     const now = new Client(t, url, socketIo)

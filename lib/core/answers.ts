@@ -86,7 +86,9 @@ export const ANSWERS = {
   /** `serve`: a request head larger than Node's server reads. */
   LITEFS_HEAD_TOO_LARGE: { status: 431, retryAfter: false },
   /** http adapter: an unexpected failure. */
-  LITEFS_INTERNAL: { status: 500, retryAfter: false }
+  LITEFS_INTERNAL: { status: 500, retryAfter: false },
+  /** http adapter: the app's handler threw or its promise rejected (handler-failure.ts). */
+  LITEFS_HANDLER_FAILED: { status: 500, retryAfter: false }
 } as const satisfies Record<string, Spec>
 
 export type AnswerCode = keyof typeof ANSWERS

@@ -52,7 +52,8 @@ export class LitefsCore<C = ServerResponse> {
   readonly nodeName = markerName()
   private readonly lease: NodeLease | undefined
   private readonly ctx: CoreContext<C>
-  private readonly log: Logger
+  /** Where this core's lines go: the adapter's logger (the `logger` option; Fastify's own). */
+  readonly log: Logger
 
   constructor (input: unknown, hooks: AdapterHooks<C>, log: Logger = silentLogger) {
     this.log = log
