@@ -119,7 +119,9 @@ t.test('advertise-url: {hostname} is the lease holder; the default port is http-
   }
   fails(t, ['--node', '${NODE}', '--primary', 'node-1', '--http-addr', '127.0.0.1:20203'], /--advertise-url/, { NODE: 'node-2' })
   t.equal(yml(t, ['--node', 'node-2', '--primary', 'node-1', '--http-addr', '127.0.0.1:20203', '--advertise-url', 'http://127.0.0.1:20202']).lease['advertise-url'], 'http://127.0.0.1:20202', 'given: taken')
-  t.equal(yml(t, ['--node', 'node-1', '--primary', 'node-1', '--http-addr', '127.0.0.1:20202']).lease['advertise-url'], 'http://node-1:20202', 'the primary itself: its own port')
+  // The primary itself: its own API on this host, the URL the replicas are told to give (walk 6: it wrote http://node-1:20202, which does not resolve here).
+  t.equal(yml(t, ['--node', 'node-1', '--primary', 'node-1', '--http-addr', '127.0.0.1:20202']).lease['advertise-url'], 'http://127.0.0.1:20202', 'the primary itself: its own address')
+  t.equal(yml(t, ['--node', 'node-1', '--primary', 'node-1', '--http-addr', '[::1]:20202']).lease['advertise-url'], 'http://[::1]:20202')
   t.equal(yml(t, ['--node', 'node-2', '--primary', 'node-1', '--advertise-url', 'http://{hostname}.internal:20202']).lease['advertise-url'], 'http://node-1.internal:20202')
   t.equal(yml(t, ['--node', 'node-2', '--primary', 'node-1', '--advertise-url', 'http://127.0.0.1:4000']).lease['advertise-url'], 'http://127.0.0.1:4000')
   t.equal(yml(t, ['--node', 'node-2', '--primary', 'node-1', '--advertise-url', '${PRIMARY_API}']).lease['advertise-url'], '${PRIMARY_API}')

@@ -411,7 +411,8 @@ t.test('settings: LiteFS proxy flags and litefs.yml, then our own', async t => {
   const plain = serveOptions(['--addr', ':1', '--target', 'x:1', '--db', 'd', '--primary-url', 'http://127.0.0.1:8081'], {}, () => {}) as SidecarOptions
   t.equal(plain.primaryUrl, 'http://127.0.0.1:8081')
   for (const [argv, re] of [
-    [['--adr', ':1'], /unknown flag --adr/],
+    [['--adr', ':1'], /unknown flag --adr \(litefs-proxy serve --help lists them\)/],
+    [['--fuse-dir', '/litefs'], /unknown flag --fuse-dir: here that is --mount \(LiteFS's fuse\.dir\)/], // LiteFS's key as a flag (walk 6)
     [['addr'], /unexpected argument "addr"/],
     [['--addr'], /--addr needs a value/],
     [['--addr', ':1', '--addr', ':2'], /--addr is given twice/],

@@ -142,7 +142,9 @@ function build (s: Settings, env: NodeJS.ProcessEnv): Built {
       // (the primary's name, this node's port) cannot be the primary's API.
       throw new UsageError(`${label('http-addr')} ${httpAddr} is a loopback address, so the nodes share this host and the primary's LiteFS API has a port of its own: give its URL with --advertise-url (e.g. http://127.0.0.1:20202), the same on every node`)
     }
-    lease = { type: 'static', hostname: primary.value as string, advertiseUrl: advertise(primary.value as string), candidate }
+    // The primary on a shared host (walk 6): its own API, as the replicas are told to give it.
+    const own = candidate === true && get('advertise-url') === undefined && LOOPBACK.test(httpAddr) ? `http://${httpAddr}` : undefined
+    lease = { type: 'static', hostname: primary.value as string, advertiseUrl: own ?? advertise(primary.value as string), candidate }
   } else {
     if (get('primary') !== undefined) throw new UsageError(`${label('primary')}: with a consul lease the primary is whichever candidate holds the lease; leave it out (or --lease static)`)
     const consulUrl = str('consul-url')

@@ -77,6 +77,15 @@ ${Object.entries(FLAGS).map(([name, f]) => `  --${name}${f.kind === 'bool' ? '' 
 `
 
 
+/** LiteFS's own config keys written as flags (walk 6: `--fuse-dir`): the flag that says it here. */
+const LITEFS_KEYS: Record<string, string> = {
+  'fuse-dir': "--mount (LiteFS's fuse.dir)",
+  'http-addr': "--api, its URL (LiteFS's http.addr)",
+  'proxy-addr': "--addr (LiteFS's proxy.addr)",
+  'proxy-target': "--target (LiteFS's proxy.target)",
+  'proxy-db': "--db (LiteFS's proxy.db)"
+}
+
 /** Flags as given: `--name value`, `--name=value`, booleans bare. Throws UsageError. */
 export function parseFlags (argv: readonly string[]): Raw {
   const raw: Raw = {}
@@ -86,7 +95,7 @@ export function parseFlags (argv: readonly string[]): Raw {
     if (m === null) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (flags look like --addr :8080)`)
     const [, name, inline] = m
     const flag = FLAGS[name]
-    if (flag === undefined) throw new UsageError(`unknown flag --${name}`)
+    if (flag === undefined) throw new UsageError(`unknown flag --${name}${LITEFS_KEYS[name] === undefined ? ' (litefs-proxy serve --help lists them)' : `: here that is ${LITEFS_KEYS[name]}`}`)
     let value: string | boolean
     if (flag.kind === 'bool') {
       if (inline !== undefined && inline !== 'true' && inline !== 'false') throw new UsageError(`--${name} takes no value (or =true/=false), got ${JSON.stringify(inline)}`)
