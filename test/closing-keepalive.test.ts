@@ -8,30 +8,12 @@
 // `serve` run as their own process with the README's shutdown code (SIGTERM),
 // through raw sockets.
 import t from 'tap'
-import { fork, spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
-import { plainEnv } from './helpers/child-env.js'
+import { startAdapter, startServe } from './helpers/shutdown-processes.js'
 
 t.setTimeout(300_000) // each process takes seconds to load here
-
-async function startAdapter (adapter: string): Promise<{ child: ChildProcess, port: number }> {
-  const child = fork(new URL('./helpers/shutdown-app.ts', import.meta.url).pathname, [adapter], { execArgv: process.execArgv, env: plainEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', m => resolve((m as { port: number }).port))
-    child.once('exit', code => reject(new Error(`${adapter} exited with ${String(code)} before listening`)))
-  })
-  return { child, port }
-}
-
-async function startServe (target: number, fake: FakeLitefs): Promise<{ child: ChildProcess, port: number }> {
-  const child = spawn(process.execPath, [...process.execArgv, new URL('../lib/cli/main.ts', import.meta.url).pathname, 'serve',
-    '--addr', '127.0.0.1:0', '--target', `127.0.0.1:${target}`, '--db', 'app.db', '--mount', fake.mount, '--api', 'false', '--role', 'primary', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: plainEnv() })
-  let out = ''
-  child.stdout?.on('data', b => { out += b })
-  await until(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(out), 'serve listening')
-  return { child, port: Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]) }
-}
 
 /** A raw kept-alive connection: what arrived, and whether the server ended it. */
 function raw (port: number): { socket: Socket, text: () => string, ended: () => boolean } {
@@ -82,7 +64,7 @@ for (const adapter of ['fastify', 'express', 'http', 'serve']) {
       fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
       behind = await startAdapter('http') // the app behind serve (never sent SIGTERM)
     }
-    const p = adapter === 'serve' ? await startServe(behind?.port as number, fake as FakeLitefs) : await startAdapter(adapter)
+    const p = adapter === 'serve' ? await startServe(behind?.port as number, fake as FakeLitefs, ['--role', 'primary']) : await startAdapter(adapter)
     t.teardown(async () => { p.child.kill('SIGKILL'); behind?.child.kill('SIGKILL'); await fake?.close() })
     const app = behind ?? p // who holds the slow answer
     const exited = new Promise<number | null>(resolve => p.child.once('exit', code => resolve(code)))
@@ -106,7 +88,7 @@ for (const adapter of ['fastify', 'express', 'http', 'serve']) {
       fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
       behind = await startAdapter('http')
     }
-    const p = adapter === 'serve' ? await startServe(behind?.port as number, fake as FakeLitefs) : await startAdapter(adapter)
+    const p = adapter === 'serve' ? await startServe(behind?.port as number, fake as FakeLitefs, ['--role', 'primary']) : await startAdapter(adapter)
     t.teardown(async () => { p.child.kill('SIGKILL'); behind?.child.kill('SIGKILL'); await fake?.close() })
     const app = behind ?? p
     let writesIn = -1

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
-import { ADAPTERS, serve } from './helpers/apps.js'
+import { ADAPTERS, serve, type AdapterName, type Served } from './helpers/apps.js'
+import type { Test } from 'tap'
 import { wrap } from '../lib/http.js'
 import { ClosingPrimaries } from '../lib/core/primary-closing.js'
 import { Agent } from 'undici'
@@ -61,15 +62,21 @@ async function write (url: string, id: string): Promise<{ status: number, body: 
   return { status: res.statusCode, body: await res.body.text(), headers: res.headers }
 }
 
+/** A replica (`adapter`) on a stand-in LiteFS whose primary node-a is a StandIn; all torn down with `t`. */
+async function setup (t: Test, adapter: AdapterName = 'http', redirectMs = 30_000): Promise<{ primary: StandIn, port: number, replica: Served }> {
+  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const primary = new StandIn()
+  const port = await primary.listen()
+  t.teardown(async () => { await primary.close() })
+  const replica = await serve(adapter, fake, { primaryUrl: () => `http://127.0.0.1:${port}`, primaryRedirectTimeout: redirectMs })
+  t.teardown(async () => { await replica.close() })
+  return { primary, port, replica }
+}
+
 for (const adapter of ADAPTERS) {
   t.test(`${adapter}: writes wait for a closing primary until it stops listening, then reach the one that comes back`, async t => {
-    const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
-    t.teardown(async () => { await fake.close() })
-    const old = new StandIn()
-    const port = await old.listen()
-    t.teardown(async () => { await old.close() })
-    const replica = await serve(adapter, fake, { primaryUrl: () => `http://127.0.0.1:${port}`, primaryRedirectTimeout: 30_000 })
-    t.teardown(async () => { await replica.close() })
+    const { primary: old, port, replica } = await setup(t, adapter)
 
     t.equal((await write(replica.url, 'w0')).status, 201, 'a write before the close')
     old.mode = 'closing'
@@ -93,15 +100,9 @@ for (const adapter of ADAPTERS) {
 }
 
 t.test('a primary that resets an idle connection is closing: the next write asks first', async t => {
-  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
-  t.teardown(async () => { await fake.close() })
-  const primary = new StandIn()
-  const port = await primary.listen()
-  t.teardown(async () => { await primary.close() })
+  const { primary, port, replica } = await setup(t)
   const sockets = new Set<import('node:net').Socket>()
   primary.server.on('connection', s => { sockets.add(s); s.once('close', () => sockets.delete(s)) })
-  const replica = await serve('http', fake, { primaryUrl: () => `http://127.0.0.1:${port}`, primaryRedirectTimeout: 30_000 })
-  t.teardown(async () => { await replica.close() })
   t.equal((await write(replica.url, 'w1')).status, 201, 'a write: its connection kept alive')
   t.equal(sockets.size, 1)
   primary.mode = 'closing'
@@ -117,13 +118,7 @@ t.test('a primary that resets an idle connection is closing: the next write asks
 })
 
 t.test('a primary that answers without the header is done: the held write goes at once', async t => {
-  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
-  t.teardown(async () => { await fake.close() })
-  const primary = new StandIn()
-  const port = await primary.listen()
-  t.teardown(async () => { await primary.close() })
-  const replica = await serve('http', fake, { primaryUrl: () => `http://127.0.0.1:${port}`, primaryRedirectTimeout: 30_000 })
-  t.teardown(async () => { await replica.close() })
+  const { primary, replica } = await setup(t)
   primary.mode = 'closing'
   t.equal((await write(replica.url, 'w1')).status, 201)
   primary.mode = 'done' // a new process on the same address, or it never closed
@@ -135,13 +130,7 @@ t.test('a primary that answers without the header is done: the held write goes a
 })
 
 t.test('a primary that stays closing: 503 LITEFS_NO_PRIMARY within primaryRedirectTimeout, nothing sent; a failed question is asked again', async t => {
-  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
-  t.teardown(async () => { await fake.close() })
-  const primary = new StandIn()
-  const port = await primary.listen()
-  t.teardown(async () => { await primary.close() })
-  const replica = await serve('http', fake, { primaryUrl: () => `http://127.0.0.1:${port}`, primaryRedirectTimeout: 800 })
-  t.teardown(async () => { await replica.close() })
+  const { primary, replica } = await setup(t, 'http', 800)
   primary.mode = 'closing'
   t.equal((await write(replica.url, 'w1')).status, 201)
   primary.mode = 'reset' // the first question's connection is cut: still closing, for all the replica knows
@@ -175,13 +164,7 @@ t.test('LiteFS names another primary while a write waits for the closing one: it
 })
 
 t.test('a write held for a closing primary when this node closes: 503 LITEFS_CLOSED, nothing sent', async t => {
-  const fake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
-  t.teardown(async () => { await fake.close() })
-  const primary = new StandIn()
-  const port = await primary.listen()
-  t.teardown(async () => { await primary.close() })
-  const replica = await serve('http', fake, { primaryUrl: () => `http://127.0.0.1:${port}`, primaryRedirectTimeout: 30_000 })
-  t.teardown(async () => { await replica.close() })
+  const { primary, replica } = await setup(t)
   primary.mode = 'closing'
   t.equal((await write(replica.url, 'w1')).status, 201)
   const held = write(replica.url, 'w2')

@@ -6,10 +6,10 @@
 // round half-closes a batch of kept-alive connections and sends SIGTERM at
 // once, then more connections keep coming. Every process must exit, code 0.
 import t from 'tap'
-import { fork, spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
-import { plainEnv } from './helpers/child-env.js'
+import { startAdapter, startServe } from './helpers/shutdown-processes.js'
 
 // Each process takes seconds to load here: the file needs more than tap's 30 s.
 t.setTimeout(300_000)
@@ -18,24 +18,6 @@ const ROUNDS = 3
 const CONNECTIONS = 40
 /** A process that has not exited this long after SIGTERM is hung (no request here takes more than a few ms). */
 const HUNG_AFTER = 8000
-
-async function startAdapter (adapter: string): Promise<{ child: ChildProcess, port: number }> {
-  const child = fork(new URL('./helpers/shutdown-app.ts', import.meta.url).pathname, [adapter], { execArgv: process.execArgv, env: plainEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', m => resolve((m as { port: number }).port))
-    child.once('exit', code => reject(new Error(`${adapter} exited with ${String(code)} before listening`)))
-  })
-  return { child, port }
-}
-
-async function startServe (target: number, fake: FakeLitefs): Promise<{ child: ChildProcess, port: number }> {
-  const child = spawn(process.execPath, [...process.execArgv, new URL('../lib/cli/main.ts', import.meta.url).pathname, 'serve',
-    '--addr', '127.0.0.1:0', '--target', `127.0.0.1:${target}`, '--db', 'app.db', '--mount', fake.mount, '--api', 'false', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: plainEnv() })
-  let out = ''
-  child.stdout?.on('data', b => { out += b })
-  await until(() => /listening on http:\/\/127\.0\.0\.1:\d+/.test(out), 'serve listening')
-  return { child, port: Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out)?.[1]) }
-}
 
 /** A kept-alive connection that has had one answer. */
 async function kept (port: number): Promise<Socket> {

@@ -177,15 +177,19 @@ function sinceStart (node: LitefsNode): string[] {
   return lines.slice(lines.map(l => l.startsWith('[litefs-cluster] starting')).lastIndexOf(true))
 }
 
+/** Make the primary's `exec` run snippet `name` (restarting its LiteFS when it runs another), and wait until it answers. */
+async function runOnPrimary (name: Snippet): Promise<void> {
+  if (primaryApp === name) return
+  await cluster.primary.stop()
+  primaryApp = name
+  await cluster.primary.start()
+  await until(`the ${name} snippet answers`, async () => (await call(`${urls[0]}/litefs/health`)).body.status === 'ok')
+}
+
 for (const name of ['fastify', 'express', 'http'] as const) {
   t.test(`${name}: under LiteFS's exec, the primary stopped 0.3 s after a write unmounts cleanly (item 1)`, async t => {
     const node = cluster.primary
-    if (primaryApp !== name) {
-      await node.stop()
-      primaryApp = name
-      await node.start()
-      await until(`the ${name} snippet answers`, async () => (await call(`${urls[0]}/litefs/health`)).body.status === 'ok')
-    }
+    await runOnPrimary(name)
     const w = await write(urls[0], `${name}, just before the stop`)
     t.equal(w.status, 201)
     await cluster.waitReplicated(DB)
@@ -210,12 +214,7 @@ for (const name of ['fastify', 'express', 'http'] as const) {
 for (const name of ['fastify', 'express', 'http'] as const) {
   t.test(`${name}: a reader keeping its connection alive does not hold LiteFS's stop up`, async t => {
     const node = cluster.primary
-    if (primaryApp !== name) {
-      await node.stop()
-      primaryApp = name
-      await node.start()
-      await until(`the ${name} snippet answers`, async () => (await call(`${urls[0]}/litefs/health`)).body.status === 'ok')
-    }
+    await runOnPrimary(name)
     const agent = new Agent({ keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 })
     t.teardown(async () => { await agent.destroy() })
     const answers: string[] = []
@@ -265,12 +264,7 @@ for (const name of ['fastify', 'express', 'http'] as const) {
 for (const name of ['fastify', 'express', 'http'] as const) {
   t.test(`${name}: a write in flight when LiteFS stops is answered with Connection: close, and the stop is not held up`, async t => {
     const node = cluster.primary
-    if (primaryApp !== name) {
-      await node.stop()
-      primaryApp = name
-      await node.start()
-      await until(`the ${name} snippet answers`, async () => (await call(`${urls[0]}/litefs/health`)).body.status === 'ok')
-    }
+    await runOnPrimary(name)
     const agent = new Agent({ keepAliveTimeout: 600_000, keepAliveMaxTimeout: 600_000 })
     t.teardown(async () => { await agent.destroy() })
     const body = new PassThrough()
@@ -306,12 +300,7 @@ for (const name of ['fastify', 'express', 'http'] as const) {
 for (const name of ['fastify', 'express', 'http'] as const) {
   t.test(`${name}: a read in flight when LiteFS stops is answered with Connection: close, and its connection ends`, async t => {
     const node = cluster.primary
-    if (primaryApp !== name) {
-      await node.stop()
-      primaryApp = name
-      await node.start()
-      await until(`the ${name} snippet answers`, async () => (await call(`${urls[0]}/litefs/health`)).body.status === 'ok')
-    }
+    await runOnPrimary(name)
     const socket = connect(ports[0], '127.0.0.1')
     t.teardown(() => { socket.destroy() })
     let got = ''
