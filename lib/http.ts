@@ -1,4 +1,4 @@
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
+import type { RequestListener, ServerResponse } from 'node:http'
 import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from './core/node-adapter.js'
 import type { LitefsCore } from './core/proxy.js'
 import type { LitefsStats } from './core/observe.js'
@@ -9,6 +9,7 @@ export type { NodeAdapterOptions as HttpLitefsOptions } from './core/node-adapte
 export type { LitefsInfo, LitefsAnswer } from './core/proxy.js'
 export type { LitefsStats } from './core/observe.js'
 export type { UpgradeListener } from './core/node-upgrade.js'
+export type { AppHandler } from './core/handler-failure.js'
 export { CHANNELS } from './core/observe.js'
 export { LitefsHttpError } from './core/errors.js'
 export { LitefsOptionsError } from './core/options.js'
@@ -35,10 +36,10 @@ export interface WrappedListener extends RequestListener {
  * `handler` may be async. One that throws or rejects gets 500 `LITEFS_HANDLER_FAILED`, logged at error with
  * its error, rather than taking the process down (an answer already begun is cut short).
  */
-export function wrap (handler: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>, options: NodeAdapterOptions): WrappedListener {
+export function wrap (handler: AppHandler, options: NodeAdapterOptions): WrappedListener {
   const core = createNodeCore(options)
   const log = core.log
-  const app = handler as AppHandler
+  const app = handler
   const ending: NodeEnding<undefined> = {
     app: res => { runHandler(app, res, log) },
     answer: sendAnswer,

@@ -14,7 +14,11 @@ import { sendAnswer } from './send-answer.js'
 // name tables or paths). An answer already begun cannot be replaced: its
 // connection is ended, as Express does.
 
-/** The app's request handler, as `wrap()` takes it: its result, when a promise, is watched. */
+/**
+ * The app's request handler, as `wrap()` takes it: Node's request listener, or
+ * an async one. What it returns is not used, except that a promise it returns
+ * is watched for a rejection (an async handler may return `res.end()`'s value).
+ */
 export type AppHandler = (req: IncomingMessage, res: ServerResponse) => unknown
 
 /** Run `handler` for `res`, answering 500 LITEFS_HANDLER_FAILED when it throws or rejects. */
