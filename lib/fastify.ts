@@ -4,6 +4,7 @@ import { LitefsCore } from './core/proxy.js'
 import { closingAnswer } from './core/send-answer.js'
 import { nextStep, type AdapterHooks, type LitefsAnswer, type LitefsInfo } from './core/request.js'
 import { whenAnswered } from './core/lifecycle.js'
+import { acceptQueued } from './core/accept-queued.js'
 import { deferHead, deferredHead } from './core/deferred-head.js'
 import type { Acknowledgement } from './core/acknowledgement.js'
 import type { PathRules } from './core/path-match.js'
@@ -219,7 +220,9 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
   // With forceCloseConnections Fastify cuts every connection right after: let
   // those 503s leave first (bounded: close must never hang on a client).
   fastify.addHook('preClose', next => {
-    whenAnswered(core.drain(true)).then(() => next(), next) // Fastify answers 503 to every request from here, replicas' reports included
+    // Fastify answers 503 to every request from here, replicas' reports included; one on a
+    // connection still queued when the listener closes would be reset unread instead (accept-queued.ts).
+    whenAnswered(core.drain(true)).then(acceptQueued).then(() => next(), next)
   })
 
   fastify.addHook('onClose', (_instance, next) => {

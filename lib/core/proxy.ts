@@ -5,6 +5,7 @@ import { Classifier } from './classify.js'
 import type { CoreContext } from './context.js'
 import { decide } from './decide.js'
 import { forwardAgents } from './forward-agent.js'
+import { acceptQueued } from './accept-queued.js'
 import { litefsError } from './answers.js'
 import type { LitefsHttpError } from './errors.js'
 import { markerName } from './loop-guard.js'
@@ -254,6 +255,8 @@ export class LitefsCore<C = ServerResponse> {
     await this.ctx.peers?.close()
     await this.lease?.release()
     await this.ctx.agents.close()
+    // Last, as the app closes its server next: a write on a new connection is answered, not reset unread.
+    await acceptQueued()
   }
 }
 

@@ -9,6 +9,7 @@ import { forwardAgents } from '../core/forward-agent.js'
 import type { Logger } from '../core/logger.js'
 import { createNodeCore, runNode, sendAnswer, type NodeAdapterOptions, type NodeEnding } from '../core/node-adapter.js'
 import { resetIdleConnections } from '../core/idle-reset.js'
+import { acceptQueued } from '../core/accept-queued.js'
 import { whenAnswered } from '../core/lifecycle.js'
 import { RESENDS, safeToResend } from '../core/resend.js'
 import type { LitefsCore } from '../core/proxy.js'
@@ -217,6 +218,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
       else res.setHeader('connection', 'close')
     }
     const answered = whenAnswered(core.drain(true)) // held requests: 503 now, before any connection is cut; no report can come in after this
+    await acceptQueued() // a write on a new connection is answered, not reset unread as the listener closes (accept-queued.ts)
     const closed = new Promise<void>(resolve => server.close(() => resolve())) // no new connection from here
     await answered
     server.closeIdleConnections()
