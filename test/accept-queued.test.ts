@@ -18,6 +18,8 @@ import { createSidecar } from '../lib/sidecar/sidecar.js'
 import { lineLogger } from '../lib/sidecar/access-log.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 
+type Test = typeof t
+
 const FORWARDED = 'POST /items HTTP/1.1\r\nhost: x\r\nlitefs-forwarded: node-b\r\ncontent-length: 1\r\n\r\nx'
 
 // Connects, sends the request, tells the main thread, and reports what came back and how it ended.
@@ -51,6 +53,13 @@ function queued (port: number, request: string): Promise<string> {
   return answer
 }
 
+/** A stand-in LiteFS saying this node is the primary, gone when `t` ends. */
+async function primaryFake (t: Test): Promise<FakeLitefs> {
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
+  t.teardown(async () => { await fake.close() })
+  return fake
+}
+
 async function listen (server: Server): Promise<number> {
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   return (server.address() as AddressInfo).port
@@ -67,8 +76,7 @@ async function once (port: number, request: string): Promise<string> {
 }
 
 t.test('node:http: a write queued as close() begins is answered, not reset unread', async t => {
-  const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
-  t.teardown(async () => { await fake.close() })
+  const fake = await primaryFake(t)
   let applied = 0
   const listener = wrap((req, res) => {
     req.resume()
@@ -92,8 +100,7 @@ t.test('node:http: a write queued as close() begins is answered, not reset unrea
 })
 
 t.test('serve: a write queued as the close begins is sent to the app and answered', async t => {
-  const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
-  t.teardown(async () => { await fake.close() })
+  const fake = await primaryFake(t)
   let applied = 0
   const target = createServer((req, res) => {
     req.resume()
@@ -115,8 +122,7 @@ t.test('serve: a write queued as the close begins is sent to the app and answere
 })
 
 t.test('fastify: a write queued as close() begins gets Fastify\'s 503 (nothing applied), not a reset', async t => {
-  const fake = await FakeLitefs.start({ role: 'primary', txid: 1n })
-  t.teardown(async () => { await fake.close() })
+  const fake = await primaryFake(t)
   let applied = 0
   const app = Fastify()
   await app.register(litefs, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1 })
