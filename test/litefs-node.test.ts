@@ -125,6 +125,10 @@ t.test('files only: role from .primary, or from the role option, while the mount
   mkdirSync(join(odd, '.lag'), { recursive: true }) // opens, then cannot be read (EISDIR; EIO or ENOTCONN from a LiteFS going away)
   t.equal(mountFiles(odd).readLag(), undefined, 'a .lag that opens but cannot be read')
   t.equal(mountFiles(odd).live(), false)
+  // The same off the event loop (the health route's read).
+  t.equal(await mountFiles(fake.mount).readLagAsync(), 829)
+  t.equal(await mountFiles(join(fake.mount, 'nowhere')).readLagAsync(), undefined, 'no .lag at all, read asynchronously')
+  t.equal(await mountFiles(odd).readLagAsync(), undefined, 'a .lag that opens but cannot be read, read asynchronously')
 
   rmSync(join(fake.mount, '.primary'))
   s.refresh()

@@ -149,6 +149,59 @@ t.test('authoritative reads, lag and close', async t => {
   await bare.close()
 })
 
+t.test('a driver that reads asynchronously: a wait asks it after the waiter is in place, and no caller waits on it synchronously', async t => {
+  let pos: bigint | undefined = 3n
+  let lag: number | undefined = 40
+  const asked: string[] = []
+  const releases: Array<() => void> = []
+  const later = async <T>(what: string, value: () => T): Promise<T> => {
+    asked.push(what)
+    await new Promise<void>(resolve => releases.push(resolve))
+    return value()
+  }
+  const s = new NodeState({
+    readPosition: () => { throw new Error('no synchronous read') },
+    readLag: () => { throw new Error('no synchronous read') },
+    readPositionAsync: async () => await later('pos', () => pos),
+    readLagAsync: async () => await later('lag', () => lag)
+  })
+  t.equal(s.reached('app.db', 1n), false, 'the cache alone says; the mount is not read')
+  const got: WaitResult[] = []
+  const w = s.waitForPosition('app.db', 2n, 60_000, r => got.push(r))
+  t.ok(w !== undefined, 'held')
+  await until(() => asked.length === 1)
+  t.same(asked, ['pos'], 'the authority is asked once the waiter is in place')
+  releases.shift()?.()
+  await until(() => got.length === 1)
+  t.same(got, ['ready'], 'its answer releases the waiter')
+  t.equal(s.reached('app.db', 3n), true)
+  // Never answered (LiteFS stopped): the wait ends at its deadline.
+  pos = undefined
+  s.waitForPosition('app.db', 9n, 5, r => got.push(r))
+  await until(() => got.length === 2)
+  t.same(got, ['ready', 'timeout'])
+  // The lag: one read for every caller that joined before it started.
+  const lags = [s.lagAfter(), s.lagAfter()]
+  t.equal(lags[0], lags[1], 'callers joining before the read starts share it')
+  await until(() => asked.length === 3)
+  for (const release of releases.splice(0)) release()
+  t.same(await Promise.all(lags), [40, 40])
+  lag = undefined
+  const none = s.lagAfter()
+  await until(() => asked.length === 4)
+  releases.shift()?.()
+  t.equal(await none, undefined)
+  s.setRole('primary')
+  t.equal(s.lagAfter(), 0, 'a primary has no lag: nothing is read')
+  await s.close()
+})
+
+t.test('a driver without an asynchronous lag: lagAfter is readLag', async t => {
+  const s = new NodeState(driver())
+  t.equal(s.lagAfter(), 12)
+  await s.close()
+})
+
 t.test('10,000 held reads released by one change', async t => {
   const s = new NodeState(driver())
   let released = 0

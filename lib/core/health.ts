@@ -62,20 +62,43 @@ export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: 
   const first = target === undefined || 'failed' in target ? undefined : core.reach.check(target.origin, target.url)
   // A replica's probe asking a primary with '*': the answer must list every database there is now.
   const listing = first === undefined && req.headers[PROBE_HEADER] !== undefined && core.state.role === 'primary' ? core.several?.tracked.listNow() : undefined
-  if (listing !== undefined) {
-    return listing.then(() => {
-      info.answer = health(core)
-      return info
-    })
-  }
-  if (first === undefined) {
-    info.answer = health(core)
+  const before = first ?? listing
+  const answer = (facts: MountFacts): LitefsInfo => {
+    info.answer = health(core, facts)
     return info
   }
-  return first.then(() => {
-    info.answer = health(core)
-    return info
-  })
+  return before === undefined ? mountFacts(core).then(answer) : before.then(() => mountFacts(core)).then(answer)
+}
+
+/**
+ * What the health answer reads from LiteFS's mount: the replica's `.lag`, and
+ * the positions `-pos` must give (positionOf). Empty when LiteFS is not up.
+ */
+export interface MountFacts {
+  lag: number | undefined
+  positions: ReadonlyMap<string, bigint | undefined>
+}
+
+/** The databases whose position health takes from `-pos` (positionOf), main first. */
+function fromPos<C> (core: CoreContext<C>): string[] {
+  const state = core.state
+  const names = core.several !== undefined ? core.several.tracked.now() : core.options.db === undefined ? [] : [core.options.db]
+  return names.filter(db => state.role === 'primary' || state.position(db) === 0n)
+}
+
+/**
+ * The mount facts for the health route, read on the thread pool (shared with
+ * the reads under way: NodeState), so a LiteFS that does not answer on its
+ * mount (stopped: FUSE blocks whoever reads) leaves this answer pending, and a
+ * balancer's own timeout takes the node out, while the event loop serves on.
+ */
+async function mountFacts<C> (core: CoreContext<C>): Promise<MountFacts> {
+  const state = core.state
+  state.refresh()
+  if (state.litefs !== 'up') return { lag: undefined, positions: new Map() }
+  const dbs = fromPos(core)
+  const [lag, ...positions] = await Promise.all([state.lagAfter(), ...dbs.map(async db => await state.positionAfter(db))])
+  return { lag, positions: new Map(dbs.map((db, i) => [db, positions[i]])) }
 }
 
 /**
@@ -83,17 +106,24 @@ export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: 
  * itself (replicas probe it), else the replica's own — from `-pos` too while
  * no event has named it yet (a database `'*'` found in the mount).
  */
-function positionOf<C> (core: CoreContext<C>, db: string): string {
+function positionOf<C> (core: CoreContext<C>, db: string, facts: MountFacts | undefined): string {
   const state = core.state
   const known = state.position(db)
-  return formatTxid(state.role === 'primary' || known === 0n ? state.readPosition(db) ?? known : known)
+  if (state.role !== 'primary' && known !== 0n) return formatTxid(known)
+  // A database listed after the facts were read has none: what is known stands.
+  return formatTxid((facts === undefined ? state.readPosition(db) : facts.positions.get(db)) ?? known)
 }
 
-export function health<C> (core: CoreContext<C>): LitefsAnswer {
+/**
+ * The health answer. Given `facts` (the route: mountFacts), from them; else
+ * from synchronous reads of the mount (the public `health()`: it blocks while
+ * LiteFS does not answer on its mount).
+ */
+export function health<C> (core: CoreContext<C>, facts?: MountFacts): LitefsAnswer {
   const state = core.state
-  state.refresh()
+  if (facts === undefined) state.refresh()
   const up = state.litefs === 'up'
-  const lag = up ? state.readLag() : undefined
+  const lag = !up ? undefined : facts === undefined ? state.readLag() : facts.lag
   const max = core.options.maxLag
   const db = core.options.db
   const fence = state.fence
@@ -112,10 +142,10 @@ export function health<C> (core: CoreContext<C>): LitefsAnswer {
     primary: state.primaryHostname ?? null,
     lag: lag ?? null,
     // The main database's (replicas' probes read it: primary-probe.ts); null for `'*'` alone.
-    txid: db === undefined ? null : positionOf(core, db)
+    txid: db === undefined ? null : positionOf(core, db, facts)
   }
   // Several databases: each one's position, main first.
-  if (core.several !== undefined) body.databases = Object.fromEntries(core.several.tracked.now().map(name => [name, positionOf(core, name)]))
+  if (core.several !== undefined) body.databases = Object.fromEntries(core.several.tracked.now().map(name => [name, positionOf(core, name, facts)]))
   // Its peers, on the primary they report to: who is connected and how far behind.
   if (core.peers !== undefined && state.role === 'primary') body.peers = core.peers.view(db as string).map(({ hostname, candidate, connected, behind }) => ({ hostname, candidate, connected, behind }))
   if (fence !== undefined && state.role === 'primary') body.lease = fence.view === 'other' ? { holder: fence.holder } : fence.view

@@ -187,6 +187,7 @@ export class LitefsDriver implements StateDriver {
   readPositionAsync = (db: string): Promise<bigint | undefined> => this.files.readPositionAsync(db)
   readPositionsAsync = (dbs: readonly string[]): Promise<Array<bigint | undefined>> => this.files.readPositionsAsync(dbs)
   readLag = (): number | undefined => this.files.readLag()
+  readLagAsync = (): Promise<number | undefined> => this.files.readLagAsync()
 
   refresh = (): void => {
     if (this.opts.api === false) this.refreshFromFiles()
@@ -323,12 +324,24 @@ export class LitefsDriver implements StateDriver {
   private readonly tick = (): void => {
     this.poll = undefined
     if (this.wantsCondition) this.refresh()
-    for (const db of this.demanded) {
-      const pos = this.files.readPosition(db)
-      if (pos !== undefined) this.state.setPosition(db, pos)
+    // Off the event loop (a stopped LiteFS blocks whoever reads its mount), and
+    // one batch at a time: a mount that does not answer holds one read, not one a poll.
+    if (this.polled === undefined && this.demanded.size > 0) {
+      const dbs = [...this.demanded]
+      this.polled = this.files.readPositionsAsync(dbs).then(positions => {
+        this.polled = undefined
+        if (this.closed) return
+        dbs.forEach((db, i) => {
+          const pos = positions[i]
+          if (pos !== undefined) this.state.setPosition(db, pos)
+        })
+      })
     }
     this.schedule()
   }
+
+  /** The polls' read of the awaited positions, while on its way. */
+  private polled: Promise<void> | undefined
 }
 
 /** A NodeState fed by a real LiteFS node. Close it to end its stream and timers. */

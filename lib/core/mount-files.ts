@@ -1,4 +1,5 @@
 import { close, openSync, readdirSync, readSync } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PosFiles } from './pos-file.js'
 
@@ -21,6 +22,8 @@ export interface MountFiles {
   readPrimary: () => string | undefined
   /** `.lag` (`%+010d\n`, milliseconds), or undefined when absent or malformed. */
   readLag: () => number | undefined
+  /** The same, read on the thread pool (open, read, close). Never rejects. */
+  readLagAsync: () => Promise<number | undefined>
   /**
    * Whether LiteFS answers on the mount now: `.lag` exists on every live LiteFS
    * mount, primary or replica. A dead mount answers ENOTCONN, an unmounted one
@@ -56,6 +59,24 @@ function readFresh (path: string): string | undefined {
   return content
 }
 
+/** readFresh on the thread pool: undefined when the file cannot be opened or read. */
+async function readFreshAsync (path: string): Promise<string | undefined> {
+  let file: FileHandle
+  try {
+    file = await open(path, 'r')
+  } catch {
+    return undefined
+  }
+  try {
+    const { bytesRead, buffer } = await file.read(Buffer.alloc(64), 0, 64, 0) // .lag is 11 bytes
+    return buffer.toString('latin1', 0, bytesRead)
+  } catch {
+    return undefined // EIO, ENOTCONN: LiteFS went away between open and read
+  } finally {
+    file.close().catch(ignore)
+  }
+}
+
 function hostname (content: string | undefined): string | undefined {
   const h = content?.trim()
   return h === undefined || h === '' ? undefined : h
@@ -77,6 +98,7 @@ export function mountFiles (mount: string): MountFiles {
     readPositionsAsync: dbs => pos.readMany(dbs),
     readPrimary: () => hostname(readFresh(primaryPath)),
     readLag: () => parseLag(readFresh(lagPath)),
+    readLagAsync: async () => parseLag(await readFreshAsync(lagPath)),
     live: () => readFresh(lagPath) !== undefined,
     databases: () => {
       let names: string[] = []

@@ -52,6 +52,8 @@ export interface StateDriver {
   readPositionsAsync?: (dbs: readonly string[]) => Promise<Array<bigint | undefined>>
   /** Replication lag in milliseconds, or undefined when unknown. */
   readLag: () => number | undefined
+  /** The same, from a read that starts after the call, off the event loop (LiteFS: `.lag` on FUSE). Never rejects. Without it, `readLag` serves. */
+  readLagAsync?: () => Promise<number | undefined>
   /** Bring role and primary up to date before a write is decided (cheap; may do nothing). */
   refresh?: () => void
   /**
@@ -158,8 +160,35 @@ export class NodeState {
     return shared.join()
   }
 
+  /**
+   * Whether `db` is known to be at `txid` or past it without waiting: by the
+   * cached position, or by the authority when the driver reads it
+   * synchronously (the dev cluster, in memory). A driver that reads
+   * asynchronously (LiteFS's FUSE mount) is not asked here: a mount that never
+   * answers (LiteFS stopped) would stop the event loop with it. A wait for the
+   * position asks it (waitForPosition).
+   */
+  reached (db: string, txid: bigint): boolean {
+    return this.position(db) >= txid || (this.driver.readPositionAsync === undefined && (this.readPosition(db) ?? 0n) >= txid)
+  }
+
   readLag (): number | undefined {
     return this.role === 'primary' ? 0 : this.driver.readLag()
+  }
+
+  private lagRead: SharedRead<number | undefined> | undefined
+
+  /**
+   * The lag (ms) from a read that starts after this call, shared with every
+   * caller that joins before it starts: at most one read waits on the mount
+   * however many ask (a stopped LiteFS holds it, and a thread of the pool,
+   * until it answers). At once on a primary, or when the driver reads synchronously.
+   */
+  lagAfter (): number | undefined | Promise<number | undefined> {
+    const read = this.driver.readLagAsync
+    if (this.role === 'primary' || read === undefined) return this.readLag()
+    this.lagRead ??= new SharedRead(read)
+    return this.lagRead.join()
   }
 
   refresh (): void {
@@ -302,7 +331,7 @@ export class NodeState {
    */
   waitForPosition (db: string, txid: bigint, timeoutMs: number, done: (r: WaitResult) => void): Waiter | undefined {
     if (this.closed) { done('closed'); return undefined }
-    if (this.position(db) >= txid) { done('ready'); return undefined }
+    if (this.reached(db, txid)) { done('ready'); return undefined }
     const now = performance.now()
     const w = new Waiter(db, txid, now, now + timeoutMs, done)
     let heap = this.waiting.get(db)
@@ -311,6 +340,10 @@ export class NodeState {
     heap.push(w)
     this.track(w)
     if (fresh) this.changedDemand()
+    // The cached position may trail LiteFS's (its event comes after the
+    // commit): the authority is asked now that the waiter is in place, and its
+    // answer releases it (raised positions only: positionAfter).
+    if (this.driver.readPositionAsync !== undefined) void this.positionAfter(db)
     return w
   }
 

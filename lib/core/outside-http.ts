@@ -114,7 +114,7 @@ export async function waitForToken<C> (core: CoreContext<C>, log: Logger, token:
   let hex = formatTxid(wanted[0][1])
   for (const [db, txid] of wanted) {
     hex = formatTxid(txid)
-    if (state.role === 'primary' || state.position(db) >= txid || (state.readPosition(db) ?? 0n) >= txid) continue
+    if (state.role === 'primary' || state.reached(db, txid)) continue
     const result = await waitOutside(core, 'position', hex, signal, done => {
       const w = state.waitForPosition(db, txid, Math.max(0, deadline - performance.now()), done)
       // The primary's position settles a TXID it is behind; it is asked on the port reads arrive on.

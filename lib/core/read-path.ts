@@ -62,7 +62,7 @@ function readNow<C> (core: CoreContext<C>, c: C, info: LitefsInfo, wanted: Wante
   // satisfied by waiting (see DESIGN §3.4).
   if (wanted.length === 0 || state.role === 'primary') return info
   for (const [db, txid] of wanted) {
-    if (state.position(db) >= txid || (state.readPosition(db) ?? 0n) >= txid) continue
+    if (state.reached(db, txid)) continue
     return hold(core, c, info, wanted, db, txid, deadline, started === 0 ? performance.now() : started)
   }
   return info
