@@ -77,13 +77,8 @@ export function healthFor<C> (core: CoreContext<C>, req: IncomingMessage, info: 
 export interface MountFacts {
   lag: number | undefined
   positions: ReadonlyMap<string, bigint | undefined>
-}
-
-/** The databases whose position health takes from `-pos` (positionOf), main first. */
-function fromPos<C> (core: CoreContext<C>): string[] {
-  const state = core.state
-  const names = core.several !== undefined ? core.several.tracked.now() : core.options.db === undefined ? [] : [core.options.db]
-  return names.filter(db => state.role === 'primary' || state.position(db) === 0n)
+  /** Several databases: the ones tracked when the facts were read (the answer lists these). */
+  databases: readonly string[] | undefined
 }
 
 /**
@@ -95,10 +90,12 @@ function fromPos<C> (core: CoreContext<C>): string[] {
 async function mountFacts<C> (core: CoreContext<C>): Promise<MountFacts> {
   const state = core.state
   state.refresh()
-  if (state.litefs !== 'up') return { lag: undefined, positions: new Map() }
-  const dbs = fromPos(core)
+  const databases = core.several?.tracked.now()
+  if (state.litefs !== 'up') return { lag: undefined, positions: new Map(), databases }
+  // The positions health takes from `-pos` (positionOf), main first.
+  const dbs = (databases ?? [core.options.db as string]).filter(db => state.role === 'primary' || state.position(db) === 0n)
   const [lag, ...positions] = await Promise.all([state.lagAfter(), ...dbs.map(async db => await state.positionAfter(db))])
-  return { lag, positions: new Map(dbs.map((db, i) => [db, positions[i]])) }
+  return { lag, positions: new Map(dbs.map((db, i) => [db, positions[i]])), databases }
 }
 
 /**
@@ -145,7 +142,7 @@ export function health<C> (core: CoreContext<C>, facts?: MountFacts): LitefsAnsw
     txid: db === undefined ? null : positionOf(core, db, facts)
   }
   // Several databases: each one's position, main first.
-  if (core.several !== undefined) body.databases = Object.fromEntries(core.several.tracked.now().map(name => [name, positionOf(core, name, facts)]))
+  if (core.several !== undefined) body.databases = Object.fromEntries((facts?.databases ?? core.several.tracked.now()).map(name => [name, positionOf(core, name, facts)]))
   // Its peers, on the primary they report to: who is connected and how far behind.
   if (core.peers !== undefined && state.role === 'primary') body.peers = core.peers.view(db as string).map(({ hostname, candidate, connected, behind }) => ({ hostname, candidate, connected, behind }))
   if (fence !== undefined && state.role === 'primary') body.lease = fence.view === 'other' ? { holder: fence.holder } : fence.view

@@ -8,6 +8,7 @@
  * mount-check.ts's; sharing one per mount is shared-node.ts's.
  */
 import { performance } from 'node:perf_hooks'
+import { SharedRead } from './shared-read.js'
 import { disagreement } from './api-mount.js'
 import { ENDED, EventsFeed } from './events-feed.js'
 import { MountCheck } from './mount-check.js'
@@ -325,23 +326,20 @@ export class LitefsDriver implements StateDriver {
     this.poll = undefined
     if (this.wantsCondition) this.refresh()
     // Off the event loop (a stopped LiteFS blocks whoever reads its mount), and
-    // one batch at a time: a mount that does not answer holds one read, not one a poll.
-    if (this.polled === undefined && this.demanded.size > 0) {
-      const dbs = [...this.demanded]
-      this.polled = this.files.readPositionsAsync(dbs).then(positions => {
-        this.polled = undefined
-        if (this.closed) return
-        dbs.forEach((db, i) => {
-          const pos = positions[i]
-          if (pos !== undefined) this.state.setPosition(db, pos)
-        })
-      })
-    }
+    // shared: a mount that does not answer holds one read, not one a poll.
+    void this.polled.join()
     this.schedule()
   }
 
-  /** The polls' read of the awaited positions, while on its way. */
-  private polled: Promise<void> | undefined
+  /** The polls' read of the awaited positions (set as read: a re-synced replica may go back). */
+  private readonly polled = new SharedRead(async () => {
+    const dbs = [...this.demanded]
+    const positions = await this.files.readPositionsAsync(dbs)
+    dbs.forEach((db, i) => {
+      const pos = positions[i]
+      if (pos !== undefined) this.state.setPosition(db, pos)
+    })
+  })
 }
 
 /** A NodeState fed by a real LiteFS node. Close it to end its stream and timers. */

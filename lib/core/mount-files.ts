@@ -67,14 +67,15 @@ async function readFreshAsync (path: string): Promise<string | undefined> {
   } catch {
     return undefined
   }
+  let content: string | undefined
   try {
     const { bytesRead, buffer } = await file.read(Buffer.alloc(64), 0, 64, 0) // .lag is 11 bytes
-    return buffer.toString('latin1', 0, bytesRead)
+    content = buffer.toString('latin1', 0, bytesRead)
   } catch {
-    return undefined // EIO, ENOTCONN: LiteFS went away between open and read
-  } finally {
-    file.close().catch(ignore)
+    content = undefined // EIO, ENOTCONN: LiteFS went away between open and read
   }
+  file.close().catch(ignore)
+  return content
 }
 
 function hostname (content: string | undefined): string | undefined {

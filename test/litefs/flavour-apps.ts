@@ -6,7 +6,7 @@ import Database from 'better-sqlite3'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import type { LitefsCluster } from '../../lib/testing/litefs-cluster.js'
+import type { LitefsCluster, LitefsNode } from '../../lib/testing/litefs-cluster.js'
 import { frameworkApp, type Handler } from '../helpers/framework-apps.js'
 import { createSidecar } from '../../lib/sidecar/sidecar.js'
 import { lineLogger } from '../../lib/sidecar/access-log.js'
@@ -41,6 +41,22 @@ export async function startApp (flavour: Flavour, options: Record<string, unknow
     state: sidecar.core.state,
     stats: () => sidecar.core.stats(),
     close: async () => { await sidecar.close(); target.closeAllConnections(); await new Promise(resolve => target.close(resolve)) }
+  }
+}
+
+/**
+ * `POST /notes`: inserts a row into `db` on `node`'s mount, then answers 201
+ * `{}`, as an app commits before it answers (a framework may have read the body already).
+ */
+export function insertNote (node: LitefsNode, db: string, text: string, timeout = 250): Handler {
+  return (req, res) => {
+    const commit = (): void => {
+      const handle = new Database(join(node.mount, db), { fileMustExist: true, timeout })
+      try { handle.prepare('INSERT INTO notes (text) VALUES (?)').run(text) } finally { handle.close() }
+      res.writeHead(201, { 'content-type': 'application/json' }).end('{}')
+    }
+    if (req.readableEnded) commit()
+    else req.resume().on('end', commit)
   }
 }
 

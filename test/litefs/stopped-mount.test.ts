@@ -17,11 +17,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { request } from 'undici'
 import { startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
 import type { Handler } from '../helpers/framework-apps.js'
-import { FLAVOURS, createNotes, quiet, ready as readyFor, startApp, until, type App, type Flavour } from './flavour-apps.js'
+import { FLAVOURS, createNotes, insertNote, quiet, ready as readyFor, startApp, until, type App, type Flavour } from './flavour-apps.js'
 import { wrap } from '../../lib/http.js'
 import { leavesNothingBehind } from './leftovers.js'
-import Database from 'better-sqlite3'
-import { join } from 'node:path'
 
 const DB = 'app.db'
 /** The bound on a stop: the watchdog resumes LiteFS after this long whatever happens here (ms). */
@@ -31,16 +29,7 @@ let cluster: LitefsCluster
 
 function routes (node: LitefsNode): Record<string, Handler> {
   return {
-    'POST /notes': (req, res) => {
-      const commit = (): void => {
-        const db = new Database(join(node.mount, DB), { fileMustExist: true, timeout: 1000 })
-        try { db.prepare('INSERT INTO notes (text) VALUES (?)').run('stopped-mount') } finally { db.close() }
-        res.writeHead(201, { 'content-type': 'application/json' }).end('{}')
-      }
-      // A framework may have read the body already.
-      if (req.readableEnded) commit()
-      else req.resume().on('end', commit)
-    },
+    'POST /notes': insertNote(node, DB, 'stopped-mount', 1000),
     // Neither route opens SQLite: on a stopped replica it would block this process.
     'GET /notes': (_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"served":true}') },
     'GET /ping': (_req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }).end('pong') }

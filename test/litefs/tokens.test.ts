@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { startLitefsCluster, type LitefsCluster, type LitefsNode } from '../../lib/testing/litefs-cluster.js'
 import type { Handler } from '../helpers/framework-apps.js'
-import { FLAVOURS, createNotes, hex, quiet, ready as readyFor, startApp, until, type App, type Flavour } from './flavour-apps.js'
+import { FLAVOURS, createNotes, insertNote, hex, quiet, ready as readyFor, startApp, until, type App, type Flavour } from './flavour-apps.js'
 import { wrap } from '../../lib/http.js'
 import { leavesNothingBehind } from './leftovers.js'
 
@@ -25,15 +25,7 @@ const posNow = (node: LitefsNode): string => readFileSync(join(node.mount, `${DB
 
 function routes (node: LitefsNode): Record<string, Handler> {
   return {
-    'POST /notes': (req, res) => {
-      const commit = (): void => {
-        const db = new Database(join(node.mount, DB), { fileMustExist: true, timeout: 250 })
-        try { db.prepare('INSERT INTO notes (text) VALUES (?)').run('token') } finally { db.close() }
-        res.writeHead(201, { 'content-type': 'application/json' }).end('{}')
-      }
-      if (req.readableEnded) commit()
-      else req.resume().on('end', commit)
-    },
+    'POST /notes': insertNote(node, DB, 'token'),
     'GET /notes': (req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ position: posNow(node), stale: req.litefs?.stale ?? null }))
     }
