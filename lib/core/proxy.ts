@@ -185,7 +185,9 @@ export class LitefsCore<C = ServerResponse> {
   /**
    * The health check's answer: 200 `ok`; 503 `unavailable` while LiteFS on this
    * node does not answer (event stream lost, mount dead); 503 `lagging` when the
-   * lag is above `maxLag` (or unknown).
+   * lag is above `maxLag` (or unknown). It reads LiteFS's mount synchronously
+   * (`.lag`, `-pos`), so it blocks while LiteFS does not answer there; the
+   * health route reads them off the event loop (health.ts).
    */
   health (): LitefsAnswer {
     return health(this.ctx)
