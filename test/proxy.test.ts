@@ -99,6 +99,11 @@ t.test('health reports what it knows', async t => {
   e.state.setRole('primary')
   e.state.setPosition('app.db', 2n)
   t.equal(JSON.parse(e.health().body).txid, '0000000000000002', 'a primary without -pos yet: the last known position')
+  // Several databases, asked from code (no route, no facts read beforehand): each one, read now.
+  const f = core({ db: ['app.db', 'cache.db'] }, 6n, 0)
+  f.state.setRole('primary')
+  t.same(JSON.parse(f.health().body).databases, { 'app.db': '0000000000000006', 'cache.db': '0000000000000006' }, 'core.health() with several databases')
+  await f.close()
   await c.close()
   await d.close()
   await e.close()
