@@ -94,7 +94,7 @@ async function mountFacts<C> (core: CoreContext<C>): Promise<MountFacts> {
   if (state.litefs !== 'up') return { lag: undefined, positions: new Map(), databases }
   // The positions health takes from `-pos` (positionOf), main first.
   const dbs = (databases ?? [core.options.db as string]).filter(db => state.role === 'primary' || state.position(db) === 0n)
-  const [lag, ...positions] = await Promise.all([state.lagAfter(), ...dbs.map(async db => await state.positionAfter(db))])
+  const [lag, ...positions] = await Promise.all([state.lagAfter(), ...dbs.map(db => state.positionAfter(db))])
   return { lag, positions: new Map(dbs.map((db, i) => [db, positions[i]])), databases }
 }
 
