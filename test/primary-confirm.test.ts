@@ -6,12 +6,12 @@ import { performance } from 'node:perf_hooks'
 import { PrimaryConfirmation } from '../lib/core/primary-confirm.js'
 import { until } from './helpers/fake-litefs.js'
 
-/** `.lag` as LiteFS computes it: now − the instant of the last frame (undefined: unreadable). */
-function lagFile (): { read: () => number | undefined, contactAt: (at: number | undefined) => void, reads: () => number } {
+/** `.lag` as LiteFS computes it: now − the instant of the last frame (undefined: unreadable), read asynchronously as the mount is. */
+function lagFile (): { read: () => Promise<number | undefined>, contactAt: (at: number | undefined) => void, reads: () => number } {
   let contact: number | undefined = performance.now() - 5000
   let reads = 0
   return {
-    read: () => { reads++; return contact === undefined ? undefined : Math.round(performance.now() - contact) },
+    read: async () => { reads++; return contact === undefined ? undefined : Math.round(performance.now() - contact) },
     contactAt: at => { contact = at },
     reads: () => reads
   }
@@ -19,14 +19,17 @@ function lagFile (): { read: () => number | undefined, contactAt: (at: number | 
 
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
 
-t.test('a snapshot with a fresh .lag is believed at once; a stale one waits for a frame', async t => {
+t.test('a snapshot with a fresh .lag is believed at its first read; a stale one waits for a frame', async t => {
   const lag = lagFile()
   const got: string[] = []
   const c = new PrimaryConfirmation(lag.read, h => got.push(h))
   lag.contactAt(performance.now() - 10)
   c.announce('node-a', true)
+  t.equal(c.pending, 'node-a', 'pending while .lag is read')
+  await until(() => got.length === 1)
   t.same(got, ['node-a'], 'heard from it within the heartbeat interval: connected')
   t.equal(c.pending, undefined)
+  t.equal(lag.reads(), 1, 'one read')
 
   lag.contactAt(performance.now() - 5000)
   c.announce('node-b', true)
@@ -102,5 +105,55 @@ t.test('an announcement that stands without contact is checked less often after 
   await sleep(300)
   t.ok(lag.reads() - early < 10, 'slower checks (no assertion on time, only on how many)')
   t.same(got, [])
+  c.cancel()
+})
+
+t.test('a .lag read that never answers (LiteFS stopped) leaves the announcement pending and the event loop free', async t => {
+  let reads = 0
+  const got: string[] = []
+  const c = new PrimaryConfirmation(async () => { reads++; return await new Promise<number | undefined>(() => {}) }, h => got.push(h))
+  c.announce('node-g', true)
+  for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve)) // the loop turns
+  t.equal(reads, 1, 'one read in flight, no second one queued behind it')
+  t.equal(c.pending, 'node-g')
+  t.same(got, [])
+  c.cancel()
+})
+
+t.test('an answer that comes after a cancel or a newer announcement is dropped', async t => {
+  const resolvers: Array<(lag: number | undefined) => void> = []
+  const got: string[] = []
+  const c = new PrimaryConfirmation(async () => await new Promise<number | undefined>(resolve => { resolvers.push(resolve) }), h => got.push(h))
+  c.announce('node-h', true)
+  c.cancel()
+  resolvers[0](5) // fresh: would have confirmed node-h
+  await sleep(20)
+  t.same(got, [], 'cancelled: its read\'s answer is about nothing pending')
+  c.announce('node-i', true)
+  c.announce('node-j', true) // LiteFS named another before the first read answered
+  resolvers[1](5)
+  await sleep(20)
+  t.same(got, [], 'node-i was replaced')
+  resolvers[2](5)
+  await until(() => got.length === 1)
+  t.same(got, ['node-j'])
+})
+
+t.test('slow reads (a busy loop, a LiteFS that paused) widen the span in doubt: they never prove a frame', async t => {
+  // LiteFS computes the lag at the start of each read; the first answer reaches
+  // the loop at once, every later one 60 ms after. Nothing arrives from the
+  // primary: the instant of the last frame stands still.
+  const contact = performance.now() - 3000
+  let reads = 0
+  const got: string[] = []
+  const c = new PrimaryConfirmation(async () => {
+    reads++
+    const lag = Math.round(performance.now() - contact)
+    if (reads > 1) await sleep(60)
+    return lag
+  }, h => got.push(h))
+  c.announce('node-k', false)
+  await until(() => reads >= 5, 'sampled a few times')
+  t.same(got, [], 'a 60 ms delay is no frame (stamped when the answer came, the instant would move 60 ms > MOVED)')
   c.cancel()
 })

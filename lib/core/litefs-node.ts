@@ -82,7 +82,7 @@ export class LitefsDriver implements StateDriver {
       this.state.fence = this.fence
       this.fenceAgent = agent
     }
-    this.confirmation = new PrimaryConfirmation(this.files.readLag, hostname => {
+    this.confirmation = new PrimaryConfirmation(this.files.readLagAsync, hostname => {
       if (this.state.litefs === 'up') this.state.setRole('replica', hostname)
     })
     if (this.opts.api === false) {

@@ -30,32 +30,41 @@ export class PrimaryConfirmation {
   /** The announced hostname not yet confirmed, if any. */
   pending: string | undefined
   private since = 0
-  private contact: number | undefined
+  // The instant of the last frame, as the first readable sample bounds it: [earliest, latest] (ms).
+  private contact: [number, number] | undefined
   private timer: NodeJS.Timeout | undefined
+  // Each announce and cancel starts a new one: a `.lag` read that began before
+  // is about an announcement no longer pending, and its answer is dropped.
+  private generation = 0
 
   /**
-   * @param readLag `.lag` in ms now (a fresh read), undefined when unreadable.
+   * @param readLag `.lag` in ms from a read that starts now, undefined when
+   *   unreadable. Read off the event loop (LiteFS's mount: the thread pool), one
+   *   read at a time: a LiteFS that stops answering during a failover leaves the
+   *   announcement pending, never the process (the walk-6 fault's other input).
    * @param confirmed called once with the hostname when the connection is proven.
    */
   constructor (
-    private readonly readLag: () => number | undefined,
+    private readonly readLag: () => Promise<number | undefined>,
     private readonly confirmed: (hostname: string) => void
   ) {}
 
   /**
    * LiteFS named `hostname` as the primary. `snapshot`: it comes from the first
    * line of a subscription (or the first look at the files), which describes the
-   * present rather than a change.
+   * present rather than a change. Pending from now on; confirmed, at the soonest,
+   * once the first `.lag` read answers.
    */
   announce (hostname: string, snapshot: boolean): void {
     if (hostname === this.pending) return // already being confirmed
     this.cancel()
-    const lag = this.readLag()
-    if (snapshot && lag !== undefined && lag < FRESH) return this.confirmed(hostname)
     this.pending = hostname
     this.since = performance.now()
-    this.contact = lag === undefined ? undefined : this.since - lag
-    this.arm()
+    this.contact = undefined
+    this.sample((lag, started, ended) => {
+      if (snapshot && lag !== undefined && lag < FRESH) return this.confirm()
+      this.check(lag, started, ended)
+    })
   }
 
   /** LiteFS no longer names this primary (or any): nothing is pending. */
@@ -63,29 +72,51 @@ export class PrimaryConfirmation {
     clearTimeout(this.timer)
     this.timer = undefined
     this.pending = undefined
+    this.generation++
+  }
+
+  /**
+   * Reads `.lag` and hands it to `then` with when the read started and ended,
+   * unless the announcement changed meanwhile. LiteFS computed the lag at some
+   * instant between the two (the read is queued on the thread pool, then waits
+   * for the event loop), so the last frame's instant is known within that span.
+   */
+  private sample (then: (lag: number | undefined, started: number, ended: number) => void): void {
+    const generation = this.generation
+    const started = performance.now()
+    void this.readLag().then(lag => {
+      if (generation === this.generation) then(lag, started, performance.now())
+    })
+  }
+
+  private confirm (): void {
+    const hostname = this.pending as string
+    this.cancel()
+    this.confirmed(hostname)
   }
 
   private arm (): void {
     const waited = performance.now() - this.since
-    this.timer = setTimeout(this.check, waited < 1000 ? FAST : SLOW)
+    this.timer = setTimeout(this.tick, waited < 1000 ? FAST : SLOW)
     this.timer.unref() // never what keeps a process alive
   }
 
-  private readonly check = (): void => {
-    const hostname = this.pending as string
-    const now = performance.now()
-    const lag = this.readLag()
+  private readonly tick = (): void => { this.sample(this.check) }
+
+  private readonly check = (lag: number | undefined, started: number, ended: number): void => {
     let proven: boolean
     if (lag === undefined) {
-      proven = this.contact === undefined && now - this.since >= SETTLE
+      proven = this.contact === undefined && ended - this.since >= SETTLE
     } else if (this.contact === undefined) {
-      this.contact = now - lag // first readable sample: the baseline
+      this.contact = [started - lag, ended - lag] // first readable sample: the baseline
       proven = false
     } else {
-      proven = Math.abs(now - lag - this.contact) > MOVED
+      // Moved, in either direction, by more than both spans leave in doubt: a
+      // slow read (a busy loop, a LiteFS that paused) widens them, never proves.
+      const [earliest, latest] = this.contact
+      proven = started - lag - latest > MOVED || earliest - (ended - lag) > MOVED
     }
-    if (!proven) return this.arm()
-    this.cancel()
-    this.confirmed(hostname)
+    if (proven) this.confirm()
+    else this.arm()
   }
 }
