@@ -35,6 +35,10 @@ async function app (t: Test, fake: FakeLitefs | undefined, port = 0): Promise<Ap
         return
       }
       if (req.method === 'POST' && fake !== undefined) fake.advance(fake.txid + 1n, { event: false })
+      if (req.url === '/commit-then-fail') { // committed, then failed while rendering (as Django's 500 after a save)
+        res.writeHead(500, { 'content-type': 'text/html' })
+        return res.end('<h1>Server Error (500)</h1>')
+      }
       res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json', 'set-cookie': 'app=1; Path=/' })
       res.end(JSON.stringify({ method: req.method, url: req.url, body }))
     })
@@ -97,6 +101,14 @@ t.test('a write on the primary reaches the app once and gets the __txid cookie; 
   t.equal(got?.headers['litefs-forwarded'], undefined, 'no loop marker towards the app')
   const line = JSON.parse(lines.find(l => l.includes('"POST"')) as string)
   t.match(line, { level: 'info', msg: 'request', method: 'POST', path: '/notes?x=1', status: 201, kind: 'write', role: 'primary', txid: '000000000000000b' })
+})
+
+t.test('a write the app answers 500 after its commit still gets the cookie: the next read must see that write', async t => {
+  const { primary } = await pair(t)
+  const res = await request(`${primary.url}/commit-then-fail`, { method: 'POST', body: 'x' })
+  t.equal(res.statusCode, 500)
+  t.equal(await res.body.text(), '<h1>Server Error (500)</h1>', "the app's answer, as it sent it")
+  t.same(res.headers['set-cookie'], '__txid=000000000000000b; Path=/; HttpOnly; SameSite=Lax; Max-Age=300', 'the position after its commit')
 })
 
 t.test('a write on a replica goes to the primary sidecar and its app; a read with the cookie waits for it', async t => {
