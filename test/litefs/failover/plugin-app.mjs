@@ -16,8 +16,11 @@ const urls = JSON.parse(process.env.PRIMARY_URLS)
 const app = Fastify()
 await app.register(litefs, { db: 'app.db', mount: MOUNT, api: API, primaryUrl: host => urls[host], ...JSON.parse(process.env.OPTIONS ?? '{}') })
 
-// One handle, opened on first use and never creating the file; closed after 1 s
-// idle and the moment LiteFS goes away (README, "Your database handle").
+// One handle, opened on first use and never creating the file, closed the moment
+// LiteFS goes away (README, "Your database handle"). Unlike the README's advice it
+// is also closed after 1 s idle: the suite runs its apps beside LiteFS, not under
+// its exec, so a crash or a lost lease may stop LiteFS before its event stream is
+// seen to end, and an idle handle would then hold the mount it needs to unmount.
 let db
 const closeDb = () => { db?.close(); db = undefined }
 const idle = setTimeout(closeDb, 1000).unref()

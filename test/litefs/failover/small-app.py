@@ -3,7 +3,11 @@
 # tokens and reading them back, naming its node in x-node. It knows nothing of
 # LiteFS: serve does the holding, forwarding and cookies. One SQLite connection,
 # opened on first use (never creating the file), closed after 1 s idle and after
-# any error, so it holds LiteFS's mount as little as it can.
+# any error, so it holds LiteFS's mount as little as it can: the suite runs its
+# apps beside LiteFS, not under its exec (which stops the app before unmounting),
+# and an app behind serve is not told that LiteFS went away. The README's advice
+# for apps under exec (one connection kept for the process) is what
+# examples/docker-compose/python/notes.py does.
 #   NODE, PORT, MOUNT
 import json
 import os
