@@ -18,9 +18,9 @@ await app.register(litefs, { db: 'app.db', mount: MOUNT, api: API, primaryUrl: h
 
 // One handle, opened on first use and never creating the file, closed the moment
 // LiteFS goes away (README, "Your database handle"). Unlike the README's advice it
-// is also closed after 1 s idle: the suite runs its apps beside LiteFS, not under
-// its exec, so a crash or a lost lease may stop LiteFS before its event stream is
-// seen to end, and an idle handle would then hold the mount it needs to unmount.
+// is also closed after 1 s idle, so it holds the mount as little as it can: the
+// suite runs its apps beside LiteFS, not under its exec (which stops the app
+// before LiteFS unmounts), and restarts LiteFS under them fault after fault.
 let db
 const closeDb = () => { db?.close(); db = undefined }
 const idle = setTimeout(closeDb, 1000).unref()
