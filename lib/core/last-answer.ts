@@ -72,6 +72,18 @@ export function decided (req: IncomingMessage, res: ServerResponse, closing: boo
   return true
 }
 
+/**
+ * Whether a request was decided on `res`'s HTTP/1.1 connection after it: a
+ * request the client pipelined behind it, already run or running, whose
+ * answer is queued behind this one. Closing the connection with this answer
+ * would drop that one, its handler's work done (a write applied, never
+ * answered): the connection's last answer is the latest one's to say.
+ */
+export function laterOnConnection (res: ServerResponse): boolean {
+  const latest = (res.req.socket as Connection | null)?.[LATEST]
+  return latest !== undefined && latest !== res
+}
+
 /** At the drain: the latest answer on each of `server`'s connections busy now is that connection's last. Returns how many were marked. */
 export function markLastAnswers (server: Server | undefined): number {
   const list = connectionsOf(server)

@@ -1,5 +1,6 @@
 import { STATUS_CODES, type OutgoingHttpHeaders, type ServerResponse } from 'node:http'
 import { LitefsHttpError } from './errors.js'
+import { laterOnConnection } from './last-answer.js'
 import type { LitefsAnswer } from './request.js'
 
 // Writing one of litefs-proxy's own answers (an error, the health check, a
@@ -8,11 +9,13 @@ import type { LitefsAnswer } from './request.js'
 /**
  * An answer that says this server is shutting down (LITEFS_CLOSED) also closes
  * its HTTP/1.1 connection (`Connection: close`): the client's next request goes
- * to a server that stays. HTTP/2 has no such header; its session is closed by
- * the drain (lifecycle.ts).
+ * to a server that stays. Not when the client pipelined a request behind it
+ * that is already decided: that one's answer is queued behind this one, and the
+ * connection ends after it instead (last-answer.ts). HTTP/2 has no such
+ * header; its session is closed by the drain (lifecycle.ts).
  */
 export function closingAnswer (res: ServerResponse, answer: LitefsAnswer): void {
-  if (answer instanceof LitefsHttpError && answer.code === 'LITEFS_CLOSED' && res.req.httpVersionMajor === 1) res.shouldKeepAlive = false
+  if (answer instanceof LitefsHttpError && answer.code === 'LITEFS_CLOSED' && res.req.httpVersionMajor === 1 && !laterOnConnection(res)) res.shouldKeepAlive = false
 }
 
 /** Write a proxy answer as the response: its status, headers, a JSON type for errors, its length, and its body unless HEAD. */
