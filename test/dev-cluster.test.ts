@@ -460,6 +460,36 @@ t.test('replicas of a dead primary name none until one is promoted; a write mean
   t.notOk(seen.includes('node-1'), 'node-3 never named the stopped primary again')
 })
 
+// Walk 7: a replica that knows no primary answered health 200 ok while its
+// writes got 503 — the same case as `unreachable` (a primary known but down).
+t.test('health: a replica that has known no primary for primaryRedirectTimeout is unreachable, until one is known', async t => {
+  const c = await cluster(t)
+  const [n1, n2, n3] = c.nodes
+  const urls: Record<string, string> = {}
+  for (const node of c.nodes) {
+    const listener = wrap((_req, res) => { res.end('ok') }, { db: c.db, state: node.state, primaryUrl: (host: string) => urls[host], primaryRedirectTimeout: '1s', logger: { debug () {}, info () {}, warn () {}, error () {} } })
+    const server = createServer(listener)
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    urls[node.name] = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    t.teardown(async () => { await listener.close(); server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  }
+  const health = async (name: string): Promise<{ status: number, body: { status: string, primary: string | null, unreachable?: unknown } }> => {
+    const res = await request(`${urls[name]}/litefs/health`)
+    return { status: res.statusCode, body: await res.body.json() as { status: string, primary: string | null, unreachable?: unknown } }
+  }
+  t.equal((await health('node-3')).status, 200, 'a replica with its primary: ok')
+  c.stop(n1)
+  t.same((await health('node-3')).body.status, 'ok', 'no primary for less than primaryRedirectTimeout: a failover may be under way')
+  let answer = await health('node-3')
+  for (let i = 0; i < 300 && answer.status === 200; i++) { await sleep(20); answer = await health('node-3') }
+  t.equal(answer.status, 503)
+  t.same(answer.body, { status: 'unreachable', role: 'replica', primary: null, lag: answer.body.lag, txid: (answer.body as { txid: string }).txid, unreachable: { origin: null, error: 'LiteFS names no primary' } })
+  await c.promote(n2)
+  t.equal((await health('node-3')).status, 200, 'a primary known again: ok at once')
+  t.equal((await health('node-2')).status, 200, 'the new primary')
+  t.equal(n3.state.noPrimarySince, undefined)
+})
+
 t.test('a process that ends without close() leaves no files behind (issue 23: Ctrl-C during npm start)', async t => {
   const clusterDirs = async (dir: string): Promise<string[]> => (await readdir(dir)).filter(n => n.startsWith('litefs-dev-'))
   for (const [mode, code] of [['exit', 4], ['throw', 1], ['sigint', 130]] as const) {

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { noUrlReason } from './primary-url.js'
 import type { IncomingMessage } from 'node:http'
 import type { CoreContext } from './context.js'
@@ -15,7 +16,7 @@ import { formatTxid } from './txid.js'
 // nodes' (a misconfiguration: writes are refused); `fenced` on a primary whose
 // lease Consul does not confirm as its own (lease-fence.ts); `unreachable` on
 // a replica that cannot reach the primary's app to forward writes to
-// (primary-reach.ts); `role-unknown` while LiteFS is up but this node's role
+// (primary-reach.ts), or that has known no primary for `primaryRedirectTimeout`; `role-unknown` while LiteFS is up but this node's role
 // cannot be known (`api: false`, no `.primary`, no `role`: its writes would be
 // held, then refused); `lagging` when the lag is above `maxLag` (or unknown).
 // With `peerSecret`, a primary's also lists its peers (peer-link.ts).
@@ -23,6 +24,8 @@ import { formatTxid } from './txid.js'
 // whether a read's TXID exists (primary-probe.ts).
 
 type Target = { origin: string, url: string } | { failed: Unreachable }
+
+const NO_PRIMARY: Unreachable = { origin: null, error: 'LiteFS names no primary' }
 
 /**
  * The primary's origin and health URL as this node would reach them, when it
@@ -129,7 +132,10 @@ export function health<C> (core: CoreContext<C>, facts?: MountFacts): LitefsAnsw
   const fenced = up && state.role === 'primary' && fence !== undefined && fence.view !== 'mine'
   const mismatch = up ? state.mismatch : undefined
   const target = up ? primaryTarget(core) : undefined
-  const unreachable: Unreachable | undefined = target === undefined ? undefined : 'failed' in target ? target.failed : core.reach.unreachable(target.origin, core.options.primaryRedirectTimeout)
+  // A replica that has known no primary for as long as a write waits for one
+  // (a failover that takes longer, a static primary down): its writes fail too.
+  const orphaned = up && state.role === 'replica' && state.noPrimarySince !== undefined && performance.now() - state.noPrimarySince >= core.options.primaryRedirectTimeout
+  const unreachable: Unreachable | undefined = target === undefined ? (orphaned ? NO_PRIMARY : undefined) : 'failed' in target ? target.failed : core.reach.unreachable(target.origin, core.options.primaryRedirectTimeout)
   const status = !up
     ? 'unavailable'
     : mismatch !== undefined ? 'mismatch' : state.role === 'unknown' ? 'role-unknown' : fenced ? 'fenced' : unreachable !== undefined ? 'unreachable' : max === 0 || (lag !== undefined && lag <= max) ? 'ok' : 'lagging'

@@ -109,6 +109,8 @@ function txidHeap (): IndexedHeap<Waiter> {
 export class NodeState {
   role: Role = 'unknown'
   primaryHostname: string | undefined = undefined
+  /** Since when (performance.now(), ms) this replica has known no primary; undefined while it knows one, or is not a replica. Health reads it. */
+  noPrimarySince: number | undefined = undefined
   /** Whether LiteFS answers now (see LitefsStatus). A state with no driver telling otherwise is `up`. */
   litefs: LitefsStatus = 'up'
   private readonly positions = new Map<string, bigint>()
@@ -274,6 +276,7 @@ export class NodeState {
   setRole (role: Role, primaryHostname?: string): void {
     this.role = role
     this.primaryHostname = role === 'primary' || primaryHostname === '' ? undefined : primaryHostname
+    this.noPrimarySince = role === 'replica' && this.primaryHostname === undefined ? this.noPrimarySince ?? performance.now() : undefined
     for (const listener of this.changeListeners) listener()
     // A primary has every transaction there will be: reads held for a position
     // it lacks (lost in a failover, or forged) cannot be helped by waiting.
