@@ -12,6 +12,14 @@ import type { FakeLitefs } from './helpers/fake-litefs.js'
 import { until } from './helpers/fake-litefs.js'
 import { FLAVOURS, pair } from './helpers/pairs.js'
 import { RawConnection } from './helpers/raw-http.js'
+import { FakeLitefs as FakeLitefsClass } from './helpers/fake-litefs.js'
+import { websocketApp } from './helpers/websocket-apps.js'
+import WebSocket from 'ws'
+import { readFileSync } from 'node:fs'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import { wrap } from '../lib/http.js'
 
 const H2C = { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQCAAAAAAIAAAAA' } // as curl 7.88 sends them
 const WEBSOCKET = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' }
@@ -165,4 +173,52 @@ t.test('serve: a WebSocket handshake the app answers with a head over 256 KiB, o
   gone.destroy()
   giveBack(server, gone, Buffer.alloc(0))
   t.equal(connected, 0, 'a connection already gone is not handed back')
+})
+
+// Walk 7: in-process, an app with a WebSocket listener behind `proxy.upgrade()`
+// (ws) got every `Upgrade: h2c` request — `curl --http2`, POSTs included — and
+// ws answered it 400 or 405: the request never ran. Declined now, as serve does.
+for (const flavour of ['express', 'http', 'serve'] as const) {
+  t.test(`${flavour} with a ws listener: a request asking for h2c is served as a plain request; WebSockets still switch`, async t => {
+    const fake = await FakeLitefsClass.start({ role: 'primary', txid: 5n })
+    t.teardown(async () => { await fake.close() })
+    const app = await websocketApp(t, flavour, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1 }, { connection: ws => { ws.send('hello') } })
+    await until(() => app.state.role === 'primary', 'primary')
+    const c = await RawConnection.open(app.url)
+    t.teardown(() => c.close())
+    c.send('GET', '/page', H2C)
+    let a = await c.answer()
+    t.equal(a.status, 200, 'served, not refused by ws')
+    t.equal(a.body, 'page')
+    if (flavour !== 'express') { // the Express app routes GET /page only
+      c.send('POST', '/page', H2C, 'a body')
+      a = await c.answer()
+      t.equal(a.status, 200, 'a POST asking for h2c, as curl --http2 -d sends it: served')
+      t.equal(a.body, 'page')
+    }
+    c.send('GET', '/page')
+    t.equal((await c.answer()).status, 200, 'the connection goes on in HTTP/1.1')
+    const ws = new WebSocket(app.url.replace('http', 'ws') + '/chat')
+    t.teardown(() => { ws.terminate() })
+    t.equal(await new Promise(resolve => ws.once('message', m => { resolve(String(m)) })), 'hello', 'a WebSocket handshake still reaches the listener')
+  })
+}
+
+t.test('http over TLS with a ws listener: a request asking for h2c is served as a plain request', async t => {
+  const fake = await FakeLitefsClass.start({ role: 'primary', txid: 5n })
+  t.teardown(async () => { await fake.close() })
+  const listener = wrap((_req, res) => { res.end('page') }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, logger: { debug () {}, info () {}, warn () {}, error () {} } })
+  const tls = { key: readFileSync(new URL('./fixtures/tls/key.pem', import.meta.url)), cert: readFileSync(new URL('./fixtures/tls/cert.pem', import.meta.url)) }
+  const server = createHttpsServer(tls, listener)
+  server.on('upgrade', listener.upgrade((_req, socket) => { socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n') }))
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { await listener.close(); server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) })
+  await until(() => listener.core.state.role === 'primary', 'primary')
+  const socket = tlsConnect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', rejectUnauthorized: false })
+  t.teardown(() => { socket.destroy() })
+  let got = ''
+  socket.setEncoding('latin1').on('data', (d: string) => { got += d })
+  socket.write('POST /page HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQCAAAAAAIAAAAA\r\ncontent-length: 6\r\n\r\na body')
+  await until(() => /\r\n\r\npage$/.test(got), 'answered')
+  t.match(got, /^HTTP\/1\.1 200 /, 'served on the TLS connection, not refused by the listener')
 })

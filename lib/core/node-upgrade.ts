@@ -1,4 +1,4 @@
-import { ServerResponse, type IncomingMessage } from 'node:http'
+import { ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { litefsError } from './answers.js'
@@ -6,12 +6,13 @@ import type { LitefsCore } from './proxy.js'
 import { nextStep, type LitefsAnswer, type LitefsInfo } from './request.js'
 import { sendAnswer } from './send-answer.js'
 import { afterAnswerInFlight } from './pipelined.js'
-import { markUpgrade, type UpgradeSocket } from './upgrade-socket.js'
+import { decline } from './upgrade-decline.js'
+import { isWebSocket, markUpgrade, type UpgradeSocket } from './upgrade-socket.js'
 
 // The upgrade entry of the node:http wrapper and the Express middleware: a
 // server's 'upgrade' event (a WebSocket handshake for `ws`, Socket.IO's engine,
 // any upgrade listener) decided as any request, before the app's listener
-// sees it. Passthrough goes to the listener untouched; a read is held until
+// sees it; any other upgrade is declined (upgrade-decline.ts). Passthrough goes to the listener untouched; a read is held until
 // this node has the client's TXID; a handshake on a path that writes
 // (`alwaysForward`) is tunnelled to the primary (tunnel.ts), or handed to the
 // listener on the primary itself. An answer of litefs-proxy's own (504 for a
@@ -27,6 +28,14 @@ export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffe
 /** `listener`, behind the core's decision. */
 export function upgradeEntry (core: LitefsCore<ServerResponse>, listener: UpgradeListener): UpgradeListener {
   return (req, socket, head) => {
+    // Not a WebSocket handshake (`Upgrade: h2c` from `curl --http2`, on a POST
+    // too): served as a plain request (upgrade-decline.ts), on the server the
+    // connection came to (net.Server gives each of its sockets `server`).
+    if (!isWebSocket(req)) {
+      const server = (socket as Duplex & { server: Server }).server
+      afterAnswerInFlight(socket, () => { decline(server, req, socket, head) })
+      return
+    }
     const marked = markUpgrade(req, socket, head)
     afterAnswerInFlight(socket, () => { decideUpgrade(core, listener, req, socket, marked) })
   }

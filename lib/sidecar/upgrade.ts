@@ -10,6 +10,7 @@ import { rawAnswer } from '../core/send-answer.js'
 import { originForm } from '../core/path-match.js'
 import { afterAnswerInFlight } from '../core/pipelined.js'
 import { tunnel } from '../core/tunnel.js'
+import { decline, giveBack } from '../core/upgrade-decline.js'
 import { isWebSocket, markUpgrade, type UpgradeSocket } from '../core/upgrade-socket.js'
 import { switched } from './access-log.js'
 
@@ -41,29 +42,7 @@ import { switched } from './access-log.js'
 //   past any proxy in front, which framed those bytes as this one's body. A
 //   handshake has no body (RFC 6455 §4.1), so nothing is lost.
 
-/** Hand `socket` back to `server`'s HTTP parser, `pending` first (what the client sent that nobody read). Exported for its test. */
-export function giveBack (server: Server, socket: Duplex, pending: Buffer): void {
-  if (socket.destroyed) return
-  if (pending.length > 0) socket.unshift(pending)
-  server.emit('connection', socket)
-}
-
-/** The request head again, without `Upgrade` and without the `upgrade` token of `Connection`. */
-function headWithoutUpgrade (req: IncomingMessage): Buffer {
-  let head = `${req.method as string} ${req.url as string} HTTP/${req.httpVersion}\r\n`
-  const raw = req.rawHeaders
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase()
-    let value = raw[i + 1]
-    if (name === 'upgrade') continue
-    if (name === 'connection') {
-      value = value.split(',').map(t => t.trim()).filter(t => t !== '' && t.toLowerCase() !== 'upgrade').join(', ')
-      if (value === '') continue
-    }
-    head += `${raw[i]}: ${value}\r\n`
-  }
-  return Buffer.from(head + '\r\n', 'latin1')
-}
+export { giveBack } from '../core/upgrade-decline.js' // for its test
 
 export interface UpgradeContext {
   server: Server
@@ -89,7 +68,7 @@ export function onUpgrade (ctx: UpgradeContext, req: IncomingMessage, socket: Du
 
 function upgradeNow (ctx: UpgradeContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   if (!isWebSocket(req)) {
-    giveBack(ctx.server, socket, Buffer.concat([headWithoutUpgrade(req), head]))
+    decline(ctx.server, req, socket, head)
     return
   }
   if (hasBody(req)) {
