@@ -222,6 +222,9 @@ const plugin: FastifyPluginCallback<FastifyLitefsOptions> = (fastify, options, d
   fastify.addHook('preClose', next => {
     // Fastify answers 503 to every request from here, replicas' reports included; one on a
     // connection still queued when the listener closes would be reset unread instead (accept-queued.ts).
+    // Our tunnels end here, as @fastify/websocket's preClose ends the app's sockets: Fastify's
+    // server.close() runs before any onClose hook, and would wait for them.
+    core.endTunnels()
     whenAnswered(core.drain(true)).then(acceptQueued).then(() => next(), next)
   })
 

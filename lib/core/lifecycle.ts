@@ -3,12 +3,14 @@ import { Http2Sessions } from './h2-sessions.js'
 import { resetIdleConnections } from './idle-reset.js'
 import { markLastAnswers } from './last-answer.js'
 import type { NodeState, Waiter } from './node-state.js'
+import { Tunnels } from './tunnels.js'
 
 // One core's life after its start: the requests it holds (so closing can
 // answer them), the requests pausing between two connection attempts to a
 // primary (so closing can wake them), the server and HTTP/2 sessions requests
 // arrive on (so closing can close idle connections: idle-reset.ts,
-// h2-sessions.ts), and closing itself. Holding is hold.ts's and retrying is
+// h2-sessions.ts), the WebSocket connections it tunnels (so closing can end
+// them: tunnels.ts), and closing itself. Holding is hold.ts's and retrying is
 // write-path.ts's: this only keeps track, and ends it all.
 
 /** Milliseconds between connection attempts to a primary that refuses (as LiteFS). */
@@ -45,6 +47,8 @@ export class Lifecycle<C> {
   private readonly pausing = new Map<C, () => void>()
   /** The HTTP/2 sessions requests arrive on. */
   readonly sessions = new Http2Sessions()
+  /** The connections piped by tunnel.ts: not requests any more, so no drain of requests ends them. */
+  readonly tunnels = new Tunnels()
 
   constructor (private readonly state: NodeState, private readonly res: (c: C) => ServerResponse) {}
 

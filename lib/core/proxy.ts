@@ -30,6 +30,7 @@ import { warnings } from './warnings.js'
 import { several, TrackedDatabases } from './databases.js'
 import { PositionsRead, type Several } from './positions-read.js'
 import { sayRefused } from './token-refused.js'
+import type { Tunnels } from './tunnels.js'
 
 // The core as adapters see it: built once per app from its options and its
 // adapter's hooks, it wires the shared pieces (NodeState, the probe, the
@@ -182,6 +183,22 @@ export class LitefsCore<C = ServerResponse> {
     return this.ctx.lifecycle.drain()
   }
 
+  /** @internal The connections this core pipes (tunnel.ts): `serve` pipes its upgrades to the app here too, and its drain ends them. */
+  get tunnels (): Tunnels {
+    return this.ctx.lifecycle.tunnels
+  }
+
+  /**
+   * @internal End the WebSockets this core tunnelled to the primary, now and any opened
+   * from here (the app ends its own sockets: they are not in its WebSocket
+   * server's list), and say how many there were. Fastify's preClose (its
+   * server's close waits for them before any onClose hook runs), and close().
+   */
+  endTunnels (): void {
+    const n = this.tunnels.end()
+    if (n > 0) this.log.warn({ websockets: n }, `litefs-proxy: ${n} WebSocket connection(s) tunnelled by litefs-proxy were ended as it closed`)
+  }
+
   /**
    * The health check's answer: 200 `ok`; 503 `unavailable` while LiteFS on this
    * node does not answer (event stream lost, mount dead); 503 `lagging` when the
@@ -240,8 +257,8 @@ export class LitefsCore<C = ServerResponse> {
   }
 
   /**
-   * Drain, then release what this core holds (probe, peer reports, lease,
-   * forwarding agents). Idempotent: a second call (SIGTERM then SIGINT, a
+   * End the tunnels, drain, then release what this core holds (probe, peer
+   * reports, lease, forwarding agents). Idempotent: a second call (SIGTERM then SIGINT, a
    * shared shutdown helper) gets the first one's promise.
    */
   close (): Promise<void> {
@@ -252,6 +269,7 @@ export class LitefsCore<C = ServerResponse> {
   private closed: Promise<void> | undefined
 
   private async closeOnce (): Promise<void> {
+    this.endTunnels()
     await whenAnswered(this.drain())
     this.ctx.probe.close()
     await this.ctx.peers?.close()

@@ -8,6 +8,7 @@ import type { ForwardResult } from './forward.js'
 import { MAX_ANSWER_HEAD } from './forward-agent.js'
 import type { ForwardedView } from './forwarded-headers.js'
 import { requestHeaders, responseHeaders } from './hop-by-hop.js'
+import type { Tunnels } from './tunnels.js'
 import type { UpgradeSocket } from './upgrade-socket.js'
 
 // A WebSocket handshake sent on, Upgrade and all, to another server: the
@@ -21,7 +22,8 @@ import type { UpgradeSocket } from './upgrade-socket.js'
 // path tries again), anything later is not retried. The connection to the
 // other side is Node's own client (undici's upgrade() takes any answer but a
 // 101 for an error, so a refusal could not be relayed), one per handshake,
-// without an Agent: a tunnel holds its connection as long as the WebSocket lives.
+// without an Agent: a tunnel holds its connection as long as the WebSocket lives,
+// or until closing ends it (tunnels.ts).
 
 export interface TunnelRequest {
   req: IncomingMessage
@@ -41,6 +43,8 @@ export interface TunnelRequest {
   label: string
   /** Called once, just before the other side's answer is written to the client. */
   takeOver: () => void
+  /** Where a tunnel, once piped, is kept, so that closing ends it (tunnels.ts). */
+  tunnels: Tunnels
 }
 
 /** Send the handshake on; pipe on 101, relay any other answer. */
@@ -108,6 +112,7 @@ export async function tunnel (t: TunnelRequest): Promise<ForwardResult> {
       client.once('error', () => other.destroy())
       other.once('close', () => client.destroy())
       client.once('close', () => other.destroy())
+      t.tunnels.add(client, other)
       done({ outcome: 'sent' })
     })
     up.once('response', (answer: IncomingMessage) => {

@@ -141,7 +141,7 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     // In origin form, as the primary's router routes it: an absolute-form target's scheme is undici's to check, not the client's to choose.
     const path = originForm(hooks.url(c))
     const result = upgrade !== undefined
-      ? await tunnel({ req, res, upgrade, path, origin, view: hooks.view(c), marker: markerOf(req, core.nodeName), timeout: options.forwardTimeout, label: `the primary at ${origin}`, takeOver: () => hooks.takeOver(c) })
+      ? await tunnel({ req, res, upgrade, path, origin, view: hooks.view(c), marker: markerOf(req, core.nodeName), timeout: options.forwardTimeout, label: `the primary at ${origin}`, takeOver: () => hooks.takeOver(c), tunnels: core.lifecycle.tunnels })
       : await forward({
           req,
           res,

@@ -47,7 +47,7 @@ export interface SidecarOptions extends NodeAdapterOptions {
    * how long a read waits for the replica (the core's option).
    */
   server?: { readTimeout?: number, readHeaderTimeout?: number, writeTimeout?: number, idleTimeout?: number }
-  /** How long close() waits for requests in flight before cutting connections (ms). Default 10 s. */
+  /** How long close() waits for requests in flight and piped WebSockets before cutting them (ms). Default 10 s. */
   drainTimeout?: number
   /** Where warnings and the one line per request go. */
   logger: Logger
@@ -59,7 +59,7 @@ export interface Sidecar {
   /** The sidecar's own URL once listening. */
   readonly url: string
   listen: () => Promise<void>
-  /** Stop: held requests answered 503 at once, requests in flight finished (within drainTimeout), LiteFS let go. */
+  /** Stop: held requests answered 503 at once, requests in flight finished and piped WebSockets closed (within drainTimeout), LiteFS let go. */
   close: () => Promise<void>
 }
 
@@ -197,6 +197,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     },
     view: res => core.view(res),
     timeout: targetTimeout,
+    tunnels: core.tunnels,
     log
   }
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { onUpgrade(upgrades, req, socket, head) })
@@ -222,9 +223,19 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     const closed = new Promise<void>(resolve => server.close(() => resolve())) // no new connection from here
     await answered
     server.closeIdleConnections()
+    // Piped upgrades (WebSockets to the app, or tunnelled to the primary) are
+    // given the same time: the app, told to stop too, may close its sockets
+    // itself, with the close frame a WebSocket peer expects, which only it can
+    // send (tunnels.ts). No server's closeAllConnections() sees them, and
+    // server.close() waits for them: still open then, they are ended too.
     const cut = setTimeout(() => {
+      const requests = open.size
+      const websockets = core.tunnels.end()
       // Said, so that a request cut here is not taken for a client that left (its access line says aborted).
-      if (open.size > 0) log.warn({ requests: open.size, drainTimeoutMs: drainTimeout }, `litefs-proxy: ${open.size} request(s) still in flight ${drainTimeout} ms after the close began were cut`)
+      if (requests > 0 || websockets > 0) {
+        const what = [requests > 0 ? `${requests} request(s) still in flight` : '', websockets > 0 ? `${websockets} WebSocket connection(s) still open` : ''].filter(w => w !== '').join(' and ')
+        log.warn({ requests, websockets, drainTimeoutMs: drainTimeout }, `litefs-proxy: ${what} ${drainTimeout} ms after the close began were cut`)
+      }
       server.closeAllConnections()
     }, drainTimeout)
     await closed

@@ -11,6 +11,7 @@ import { originForm } from '../core/path-match.js'
 import { afterAnswerInFlight } from '../core/pipelined.js'
 import { tunnel } from '../core/tunnel.js'
 import { decline, giveBack } from '../core/upgrade-decline.js'
+import type { Tunnels } from '../core/tunnels.js'
 import { isWebSocket, markUpgrade, type UpgradeSocket } from '../core/upgrade-socket.js'
 import { switched } from './access-log.js'
 
@@ -54,6 +55,8 @@ export interface UpgradeContext {
   view: (res: ServerResponse) => ForwardedView
   /** How long the app may take to answer a handshake (ms); 0: as long as it takes. */
   timeout: number
+  /** Where a connection piped to the app is kept, so that the drain can end it (the core's: tunnels.ts). */
+  tunnels: Tunnels
   log: Logger
 }
 
@@ -110,7 +113,8 @@ function toApp (ctx: UpgradeContext, res: ServerResponse, upgrade: UpgradeSocket
     view: ctx.view(res),
     timeout: ctx.timeout,
     label: `the app at ${ctx.target.origin}`,
-    takeOver: () => {}
+    takeOver: () => {},
+    tunnels: ctx.tunnels
   }).then(result => {
     if (result.outcome !== 'failed') return
     // Before any answer (the app refused the connection, or sent a head not to be read).
