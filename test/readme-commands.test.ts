@@ -29,7 +29,7 @@ const dir = mkdtempSync(join(tmpdir(), 'litefs-proxy-readme-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 t.equal(commands.filter(c => c.startsWith('litefs-proxy config ')).length, 1, 'the README has one config command')
-t.equal(commands.filter(c => c.startsWith('litefs-proxy serve ')).length, 3, 'and three serve commands')
+t.equal(commands.filter(c => c.startsWith('litefs-proxy serve ')).length, 4, 'and four serve commands')
 
 t.test('litefs-proxy config, as written: writes litefs.yml for node-2 of three, node-1 the primary', async t => {
   const argv = words(commands.find(c => c.startsWith('litefs-proxy config ')) as string).slice(2)
@@ -42,7 +42,10 @@ t.test('litefs-proxy config, as written: writes litefs.yml for node-2 of three, 
 })
 
 t.test('litefs-proxy serve, as written: flags, and --config with the README\'s litefs.yml and a proxy: section', async t => {
-  const [fromFile, fromFlags, filesOnly] = commands.filter(c => c.startsWith('litefs-proxy serve ')).map(c => words(c).slice(2))
+  const serves = commands.filter(c => c.startsWith('litefs-proxy serve ')).map(c => words(c).slice(2))
+  const tokenPath = serves.find(w => w.includes('--token-path')) as string[]
+  const [fromFile, fromFlags, filesOnly] = serves.filter(w => w !== tokenPath)
+  t.match(serveOptions(tokenPath, {}, () => {}), { addr: ':8080', target: 'localhost:8000', db: 'db.sqlite3', tokenPath: '/litefs/token' }, 'writers outside HTTP: --token-path')
   t.match(serveOptions(fromFlags, {}, () => {}), { addr: ':8080', target: 'localhost:8000', db: 'db.sqlite3', passthrough: ['/static/*'], primaryUrl: 'http://{hostname}:8080' })
   t.match(serveOptions(filesOnly, {}, () => {}), { addr: ':8080', target: 'localhost:8000', db: 'db.sqlite3', api: false, role: 'primary' }, '--api false on the primary, with its --role')
   // The README's minimal litefs.yml, with the proxy: section serve reads from it (the README says to keep one in a copy for --config).

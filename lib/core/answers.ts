@@ -65,6 +65,8 @@ export const ANSWERS = {
   LITEFS_CONNECT_UNSUPPORTED: { status: 501, retryAfter: false },
   /** `serve`: a request target that names no path (`GET *`): nothing can be sent to the app. */
   LITEFS_BAD_TARGET: { status: 400, retryAfter: false, line: 'refused a request whose target is not a path; nothing reached the app' },
+  /** `serve --token-path`: a method that path does not take (it takes POST and GET). */
+  LITEFS_METHOD_NOT_ALLOWED: { status: 405, retryAfter: false },
   /** `serve`: the app behind it refused connections for `targetRetry`. */
   LITEFS_TARGET_UNAVAILABLE: { status: 502, retryAfter: false },
   /** `serve`: the app behind it failed after the request may have reached it. */

@@ -126,6 +126,8 @@ export interface LitefsRouteOptions {
   alwaysForward?: boolean
   /** Hold this route's write answers until every connected candidate has them (or not), whatever `durability` says. */
   durability?: boolean
+  /** Internal, serve's token path: a read whose answer is about this node, never forwarded past `readTimeout` (`'primary'` is a 504). */
+  localRead?: boolean
 }
 
 export interface ResolvedOptions {

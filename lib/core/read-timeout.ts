@@ -3,6 +3,7 @@ import type { CoreContext } from './context.js'
 import type { Logger } from './logger.js'
 import { mayForward } from './loop-guard.js'
 import { appendOnHead } from './on-head.js'
+import type { LitefsRouteOptions } from './options.js'
 import type { LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
 import { elsewhere } from './write-path.js'
@@ -36,7 +37,9 @@ export async function readTimedOut<C> (core: CoreContext<C>, c: C, info: LitefsI
   }
   log.warn({ method: req.method, path: core.hooks.url(c), db, txid: awaited, position }, 'litefs-proxy: read timed out waiting for replication')
   // A read another node sent here goes no further than the loop guard lets it (loop-guard.ts): else the 504.
-  if (action === 'primary' && state.primaryKnown && state.role !== 'primary' && mayForward(req, core.nodeName)) {
+  // A read whose answer is about this node (serve's token path) is not the primary's to answer.
+  // (A passthrough route, `false`, is never held: no read of one times out.)
+  if (action === 'primary' && (core.hooks.route(c) as LitefsRouteOptions | undefined)?.localRead !== true && state.primaryKnown && state.role !== 'primary' && mayForward(req, core.nodeName)) {
     core.observer.readTimedOut(req, 'primary', awaited, position)
     return await elsewhere(core, c, info, options.primaryRedirectTimeout)
   }

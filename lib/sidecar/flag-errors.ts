@@ -32,6 +32,7 @@ export const OPTION_FLAGS: Record<string, { flag: string, expected?: string }> =
   cookieMaxAge: { flag: 'cookie-max-age', expected: 'a duration of at least 1s, such as 5m (a Max-Age of 0 deletes the cookie; a bare number is milliseconds)' },
   forwardTimeout: { flag: 'forward-timeout', expected: DURATION },
   durabilityTimeout: { flag: 'durability-timeout', expected: DURATION },
+  tokenPath: { flag: 'token-path' },
   healthPath: { flag: 'health-path', expected: 'a path starting with / (no query, fragment or space), or false' },
   primaryUrl: { flag: 'primary-url' },
   cookieName: { flag: 'cookie-name', expected: `a cookie name (${TOKEN})` },

@@ -43,6 +43,7 @@ export const FLAGS: Record<string, Flag> = {
   'token-header': { kind: 'string', help: "the header a write's answer carries its token in and a read may send it back in, default litefs-txid; 'false': none" },
   'peer-cookie': { kind: 'list', help: "also accept this peer's cookie on reads: __txid (LiteFS's proxy) or txnum (litefs-js); repeatable; unsigned, so off by default" },
   secret: { kind: 'list', help: 'sign the cookie (HMAC; >= 16 chars; repeat to rotate: the first signs). Or LITEFS_PROXY_SECRET' },
+  'token-path': { kind: 'string', help: "serve's own path for jobs outside HTTP: POST it after a write for the token, GET it with a token to wait until this node has it; default: none (off)" },
   'trust-proxy': { kind: 'bool', help: 'believe X-Forwarded-Proto/-Host/-For from the load balancer in front; set it behind one (else the app gets X-Forwarded-Proto: http)' },
   'health-path': { kind: 'string', help: "the health check's path, default /litefs/health; 'false': none" },
   'consul-url': { kind: 'string', help: "the Consul lease's URL (lease.consul.url): fence writes on it; default from a consul lease in --config; 'false': no fence" },
@@ -233,6 +234,7 @@ export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, 
   const secrets = (raw.secret as string[] | undefined) ?? (env.LITEFS_PROXY_SECRET === undefined ? undefined : env.LITEFS_PROXY_SECRET.split(','))
   if (raw.secret === undefined && secrets !== undefined) given.secret = { value: secrets, source: 'LITEFS_PROXY_SECRET' }
   set('secret', secrets)
+  set('tokenPath', str('token-path'))
   set('trustProxy', raw['trust-proxy'] as boolean | undefined)
   const health = str('health-path')
   set('healthPath', health === 'false' ? false : health)

@@ -22,6 +22,7 @@ import { originForm } from '../core/path-match.js'
 import { refuseConnect } from './connect.js'
 import { TargetWatch } from './target-watch.js'
 import { onUpgrade, type UpgradeContext } from './upgrade.js'
+import { tokenEndpoint, type TokenEndpoint } from './token-endpoint.js'
 
 // `litefs-proxy serve`: the same core as the in-process adapters, in front of
 // an app that is not written in Node — LiteFS's own proxy (its `proxy:`
@@ -51,6 +52,8 @@ export interface SidecarOptions extends NodeAdapterOptions {
   drainTimeout?: number
   /** Where warnings and the one line per request go. */
   logger: Logger
+  /** serve's own path for code outside HTTP (token-endpoint.ts): POST a token after a write, GET waits for one. Default: none. */
+  tokenPath?: string
 }
 
 export interface Sidecar {
@@ -86,7 +89,7 @@ export function parseTarget (target: string): { origin: string, host: string, po
 
 export function createSidecar (options: SidecarOptions): Sidecar {
   const {
-    addr, target, targetTimeout = 0, targetRetry = 30_000, server: limits = {}, drainTimeout = 10_000, ...rest
+    addr, target, targetTimeout = 0, targetRetry = 30_000, server: limits = {}, drainTimeout = 10_000, tokenPath, ...rest
   } = options
   const { readTimeout = 0, readHeaderTimeout = 10_000, writeTimeout = 0, idleTimeout = 30_000 } = limits
   const listenOn = parseAddr(addr)
@@ -97,6 +100,13 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   const core = createNodeCore({ cookieName: '__txid', ...rest }) // LiteFS's proxy's cookie, unless told otherwise
   const agents = forwardAgents()
   const dispatcher = agents.http1
+  let tokens: TokenEndpoint | undefined
+  try {
+    tokens = tokenPath === undefined ? undefined : tokenEndpoint(core, tokenPath, log) // checked against the core's paths
+  } catch (err) {
+    void core.close() // it holds LiteFS already; nothing will close it
+    throw err
+  }
   const watch = new TargetWatch({ host: app.host, port: app.port, label: target }, targetRetry, log)
 
   const toApp = async (res: ServerResponse, path: string): Promise<void> => {
@@ -157,7 +167,10 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   }
 
   const ending: NodeEnding<undefined> = {
-    app: res => { void toApp(res, originForm(res.req.url as string)) },
+    app: res => {
+      if (tokens?.claims(res) === true) return tokens.answer(res) // serve's own, never the app's
+      void toApp(res, originForm(res.req.url as string))
+    },
     answer: (res, answer) => {
       if (res.req.litefs?.kind !== 'health') return sendAnswer(res, answer)
       void withApp(answer, res.req, watch, target).then(a => { if (!res.destroyed) sendAnswer(res, a) })
@@ -184,7 +197,7 @@ export function createSidecar (options: SidecarOptions): Sidecar {
     if (accessLog) logWhenDone(log, res)
     inTurn(res, () => {
       // `OPTIONS *`, or a target undici cannot send: answered here, not decided (it names no path).
-      if (appTarget(log, res) !== undefined) runNode(core, res, ending, undefined)
+      if (appTarget(log, res) !== undefined && tokens?.refused(res) !== true) runNode(core, res, ending, undefined)
     })
   })
   server.timeout = writeTimeout
