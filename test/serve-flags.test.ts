@@ -182,6 +182,7 @@ t.test('bad flags: one line naming the flag and the value as typed, exit 2', asy
     [['--db', 'app.db', '--cookie-name', 'a;b'], /^--cookie-name: expected a cookie name/],
     [['--db', 'app.db', '--token-header', 'a b'], /^--token-header: expected a header name .*, or false, got "a b"$/],
     [['--db', 'app.db', '--token-header', 'Content-Type'], /^--token-header: expected a header name of its own .*such as content-type\), or false, got "Content-Type"$/],
+    [['--db', 'app.db', '--token-header', 'litefs-stale'], /^--token-header: expected a header name of its own .*, or false, got "litefs-stale"$/], // was accepted: a stale answer carried litefs-stale twice
     [['--db', 'app.db', '--peer-name='], /^--peer-name: expected this node's name among its peers \(1–253 characters\), got ""$/],
     [['--db', 'app.db', '--mount='], /^--mount: expected a directory path/],
     [['--db', 'app.db', '--api', 'ftp://x'], /^--api: expected LiteFS's API as an http\(s\) URL \(its http\.addr\), or false, got "ftp:\/\/x"$/],
