@@ -1,6 +1,7 @@
 import t from 'tap'
 import { resolveOptions, LitefsOptionsError } from '../lib/core/options.js'
 import { NodeState } from '../lib/core/node-state.js'
+import { OWN_HEADERS } from '../lib/core/own-headers.js'
 
 t.test('defaults follow LiteFS and DESIGN §3', async t => {
   const o = resolveOptions({ db: 'app.db' })
@@ -123,6 +124,12 @@ t.test('bad options throw, naming the option and what it expected', async t => {
     [{ db: 'a', tokenHeader: 'cookie' }, /"tokenHeader" must be a header name of its own/],
     [{ db: 'a', tokenHeader: 'Access-Control-Expose-Headers' }, /"tokenHeader" must be a header name of its own/],
     [{ db: 'a', tokenHeader: 'litefs-forwarded' }, /"tokenHeader" must be a header name of its own/],
+    [{ db: 'a', tokenHeader: 'LiteFS-Stale' }, /"tokenHeader" must be a header name of its own .*, got "LiteFS-Stale"/], // litefs-proxy's own (own-headers.ts)
+    [{ db: 'a', tokenHeader: 'litefs-peer' }, /"tokenHeader" must be a header name of its own .*, got "litefs-peer"/], // litefs-proxy's own (own-headers.ts)
+    [{ db: 'a', tokenHeader: 'litefs-proxy-reach' }, /"tokenHeader" must be a header name of its own .*, got "litefs-proxy-reach"/], // litefs-proxy's own (own-headers.ts)
+    [{ db: 'a', tokenHeader: 'litefs-proxy-probe' }, /"tokenHeader" must be a header name of its own .*, got "litefs-proxy-probe"/], // litefs-proxy's own (own-headers.ts)
+    [{ db: 'a', tokenHeader: 'litefs-forward-budget' }, /"tokenHeader" must be a header name of its own .*, got "litefs-forward-budget"/], // litefs-proxy's own (own-headers.ts)
+    [{ db: 'a', tokenHeader: 'litefs-proxy-closing' }, /"tokenHeader" must be a header name of its own .*, got "litefs-proxy-closing"/], // litefs-proxy's own (own-headers.ts)
     [{ db: 'a', secret: 'short' }, /"secret" must be a string of at least 16 characters, or an array of them, got a string of 5 characters$/],
     [{ db: 'a', secret: ['0123456789abcdef', 'hunter2'] }, /got \[a string of 16 characters, a string of 7 characters\]$/],
     [{ db: 'a', secret: 5 }, /"secret"/],
@@ -162,4 +169,11 @@ t.test('bad options throw, naming the option and what it expected', async t => {
   }
   t.equal(resolveOptions({ db: 'a', cookieMaxAge: 1000 }).cookie.maxAge, 1, 'one second is the shortest')
   t.equal(resolveOptions({ db: 'a', cookieMaxAge: '1500ms' }).cookie.maxAge, 2, 'rounded to whole seconds')
+})
+
+t.test('every header litefs-proxy gives a meaning is refused as tokenHeader (own-headers.ts: one list, so a new one is refused too)', async t => {
+  t.ok(OWN_HEADERS.length >= 7)
+  for (const name of OWN_HEADERS) {
+    t.throws(() => resolveOptions({ db: 'a', tokenHeader: name }), /"tokenHeader" must be a header name of its own .*litefs-proxy give a meaning/, name)
+  }
 })

@@ -91,6 +91,28 @@ t.test('the rules of a held read, outside HTTP', async t => {
     t.equal((await served.core.waitForToken(signed)).txid, '0000000000000004', 'a signed token already reached')
   })
 
+  t.test('a token naming a database this app does not track: said once (LITEFS_TOKEN_DB), as over HTTP; waited for its own alone', async t => {
+    for (const db of ['app.db', ['app.db', 'cache.db']]) {
+      const lines: Array<{ obj: Record<string, unknown>, msg: string }> = []
+      const at = (obj: Record<string, unknown>, msg: string): void => { lines.push({ obj, msg }) }
+      const logger = { debug: () => {}, info: at, warn: at, error: at }
+      const { fake, served } = await node(t, adapter, { role: 'replica', txid: 5n }, { db, logger } as Partial<LitefsOptions>)
+      t.same(await served.core.waitForToken('x.db:00000000000000ff'), { waitedMs: 0 }, `${String(db)}: nothing of its own to wait for`)
+      t.same(await served.core.waitForToken('x.db:00000000000000fe'), { waitedMs: 0 })
+      const said = lines.filter(l => l.obj.code === 'LITEFS_TOKEN_DB')
+      t.equal(said.length, 1, 'said once')
+      t.match(said[0], { obj: { db: 'x.db' }, msg: /a token names the database "x\.db", which this app does not track \(db: app\.db/ })
+      const res = await request(`${served.url}/items`, { headers: { 'litefs-txid': 'x.db:00000000000000ff' } })
+      t.equal(res.statusCode, 200)
+      await res.body.dump()
+      t.equal(lines.filter(l => l.obj.code === 'LITEFS_TOKEN_DB').length, 1, 'the same warning over HTTP: still once')
+      const waiting = served.core.waitForToken('x.db:00000000000000ff|app.db:0000000000000006')
+      await until(() => served.state.waiterCount === 1, 'held for app.db alone')
+      fake.advance(6n)
+      t.equal((await waiting).txid, '0000000000000006')
+    }
+  })
+
   t.test('the position is re-read from -pos before holding (an event not yet arrived), and a database without -pos waits', async t => {
     const { fake, served } = await node(t, adapter, { role: 'replica', txid: 5n })
     fake.advance(6n, { event: false })

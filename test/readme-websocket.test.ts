@@ -3,11 +3,13 @@
 // package, as a replica on a stand-in LiteFS. A handshake carrying a token
 // ahead of the replica is held while a handshake without one opens at once;
 // once the replica has the write, the held socket opens and its first message,
-// read from SQLite, has it.
+// read from SQLite, has it. A malformed frame after a handshake ends no
+// program (ws needs the snippet's 'error' listener; @fastify/websocket and
+// engine.io listen themselves), which goes on serving.
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { request } from 'undici'
@@ -25,6 +27,26 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 async function freePort (): Promise<number> {
   return await new Promise(resolve => {
     const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)) })
+  })
+}
+
+/**
+ * A handshake, then a malformed frame (`ff 80 00 00 00 00`: RSV2 and RSV3 set);
+ * resolves once the server has closed the connection (or after 2 s).
+ */
+async function malformedFrame (port: number, path: string): Promise<string> {
+  return await new Promise(resolve => {
+    const s = connect(port, '127.0.0.1')
+    let out = ''
+    const timer = setTimeout(() => { s.destroy(); resolve(out) }, 2000)
+    s.on('data', d => {
+      const first = out === ''
+      out += String(d)
+      if (first && out.startsWith('HTTP/1.1 101')) s.write(Buffer.from([0xff, 0x80, 0, 0, 0, 0]))
+    })
+    s.on('error', () => {})
+    s.on('close', () => { clearTimeout(timer); resolve(out) })
+    s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`)
   })
 }
 
@@ -78,6 +100,14 @@ for (const file of ['websocket-fastify.mjs', 'websocket-express.mjs', 'websocket
     t.equal(app.exitCode, null, `the process lives on (${output.trim().split('\n').slice(-1)[0] ?? ''})`)
     const db = new Database(join(fake.mount, 'app.db'))
     db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)')
+
+    // A malformed frame after the handshake (walk 7: no 'error' listener on the socket ended the process
+    // with "RangeError: Invalid WebSocket frame: RSV2 and RSV3 must be clear").
+    const path = url.slice(url.indexOf('/', 'ws://'.length))
+    t.match(await malformedFrame(port, path), /^HTTP\/1\.1 101/, 'the handshake was answered, then the frame sent')
+    await new Promise(resolve => setTimeout(resolve, 100))
+    t.equal(app.exitCode, null, `a malformed frame ends no process: ${output.trim().split('\n').slice(-3).join(' | ')}`)
+    // …and it goes on serving: the clients below connect after it.
 
     const held = new Client(t, url, socketIo, { cookie: `litefs-txid=${(7n).toString(16).padStart(16, '0')}` })
     const now = new Client(t, url, socketIo)

@@ -119,7 +119,17 @@ t.test('runtime warnings name flags: an --api nothing answers at, a --db the mou
   await until(() => typo.output().includes('code=LITEFS_DB'), 'the database warning')
   t.match(typo.output(), /no database "ap\.db" under .*: is --db the file name your app opens\?/, 'the database name stays quoted; the option is the flag')
   t.notMatch(typo.output(), /"db"/, 'not the JavaScript option')
+  fake.advanceDb('ap.db', 3n) // the database appears after all: said clear, once (was never said)
+  await until(() => /ap\.db-pos exists now: writes are cookied/.test(typo.output()), 'the warning clears')
+  t.equal(typo.output().match(/code=LITEFS_DB/g)?.length, 2, 'said, and cleared, once each')
   t.equal(await typo.stop(), 0)
+  // Several: a database started before it exists is said, then cleared once a write creates it.
+  const later = await serve(t, ['--target', `127.0.0.1:${target.port}`, '--db', 'app.db,new.db', '--mount', fake.mount, '--api', fake.apiUrl])
+  await until(() => later.output().includes('code=LITEFS_DB'), 'the database warning')
+  t.match(later.output(), /no database "new\.db" under /)
+  fake.advanceDb('new.db', 1n)
+  await until(() => /new\.db-pos exists now: tokens include it/.test(later.output()), 'the warning clears')
+  t.equal(await later.stop(), 0)
 })
 
 t.test('--api false --role primary: health ok, writes served here, nothing to warn', async t => {
@@ -182,6 +192,7 @@ t.test('bad flags: one line naming the flag and the value as typed, exit 2', asy
     [['--db', 'app.db', '--cookie-name', 'a;b'], /^--cookie-name: expected a cookie name/],
     [['--db', 'app.db', '--token-header', 'a b'], /^--token-header: expected a header name .*, or false, got "a b"$/],
     [['--db', 'app.db', '--token-header', 'Content-Type'], /^--token-header: expected a header name of its own .*such as content-type\), or false, got "Content-Type"$/],
+    [['--db', 'app.db', '--token-header', 'litefs-stale'], /^--token-header: expected a header name of its own .*, or false, got "litefs-stale"$/], // was accepted: a stale answer carried litefs-stale twice
     [['--db', 'app.db', '--peer-name='], /^--peer-name: expected this node's name among its peers \(1–253 characters\), got ""$/],
     [['--db', 'app.db', '--mount='], /^--mount: expected a directory path/],
     [['--db', 'app.db', '--api', 'ftp://x'], /^--api: expected LiteFS's API as an http\(s\) URL \(its http\.addr\), or false, got "ftp:\/\/x"$/],

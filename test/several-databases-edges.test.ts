@@ -417,3 +417,36 @@ t.test('a read (and a waitForToken) ahead of the primary is said in one info lin
   t.ok(info.every(l => /served reads whose TXID is ahead of the primary/.test(l.msg) && l.obj.reads === 1), 'the probe\'s, with how many it served')
   t.equal(lines.filter(l => l.level === 'debug' && /the primary is behind this/.test(l.msg)).length, 2, 'each read and wait: a debug line')
 })
+
+t.test('LITEFS_DB clears once the database\'s -pos appears, write or not: said at start (one database, several) or by a write', async t => {
+  for (const [db, cleared] of [['new.db', /new\.db-pos exists now: writes are cookied/], [['app.db', 'new.db'], /new\.db-pos exists now: tokens include it/]] as const) {
+    const fake = await FakeLitefs.start({ role: 'replica', txid: 5n })
+    const { lines, logger } = recorder()
+    const app = wrap((_req, res) => { res.end('ok') }, { db: db as string | string[], mount: fake.mount, api: fake.apiUrl, logger })
+    await listen(t, app)
+    t.teardown(async () => { await app.close(); await fake.close() })
+    await until(() => lines.some(l => l.obj.code === 'LITEFS_DB'), 'said at start')
+    t.match(lines.find(l => l.obj.code === 'LITEFS_DB'), { level: 'warn', msg: /no database "new\.db" under / })
+    fake.advanceDb('other.db', 2n) // another database's position: nothing to clear
+    fake.advanceDb('new.db', 1n)
+    await until(() => lines.some(l => l.obj.code === 'LITEFS_DB' && l.level === 'info'), 'cleared')
+    t.match(lines.filter(l => l.obj.code === 'LITEFS_DB' && l.level === 'info'), [{ msg: cleared }], 'once')
+  }
+  // A write as primary said it (no -pos at all); the database is created after, with no write since.
+  const fake = await FakeLitefs.start({ role: 'primary', txid: 0n })
+  const { lines, logger } = recorder()
+  const app = wrap((_req, res) => { res.end('ok') }, { db: 'app.db', mount: fake.mount, api: fake.apiUrl, logger })
+  const server = await listen(t, app)
+  t.teardown(async () => { await app.close(); await fake.close() })
+  await until(() => app.core.state.role === 'primary')
+  const res = await request(`${server}/w`, { method: 'POST' })
+  await res.body.dump()
+  t.match(lines.filter(l => l.obj.code === 'LITEFS_DB'), [{ level: 'warn', msg: /a write was served here as primary/ }])
+  fake.advance(1n)
+  await until(() => lines.some(l => l.obj.code === 'LITEFS_DB' && l.level === 'info'), 'cleared')
+  t.match(lines.filter(l => l.obj.code === 'LITEFS_DB' && l.level === 'info'), [{ msg: /app\.db-pos exists now: writes are cookied/ }])
+  const again = await request(`${server}/w`, { method: 'POST' })
+  await again.body.dump()
+  t.ok(again.headers['set-cookie'], 'cookied')
+  t.equal(lines.filter(l => l.obj.code === 'LITEFS_DB').length, 2, 'no second clear')
+})

@@ -63,7 +63,7 @@ export const ANSWERS = {
   LITEFS_NO_POSITION: { status: 500, retryAfter: false, line: 'no position for the database; is "db" the file the app writes?' },
   /** `serve`: a CONNECT request (a tunnel; sidecar/connect.ts). */
   LITEFS_CONNECT_UNSUPPORTED: { status: 501, retryAfter: false },
-  /** `serve`: a request target that names no path (`GET *`): nothing can be sent to the app. */
+  /** A request target that names no path (`GET *`): nothing can be sent to `serve`'s app, nor a replica's write to the primary. */
   LITEFS_BAD_TARGET: { status: 400, retryAfter: false, line: 'refused a request whose target is not a path; nothing reached the app' },
   /** `serve --token-path`: a method that path does not take (it takes POST and GET). */
   LITEFS_METHOD_NOT_ALLOWED: { status: 405, retryAfter: false },

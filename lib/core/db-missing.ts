@@ -1,5 +1,6 @@
 import type { CoreContext } from './context.js'
 import { mountFiles } from './mount-files.js'
+import { several } from './databases.js'
 import type { ResolvedOptions } from './options.js'
 
 // A write served here as primary, and no `<db>-pos` beside it (several
@@ -55,4 +56,24 @@ export function missingDbCause<C> (core: CoreContext<C>, so: string): string {
 export function sayNamedMissing<C> (core: CoreContext<C>, db: string, have: readonly string[]): void {
   const { mount } = core.options
   core.warn.say('LITEFS_DB', `${mount}/${db}`, `"db" names "${db}", which has no position (no ${db}-pos), unlike ${have.map(n => `"${n}"`).join(', ')}: not created yet, or a wrong name? Tokens leave it out until it has a position`, { db, databases: have })
+}
+
+/**
+ * LITEFS_DB said about one database (the mount check at start, a write's
+ * missing position, a token leaving it out) clears once its `-pos` appears —
+ * the state has a position for it — whether or not a write follows. Looked at
+ * on each change of the state while such a warning stands; none stands, the
+ * look is one pass over an empty set. Returns the unsubscribe.
+ */
+export function clearDbOnPosition<C> (core: CoreContext<C>): () => void {
+  const prefix = `${core.options.mount}/`
+  const { state, warn } = core
+  return state.onChange(() => {
+    for (const scope of warn.saying('LITEFS_DB')) {
+      const db = scope.slice(prefix.length)
+      if (!scope.startsWith(prefix) || !state.databases.includes(db)) continue
+      if (db === core.options.db) core.dbMissing = false // a write's warning (sayDbMissing), said under the same key
+      warn.clear('LITEFS_DB', scope, `${db}-pos exists now: ${several(core.options.databases) ? 'tokens include it' : 'writes are cookied'}`)
+    }
+  })
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { addForwardedHeaders, isForwardedMetadata, type ForwardedView } from './forwarded-headers.js'
+import { BUDGET_HEADER, CLOSING_HEADER, FORWARDED_HEADER } from './own-headers.js'
 
 // Which headers cross a forward, each way: never the hop-by-hop ones (RFC 9110
 // §7.6.1: `Connection` and the headers it names, `Keep-Alive`, `TE`…), never
@@ -7,24 +8,8 @@ import { addForwardedHeaders, isForwardedMetadata, type ForwardedView } from './
 // the client (X-Forwarded-*) is forwarded-headers.ts's policy; moving bytes is
 // forward.ts's.
 
-/** The header a forwarding node adds; a node that is not primary never forwards a request carrying it. */
-export const FORWARDED_HEADER = 'litefs-forwarded'
-
-/**
- * Beside the marker: how long (ms) the forwarding node waits for the answer's
- * head once the request is sent (its `forwardTimeout`). A node that holds the
- * request answers within it (write-path.ts), so the forwarder relays a clear
- * "nothing was applied" rather than timing out on a write whose fate it cannot know.
- */
-export const BUDGET_HEADER = 'litefs-forward-budget'
-
-/**
- * On a closing primary's answers to its peers (last-answer.ts): it is about to
- * stop listening, so a replica holds its next writes for it rather than open a
- * connection into its closing (primary-closing.ts). Between litefs-proxies
- * only: stripped on the way to the client.
- */
-export const CLOSING_HEADER = 'litefs-proxy-closing'
+/** litefs-proxy's own headers between nodes (own-headers.ts). */
+export { BUDGET_HEADER, CLOSING_HEADER, FORWARDED_HEADER }
 
 const HOP_BY_HOP = new Set([
   CLOSING_HEADER,

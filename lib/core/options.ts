@@ -8,6 +8,7 @@ import { primaryOriginOf, type PrimaryOrigin } from './primary-url.js'
 import { DURABILITY_KEYS, resolveDurability, type DurabilityInput, type DurabilitySettings } from './durability-options.js'
 import { PEER_COOKIES, type PeerCookie } from './peer-cookies.js'
 import { resolveDatabases, several, type DatabaseSettings } from './databases.js'
+import { OWN_HEADERS } from './own-headers.js'
 
 /** What a read held past `readTimeout` gets: 504, the primary's answer, or the replica's (maybe stale) answer. */
 export type ReadTimeoutAction = 'error' | 'primary' | 'stale'
@@ -231,7 +232,7 @@ const TAKEN_PREFIXES = ['access-control-', 'sec-', 'proxy-', 'x-forwarded-', 'li
 function tokenHeader (opts: Record<string, unknown>): string | false {
   if (opts.tokenHeader === false) return false
   const name = text(opts, 'tokenHeader', 'litefs-txid', COOKIE_NAME, 'a header name (letters, digits and !#$%&\'*+-.^_`|~) or false').toLowerCase()
-  if (TAKEN_HEADERS.has(name) || TAKEN_PREFIXES.some(p => name.startsWith(p))) {
+  if (TAKEN_HEADERS.has(name) || OWN_HEADERS.includes(name) || TAKEN_PREFIXES.some(p => name.startsWith(p))) {
     fail('tokenHeader', 'a header name of its own (e.g. the default litefs-txid), not one HTTP, browsers or litefs-proxy give a meaning', opts.tokenHeader)
   }
   return name

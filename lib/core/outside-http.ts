@@ -5,6 +5,7 @@ import { txidToken } from './cookie.js'
 import { dbLabel, missingDbCause } from './db-missing.js'
 import { positionsToken, readPositions, type Positions } from './positions-token.js'
 import { sayRefused } from './token-refused.js'
+import { trackedPositions } from './token-dbs.js'
 import type { LitefsHttpError } from './errors.js'
 import { waitOutside } from './hold.js'
 import type { Logger } from './logger.js'
@@ -97,8 +98,8 @@ export async function waitForToken<C> (core: CoreContext<C>, log: Logger, token:
   if (signal !== undefined && !isSignal(signal)) throw notASignal(signal)
   const positions = token == null ? undefined : readPositions(options.cookie, token, options.db)
   if (token != null && positions === undefined) sayRefused(core, token)
-  // The databases this core tracks, behind-first order kept (the main one first); the others say nothing here.
-  const wanted = [...(positions ?? [])].filter(([db, txid]) => txid !== 0n && (core.several?.tracked.accepts(db) ?? db === options.db))
+  // The databases this core tracks, the main one first; the others said once, as over HTTP (token-dbs.ts).
+  const wanted = positions === undefined ? [] : trackedPositions(core, positions)
   if (wanted.length === 0) return { waitedMs: 0 }
   const started = performance.now()
   const waited = (): number => performance.now() - started

@@ -146,6 +146,20 @@ export function originForm (url: string): string {
   return rest[0] === '/' ? rest : '/' + rest
 }
 
+// What undici sends (its lib/core/request.js): a `/`, then characters 0x21–0xFF.
+const SENDABLE = /^\/[\u0021-\u00ff]*$/
+
+/**
+ * Whether a request target in origin form can be sent on — by `serve` to its
+ * app, by a replica to the primary: a path. The asterisk form (`POST *`,
+ * `M-SEARCH *`), which Node's server accepts, names a server, not a resource;
+ * undici refuses it (UND_ERR_INVALID_ARG). A client's error, answered 400
+ * LITEFS_BAD_TARGET, never a primary's failure.
+ */
+export function sendable (target: string): boolean {
+  return SENDABLE.test(target)
+}
+
 /** The path of a request target as routers see it: in origin form, everything before `?`. */
 export function pathOf (url: string): string {
   const target = originForm(url)

@@ -3,6 +3,7 @@ import { request, type Dispatcher } from 'undici'
 import type { Logger } from './logger.js'
 import type { NodeState } from './node-state.js'
 import { formatTxid, parseTxid } from './txid.js'
+import { PROBE_HEADER } from './own-headers.js'
 
 // A cookie no node will ever reach: a failover lost TXIDs 2–4, a client holds
 // cookie 4, every replica is at 1. Waiting cannot help — only the primary's
@@ -17,12 +18,7 @@ import { formatTxid, parseTxid } from './txid.js'
 // last question was sent make another one. With several databases one answer
 // (the health check's \`databases\`) settles the held reads of every one.
 
-/**
- * Sent with the question: a primary tracking `'*'` lists its mount afresh
- * before it answers (health.ts), so every database that existed when it was
- * asked is in its answer, and one missing from it is one it does not have.
- */
-export const PROBE_HEADER = 'litefs-proxy-probe'
+export { PROBE_HEADER }
 
 /** A read held this long (ms) without its TXID arriving makes the primary be asked. */
 export const PROBE_AFTER = 25

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { request, type Dispatcher } from 'undici'
 import { reasonOf } from './errors.js'
 import { ANSWERS } from './answers.js'
+import { REACH_HEADER } from './own-headers.js'
 
 // Can this replica reach the primary's app? LiteFS can be fine — the primary
 // named, replication flowing, health `ok` by lag — while no write landing here
@@ -22,14 +23,7 @@ const ASK_EVERY = 1000
 /** How long the primary's health may take to answer (ms). */
 const ANSWER_WITHIN = 1000
 
-/**
- * Marks litefs-proxy's own question to a primary's health, its value the
- * asking node's marker entry (loop-guard.ts): a node asked so answers from
- * what it knows without asking on, and a node asked by itself answers 508 (a
- * `primaryUrl` that maps to the node itself must neither wait for its own
- * answer nor count as the primary reached).
- */
-export const REACH_HEADER = 'litefs-proxy-reach'
+export { REACH_HEADER }
 
 export interface Unreachable {
   /** The primary's origin as this node sends to it; null when `primaryUrl` gives it none. */

@@ -31,6 +31,7 @@ import { several, TrackedDatabases } from './databases.js'
 import { PositionsRead, type Several } from './positions-read.js'
 import { sayRefused } from './token-refused.js'
 import type { Tunnels } from './tunnels.js'
+import { clearDbOnPosition } from './db-missing.js'
 
 // The core as adapters see it: built once per app from its options and its
 // adapter's hooks, it wires the shared pieces (NodeState, the probe, the
@@ -114,6 +115,7 @@ export class LitefsCore<C = ServerResponse> {
       dbMissing: false
     }
     this.ctx = ctx
+    this.stopDbWatch = clearDbOnPosition(ctx)
     if (options.peerCookies.length > 0 && options.cookie.secrets.length > 0) {
       // Said once: a secret is there to refuse forged tokens, and these cookies are unsigned.
       ctx.warn.say('LITEFS_PEER_COOKIES', options.peerCookies.join(','), `"peerCookies" accepts unsigned ${options.peerCookies.join(' and ')} cookies beside a "secret": any client can forge one and have its reads held up to readTimeout. Drop "peerCookies" once the tokens of the peer you moved from have expired`, { peerCookies: options.peerCookies })
@@ -267,10 +269,12 @@ export class LitefsCore<C = ServerResponse> {
   }
 
   private closed: Promise<void> | undefined
+  private readonly stopDbWatch: () => void
 
   private async closeOnce (): Promise<void> {
     this.endTunnels()
     await whenAnswered(this.drain())
+    this.stopDbWatch()
     this.ctx.probe.close()
     await this.ctx.peers?.close()
     await this.lease?.release()

@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { CoreContext } from './context.js'
-import { dbLabel } from './db-missing.js'
 import { ended, unavailable, waitFor } from './hold.js'
 import { FORWARDED_HEADER } from './hop-by-hop.js'
 import type { Logger } from './logger.js'
@@ -10,6 +9,7 @@ import type { WaitResult } from './node-state.js'
 import { readTimedOut } from './read-timeout.js'
 import type { LitefsInfo } from './request.js'
 import { requestPositions } from './token.js'
+import { trackedPositions, type Wanted } from './token-dbs.js'
 import { formatTxid } from './txid.js'
 
 // A read (DESIGN §3.4): served at once without a TXID, on the primary, or on a
@@ -21,8 +21,6 @@ import { formatTxid } from './txid.js'
 // database: the read is held for each one behind in turn, all within one
 // `readTimeout`; the probe asks the primary about every one (primary-probe.ts).
 
-/** What a read waits for: database and TXID, the main database first. */
-type Wanted = ReadonlyArray<readonly [string, bigint]>
 /** A read without a token (most of them) allocates nothing here. */
 const NOTHING: Wanted = []
 
@@ -35,25 +33,10 @@ export function read<C> (core: CoreContext<C>, c: C, req: IncomingMessage, info:
   return readNow(core, c, info, wanted, performance.now() + core.options.readTimeout, 0)
 }
 
-/**
- * The positions the request's token names, of the databases this core tracks.
- * A database it does not track (nodes configured with different `db` lists, or
- * a token from another app) is left out, and said once: waiting for a position
- * nobody here follows could only time out.
- */
+/** The positions the request's token names, of the databases this core tracks (token-dbs.ts). */
 function wantedOf<C> (core: CoreContext<C>, req: IncomingMessage): Wanted {
   const positions = requestPositions(core.options, req.headers, core.tokenRefused)
-  if (positions === undefined) return NOTHING
-  const wanted: Array<readonly [string, bigint]> = []
-  const tracked = core.several?.tracked
-  for (const [db, txid] of positions) {
-    if (tracked === undefined ? db !== core.options.db : !tracked.accepts(db)) {
-      core.warn.say('LITEFS_TOKEN_DB', core.options.mount, `a token names the database "${db}", which this app does not track (db: ${dbLabel(core.options)}); its position is ignored (said once: such tokens may be many). Give every node the same "db"`, { db })
-      continue
-    }
-    if (txid !== 0n) wanted.push([db, txid])
-  }
-  return wanted
+  return positions === undefined ? NOTHING : trackedPositions(core, positions)
 }
 
 function readNow<C> (core: CoreContext<C>, c: C, info: LitefsInfo, wanted: Wanted, deadline: number, started: number): LitefsInfo | Promise<LitefsInfo> {

@@ -7,6 +7,7 @@ import type { LitefsRouteOptions } from './options.js'
 import type { LitefsInfo } from './request.js'
 import { formatTxid } from './txid.js'
 import { elsewhere } from './write-path.js'
+import { STALE_HEADER } from './own-headers.js'
 
 // A read held past `readTimeout` (DESIGN §3.4) gets one of three answers,
 // `readTimeoutAction`'s: 504 LITEFS_READ_TIMEOUT (as LiteFS's proxy), the
@@ -17,8 +18,7 @@ import { elsewhere } from './write-path.js'
 // under the loop guard (loop-guard.ts). How the read came to time out is
 // read-path.ts's.
 
-/** The header a read served past its timeout carries: the TXID it waited for and the position it got. */
-export const STALE_HEADER = 'litefs-stale'
+export { STALE_HEADER }
 
 export async function readTimedOut<C> (core: CoreContext<C>, c: C, info: LitefsInfo, log: Logger): Promise<LitefsInfo> {
   const { state, options } = core

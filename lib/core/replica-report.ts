@@ -3,6 +3,7 @@ import { request, type Dispatcher } from 'undici'
 import type { Logger } from './logger.js'
 import { HEARTBEAT, type PeerReport } from './peer-table.js'
 import { formatTxid } from './txid.js'
+import { PEER_HEADER } from './own-headers.js'
 
 // A replica's litefs-proxy tells the primary's where it is (peer-table.ts keeps
 // it there): its hostname, whether it is a candidate, its position per
@@ -17,8 +18,7 @@ import { formatTxid } from './txid.js'
 // signed with the shared secret (HMAC over a timestamp and the body): the
 // endpoint accepts only its peers.
 
-/** The header carrying a report's signature: `<unix ms>.<base64url HMAC-SHA256(secret, "<unix ms>\n<body>")>`. */
-export const PEER_HEADER = 'litefs-peer'
+export { PEER_HEADER }
 /** A report signed longer ago than this (ms), or that far ahead, is refused (a replay). */
 export const SKEW = 30_000
 

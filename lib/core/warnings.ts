@@ -27,6 +27,8 @@ export interface Warnings {
   say: (code: string, scope: string, message: string, details?: object) => void
   /** It no longer holds: if it was said, say `cleared` once. */
   clear: (code: string, scope: string, cleared: string) => void
+  /** The scopes of the causes `code` said that have not cleared (of every app in the process; usually none). */
+  saying: (code: string) => string[]
 }
 
 export function warnings (log: Logger): Warnings {
@@ -44,6 +46,11 @@ export function warnings (log: Logger): Warnings {
     clear (code, scope, cleared) {
       if (!active.delete(`${code}\0${scope}`)) return
       log.info({ code }, `litefs-proxy: ${words(cleared)}`)
+    },
+    saying (code) {
+      const scopes: string[] = []
+      for (const cause of active) if (cause.startsWith(`${code}\0`)) scopes.push(cause.slice(code.length + 1))
+      return scopes
     }
   }
 }

@@ -12,7 +12,7 @@ import { ended, unavailable, waitFor } from './hold.js'
 import { RETRY_EVERY } from './lifecycle.js'
 import type { Logger } from './logger.js'
 import { ownOrigin } from './own-origin.js'
-import { originForm } from './path-match.js'
+import { originForm, sendable } from './path-match.js'
 import { RESENDS, safeToResend } from './resend.js'
 import { tunnel } from './tunnel.js'
 import { upgradeOf } from './upgrade-socket.js'
@@ -77,6 +77,12 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
   const started = performance.now()
   const deadline = started + holdMs
   const resendable = safeToResend(req, info.kind === 'write')
+  // In origin form, as the primary's router routes it: an absolute-form target's scheme is undici's to check, not the client's to choose.
+  const path = originForm(hooks.url(c))
+  // `POST *`: no path to ask the primary for, and the client's error (as `serve` answers it: request-target.ts).
+  if (options.forward === 'http' && !sendable(path)) {
+    return answer(info, log, 'LITEFS_BAD_TARGET', `${JSON.stringify(path)} is not a request target litefs-proxy can send the primary: a path starting with /; nothing was applied`, { method: req.method, target: path, code: 'LITEFS_BAD_TARGET' })
+  }
   let resends = 0
   for (;;) {
     state.refresh()
@@ -138,8 +144,6 @@ export async function elsewhere<C> (core: CoreContext<C>, c: C, info: LitefsInfo
     const elapsed = core.observer.forwardStarted(req, origin, res)
     // A WebSocket handshake that arrived as an upgrade goes to the primary as one (tunnel.ts).
     const upgrade = upgradeOf(req)
-    // In origin form, as the primary's router routes it: an absolute-form target's scheme is undici's to check, not the client's to choose.
-    const path = originForm(hooks.url(c))
     const result = upgrade !== undefined
       ? await tunnel({ req, res, upgrade, path, origin, view: hooks.view(c), marker: markerOf(req, core.nodeName), timeout: options.forwardTimeout, label: `the primary at ${origin}`, takeOver: () => hooks.takeOver(c), tunnels: core.lifecycle.tunnels })
       : await forward({

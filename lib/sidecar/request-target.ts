@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { failure, litefsError } from '../core/answers.js'
 import type { Logger } from '../core/logger.js'
-import { originForm } from '../core/path-match.js'
+import { originForm, sendable } from '../core/path-match.js'
 import { sendAnswer } from '../core/send-answer.js'
 
 // The request target `serve` sends the app: in origin form (`/path?query`), as
@@ -10,9 +10,6 @@ import { sendAnswer } from '../core/send-answer.js'
 // 9112 §3.2.4), which names the server, not a resource: undici cannot send it
 // (a path must start with `/`), and it is no request for the app anyway. Go's
 // http.Server, LiteFS's proxy's, answers `OPTIONS *` itself: 200, empty.
-
-// What undici sends (lib/core/request.js): a `/`, then characters 0x21–0xFF.
-const SENDABLE = /^\/[\u0021-\u00ff]*$/
 
 /** The target to send the app, or undefined once `res` was answered here (`OPTIONS *`, or a target that cannot be sent). */
 export function appTarget (log: Logger, res: ServerResponse): string | undefined {
@@ -27,7 +24,7 @@ export function appTarget (log: Logger, res: ServerResponse): string | undefined
     return undefined
   }
   const target = originForm(req.url as string)
-  if (SENDABLE.test(target)) return target
+  if (sendable(target)) return target
   if (req.method === 'OPTIONS' && target === '*') {
     res.writeHead(200, { 'content-length': '0' }).end()
     return undefined
