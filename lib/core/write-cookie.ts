@@ -124,18 +124,15 @@ function leaving<C> (core: CoreContext<C>, c: C, ack: Appended): Acknowledgement
 }
 
 function cookied<C> (core: CoreContext<C>, info: LitefsInfo, c: C, txid: bigint | undefined): Appended {
-  const { mount } = core.options
-  const db = core.options.db as string // one database: always named
   if (txid === undefined) {
     // A write served as primary, and no position for its database: it does not
     // exist yet, or `db` names the wrong file (db-missing.ts says which).
     sayDbMissing(core)
     return AS_IS
   }
-  if (core.dbMissing) {
-    core.dbMissing = false
-    core.warn.clear('LITEFS_DB', `${mount}/${db}`, `${db}-pos exists now: writes are cookied`)
-  }
+  // Its -pos exists now: the state has its position (from this read, which
+  // raises it, or from an event before), and that change said the warning
+  // cleared, if one was said (db-missing.ts clearDbOnPosition).
   if (txid === 0n) return AS_IS
   info.setTxid = formatTxid(txid)
   core.observer.cookieSet(core.hooks.req(c), info.setTxid)
