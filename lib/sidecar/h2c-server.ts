@@ -7,7 +7,7 @@ import type { Logger } from '../core/logger.js'
 // (requestTimeout, headersTimeout, keepAliveTimeout) nor its
 // closeIdleConnections()/closeAllConnections(), and before Node 24 its close()
 // waits for every session, idle ones included: this keeps the sessions so that
-// an idle one is closed after --idle-timeout, a close closes each once no
+// an idle one is closed after --idle-timeout if given, a close closes each once no
 // stream is in flight on it (GOAWAY: its client opens a new connection for its
 // next request), and a drain past its time cuts them all.
 

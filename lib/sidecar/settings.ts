@@ -26,7 +26,7 @@ export const FLAGS: Record<string, Flag> = {
   'read-timeout': { kind: 'duration', yaml: 'read-timeout', help: 'the HTTP server: whole request, default 0 (none); HTTP/1.1 only' },
   'read-header-timeout': { kind: 'duration', yaml: 'read-header-timeout', help: 'the HTTP server: request head, default 10s; HTTP/1.1 only' },
   'write-timeout': { kind: 'duration', yaml: 'write-timeout', help: 'the HTTP server: socket inactivity, default 0 (none)' },
-  'idle-timeout': { kind: 'duration', yaml: 'idle-timeout', help: 'the HTTP server: idle keep-alive connection (h2c: a session with no stream), default 30s' },
+  'idle-timeout': { kind: 'duration', yaml: 'idle-timeout', help: 'the HTTP server: idle keep-alive connection, default 30s (h2c: a session with no stream, default 0: none)' },
   debug: { kind: 'bool', yaml: 'debug', help: 'log every decision (as --log-level debug)' },
   mount: { kind: 'string', help: "LiteFS's FUSE mount, default fuse.dir or /litefs" },
   api: { kind: 'string', help: "LiteFS's API URL, default from http.addr or http://localhost:20202; 'false': the mount files alone" },
