@@ -23,16 +23,19 @@ export const FLAGS: Record<string, Flag> = {
   'always-forward': { kind: 'list', yaml: 'always-forward', help: 'a path glob whose reads are writes; repeatable (proxy.always-forward)' },
   'primary-redirect-timeout': { kind: 'duration', yaml: 'primary-redirect-timeout', help: 'how long a write waits for a primary, default 5s' },
   'max-lag': { kind: 'duration', yaml: 'max-lag', help: 'health answers 503 above this lag, default 10s; 0 disables' },
-  'read-timeout': { kind: 'duration', yaml: 'read-timeout', help: 'the HTTP server: whole request, default 0 (none)' },
-  'read-header-timeout': { kind: 'duration', yaml: 'read-header-timeout', help: 'the HTTP server: request head, default 10s' },
+  'read-timeout': { kind: 'duration', yaml: 'read-timeout', help: 'the HTTP server: whole request, default 0 (none); HTTP/1.1 only' },
+  'read-header-timeout': { kind: 'duration', yaml: 'read-header-timeout', help: 'the HTTP server: request head, default 10s; HTTP/1.1 only' },
   'write-timeout': { kind: 'duration', yaml: 'write-timeout', help: 'the HTTP server: socket inactivity, default 0 (none)' },
-  'idle-timeout': { kind: 'duration', yaml: 'idle-timeout', help: 'the HTTP server: idle keep-alive connection, default 30s' },
+  'idle-timeout': { kind: 'duration', yaml: 'idle-timeout', help: 'the HTTP server: idle keep-alive connection, default 30s (h2c: a session with no stream, default 0: none)' },
   debug: { kind: 'bool', yaml: 'debug', help: 'log every decision (as --log-level debug)' },
   mount: { kind: 'string', help: "LiteFS's FUSE mount, default fuse.dir or /litefs" },
   api: { kind: 'string', help: "LiteFS's API URL, default from http.addr or http://localhost:20202; 'false': the mount files alone" },
   role: { kind: 'string', help: "with --api false: primary or replica, this node's role when the mount cannot tell (no .primary file: the primary, or a replica cut off from it); without it such a node's role is unknown: health 503, writes 503 LITEFS_ROLE_UNKNOWN. Set --role primary on the primary" },
   'primary-url': { kind: 'string', help: "the primary's sidecar: a template over its lease hostname (default http://{hostname}:{port}), its URL (a static primary), or a map node-1=http://10.0.0.1:8080,node-2=…" },
   forward: { kind: 'string', help: 'http (stream writes to the primary, default) or fly-replay' },
+  protocol: { kind: 'string', help: "what serve's own server speaks: http1 (HTTP/1.1, default) or h2c (HTTP/2 without TLS, prior knowledge only: behind a balancer sending h2c, such as Fly's h2_backend)" },
+  'forward-protocol': { kind: 'string', help: "what writes forwarded to the primary's sidecar speak: http1 or h2c (HTTP/2; by ALPN for an https: --primary-url); default: what the request arrived in" },
+  'target-protocol': { kind: 'string', help: 'what the app at --target speaks: http1 (HTTP/1.1, default) or h2c (HTTP/2 without TLS, prior knowledge: an app that speaks only that, such as a Go h2c server)' },
   'txid-timeout': { kind: 'duration', help: 'how long a read waits for the replica to catch up, default 5s (LiteFS: 5s)' },
   'txid-timeout-action': { kind: 'string', help: 'past it: error (504, default), primary (forward the read) or stale (serve it here, marked litefs-stale)' },
   'forward-timeout': { kind: 'duration', help: "how long the primary may take to answer a forwarded write's head, default 30s" },
@@ -216,6 +219,7 @@ export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, 
   set('role', str('role') === undefined ? undefined : oneOf('role', str('role') as string, ['primary', 'replica']))
   set('primaryUrl', primaryUrl(str('primary-url')))
   if (str('forward') !== undefined) options.forward = oneOf('forward', str('forward') as string, ['http', 'fly-replay'])
+  serverProtocol(raw, given, options)
   // How long a read waits for its TXID is the core's readTimeout; --read-timeout is LiteFS's server setting.
   set('readTimeout', dur('txid-timeout'))
   if (str('txid-timeout-action') !== undefined) options.readTimeoutAction = oneOf('txid-timeout-action', str('txid-timeout-action') as string, ['error', 'primary', 'stale'])
@@ -251,6 +255,25 @@ export function serveSettings (argv: readonly string[], env: NodeJS.ProcessEnv, 
   }
   set('consul', consulLease(str('consul-url'), str('consul-key'), str('consul-lock-delay'), yml))
   return { options, given, format }
+}
+
+/**
+ * `--protocol`, `--forward-protocol`, `--target-protocol`. HTTP/1.1's server
+ * limits have no HTTP/2 counterpart in Node: given with --protocol h2c they are
+ * refused rather than silently dropped.
+ */
+function serverProtocol (raw: Raw, given: Readonly<Record<string, GivenFlag>>, options: SidecarOptions): void {
+  const protocols = ['http1', 'h2c'] as const
+  const value = (name: string): string | undefined => raw[name] as string | undefined
+  if (value('protocol') !== undefined) options.protocol = oneOf('protocol', value('protocol') as string, protocols)
+  if (value('target-protocol') !== undefined) options.targetProtocol = oneOf('target-protocol', value('target-protocol') as string, protocols)
+  if (value('forward-protocol') !== undefined) options.forwardProtocol = oneOf('forward-protocol', value('forward-protocol') as string, protocols) === 'h2c' ? 'http2' : 'http1'
+  if (options.protocol !== 'h2c') return
+  for (const flag of ['read-timeout', 'read-header-timeout']) {
+    const from = given[flag]
+    if (from === undefined) continue
+    throw new UsageError(`--${flag}${from.source === undefined ? '' : ` (${from.source})`}: an HTTP/1.1 server limit, which --protocol h2c has no counterpart for (HTTP/2 streams have no such deadline in Node); drop it, or use --write-timeout (socket inactivity) and --idle-timeout`)
+  }
 }
 
 /** The fence's Consul lease: flags over a consul lease in --config; `--consul-url false` turns it off. */

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Http2Server, Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { whenClosed } from '../core/client-gone.js'
@@ -19,7 +20,8 @@ import { answerClientError } from './client-error.js'
 import { withApp } from './app-health.js'
 import { appTarget } from './request-target.js'
 import { originForm } from '../core/path-match.js'
-import { refuseConnect } from './connect.js'
+import { refuseConnect, refuseH2Connect } from './connect.js'
+import { h2cServer } from './h2c-server.js'
 import { TargetWatch } from './target-watch.js'
 import { onUpgrade, type UpgradeContext } from './upgrade.js'
 import { tokenEndpoint, type TokenEndpoint } from './token-endpoint.js'
@@ -45,7 +47,9 @@ export interface SidecarOptions extends NodeAdapterOptions {
    * The HTTP server's limits, as LiteFS's proxy names them (ms; 0 disables):
    * the whole request (default 0), its head (10 s), socket inactivity (0), an
    * idle keep-alive connection (30 s). Not to be confused with `readTimeout`,
-   * how long a read waits for the replica (the core's option).
+   * how long a read waits for the replica (the core's option). With `protocol:
+   * 'h2c'` only writeTimeout (session inactivity) and idleTimeout (a session with
+   * no stream; none by default) apply.
    */
   server?: { readTimeout?: number, readHeaderTimeout?: number, writeTimeout?: number, idleTimeout?: number }
   /** How long close() waits for requests in flight and piped WebSockets before cutting them (ms). Default 10 s. */
@@ -54,10 +58,22 @@ export interface SidecarOptions extends NodeAdapterOptions {
   logger: Logger
   /** serve's own path for code outside HTTP (token-endpoint.ts): POST a token after a write, GET waits for one. Default: none. */
   tokenPath?: string
+  /**
+   * What its own server speaks: `'http1'` (HTTP/1.1, the default) or `'h2c'`
+   * (HTTP/2 without TLS, prior knowledge). Writes forwarded to the primary's
+   * sidecar speak what the request arrived in, unless `forwardProtocol` says.
+   */
+  protocol?: SidecarProtocol
+  /** What the app at `target` speaks: `'http1'` (default) or `'h2c'` (an h2c-only app: hypercorn, a Go h2c server). */
+  targetProtocol?: SidecarProtocol
 }
 
+export type SidecarProtocol = 'http1' | 'h2c'
+const PROTOCOLS: readonly SidecarProtocol[] = ['http1', 'h2c']
+
 export interface Sidecar {
-  readonly server: Server
+  /** node:http's server, or node:http2's with `protocol: 'h2c'`. */
+  readonly server: Server | Http2Server
   readonly core: LitefsCore<ServerResponse>
   /** The sidecar's own URL once listening. */
   readonly url: string
@@ -89,17 +105,21 @@ export function parseTarget (target: string): { origin: string, host: string, po
 
 export function createSidecar (options: SidecarOptions): Sidecar {
   const {
-    addr, target, targetTimeout = 0, targetRetry = 30_000, server: limits = {}, drainTimeout = 10_000, tokenPath, ...rest
+    addr, target, targetTimeout = 0, targetRetry = 30_000, server: limits = {}, drainTimeout = 10_000, tokenPath,
+    protocol = 'http1', targetProtocol = 'http1', ...rest
   } = options
   const { readTimeout = 0, readHeaderTimeout = 10_000, writeTimeout = 0, idleTimeout = 30_000 } = limits
-  const listenOn = parseAddr(addr)
-  if (listenOn === undefined) fail('addr', '":port" or "host:port"', addr)
+  const parsedAddr = parseAddr(addr)
+  if (parsedAddr === undefined) fail('addr', '":port" or "host:port"', addr)
+  const listenOn: { host: string | undefined, port: number } = parsedAddr
   const app = parseTarget(target)
   if (app === undefined) fail('target', '"host:port" or "http://host:port" (the app)', target)
+  if (!PROTOCOLS.includes(protocol)) fail('protocol', '"http1" or "h2c"', protocol)
+  if (!PROTOCOLS.includes(targetProtocol)) fail('targetProtocol', '"http1" or "h2c"', targetProtocol)
   const log = options.logger
   const core = createNodeCore({ cookieName: '__txid', ...rest }) // LiteFS's proxy's cookie, unless told otherwise
   const agents = forwardAgents()
-  const dispatcher = agents.http1
+  const dispatcher = targetProtocol === 'h2c' ? agents.http2 : agents.http1
   let tokens: TokenEndpoint | undefined
   try {
     tokens = tokenPath === undefined ? undefined : tokenEndpoint(core, tokenPath, log) // checked against the core's paths
@@ -191,15 +211,25 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   const deadlines = [headersTimeout, readTimeout].filter(ms => ms > 0)
   const connectionsCheckingInterval = deadlines.length === 0 ? 30_000 : Math.max(1, Math.min(1000, Math.floor(Math.min(...deadlines) / 4)))
   const inTurn = oneAtATime()
-  const server = createServer({ requestTimeout: readTimeout, headersTimeout, keepAliveTimeout: idleTimeout, connectionsCheckingInterval }, (req, res) => {
+  const arrived = (res: ServerResponse, turns: boolean): void => {
     open.add(res)
     whenClosed(res, () => { open.delete(res) }) // a pipelined answer whose client left: its connection says
     if (accessLog) logWhenDone(log, res)
-    inTurn(res, () => {
-      // `OPTIONS *`, or a target undici cannot send: answered here, not decided (it names no path).
-      if (appTarget(log, res) !== undefined && tokens?.refused(res) !== true) runNode(core, res, ending, undefined)
-    })
-  })
+    // `OPTIONS *`, or a target undici cannot send: answered here, not decided (it names no path).
+    const start = (): void => { if (appTarget(log, res) !== undefined && tokens?.refused(res) !== true) runNode(core, res, ending, undefined) }
+    // HTTP/2 multiplexes: its streams are concurrent by design, none pipelined behind another.
+    if (turns) inTurn(res, start)
+    else start()
+  }
+  if (protocol === 'h2c') {
+    // node:http2's compatibility request and response: what the core takes from an HTTP/2 server in-process too.
+    // No idle close unless asked: a session closed as idle (GOAWAY) fails the request a client
+    // (undici: a replica's forwarder) sends on it at that instant, unapplied but answered 502.
+    const h2 = h2cServer({ idleTimeout: limits.idleTimeout ?? 0, writeTimeout }, log, (req, res) => { arrived(res as unknown as ServerResponse, false) })
+    h2.server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => { refuseH2Connect(log, req, res) })
+    return sidecarOn(h2.server, { closeIdle: h2.closeIdle, closeAll: h2.closeAll, lastAnswers: () => {} })
+  }
+  const server = createServer({ requestTimeout: readTimeout, headersTimeout, keepAliveTimeout: idleTimeout, connectionsCheckingInterval }, (_req, res) => { arrived(res, true) })
   server.timeout = writeTimeout
   const upgrades: UpgradeContext = {
     server,
@@ -216,64 +246,74 @@ export function createSidecar (options: SidecarOptions): Sidecar {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { onUpgrade(upgrades, req, socket, head) })
   server.on('connect', (req: IncomingMessage, socket: Duplex) => { refuseConnect(log, req, socket) })
   server.on('clientError', (err: Error, socket: Duplex) => { answerClientError(log, err, socket) })
-
-  let url = ''
-  let closing: Promise<void> | undefined
-  const close = async (): Promise<void> => {
-    // The connections of answers in flight close when those answers are sent:
-    // a kept-alive client (a replica's forwarder, a balancer's pool) would
-    // otherwise send its next request on its connection, which then never falls
-    // idle, and the drain would last until drainTimeout cut it (a container
-    // stop killed first). Told `connection: close`, it connects anew and finds
-    // the listener gone. An answer whose head is out: its connection is reset
-    // once idle (as drain() resets idle ones: see idle-reset.ts).
-    for (const res of open) {
-      if (res.headersSent) res.once('finish', () => setImmediate(() => resetIdleConnections(server)))
-      else res.setHeader('connection', 'close')
-    }
-    const answered = whenAnswered(core.drain(true)) // held requests: 503 now, before any connection is cut; no report can come in after this
-    await acceptQueued() // a write on a new connection is answered, not reset unread as the listener closes (accept-queued.ts)
-    const closed = new Promise<void>(resolve => server.close(() => resolve())) // no new connection from here
-    await answered
-    server.closeIdleConnections()
-    // Piped upgrades (WebSockets to the app, or tunnelled to the primary) are
-    // given the same time: the app, told to stop too, may close its sockets
-    // itself, with the close frame a WebSocket peer expects, which only it can
-    // send (tunnels.ts). No server's closeAllConnections() sees them, and
-    // server.close() waits for them: still open then, they are ended too.
-    const cut = setTimeout(() => {
-      const requests = open.size
-      const websockets = core.tunnels.end()
-      // Said, so that a request cut here is not taken for a client that left (its access line says aborted).
-      if (requests > 0 || websockets > 0) {
-        const what = [requests > 0 ? `${requests} request(s) still in flight` : '', websockets > 0 ? `${websockets} WebSocket connection(s) still open` : ''].filter(w => w !== '').join(' and ')
-        log.warn({ requests, websockets, drainTimeoutMs: drainTimeout }, `litefs-proxy: ${what} ${drainTimeout} ms after the close began were cut`)
+  return sidecarOn(server, {
+    closeIdle: () => server.closeIdleConnections(),
+    closeAll: () => server.closeAllConnections(),
+    lastAnswers: () => {
+      // The connections of answers in flight close when those answers are sent:
+      // a kept-alive client (a replica's forwarder, a balancer's pool) would
+      // otherwise send its next request on its connection, which then never falls
+      // idle, and the drain would last until drainTimeout cut it (a container
+      // stop killed first). Told `connection: close`, it connects anew and finds
+      // the listener gone. An answer whose head is out: its connection is reset
+      // once idle (as drain() resets idle ones: see idle-reset.ts). On HTTP/2
+      // a session is told to go away (GOAWAY) instead, once its streams are done.
+      for (const res of open) {
+        if (res.headersSent) res.once('finish', () => setImmediate(() => resetIdleConnections(server)))
+        else res.setHeader('connection', 'close')
       }
-      server.closeAllConnections()
-    }, drainTimeout)
-    await closed
-    clearTimeout(cut)
-    watch.close()
-    await core.close()
-    await agents.close()
-  }
-  return {
-    server,
-    core,
-    get url () { return url },
-    listen: async () => {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(listenOn.port, listenOn.host, () => {
-          server.off('error', reject)
-          const a = server.address() as AddressInfo
-          core.listening(a) // a replica reports to the primary from now on (peer-link.ts)
-          url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
-          watch.start() // a wrong --target is said now, not after the first request waited for it
-          resolve()
+    }
+  })
+
+  function sidecarOn (server: Server | Http2Server, connections: { closeIdle: () => void, closeAll: () => void, lastAnswers: () => void }): Sidecar {
+    let url = ''
+    let closing: Promise<void> | undefined
+    const close = async (): Promise<void> => {
+      connections.lastAnswers()
+      const answered = whenAnswered(core.drain(true)) // held requests: 503 now, before any connection is cut; no report can come in after this
+      await acceptQueued() // a write on a new connection is answered, not reset unread as the listener closes (accept-queued.ts)
+      const closed = new Promise<void>(resolve => server.close(() => resolve())) // no new connection from here
+      await answered
+      connections.closeIdle()
+      // Piped upgrades (WebSockets to the app, or tunnelled to the primary) are
+      // given the same time: the app, told to stop too, may close its sockets
+      // itself, with the close frame a WebSocket peer expects, which only it can
+      // send (tunnels.ts). No server's closeAllConnections() sees them, and
+      // server.close() waits for them: still open then, they are ended too.
+      const cut = setTimeout(() => {
+        const requests = open.size
+        const websockets = core.tunnels.end()
+        // Said, so that a request cut here is not taken for a client that left (its access line says aborted).
+        if (requests > 0 || websockets > 0) {
+          const what = [requests > 0 ? `${requests} request(s) still in flight` : '', websockets > 0 ? `${websockets} WebSocket connection(s) still open` : ''].filter(w => w !== '').join(' and ')
+          log.warn({ requests, websockets, drainTimeoutMs: drainTimeout }, `litefs-proxy: ${what} ${drainTimeout} ms after the close began were cut`)
+        }
+        connections.closeAll()
+      }, drainTimeout)
+      await closed
+      clearTimeout(cut)
+      watch.close()
+      await core.close()
+      await agents.close()
+    }
+    return {
+      server,
+      core,
+      get url () { return url },
+      listen: async () => {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject)
+          server.listen(listenOn.port, listenOn.host, () => {
+            server.off('error', reject)
+            const a = server.address() as AddressInfo
+            core.listening(a) // a replica reports to the primary from now on (peer-link.ts)
+            url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+            watch.start() // a wrong --target is said now, not after the first request waited for it
+            resolve()
+          })
         })
-      })
-    },
-    close: async () => { await (closing ??= close()) } // once, however often asked
+      },
+      close: async () => { await (closing ??= close()) } // once, however often asked
+    }
   }
 }
