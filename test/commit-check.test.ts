@@ -1,5 +1,6 @@
 import t from 'tap'
-import { NodeState, type StateDriver } from '../lib/core/node-state.js'
+import { NodeState } from '../lib/core/node-state.js'
+import { SetMount } from './helpers/set-mount.js'
 import { WAYS, cookieOf, post, serveWay } from './helpers/write-ways.js'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
 import { openLitefsNode } from '../lib/core/litefs-node.js'
@@ -13,14 +14,7 @@ import { join } from 'node:path'
 // every adapter and serve, through real sockets; the app's error answers and a
 // node that still writes as primary pass as they are.
 
-class Mount implements StateDriver {
-  pos: bigint | undefined = 5n
-  answers = true
-  readPosition = (): bigint | undefined => this.pos
-  readPositionAsync = async (): Promise<bigint | undefined> => this.pos
-  readLag = (): number => 0
-  mountAnswers = (): boolean => this.answers
-}
+const Mount = SetMount
 
 const statusOf = (raw: string): number => Number(raw.split(' ')[1])
 const codeOf = (raw: string): string | undefined => /"code":"([A-Z_]+)"/.exec(raw)?.[1]

@@ -10,7 +10,9 @@ import { createSidecar, type Sidecar, type SidecarOptions } from '../lib/sidecar
 import { lineLogger } from '../lib/sidecar/access-log.js'
 import { serveOptions } from '../lib/sidecar/settings.js'
 import { run, type Io } from '../lib/cli/run.js'
-import { NodeState, type StateDriver } from '../lib/core/node-state.js'
+import { NodeState } from '../lib/core/node-state.js'
+import { SetMount } from './helpers/set-mount.js'
+import { fakePair, startSidecar } from './helpers/sidecars.js'
 
 type Test = typeof t
 
@@ -36,21 +38,13 @@ async function app (t: Test, fake: FakeLitefs | undefined): Promise<App> {
   return { url: `http://127.0.0.1:${port}`, port, seen, server }
 }
 
-async function sidecar (t: Test, fake: FakeLitefs, target: string, opts: Partial<SidecarOptions>, lines: string[]): Promise<Sidecar> {
-  const s = createSidecar({ addr: '127.0.0.1:0', target, db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, logger: lineLogger('info', 'json', l => lines.push(l)), ...opts })
-  await s.listen()
-  t.teardown(async () => { await s.close() })
-  await until(() => s.core.state.litefs === 'up' && (fake.role === 'primary' ? s.core.state.role === 'primary' : s.core.state.primaryHostname !== undefined))
-  return s
-}
+const sidecar = startSidecar
 
 interface Pair { pfake: FakeLitefs, rfake: FakeLitefs, papp: App, rapp: App, primary: Sidecar, replica: Sidecar, lines: string[] }
 
 /** A primary (TXID 10) and a replica (TXID 5), each with serve and an app; `opts` on both, `replicaOpts` on the replica. */
 async function pair (t: Test, opts: Partial<SidecarOptions> = { tokenPath: PATH }, replicaOpts: Partial<SidecarOptions> = {}): Promise<Pair> {
-  const pfake = await FakeLitefs.start({ role: 'primary', txid: 10n })
-  const rfake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
-  t.teardown(async () => { await pfake.close(); await rfake.close() })
+  const { pfake, rfake } = await fakePair(t)
   const papp = await app(t, pfake)
   const rapp = await app(t, rfake)
   const lines: string[] = []
@@ -200,15 +194,7 @@ t.test('without --token-path the path is the app\'s (off by default: no route sh
   t.same(papp.seen, [`POST ${PATH}`])
 })
 
-/** A mount whose position and liveness a test sets (commit-check.test.ts's). */
-class Mount implements StateDriver {
-  pos: bigint | undefined = 5n
-  answers = true
-  readPosition = (): bigint | undefined => this.pos
-  readPositionAsync = async (): Promise<bigint | undefined> => this.pos
-  readLag = (): number => 0
-  mountAnswers = (): boolean => this.answers
-}
+const Mount = SetMount
 
 t.test('no position on the primary: 500 LITEFS_NO_POSITION; a mount gone with it: the write path\'s 502 LITEFS_OUTCOME_UNKNOWN', async t => {
   for (const [how, answers, status, code] of [['no -pos (a wrong --db)', true, 500, 'LITEFS_NO_POSITION'], ['the mount does not answer', false, 502, 'LITEFS_OUTCOME_UNKNOWN']] as const) {

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { FakeLitefs, until } from './helpers/fake-litefs.js'
+import { fakePair, startSidecar } from './helpers/sidecars.js'
 import { createSidecar, parseAddr, parseTarget, type Sidecar, type SidecarOptions } from '../lib/sidecar/sidecar.js'
 import { lineLogger } from '../lib/sidecar/access-log.js'
 import { run, type Io } from '../lib/cli/run.js'
@@ -56,18 +57,10 @@ async function app (t: Test, fake: FakeLitefs | undefined, port = 0): Promise<Ap
   return { url: `http://127.0.0.1:${p}`, port: p, seen, server }
 }
 
-async function sidecar (t: Test, fake: FakeLitefs, target: string, opts: Partial<SidecarOptions> = {}, lines: string[] = []): Promise<Sidecar> {
-  const s = createSidecar({ addr: '127.0.0.1:0', target, db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, logger: lineLogger('info', 'json', l => lines.push(l)), ...opts })
-  await s.listen()
-  t.teardown(async () => { await s.close() })
-  await until(() => s.core.state.litefs === 'up' && (fake.role === 'primary' ? s.core.state.role === 'primary' : s.core.state.primaryHostname !== undefined))
-  return s
-}
+const sidecar = startSidecar
 
 async function pair (t: Test, opts: Partial<SidecarOptions> = {}): Promise<{ pfake: FakeLitefs, rfake: FakeLitefs, papp: App, rapp: App, primary: Sidecar, replica: Sidecar, lines: string[] }> {
-  const pfake = await FakeLitefs.start({ role: 'primary', txid: 10n })
-  const rfake = await FakeLitefs.start({ role: 'replica', primary: 'node-a', txid: 5n })
-  t.teardown(async () => { await pfake.close(); await rfake.close() })
+  const { pfake, rfake } = await fakePair(t)
   const papp = await app(t, pfake)
   const rapp = await app(t, rfake)
   const lines: string[] = []

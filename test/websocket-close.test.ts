@@ -195,16 +195,22 @@ async function wsTarget (t: Test): Promise<{ port: number, sockets: WebSocket[],
   return { port: (server.address() as AddressInfo).port, sockets, goingAway: () => { for (const ws of wss.clients) ws.close(1001, 'going away') } }
 }
 
-t.test('serve: a piped WebSocket the app closes during the drain ends with its close frame; nothing is cut', async t => {
+/** serve on a primary in front of wsTarget, its warn lines kept, and a client piped through it to /live. */
+async function servePiped (t: Test, drainTimeout: number): Promise<{ app: Awaited<ReturnType<typeof wsTarget>>, s: ReturnType<typeof createSidecar>, c: ReturnType<typeof client>, lines: string[] }> {
   const fake = await FakeLitefs.start({ role: 'primary', txid: 10n })
   t.teardown(async () => { await fake.close() })
   const app = await wsTarget(t)
   const lines: string[] = []
-  const s = createSidecar({ addr: '127.0.0.1:0', target: `127.0.0.1:${app.port}`, db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, drainTimeout: 60_000, logger: lineLogger('warn', 'json', l => lines.push(l)) })
+  const s = createSidecar({ addr: '127.0.0.1:0', target: `127.0.0.1:${app.port}`, db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, drainTimeout, logger: lineLogger('warn', 'json', l => lines.push(l)) })
   await s.listen()
   t.teardown(async () => { await s.close() })
   const c = client(t, `${s.url}/live`)
   await c.opened
+  return { app, s, c, lines }
+}
+
+t.test('serve: a piped WebSocket the app closes during the drain ends with its close frame; nothing is cut', async t => {
+  const { app, s, c, lines } = await servePiped(t, 60_000)
   const closing = s.close()
   await until(() => !s.server.listening, 'the listener closed')
   t.same(c.events, ['open'], 'still open while the drain lasts')
@@ -215,15 +221,7 @@ t.test('serve: a piped WebSocket the app closes during the drain ends with its c
 })
 
 t.test('serve: a piped WebSocket still open at drainTimeout is ended, and that is said', async t => {
-  const fake = await FakeLitefs.start({ role: 'primary', txid: 10n })
-  t.teardown(async () => { await fake.close() })
-  const app = await wsTarget(t)
-  const lines: string[] = []
-  const s = createSidecar({ addr: '127.0.0.1:0', target: `127.0.0.1:${app.port}`, db: 'app.db', mount: fake.mount, api: fake.apiUrl, pollInterval: 1, drainTimeout: 50, logger: lineLogger('warn', 'json', l => lines.push(l)) })
-  await s.listen()
-  t.teardown(async () => { await s.close() })
-  const c = client(t, `${s.url}/live`)
-  await c.opened
+  const { app, s, c, lines } = await servePiped(t, 50)
   c.ws.send('ping')
   await until(() => c.events.includes('message app:ping'), 'an echo from the app')
   const appSide = new Promise<number>(resolve => app.sockets[0].once('close', code => resolve(code)))
