@@ -9,6 +9,7 @@ import type { Logger } from './logger.js'
 // process: two apps on one mount share one voice.
 
 const active = new Set<string>()
+const NONE: readonly string[] = []
 
 /**
  * Whether `log` shows warn lines: pino (Fastify's logger) says so itself
@@ -28,7 +29,7 @@ export interface Warnings {
   /** It no longer holds: if it was said, say `cleared` once. */
   clear: (code: string, scope: string, cleared: string) => void
   /** The scopes of the causes `code` said that have not cleared (of every app in the process; usually none). */
-  saying: (code: string) => string[]
+  saying: (code: string) => readonly string[]
 }
 
 export function warnings (log: Logger): Warnings {
@@ -48,6 +49,8 @@ export function warnings (log: Logger): Warnings {
       log.info({ code }, `litefs-proxy: ${words(cleared)}`)
     },
     saying (code) {
+      // Looked at on every change of a node's state (db-missing.ts): nothing said, nothing allocated.
+      if (active.size === 0) return NONE
       const scopes: string[] = []
       for (const cause of active) if (cause.startsWith(`${code}\0`)) scopes.push(cause.slice(code.length + 1))
       return scopes
